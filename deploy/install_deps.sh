@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages this project builds and runs with, and only those that are
+# missing. Quiet (no output) when everything is already installed. Idempotent.
+#   deploy/install_deps.sh           build + run dependencies
+#   deploy/install_deps.sh --test    also what the test suite uses (numpy/onnx for the ONNX check)
+#   deploy/install_deps.sh --bench   also PyTorch, for tests/benchmarks/compare_pytorch.sh
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libopenblas-dev libgtest-dev libgmock-dev zlib1g-dev libonnx-dev
+  dataset-fashion-mnist
+)
+for arg in "$@"; do
+  case "$arg" in
+    --test) packages+=(python3 python3-numpy python3-onnx) ;;
+    --bench) packages+=(python3 python3-numpy python3-torch) ;;
+    *) echo "install_deps.sh: unknown option '$arg' (expected --test or --bench)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=sudo
+  command -v sudo >/dev/null || { echo "install_deps.sh: missing packages (${missing[*]}) and not root" >&2; exit 1; }
+else
+  sudo=
+fi
+echo "Installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,232 @@
+// mobilenet-ctl: works with trained models.
+//   mobilenet-ctl export  --checkpoint PATH --output model.onnx
+//   mobilenet-ctl predict --checkpoint PATH [--count N | --input batch.npy] [--json]
+//   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR]
+// PATH is a checkpoint file or a folder of checkpoints (one series per parameter-server
+// shard, or a single-process run's --checkpoint_dir).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/npy.h"
+#include "common/status_macros.h"
+#include "model/layers/compute_threads.h"
+#include "model/mobilenet_v1.h"
+#include "model/onnx_export.h"
+#include "worker/evaluation_reader.h"
+#include "worker/idx_reader.h"
+#include "worker/model_checkpoint.h"
+#include "worker/preprocessing.h"
+
+ABSL_FLAG(std::string, checkpoint, "",
+          "Checkpoint file, or folder of checkpoints (the newest valid one of each series).");
+ABSL_FLAG(std::string, output, "", "export: where to write the ONNX model.");
+ABSL_FLAG(int, count, 10, "predict: the first N Fashion-MNIST test images.");
+ABSL_FLAG(std::string, input, "",
+          "predict: a .npy file of float32 NCHW images at the model's input resolution "
+          "(what the ONNX model takes) instead of test images.");
+ABSL_FLAG(bool, json, false, "predict/eval: print JSON.");
+ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
+          "predict/eval: folder with the Fashion-MNIST IDX files.");
+ABSL_FLAG(int, threads, 2, "Compute threads.");
+
+namespace mobilenet {
+namespace {
+
+constexpr char kUsage[] =
+    "Usage: mobilenet-ctl <command> [flags]\n"
+    "Commands:\n"
+    "  export   --checkpoint PATH --output model.onnx   write the model as ONNX\n"
+    "  predict  --checkpoint PATH [--count N | --input batch.npy] [--json]\n"
+    "           print the logits of the first N test images or of an NCHW .npy batch\n"
+    "  eval     --checkpoint PATH [--data_dir DIR] [--json]   test-set accuracy\n"
+    "PATH: a checkpoint file or a folder of checkpoints.";
+
+struct Loaded {
+  LoadedModel model;
+  std::unique_ptr<MobileNetV1> net;
+};
+
+absl::StatusOr<Loaded> Load() {
+  const std::string path = absl::GetFlag(FLAGS_checkpoint);
+  if (path.empty()) return absl::InvalidArgumentError("--checkpoint is required");
+  Loaded l;
+  ASSIGN_OR_RETURN(l.model, LoadModel(path));
+  ASSIGN_OR_RETURN(l.net, MobileNetV1::Create(l.model.config));
+  return l;
+}
+
+PreprocessingConfig TestPreprocessing(const MobileNetConfig& config) {
+  PreprocessingConfig pre;
+  pre.output_height = pre.output_width = config.resolution;
+  pre.output_channels = config.input_channels;
+  return pre;
+}
+
+absl::Status Export() {
+  const std::string output = absl::GetFlag(FLAGS_output);
+  if (output.empty()) return absl::InvalidArgumentError("export: --output is required");
+  ASSIGN_OR_RETURN(Loaded l, Load());
+  ASSIGN_OR_RETURN(onnx::ModelProto model,
+                   ExportOnnx(l.net->architecture(), l.net->parameter_layout(),
+                              l.model.parameters.data(), l.net->state_layout(),
+                              l.model.state.data()));
+  RETURN_IF_ERROR(WriteOnnx(output, model));
+  printf("Wrote %s (global step %lld, %s)\n", output.c_str(),
+         static_cast<long long>(l.model.global_step), absl::StrJoin(l.model.files, ", ").c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Predict() {
+  ASSIGN_OR_RETURN(Loaded l, Load());
+  const MobileNetConfig& c = l.model.config;
+  const int64_t image_size = int64_t{c.resolution} * c.resolution * c.input_channels;
+  std::vector<float> images;  // NHWC
+  std::vector<int> labels;
+  int n = 0;
+  const std::string input = absl::GetFlag(FLAGS_input);
+  if (!input.empty()) {
+    ASSIGN_OR_RETURN(NpyArray array, ReadNpy(input));
+    const std::vector<int64_t> want = {c.input_channels, c.resolution, c.resolution};
+    if (array.shape.size() != 4 || array.shape[1] != want[0] || array.shape[2] != want[1] ||
+        array.shape[3] != want[2] || array.shape[0] < 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: shape [%s] given; expected [N, %d, %d, %d] (float32 NCHW at the model's "
+          "input resolution)",
+          input, absl::StrJoin(array.shape, ", "), want[0], want[1], want[2]));
+    }
+    n = static_cast<int>(array.shape[0]);
+    images.resize(n * image_size);
+    const int hw = c.resolution * c.resolution;
+    for (int b = 0; b < n; ++b) {
+      for (int ch = 0; ch < c.input_channels; ++ch) {
+        for (int p = 0; p < hw; ++p) {
+          images[(b * hw + p) * c.input_channels + ch] =
+              array.data[(static_cast<int64_t>(b) * c.input_channels + ch) * hw + p];
+        }
+      }
+    }
+  } else {
+    const int count = absl::GetFlag(FLAGS_count);
+    if (count < 1) return absl::InvalidArgumentError("predict: --count must be >= 1");
+    ASSIGN_OR_RETURN(Dataset test, LoadFashionMnist(absl::GetFlag(FLAGS_data_dir),
+                                                    DatasetSplit::kTest));
+    ASSIGN_OR_RETURN(EvaluationReader reader,
+                     EvaluationReader::Create(std::make_shared<const Dataset>(std::move(test)),
+                                              TestPreprocessing(c), count));
+    images.resize(reader.size() * image_size);
+    labels.resize(reader.size());
+    ASSIGN_OR_RETURN(n, reader.NextBatch(reader.size(), images.data(), labels.data()));
+  }
+  const int k = c.num_classes;
+  std::vector<float> logits(static_cast<size_t>(n) * k);
+  l.net->Infer(l.model.parameters.data(), l.model.state.data(), images.data(), n, logits.data());
+  const bool json = absl::GetFlag(FLAGS_json);
+  if (json) printf("{\"global_step\": %lld, \"predictions\": [\n",
+                   static_cast<long long>(l.model.global_step));
+  for (int i = 0; i < n; ++i) {
+    const float* row = &logits[static_cast<size_t>(i) * k];
+    int best = 0;
+    for (int j = 1; j < k; ++j) if (row[j] > row[best]) best = j;
+    std::vector<std::string> values;
+    for (int j = 0; j < k; ++j) values.push_back(absl::StrFormat("%.6g", row[j]));
+    if (json) {
+      printf("  {\"index\": %d, \"predicted\": %d%s, \"logits\": [%s]}%s\n", i, best,
+             labels.empty() ? "" : absl::StrCat(", \"label\": ", labels[i]).c_str(),
+             absl::StrJoin(values, ", ").c_str(), i + 1 < n ? "," : "");
+    } else {
+      printf("%4d  predicted %d%s  logits %s\n", i, best,
+             labels.empty() ? "" : absl::StrCat("  label ", labels[i]).c_str(),
+             absl::StrJoin(values, " ").c_str());
+    }
+  }
+  if (json) printf("]}\n");
+  return absl::OkStatus();
+}
+
+absl::Status Eval() {
+  ASSIGN_OR_RETURN(Loaded l, Load());
+  const MobileNetConfig& c = l.model.config;
+  ASSIGN_OR_RETURN(Dataset test, LoadFashionMnist(absl::GetFlag(FLAGS_data_dir),
+                                                  DatasetSplit::kTest));
+  if (test.num_classes() != c.num_classes) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the model has %d classes, the test set %d", c.num_classes, test.num_classes()));
+  }
+  ASSIGN_OR_RETURN(EvaluationReader reader,
+                   EvaluationReader::Create(std::make_shared<const Dataset>(std::move(test)),
+                                            TestPreprocessing(c)));
+  const int batch = 256;
+  const int k = c.num_classes;
+  std::vector<float> images(static_cast<size_t>(batch) * c.resolution * c.resolution *
+                            c.input_channels);
+  std::vector<int> labels(batch);
+  std::vector<float> logits(static_cast<size_t>(batch) * k);
+  int64_t correct = 0, total = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(int n, reader.NextBatch(batch, images.data(), labels.data()));
+    if (n == 0) break;
+    l.net->Infer(l.model.parameters.data(), l.model.state.data(), images.data(), n,
+                 logits.data());
+    for (int i = 0; i < n; ++i) {
+      const float* row = &logits[static_cast<size_t>(i) * k];
+      int best = 0;
+      for (int j = 1; j < k; ++j) if (row[j] > row[best]) best = j;
+      correct += best == labels[i];
+    }
+    total += n;
+  }
+  const double accuracy = total ? static_cast<double>(correct) / total : 0;
+  if (absl::GetFlag(FLAGS_json)) {
+    printf("{\"accuracy\": %.6f, \"correct\": %lld, \"examples\": %lld, \"global_step\": %lld}\n",
+           accuracy, static_cast<long long>(correct), static_cast<long long>(total),
+           static_cast<long long>(l.model.global_step));
+  } else {
+    printf("Test accuracy: %.2f%% (%lld/%lld) at global step %lld\n", 100 * accuracy,
+           static_cast<long long>(correct), static_cast<long long>(total),
+           static_cast<long long>(l.model.global_step));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace mobilenet
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(mobilenet::kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() != 2) {
+    fprintf(stderr, "%s\n", mobilenet::kUsage);
+    return 2;
+  }
+  const int threads = absl::GetFlag(FLAGS_threads);
+  if (threads < 1) {
+    fprintf(stderr, "mobilenet-ctl: --threads must be >= 1\n");
+    return 2;
+  }
+  mobilenet::SetComputeThreads(threads);
+  const std::string command = args[1];
+  absl::Status status;
+  if (command == "export") {
+    status = mobilenet::Export();
+  } else if (command == "predict") {
+    status = mobilenet::Predict();
+  } else if (command == "eval") {
+    status = mobilenet::Eval();
+  } else {
+    fprintf(stderr, "mobilenet-ctl: unknown command \"%s\"\n%s\n", command.c_str(),
+            mobilenet::kUsage);
+    return 2;
+  }
+  if (!status.ok()) {
+    fprintf(stderr, "mobilenet-ctl %s: %s\n", command.c_str(), status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

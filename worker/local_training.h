@@ -1,0 +1,50 @@
+// Single-process training: the worker's training loop against an in-process parameter
+// store (the same ParameterShard and optimizer code the parameter servers run, behind the
+// same ParameterClient interface), with checkpoints, evaluation and ONNX export.
+#ifndef MOBILENET_WORKER_LOCAL_TRAINING_H_
+#define MOBILENET_WORKER_LOCAL_TRAINING_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "model/architecture.h"
+#include "parameter_server/parameter_shard.h"
+#include "worker/trainer.h"
+
+namespace mobilenet {
+
+struct LocalTrainingOptions {
+  MobileNetConfig model;           // num_classes/input_channels are taken from the data
+  ParameterShardConfig store;      // seed, optimizer, learning-rate schedule (examples per
+                                   // epoch filled in from the data)
+  TrainerConfig trainer;
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  bool synthetic = false;          // random data of the model's shape instead
+  int synthetic_classes = 10;
+  bool random_flip = true;
+  int crop_padding = 2;
+  int eval_examples = 0;           // 0: the whole test set
+  uint64_t data_seed = 1;
+  int threads = 2;
+  std::string checkpoint_dir;      // empty: no checkpoints
+  int keep_checkpoints = 3;
+  std::string export_onnx;         // empty: no export
+  bool quiet = false;              // no progress line
+};
+
+struct LocalTrainingResult {
+  TrainingSummary summary;
+  std::string checkpoint_path;     // the last one written, if any
+  std::string onnx_path;
+  int64_t resumed_from_step = -1;  // >= 0 when a checkpoint was restored
+};
+
+// Loads the data, builds the model and the store (restoring the newest valid checkpoint
+// of checkpoint_dir if there is one), trains, evaluates, writes the final checkpoint and
+// the ONNX model. Errors name the failing part (data file, checkpoint, ...).
+absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions& options);
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_WORKER_LOCAL_TRAINING_H_

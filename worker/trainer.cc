@@ -1,0 +1,185 @@
+#include "worker/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "model/layers/softmax_cross_entropy.h"
+#include "parameter_server/batch_statistics.h"
+#include "parameter_server/weight_decay.h"
+
+namespace mobilenet {
+
+Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClient* client,
+                 BatchSource* train, EvaluationReader* test, ProgressReporter* reporter)
+    : config_(config),
+      model_(model),
+      client_(client),
+      train_(train),
+      test_(test),
+      reporter_(reporter) {
+  decay_ranges_ = WeightDecayRanges(model_->parameter_layout());
+  params_.resize(model_->parameter_layout().total_size());
+  grads_.resize(params_.size());
+  state_.resize(model_->state_layout().total_size());
+  batch_stats_.resize(state_.size());
+  const ImageShape shape = train_->output_shape();
+  images_.resize(static_cast<size_t>(config_.batch_size) * shape.elements());
+  labels_.resize(config_.batch_size);
+}
+
+absl::StatusOr<TrainStepResult> Trainer::Step() {
+  ASSIGN_OR_RETURN(ModelVersion version, client_->Pull(absl::MakeSpan(params_), {}));
+  RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
+  const TrainStepResult result =
+      model_->TrainStep(params_.data(), images_.data(), labels_.data(), config_.batch_size,
+                        config_.label_smoothing, grads_.data(), batch_stats_.data());
+  if (config_.weight_decay > 0) {
+    AddWeightDecay(config_.weight_decay, decay_ranges_, params_, absl::MakeSpan(grads_));
+  }
+  const int64_t bad = FindNonFinite(grads_);
+  if (bad >= 0) {
+    for (const TensorView& v : model_->parameter_layout().views()) {
+      if (bad >= v.offset && bad < v.offset + v.size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "gradient of ", v.name, "[", bad - v.offset, "] is ", grads_[bad],
+            " at step ", steps_, " (loss ", result.loss, "); lower the learning rate"));
+      }
+    }
+  }
+  if (config_.clip_norm > 0) ClipByGlobalNorm(config_.clip_norm, absl::MakeSpan(grads_));
+  RETURN_IF_ERROR(UnbiasBatchVariances(model_->architecture(), model_->state_layout(),
+                                       config_.batch_size, absl::MakeSpan(batch_stats_)));
+
+  PushRequest push;
+  push.worker_id = config_.worker_id;
+  push.request_id = next_request_id_++;
+  push.computed_from = version;
+  push.example_count = config_.batch_size;
+  push.gradients = grads_;
+  push.batch_stats = batch_stats_;
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(PushResult pushed, client_->Push(push));
+  last_push_ms_ = absl::ToDoubleMilliseconds(absl::Now() - start);
+  last_staleness_ = static_cast<double>(pushed.max_staleness);
+  last_learning_rate_ = pushed.learning_rate;
+  global_step_ = pushed.version.global_step();
+  ++steps_;
+  return result;
+}
+
+absl::StatusOr<EvaluationResult> Trainer::Evaluate() {
+  if (test_ == nullptr) return absl::FailedPreconditionError("no test set to evaluate on");
+  ASSIGN_OR_RETURN(ModelVersion version,
+                   client_->Pull(absl::MakeSpan(params_), absl::MakeSpan(state_)));
+  EvaluationResult eval;
+  eval.global_step = version.global_step();
+  const ImageShape shape = test_->output_shape();
+  const int k = model_->architecture().classifier_out;
+  std::vector<float> images(static_cast<size_t>(config_.eval_batch_size) * shape.elements());
+  std::vector<int> labels(config_.eval_batch_size);
+  std::vector<float> logits(static_cast<size_t>(config_.eval_batch_size) * k);
+  test_->Reset();
+  double loss_sum = 0;
+  while (true) {
+    ASSIGN_OR_RETURN(int n, test_->NextBatch(config_.eval_batch_size, images.data(),
+                                             labels.data()));
+    if (n == 0) break;
+    model_->Infer(params_.data(), state_.data(), images.data(), n, logits.data());
+    int correct = 0;
+    loss_sum += static_cast<double>(SoftmaxCrossEntropy(n, k, logits.data(), labels.data(),
+                                                        0.0f, nullptr, &correct)) * n;
+    eval.correct += correct;
+    eval.examples += n;
+  }
+  eval.loss = eval.examples ? loss_sum / eval.examples : 0;
+  if (evaluation_callback_) evaluation_callback_(eval);
+  return eval;
+}
+
+absl::StatusOr<TrainingSummary> Trainer::Run() {
+  TrainingSummary summary;
+  const int64_t per_epoch = train_->examples_per_epoch();
+  const int64_t total_examples = static_cast<int64_t>(std::llround(config_.epochs * per_epoch));
+  const int64_t start_seen = train_->examples_seen();
+  const absl::Time start = absl::Now();
+
+  // Recent-window averages for the progress line.
+  struct Sample {
+    absl::Time time;
+    int64_t examples;
+    double loss;
+    int correct;
+  };
+  std::deque<Sample> window;
+  double next_eval_epoch = config_.eval_every_epochs > 0 ? config_.eval_every_epochs : 1e300;
+  int64_t last_epoch = train_->epoch();
+
+  while (train_->examples_seen() - start_seen < total_examples) {
+    ASSIGN_OR_RETURN(TrainStepResult step, Step());
+    const absl::Time now = absl::Now();
+    const int64_t done = train_->examples_seen() - start_seen;
+    window.push_back({now, done, step.loss, step.correct});
+    while (window.size() > 2 && now - window.front().time > absl::Seconds(10)) {
+      window.pop_front();
+    }
+    if (reporter_ != nullptr) {
+      ProgressSnapshot snap;
+      snap.epoch = static_cast<double>(train_->examples_seen()) / per_epoch;
+      snap.total_epochs = static_cast<int>(std::ceil(config_.epochs));
+      snap.step = steps_;
+      snap.global_step = global_step_;
+      double loss = 0;
+      int correct = 0;
+      for (const Sample& s : window) {
+        loss += s.loss;
+        correct += s.correct;
+      }
+      snap.loss = loss / window.size();
+      snap.accuracy = static_cast<double>(correct) / (window.size() * config_.batch_size);
+      const double span_s = absl::ToDoubleSeconds(now - window.front().time);
+      if (window.size() >= 2 && span_s > 0) {
+        snap.images_per_sec = (window.back().examples - window.front().examples) / span_s;
+        snap.eta_seconds = (total_examples - done) / snap.images_per_sec;
+      }
+      snap.learning_rate = last_learning_rate_;
+      if (config_.worker_id != 0 || global_step_ != steps_) {
+        snap.staleness = last_staleness_;
+        snap.push_latency_ms = last_push_ms_;
+      }
+      reporter_->Update(snap);
+      summary.final_loss = snap.loss;
+    }
+    if (train_->epoch() != last_epoch) {
+      last_epoch = train_->epoch();
+      if (epoch_callback_) RETURN_IF_ERROR(epoch_callback_(static_cast<int>(last_epoch)));
+    }
+    const double epochs_done = static_cast<double>(done) / per_epoch;
+    if (test_ != nullptr && epochs_done >= next_eval_epoch && done < total_examples) {
+      next_eval_epoch += config_.eval_every_epochs;
+      ASSIGN_OR_RETURN(EvaluationResult eval, Evaluate());
+      if (reporter_ != nullptr) {
+        reporter_->Line(absl::StrFormat("epoch %.2f  global step %d  test accuracy %.2f%%  "
+                                        "test loss %.4f  (%s elapsed)",
+                                        epochs_done, eval.global_step, 100 * eval.accuracy(),
+                                        eval.loss,
+                                        FormatDuration(absl::ToDoubleSeconds(absl::Now() - start))));
+      }
+    }
+  }
+  summary.steps = steps_;
+  summary.examples = train_->examples_seen() - start_seen;
+  summary.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  summary.images_per_sec = summary.seconds > 0 ? summary.examples / summary.seconds : 0;
+  if (reporter_ != nullptr) reporter_->Finish();
+  if (test_ != nullptr) {
+    ASSIGN_OR_RETURN(summary.final_evaluation, Evaluate());
+  }
+  return summary;
+}
+
+}  // namespace mobilenet

@@ -1,0 +1,104 @@
+// The worker's training loop: pull the weights, compute a batch's gradients, push them,
+// repeat, without waiting for other workers. Transport-free: it talks to a
+// ParameterClient (in-process or gRPC) and reads batches from a BatchSource.
+#ifndef MOBILENET_WORKER_TRAINER_H_
+#define MOBILENET_WORKER_TRAINER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/gradient_ops.h"
+#include "model/mobilenet_v1.h"
+#include "worker/batch_source.h"
+#include "worker/evaluation_reader.h"
+#include "worker/parameter_client.h"
+#include "worker/progress_reporter.h"
+
+namespace mobilenet {
+
+struct TrainerConfig {
+  int32_t worker_id = 0;
+  int batch_size = 64;
+  double epochs = 10;           // of this worker's shard; the loop ends after them
+  float label_smoothing = 0.1f;
+  float weight_decay = 4e-5f;   // L2 on conv and fully-connected weights (not depthwise)
+  float clip_norm = 2.0f;       // clip by global norm; <= 0 disables
+  // Evaluate on the test set every this many epochs (<= 0: only at the end) when an
+  // evaluation reader is given (the chief).
+  double eval_every_epochs = 1;
+  int eval_batch_size = 256;
+};
+
+struct EvaluationResult {
+  int64_t examples = 0;
+  int64_t correct = 0;
+  double loss = 0;          // mean cross-entropy (no label smoothing)
+  int64_t global_step = 0;  // of the weights evaluated
+  double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
+};
+
+struct TrainingSummary {
+  int64_t steps = 0;
+  int64_t examples = 0;
+  double seconds = 0;
+  double images_per_sec = 0;
+  double final_loss = 0;     // recent training loss
+  EvaluationResult final_evaluation;  // examples == 0 when not evaluated
+};
+
+// Not thread-safe: one Trainer per training thread.
+class Trainer {
+ public:
+  // `model`, `client`, `train` are not owned and must outlive the trainer; `test` and
+  // `reporter` may be null (no evaluation; no progress output).
+  Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClient* client,
+          BatchSource* train, EvaluationReader* test, ProgressReporter* reporter);
+
+  // Called after each completed epoch of this worker (e.g. to write a checkpoint), with
+  // the epoch number (1-based); an error stops training and is returned by Run.
+  void set_epoch_callback(std::function<absl::Status(int epoch)> callback) {
+    epoch_callback_ = std::move(callback);
+  }
+  // Called with each evaluation result.
+  void set_evaluation_callback(std::function<void(const EvaluationResult&)> callback) {
+    evaluation_callback_ = std::move(callback);
+  }
+
+  // Trains config.epochs epochs; evaluates at the end when a test reader was given.
+  // Errors: the client's (after its own retries), the batch source's, or a non-finite
+  // gradient (InvalidArgument naming the tensor).
+  absl::StatusOr<TrainingSummary> Run();
+
+  // One step: pull, forward/backward, push. Returns the training loss.
+  absl::StatusOr<TrainStepResult> Step();
+
+  // Pulls the current weights and moving statistics and evaluates the test set.
+  absl::StatusOr<EvaluationResult> Evaluate();
+
+ private:
+  TrainerConfig config_;
+  MobileNetV1* model_;
+  ParameterClient* client_;
+  BatchSource* train_;
+  EvaluationReader* test_;
+  ProgressReporter* reporter_;
+  std::function<absl::Status(int)> epoch_callback_;
+  std::function<void(const EvaluationResult&)> evaluation_callback_;
+
+  std::vector<IndexRange> decay_ranges_;
+  std::vector<float> params_, state_, grads_, batch_stats_, images_;
+  std::vector<int> labels_;
+  uint64_t next_request_id_ = 1;
+  int64_t steps_ = 0;
+  int64_t global_step_ = 0;
+  double last_staleness_ = 0;
+  double last_push_ms_ = 0;
+  float last_learning_rate_ = 0;
+};
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_WORKER_TRAINER_H_

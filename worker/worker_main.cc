@@ -1,0 +1,138 @@
+// mobilenet-worker: trains MobileNet-V1. Without cluster flags it trains in one process
+// against an in-process parameter store (the parameter servers' own shard code).
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_format.h"
+#include "worker/local_training.h"
+
+// Model.
+ABSL_FLAG(double, alpha, 0.5, "Width multiplier: channels are max(int(c * alpha), 8).");
+ABSL_FLAG(int, resolution, 56,
+          "Input resolution; images are resized (bilinear) to it (the resolution "
+          "multiplier). Fashion-MNIST is 28x28.");
+ABSL_FLAG(int, channels, 1, "Input channels (a 1-channel image is replicated if more).");
+ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (five 14x14x512 blocks removed).");
+// Data.
+ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
+          "Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).");
+ABSL_FLAG(bool, synthetic, false, "Train on random synthetic data of the model's shape.");
+ABSL_FLAG(int, synthetic_classes, 10, "Classes of the synthetic data.");
+ABSL_FLAG(bool, flip, true, "Augment with random horizontal flips.");
+ABSL_FLAG(int, crop_padding, 2, "Augment with random pad-and-crop by this many pixels (0: off).");
+ABSL_FLAG(int, eval_examples, 0, "Test examples to evaluate on (0: all).");
+// Optimizer and schedule.
+ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
+ABSL_FLAG(double, learning_rate, 0.01, "Initial learning rate.");
+ABSL_FLAG(double, lr_decay_factor, 0.94, "Exponential learning-rate decay factor.");
+ABSL_FLAG(double, epochs_per_decay, 2.0, "Epochs between decays.");
+ABSL_FLAG(bool, staircase, true, "Decay in steps (TensorFlow's staircase) or smoothly.");
+ABSL_FLAG(double, momentum, 0.9, "Momentum (momentum and rmsprop).");
+ABSL_FLAG(double, rmsprop_decay, 0.9, "RMSprop decay (rho).");
+ABSL_FLAG(double, rmsprop_epsilon, 1.0, "RMSprop epsilon.");
+ABSL_FLAG(double, weight_decay, 4e-5,
+          "L2 weight decay on convolution and fully-connected weights (not depthwise).");
+ABSL_FLAG(double, clip_norm, 2.0, "Clip gradients by global norm (0: off).");
+ABSL_FLAG(double, label_smoothing, 0.1, "Label smoothing.");
+ABSL_FLAG(double, bn_moving_average_decay, 0.99, "Decay of the batch-norm moving statistics.");
+// Loop.
+ABSL_FLAG(double, epochs, 10, "Epochs to train.");
+ABSL_FLAG(int, batch_size, 64, "Examples per step.");
+ABSL_FLAG(int, threads, 2, "Compute threads.");
+ABSL_FLAG(int64_t, seed, 1, "Seed of the weight initialization and the data order.");
+ABSL_FLAG(double, eval_every_epochs, 1, "Evaluate on the test set every N epochs.");
+ABSL_FLAG(std::string, checkpoint_dir, "",
+          "Where checkpoints go (every epoch and at the end); training resumes from the "
+          "newest valid one there. Empty: none.");
+ABSL_FLAG(int, keep_checkpoints, 3, "Checkpoints kept in --checkpoint_dir.");
+ABSL_FLAG(std::string, export_onnx, "", "Write the trained model as ONNX to this path.");
+ABSL_FLAG(bool, quiet, false, "No progress line.");
+
+namespace {
+
+int Fail(const std::string& message) {
+  fprintf(stderr, "mobilenet-worker: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Trains MobileNet-V1 asynchronously.\n"
+      "Single process (no cluster flags): mobilenet-worker --epochs=10 --checkpoint_dir=DIR");
+  absl::ParseCommandLine(argc, argv);
+  using mobilenet::LocalTrainingOptions;
+
+  LocalTrainingOptions o;
+  o.model.alpha = static_cast<float>(absl::GetFlag(FLAGS_alpha));
+  o.model.resolution = absl::GetFlag(FLAGS_resolution);
+  o.model.input_channels = absl::GetFlag(FLAGS_channels);
+  o.model.shallow = absl::GetFlag(FLAGS_shallow);
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.synthetic = absl::GetFlag(FLAGS_synthetic);
+  o.synthetic_classes = absl::GetFlag(FLAGS_synthetic_classes);
+  o.random_flip = absl::GetFlag(FLAGS_flip);
+  o.crop_padding = absl::GetFlag(FLAGS_crop_padding);
+  o.eval_examples = absl::GetFlag(FLAGS_eval_examples);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
+  o.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
+  o.export_onnx = absl::GetFlag(FLAGS_export_onnx);
+  o.quiet = absl::GetFlag(FLAGS_quiet);
+  o.data_seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+
+  auto kind = mobilenet::ParseOptimizerKind(absl::GetFlag(FLAGS_optimizer));
+  if (!kind.ok()) return Fail(std::string(kind.status().message()));
+  o.store.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+  o.store.optimizer.kind = *kind;
+  o.store.optimizer.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
+  o.store.optimizer.rmsprop_decay = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_decay));
+  o.store.optimizer.epsilon = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_epsilon));
+  o.store.learning_rate.initial_learning_rate =
+      static_cast<float>(absl::GetFlag(FLAGS_learning_rate));
+  o.store.learning_rate.decay_factor = static_cast<float>(absl::GetFlag(FLAGS_lr_decay_factor));
+  o.store.learning_rate.epochs_per_decay =
+      static_cast<float>(absl::GetFlag(FLAGS_epochs_per_decay));
+  o.store.learning_rate.staircase = absl::GetFlag(FLAGS_staircase);
+  o.store.moving_average_decay = static_cast<float>(absl::GetFlag(FLAGS_bn_moving_average_decay));
+
+  o.trainer.batch_size = absl::GetFlag(FLAGS_batch_size);
+  o.trainer.epochs = absl::GetFlag(FLAGS_epochs);
+  o.trainer.label_smoothing = static_cast<float>(absl::GetFlag(FLAGS_label_smoothing));
+  o.trainer.weight_decay = static_cast<float>(absl::GetFlag(FLAGS_weight_decay));
+  o.trainer.clip_norm = static_cast<float>(absl::GetFlag(FLAGS_clip_norm));
+  o.trainer.eval_every_epochs = absl::GetFlag(FLAGS_eval_every_epochs);
+
+  // Flag checks the libraries below do not make themselves.
+  if (o.threads < 1 || o.threads > 256) return Fail("--threads must be in [1, 256]");
+  if (o.trainer.batch_size < 1) return Fail("--batch_size must be >= 1");
+  if (!(o.trainer.epochs > 0)) return Fail("--epochs must be > 0");
+  if (o.crop_padding < 0) return Fail("--crop_padding must be >= 0");
+  if (o.trainer.label_smoothing < 0 || o.trainer.label_smoothing >= 1) {
+    return Fail("--label_smoothing must be in [0, 1)");
+  }
+  if (o.trainer.weight_decay < 0) return Fail("--weight_decay must be >= 0");
+
+  printf("MobileNet-V1 alpha %.3g, %dx%dx%d input, %s, batch %d, %d thread(s), single process\n",
+         o.model.alpha, o.model.resolution, o.model.resolution, o.model.input_channels,
+         mobilenet::OptimizerKindName(o.store.optimizer.kind), o.trainer.batch_size, o.threads);
+  fflush(stdout);
+  auto result = mobilenet::RunLocalTraining(o);
+  if (!result.ok()) return Fail(result.status().ToString());
+  const auto& s = result->summary;
+  printf("Trained %lld steps (%lld examples) in %s, %.1f images/s\n",
+         static_cast<long long>(s.steps), static_cast<long long>(s.examples),
+         mobilenet::FormatDuration(s.seconds).c_str(), s.images_per_sec);
+  if (s.final_evaluation.examples > 0) {
+    printf("Test accuracy: %.2f%% (%lld/%lld), test loss %.4f\n",
+           100 * s.final_evaluation.accuracy(), static_cast<long long>(s.final_evaluation.correct),
+           static_cast<long long>(s.final_evaluation.examples), s.final_evaluation.loss);
+  }
+  if (!result->checkpoint_path.empty()) printf("Checkpoint: %s\n", result->checkpoint_path.c_str());
+  if (!result->onnx_path.empty()) printf("ONNX model: %s\n", result->onnx_path.c_str());
+  return 0;
+}

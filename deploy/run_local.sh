@@ -13,14 +13,20 @@ run_dir="${RUN_DIR:-$root/runs/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$run_dir"
 echo "Run folder: $run_dir"
 start=$(date +%s)
-"$root/build/bin/mobilenet-worker" \
-  --checkpoint_dir="$run_dir/checkpoints" \
-  --export_onnx="$run_dir/model.onnx" \
-  "$@" 2>&1 | tee "$run_dir/worker.log"
-status=${PIPESTATUS[0]}
+args=(--checkpoint_dir="$run_dir/checkpoints" --export_onnx="$run_dir/model.onnx" "$@")
+if [ -t 1 ]; then
+  # On a terminal the worker keeps one progress line updated in place.
+  set +e
+  "$root/build/bin/mobilenet-worker" "${args[@]}"
+  status=$?
+  set -e
+else
+  "$root/build/bin/mobilenet-worker" "${args[@]}" 2>&1 | tee "$run_dir/worker.log"
+  status=${PIPESTATUS[0]}
+fi
 elapsed=$(( $(date +%s) - start ))
 if [ "$status" -ne 0 ]; then
-  echo "Training failed (exit $status); log: $run_dir/worker.log" >&2
+  echo "Training failed (exit $status)" >&2
   exit "$status"
 fi
-printf 'Done in %dm%02ds. Log: %s\n' $((elapsed / 60)) $((elapsed % 60)) "$run_dir/worker.log"
+printf 'Done in %dm%02ds. Run folder: %s\n' $((elapsed / 60)) $((elapsed % 60)) "$run_dir"

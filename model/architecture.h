@@ -40,8 +40,11 @@ struct Architecture {
   int classifier_out = 0;            // num_classes
 };
 
-// Builds the layer list. Errors (InvalidArgument, naming the value) for alpha <= 0,
-// resolution < 1, input_channels < 1, num_classes < 2.
+// Builds the layer list: Conv2d_0 (full 3x3, stride 2), then blocks Conv2d_1..13
+// (<name>_depthwise, <name>_pointwise) with SAME padding (out = ceil(in / stride)), so any
+// resolution works. The shallow variant keeps the original numbering and skips blocks 7-11.
+// Errors (InvalidArgument, naming the value) for alpha outside (0, 16], resolution outside
+// [1, 4096], input_channels outside [1, 4096], num_classes outside [2, 2^20].
 absl::StatusOr<Architecture> BuildArchitecture(const MobileNetConfig& config);
 
 // Channels for a base width under the multiplier: max(int(base * alpha), 8).

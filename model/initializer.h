@@ -13,7 +13,10 @@ namespace mobilenet {
 // Writes elements [begin, end) of `view` (indices within the tensor) into out[0, end-begin).
 // Convolution weights: truncated normal (2 sigma), He scaling sqrt(2 / fan_in);
 // fully-connected weights: truncated normal, sqrt(1 / fan_in); gamma 1; beta, biases and
-// moving means 0; moving variances 1.
+// moving means 0; moving variances 1. The scalings are the standard deviation after
+// truncation (as TensorFlow's VarianceScaling); fan_in is kh * kw * Cin for full and
+// pointwise convolutions, kh * kw for depthwise filters, Din for the classifier.
+// Requires 0 <= begin <= end <= view.size (checked).
 void InitializeRange(const TensorView& view, uint64_t seed, int64_t begin, int64_t end,
                      float* out);
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "model/architecture.h"
 #include "model/parameter_layout.h"
 
@@ -52,22 +53,48 @@ class MobileNetV1 {
   void Infer(const float* params, const float* state, const float* images, int batch,
              float* logits);
 
+  // The logits of the last TrainStep, [batch, num_classes]; valid until the next TrainStep
+  // or Infer.
+  absl::Span<const float> last_logits() const;
+
   // Bytes of activation workspace currently held (grows to the largest batch seen).
   size_t workspace_bytes() const;
 
  private:
-  MobileNetV1(Architecture arch);
-  void EnsureWorkspace(int batch);
+  // Offsets into the parameter and state buffers of one convolution's tensors.
+  struct ConvOffsets {
+    int64_t weights, gamma, beta;  // in parameter_layout()
+    int64_t mean, variance;        // in state_layout()
+  };
+
+  explicit MobileNetV1(Architecture arch);
+  // Grows (never shrinks) the buffers TrainStep needs to hold `batch` images.
+  void EnsureTrainingWorkspace(int batch);
+  // Grows the ping-pong and head buffers shared by TrainStep and Infer.
+  void EnsureScratch(int batch);
+  void ConvForward(int layer, int batch, const float* params, const float* input,
+                   float* output) const;
+  // d_filter accumulated; d_input overwritten unless null.
+  void ConvBackward(int layer, int batch, const float* params, const float* input,
+                    const float* d_output, float* d_input, float* gradients) const;
 
   Architecture arch_;
   ParameterLayout params_;
   ParameterLayout state_;
-  // Per conv layer: pre-batch-norm output z and post-ReLU6 activation a; plus scratch
-  // buffers for gradients. Sized for workspace_batch_.
-  int workspace_batch_ = 0;
+  std::vector<ConvOffsets> offsets_;
+  int64_t classifier_weights_ = 0, classifier_bias_ = 0;
+  int64_t max_activation_per_image_ = 0;  // floats of the largest conv output
+
+  // TrainStep keeps, per conv layer, the pre-batch-norm output z and the post-ReLU6
+  // activation a (the next layer's input), sized for training_batch_ images.
+  int training_batch_ = 0;
   std::vector<std::vector<float>> z_, a_;
-  std::vector<float> grad_a_, grad_b_, pooled_, logits_, d_logits_, d_pooled_;
-  std::vector<int> param_index_;  // per conv: index of its weights view in params_
+  std::vector<float> batch_stats_;  // state_layout() sized: this step's mean and variance
+  // Two buffers of the largest activation, sized for scratch_batch_: the gradient
+  // ping-pong in TrainStep, the activation ping-pong in Infer. Plus the head buffers.
+  int scratch_batch_ = 0;
+  std::vector<float> ping_, pong_, pooled_, d_pooled_, logits_, d_logits_;
+  int last_batch_ = 0;
 };
 
 }  // namespace mobilenet

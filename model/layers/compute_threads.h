@@ -4,8 +4,11 @@
 
 namespace mobilenet {
 
-// Sets the thread count for every kernel in model/layers, OpenBLAS included.
-// `threads` >= 1. Call before running kernels; not safe concurrently with them.
+// Sets the thread count for every kernel in model/layers, OpenBLAS included (OpenBLAS
+// itself stays single-threaded; GEMMs are split across the kernels' own OpenMP threads,
+// see gemm.h). `threads` >= 1. Call before running kernels; not safe concurrently with
+// them. Kernels pass num_threads(ComputeThreads()) to their OpenMP regions, so the count
+// applies whichever thread runs them.
 void SetComputeThreads(int threads);
 
 // The current thread count (default: 1 until SetComputeThreads is called).

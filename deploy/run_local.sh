@@ -14,16 +14,16 @@ mkdir -p "$run_dir"
 echo "Run folder: $run_dir"
 start=$(date +%s)
 args=(--checkpoint_dir="$run_dir/checkpoints" --export_onnx="$run_dir/model.onnx" "$@")
+set +e
 if [ -t 1 ]; then
   # On a terminal the worker keeps one progress line updated in place.
-  set +e
   "$root/build/bin/mobilenet-worker" "${args[@]}"
   status=$?
-  set -e
 else
   "$root/build/bin/mobilenet-worker" "${args[@]}" 2>&1 | tee "$run_dir/worker.log"
   status=${PIPESTATUS[0]}
 fi
+set -e
 elapsed=$(( $(date +%s) - start ))
 if [ "$status" -ne 0 ]; then
   echo "Training failed (exit $status)" >&2

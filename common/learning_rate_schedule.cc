@@ -1,0 +1,42 @@
+#include "common/learning_rate_schedule.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_format.h"
+
+namespace mobilenet {
+
+absl::StatusOr<LearningRateSchedule> LearningRateSchedule::Create(
+    const LearningRateScheduleConfig& config) {
+  if (!(config.initial_learning_rate > 0.0f) || !std::isfinite(config.initial_learning_rate)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "initial learning rate must be a finite value > 0, got %g", config.initial_learning_rate));
+  }
+  if (!(config.decay_factor > 0.0f && config.decay_factor <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "learning rate decay factor must be in (0, 1], got %g", config.decay_factor));
+  }
+  if (!(config.epochs_per_decay > 0.0f) || !std::isfinite(config.epochs_per_decay)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("epochs per learning rate decay must be a finite value > 0, got %g",
+                        config.epochs_per_decay));
+  }
+  if (config.examples_per_epoch <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("examples per epoch must be > 0, got %d", config.examples_per_epoch));
+  }
+  return LearningRateSchedule(config);
+}
+
+float LearningRateSchedule::LearningRate(int64_t examples_seen) const {
+  if (examples_seen < 0) examples_seen = 0;
+  const double examples_per_decay =
+      static_cast<double>(config_.epochs_per_decay) * config_.examples_per_epoch;
+  double exponent = static_cast<double>(examples_seen) / examples_per_decay;
+  if (config_.staircase) exponent = std::floor(exponent);
+  return static_cast<float>(config_.initial_learning_rate *
+                            std::pow(static_cast<double>(config_.decay_factor), exponent));
+}
+
+}  // namespace mobilenet

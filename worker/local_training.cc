@@ -19,18 +19,6 @@
 #include "worker/synthetic_source.h"
 
 namespace mobilenet {
-namespace {
-
-// A shard holding every tensor of both layouts whole.
-ShardSpec WholeModelSpec(const ParameterLayout& params, const ParameterLayout& state) {
-  ShardSpec spec;
-  for (const TensorView& v : params.views()) spec.parameters.push_back({v.name, 0, v.size});
-  for (const TensorView& v : state.views()) spec.state.push_back({v.name, 0, v.size});
-  return spec;
-}
-
-}  // namespace
-
 absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions& options) {
   LocalTrainingResult result;
   SetComputeThreads(options.threads);
@@ -71,8 +59,8 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
   store.learning_rate.examples_per_epoch = train->examples_per_epoch();
   ASSIGN_OR_RETURN(std::unique_ptr<ParameterShard> shard,
                    ParameterShard::Create(model->parameter_layout(), model->state_layout(),
-                                          WholeModelSpec(model->parameter_layout(),
-                                                         model->state_layout()),
+                                          WholeModelShardSpec(model->parameter_layout(),
+                                                              model->state_layout()),
                                           store));
   std::unique_ptr<CheckpointSeries> series;
   if (!options.checkpoint_dir.empty()) {

@@ -1,0 +1,119 @@
+#include "worker/trainer.h"
+
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "model/layers/compute_threads.h"
+#include "parameter_server/parameter_shard.h"
+#include "worker/in_process_parameter_client.h"
+#include "worker/synthetic_source.h"
+
+namespace mobilenet {
+namespace {
+
+// A tiny model on a synthetic data set small enough to memorize.
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetComputeThreads(1);
+    config_.alpha = 0.25f;
+    config_.resolution = 16;
+    config_.input_channels = 1;
+    config_.num_classes = 4;
+    model_ = *MobileNetV1::Create(config_);
+    SyntheticConfig data;
+    data.shape = {16, 16, 1};
+    data.num_classes = 4;
+    data.examples_per_epoch = 32;
+    data.seed = 3;
+    source_ = *SyntheticBatchSource::Create(data);
+    ParameterShardConfig store;
+    store.seed = 1;
+    store.optimizer.kind = OptimizerKind::kMomentum;
+    store.learning_rate.initial_learning_rate = 0.1f;
+    store.learning_rate.decay_factor = 1.0f;
+    store.learning_rate.examples_per_epoch = 32;
+    shard_ = *ParameterShard::Create(
+        model_->parameter_layout(), model_->state_layout(),
+        WholeModelShardSpec(model_->parameter_layout(), model_->state_layout()), store);
+    client_ = *InProcessParameterClient::Create(model_->parameter_layout(),
+                                                model_->state_layout(), {shard_.get()});
+    trainer_config_.batch_size = 8;
+    trainer_config_.label_smoothing = 0;
+  }
+
+  MobileNetConfig config_;
+  std::unique_ptr<MobileNetV1> model_;
+  std::unique_ptr<SyntheticBatchSource> source_;
+  std::unique_ptr<ParameterShard> shard_;
+  std::unique_ptr<InProcessParameterClient> client_;
+  TrainerConfig trainer_config_;
+};
+
+TEST_F(TrainerTest, StepsPushToTheStoreAndTheLossFalls) {
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  double first = 0, last = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto result = trainer.Step();
+    ASSERT_TRUE(result.ok()) << result.status();
+    if (i < 4) first += result->loss / 4;
+    if (i >= 196) last += result->loss / 4;
+  }
+  EXPECT_EQ(shard_->status().version, 200);
+  EXPECT_EQ(shard_->status().examples_seen, 200 * 8);
+  EXPECT_LT(last, 0.7 * first) << "first " << first << " last " << last;
+}
+
+TEST_F(TrainerTest, RunTrainsTheRequestedEpochsAndCallsBackEachEpoch) {
+  trainer_config_.epochs = 3;
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  std::vector<int> epochs;
+  trainer.set_epoch_callback([&](int epoch) {
+    epochs.push_back(epoch);
+    return absl::OkStatus();
+  });
+  auto summary = trainer.Run();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->examples, 3 * 32);
+  EXPECT_EQ(summary->steps, 12);
+  EXPECT_EQ(epochs, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(summary->final_evaluation.examples, 0);  // no test set given
+}
+
+TEST_F(TrainerTest, AnEpochCallbackErrorStopsTraining) {
+  trainer_config_.epochs = 3;
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  trainer.set_epoch_callback([](int) { return absl::DataLossError("disk full"); });
+  auto summary = trainer.Run();
+  EXPECT_EQ(summary.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(shard_->status().version, 4);  // stopped after the first epoch
+}
+
+TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
+  std::vector<uint8_t> pixels(20 * 16 * 16);
+  std::vector<int> labels(20);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7);
+  for (int i = 0; i < 20; ++i) labels[i] = i % 4;
+  auto test_set = std::make_shared<const Dataset>(
+      *Dataset::Create({16, 16, 1}, 4, std::move(pixels), std::move(labels)));
+  PreprocessingConfig pre;
+  auto reader = *EvaluationReader::Create(test_set, pre);
+  trainer_config_.eval_batch_size = 6;  // 20 = 6 + 6 + 6 + 2: a short last batch
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), &reader, nullptr);
+  auto eval = trainer.Evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_EQ(eval->examples, 20);
+  EXPECT_GE(eval->correct, 0);
+  EXPECT_LE(eval->correct, 20);
+  EXPECT_GT(eval->loss, 0);
+  EXPECT_EQ(eval->global_step, 0);
+}
+
+TEST_F(TrainerTest, EvaluateWithoutATestSetIsAnError) {
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  EXPECT_EQ(trainer.Evaluate().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace mobilenet

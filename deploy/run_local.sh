@@ -1,32 +1,168 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds (Release) and trains MobileNet-V1 on
-# Fashion-MNIST, ending with the test accuracy and where the checkpoint and the ONNX
-# model were written. Extra arguments go to mobilenet-worker (see its --help), e.g.
-#   deploy/run_local.sh --epochs=2
-# Output goes to runs/<date-time>/ (override with RUN_DIR=...).
+# The main job: installs what is missing, builds (Release), then trains MobileNet-V1 on
+# Fashion-MNIST with a local cluster: parameter servers (mobilenet-ps) and workers
+# (mobilenet-worker) on 127.0.0.1, on free ports. Shows the chief's progress and ends with
+# the final test accuracy, the checkpoint folder and the ONNX model.
+#   deploy/run_local.sh [--num_ps N] [--num_workers M] [flags...]
+# Defaults: 2 parameter servers, 2 workers. Flags go to the workers (see mobilenet-worker
+# --help), e.g. --epochs=2; the model, optimizer, schedule and seed flags go to the
+# parameter servers as well (they hold the weights and apply the updates), and
+# mobilenet-ps's own flags (--staleness_policy, --max_staleness, --checkpoint_every_secs,
+# --keep_checkpoints) only to them.
+# Output goes to runs/<date-time>/ (override with RUN_DIR=...): one log per process,
+# checkpoints/ (one series per parameter server) and model.onnx.
+# Ctrl-C (or any process failing) stops every process this script started.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+num_ps=2
+num_workers=2
+worker_args=()
+ps_args=()
+threads_given=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --num_ps) num_ps="${2:?--num_ps needs a number}"; shift 2 ;;
+    --num_ps=*) num_ps="${1#*=}"; shift ;;
+    --num_workers) num_workers="${2:?--num_workers needs a number}"; shift 2 ;;
+    --num_workers=*) num_workers="${1#*=}"; shift ;;
+    # Both: the model (every process computes the sharding plan from it) and the seed.
+    --alpha=*|--resolution=*|--channels=*|--shallow|--shallow=*|--noshallow|--seed=*)
+      ps_args+=("$1"); worker_args+=("$1"); shift ;;
+    # The parameter servers apply the updates; workers ignore these flags in a cluster.
+    --optimizer=*|--learning_rate=*|--lr_decay_factor=*|--epochs_per_decay=*|--staircase|\
+    --staircase=*|--nostaircase|--momentum=*|--rmsprop_decay=*|--rmsprop_epsilon=*|\
+    --bn_moving_average_decay=*)
+      ps_args+=("$1"); shift ;;
+    --staleness_policy=*|--max_staleness=*|--checkpoint_every_secs=*|--keep_checkpoints=*|\
+    --log_every_secs=*)
+      ps_args+=("$1"); shift ;;
+    --threads=*) threads_given=1; worker_args+=("$1"); shift ;;
+    --checkpoint_dir=*|--export_onnx=*|--ps_hosts=*|--worker_hosts=*|--job_name=*|--task_index=*)
+      echo "run_local.sh: $1 is set by this script (see its header)" >&2; exit 2 ;;
+    *) worker_args+=("$1"); shift ;;
+  esac
+done
+for n in "$num_ps" "$num_workers"; do
+  if ! [[ "$n" =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ] || [ "$n" -gt 64 ]; then
+    echo "run_local.sh: --num_ps and --num_workers take a number in [1, 64], got '$n'" >&2
+    exit 2
+  fi
+done
+
 "$root/deploy/install_deps.sh"
 "$root/deploy/build.sh"
+# The workers share this machine's cores unless told otherwise.
+if [ "$threads_given" -eq 0 ]; then
+  threads=$(( $(nproc) / num_workers ))
+  worker_args=(--threads=$((threads < 1 ? 1 : threads)) ${worker_args[@]+"${worker_args[@]}"})
+fi
+bin="${BUILD_DIR:-$root/build}/bin"
 
 run_dir="${RUN_DIR:-$root/runs/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$run_dir"
+checkpoint_dir="$run_dir/checkpoints"
+onnx="$run_dir/model.onnx"
+
+# Free loopback ports below the ephemeral range: nothing accepts a connection there now.
+ports=()
+is_taken() {
+  local p
+  for p in "${ports[@]}"; do [ "$p" -eq "$1" ] && return 0; done
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+while [ ${#ports[@]} -lt $((num_ps + num_workers)) ]; do
+  port=$((20000 + RANDOM % 12000))
+  is_taken "$port" || ports+=("$port")
+done
+join() { local IFS=,; echo "$*"; }
+ps_hosts=$(join $(printf '127.0.0.1:%s ' "${ports[@]:0:num_ps}"))
+worker_hosts=$(join $(printf '127.0.0.1:%s ' "${ports[@]:num_ps}"))
+
+# Every process started here is stopped on exit, Ctrl-C or failure: SIGTERM first (a
+# parameter server writes a final checkpoint), SIGKILL for what is still running after
+# 15 s.
+pids=()
+names=()
+tail_pid=""
+stop_all() {
+  trap - INT TERM EXIT
+  [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null || true
+  local alive=() pid
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+  if [ ${#alive[@]} -gt 0 ]; then
+    echo "Stopping ${#alive[@]} process(es) ..." >&2
+    kill -TERM "${alive[@]}" 2>/dev/null || true
+    for _ in $(seq 150); do
+      local any=0
+      for pid in "${alive[@]}"; do kill -0 "$pid" 2>/dev/null && any=1; done
+      [ "$any" -eq 0 ] && break
+      sleep 0.1
+    done
+    kill -KILL "${alive[@]}" 2>/dev/null || true
+  fi
+}
+trap 'stop_all; echo "Interrupted. Logs and checkpoints: $run_dir" >&2; exit 130' INT TERM
+trap 'stop_all' EXIT
+
+start() {  # start NAME BINARY ARGS...: runs BINARY in the background, logging to NAME.log
+  local name=$1 binary=$2
+  shift 2
+  "$bin/$binary" "$@" >"$run_dir/$name.log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
+
 echo "Run folder: $run_dir"
-start=$(date +%s)
-args=(--checkpoint_dir="$run_dir/checkpoints" --export_onnx="$run_dir/model.onnx" "$@")
-set +e
-if [ -t 1 ]; then
-  # On a terminal the worker keeps one progress line updated in place.
-  "$root/build/bin/mobilenet-worker" "${args[@]}"
+echo "Cluster: $num_ps parameter server(s) at $ps_hosts; $num_workers worker(s) ($worker_hosts)"
+start_time=$(date +%s)
+cluster=(--ps_hosts="$ps_hosts" --worker_hosts="$worker_hosts")
+for ((i = 0; i < num_ps; i++)); do
+  start "ps-$i" mobilenet-ps "${cluster[@]}" --job_name=ps --task_index=$i \
+    --checkpoint_dir="$checkpoint_dir" ${ps_args[@]+"${ps_args[@]}"}
+done
+for ((i = 0; i < num_workers; i++)); do
+  start "worker-$i" mobilenet-worker "${cluster[@]}" --job_name=worker --task_index=$i \
+    --export_onnx="$onnx" ${worker_args[@]+"${worker_args[@]}"}
+done
+chief_pid=${pids[$num_ps]}
+chief_log="$run_dir/worker-0.log"
+echo "Logs: $run_dir/{ps-N,worker-N}.log; the chief (worker 0) follows."
+echo "Cluster status at any time: $bin/mobilenet-ctl status --ps_hosts=$ps_hosts"
+tail -n +1 -f --pid="$chief_pid" "$chief_log" &
+tail_pid=$!
+
+# Wait for every process; the first one to fail stops the run.
+running=("${pids[@]}")
+while [ ${#running[@]} -gt 0 ]; do
+  done_pid=""
+  set +e
+  wait -n -p done_pid "${running[@]}"
   status=$?
-else
-  "$root/build/bin/mobilenet-worker" "${args[@]}" 2>&1 | tee "$run_dir/worker.log"
-  status=${PIPESTATUS[0]}
-fi
-set -e
-elapsed=$(( $(date +%s) - start ))
-if [ "$status" -ne 0 ]; then
-  echo "Training failed (exit $status)" >&2
-  exit "$status"
-fi
-printf 'Done in %dm%02ds. Run folder: %s\n' $((elapsed / 60)) $((elapsed % 60)) "$run_dir"
+  set -e
+  [ -z "$done_pid" ] && break
+  still=()
+  for pid in "${running[@]}"; do [ "$pid" != "$done_pid" ] && still+=("$pid"); done
+  running=(${still[@]+"${still[@]}"})
+  name=""
+  for i in "${!pids[@]}"; do [ "${pids[$i]}" = "$done_pid" ] && name=${names[$i]}; done
+  if [ "$status" -ne 0 ]; then
+    kill "$tail_pid" 2>/dev/null || true
+    tail_pid=""
+    echo >&2
+    echo "$name exited with status $status; stopping the cluster. Its log ($run_dir/$name.log):" >&2
+    tail -n 20 "$run_dir/$name.log" >&2
+    exit "$status"
+  fi
+done
+wait "$tail_pid" 2>/dev/null || true
+tail_pid=""
+
+elapsed=$(( $(date +%s) - start_time ))
+accuracy=$(grep -o 'Test accuracy: .*' "$chief_log" | tail -n 1 | sed 's/^Test accuracy: //' || true)
+echo
+printf 'Done in %dm%02ds.\n' $((elapsed / 60)) $((elapsed % 60))
+echo "Final test accuracy: ${accuracy:-not reported (see $chief_log)}"
+echo "Checkpoints: $checkpoint_dir (evaluate: $bin/mobilenet-ctl eval --checkpoint=$checkpoint_dir)"
+[ -f "$onnx" ] && echo "ONNX model: $onnx"
+echo "Logs: $run_dir"

@@ -2,24 +2,35 @@
 //   mobilenet-ctl export  --checkpoint PATH --output model.onnx
 //   mobilenet-ctl predict --checkpoint PATH [--count N | --input batch.npy] [--json]
 //   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR]
+//   mobilenet-ctl status  --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]
 // PATH is a checkpoint file or a folder of checkpoints (one series per parameter-server
 // shard, or a single-process run's --checkpoint_dir).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/cluster_spec.h"
 #include "common/npy.h"
 #include "common/status_macros.h"
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/onnx_export.h"
+#include "parameter_server/sharding_plan.h"
+#include "worker/cluster_status.h"
 #include "worker/evaluation_reader.h"
+#include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
 #include "worker/model_checkpoint.h"
 #include "worker/preprocessing.h"
@@ -31,10 +42,19 @@ ABSL_FLAG(int, count, 10, "predict: the first N Fashion-MNIST test images.");
 ABSL_FLAG(std::string, input, "",
           "predict: a .npy file of float32 NCHW images at the model's input resolution "
           "(what the ONNX model takes) instead of test images.");
-ABSL_FLAG(bool, json, false, "predict/eval: print JSON.");
+ABSL_FLAG(bool, json, false, "predict/eval/status: print JSON.");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "predict/eval: folder with the Fashion-MNIST IDX files.");
 ABSL_FLAG(int, threads, 2, "Compute threads.");
+ABSL_FLAG(std::string, ps_hosts, "",
+          "status: comma-separated host:port of the parameter servers (default: the "
+          "MOBILENET_CLUSTER variable's cluster.ps); export/predict/eval: read the model "
+          "from these running servers instead of --checkpoint.");
+ABSL_FLAG(double, watch, 0,
+          "status: refresh every N seconds until interrupted (--watch alone: every 2 s); "
+          "0: once.");
+ABSL_FLAG(double, timeout_secs, 5,
+          "status (and --ps_hosts loads): how long to wait for each parameter server.");
 
 namespace mobilenet {
 namespace {
@@ -46,18 +66,59 @@ constexpr char kUsage[] =
     "  predict  --checkpoint PATH [--count N | --input batch.npy] [--json]\n"
     "           print the logits of the first N test images or of an NCHW .npy batch\n"
     "  eval     --checkpoint PATH [--data_dir DIR] [--json]   test-set accuracy\n"
-    "PATH: a checkpoint file or a folder of checkpoints.";
+    "  status   --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]\n"
+    "           the training cluster as its parameter servers report it (exit 1 when\n"
+    "           none answers)\n"
+    "PATH: a checkpoint file, or a folder of checkpoints: a single-process run's\n"
+    "--checkpoint_dir or the parameter servers' (the newest valid file of every shard).\n"
+    "export/predict/eval take --ps_hosts=h1:p1,... instead of --checkpoint to read the\n"
+    "current model from running parameter servers.";
 
 struct Loaded {
   LoadedModel model;
   std::unique_ptr<MobileNetV1> net;
 };
 
+absl::StatusOr<std::vector<std::string>> StatusTargets();
+
+// The current model of running parameter servers: the model configuration from their
+// Status, the weights and moving statistics pulled as a worker would.
+absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targets) {
+  const absl::Duration timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_secs));
+  const auto statuses = QueryParameterServerStatus(targets, timeout);
+  for (const auto& status : statuses) {
+    if (!status.ok()) return status.status();
+  }
+  LoadedModel model;
+  ASSIGN_OR_RETURN(model.config, ParseModelConfigString(statuses[0]->model()));
+  ASSIGN_OR_RETURN(ShardingPlan plan,
+                   ShardingPlan::Create(model.config, static_cast<int>(targets.size())));
+  GrpcParameterClientOptions options;
+  options.rpc_timeout = std::max(timeout, absl::Seconds(30));
+  options.patience = absl::ZeroDuration();
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
+                   GrpcParameterClient::Create(plan, targets, options));
+  model.parameters.resize(plan.parameter_layout().total_size());
+  model.state.resize(plan.state_layout().total_size());
+  ASSIGN_OR_RETURN(ModelVersion version, client->Pull(absl::MakeSpan(model.parameters),
+                                                      absl::MakeSpan(model.state)));
+  model.global_step = version.global_step();
+  model.files = targets;
+  return model;
+}
+
 absl::StatusOr<Loaded> Load() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
-  if (path.empty()) return absl::InvalidArgumentError("--checkpoint is required");
   Loaded l;
-  ASSIGN_OR_RETURN(l.model, LoadModel(path));
+  if (!path.empty()) {
+    ASSIGN_OR_RETURN(l.model, LoadModel(path));
+  } else if (!absl::GetFlag(FLAGS_ps_hosts).empty()) {
+    ASSIGN_OR_RETURN(std::vector<std::string> targets, StatusTargets());
+    ASSIGN_OR_RETURN(l.model, LoadFromServers(targets));
+  } else {
+    return absl::InvalidArgumentError(
+        "--checkpoint (a file or folder) or --ps_hosts (running parameter servers) is required");
+  }
   ASSIGN_OR_RETURN(l.net, MobileNetV1::Create(l.model.config));
   return l;
 }
@@ -195,12 +256,88 @@ absl::Status Eval() {
   return absl::OkStatus();
 }
 
+// The parameter servers' addresses from --ps_hosts, else from MOBILENET_CLUSTER.
+absl::StatusOr<std::vector<std::string>> StatusTargets() {
+  ClusterDescription given = ClusterDescriptionFromFlags(absl::GetFlag(FLAGS_ps_hosts), "", "", -1);
+  if (!given.ps_hosts) {
+    const char* env = getenv(kClusterEnvVariable);
+    if (env != nullptr && env[0] != '\0') {
+      ASSIGN_OR_RETURN(ClusterDescription from_env, ParseClusterJson(env));
+      given.ps_hosts = from_env.ps_hosts;
+      given.ps_hosts_source = from_env.ps_hosts_source;
+    }
+  }
+  if (!given.ps_hosts) {
+    return absl::InvalidArgumentError(absl::StrCat("status: --ps_hosts=host:port,... is required (or ",
+                                                   kClusterEnvVariable, ")"));
+  }
+  std::vector<std::string> targets;
+  for (size_t i = 0; i < given.ps_hosts->size(); ++i) {
+    auto parsed = ParseHostPort((*given.ps_hosts)[i]);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(given.ps_hosts_source, " entry ", i, ": ", parsed.status().message()));
+    }
+    targets.push_back(parsed->ToString());
+  }
+  return targets;
+}
+
+absl::Status ShowStatus() {
+  ASSIGN_OR_RETURN(std::vector<std::string> targets, StatusTargets());
+  const double timeout = absl::GetFlag(FLAGS_timeout_secs);
+  const double watch = absl::GetFlag(FLAGS_watch);
+  if (!(timeout > 0)) return absl::InvalidArgumentError("status: --timeout_secs must be > 0");
+  if (watch < 0) return absl::InvalidArgumentError("status: --watch must be >= 0");
+  const bool json = absl::GetFlag(FLAGS_json);
+  const bool clear = watch > 0 && !json && isatty(fileno(stdout)) == 1;
+  while (true) {
+    const auto responses = QueryParameterServerStatus(targets, absl::Seconds(timeout));
+    std::vector<ParameterServerReport> reports;
+    for (size_t i = 0; i < targets.size(); ++i) reports.push_back({targets[i], responses[i]});
+    const absl::Time now = absl::Now();
+    if (json) {
+      printf("%s\n", FormatClusterStatusJson(reports, now).c_str());
+    } else {
+      if (clear) printf("\033[H\033[2J");  // home, clear screen
+      printf("%s%s", watch > 0 ? absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M:%S", now,
+                                                               absl::LocalTimeZone()),
+                                              "\n").c_str()
+                               : "",
+             FormatClusterStatusText(reports, now).c_str());
+      if (watch > 0 && !clear) printf("\n");
+    }
+    fflush(stdout);
+    if (watch <= 0) {
+      if (SummarizeCluster(reports).servers_answering == 0) {
+        return absl::UnavailableError("no parameter server answered");
+      }
+      break;
+    }
+    absl::SleepFor(absl::Seconds(watch));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 }  // namespace mobilenet
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(mobilenet::kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  // "--watch" alone means every 2 seconds (a non-boolean flag needs a value otherwise).
+  std::vector<char*> argv_copy(argv, argv + argc);
+  static char watch_default[] = "--watch=2";
+  for (char*& arg : argv_copy) {
+    if (std::strcmp(arg, "--watch") == 0 || std::strcmp(arg, "-watch") == 0) arg = watch_default;
+  }
+  // --help lists the flags of this file (absl's default looks for <binary>.cc).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "/ctl_main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv_copy.data());
   if (args.size() != 2) {
     fprintf(stderr, "%s\n", mobilenet::kUsage);
     return 2;
@@ -219,6 +356,8 @@ int main(int argc, char** argv) {
     status = mobilenet::Predict();
   } else if (command == "eval") {
     status = mobilenet::Eval();
+  } else if (command == "status") {
+    status = mobilenet::ShowStatus();
   } else {
     fprintf(stderr, "mobilenet-ctl: unknown command \"%s\"\n%s\n", command.c_str(),
             mobilenet::kUsage);

@@ -1,12 +1,19 @@
 // mobilenet-worker: trains MobileNet-V1. Without cluster flags it trains in one process
-// against an in-process parameter store (the parameter servers' own shard code).
+// against an in-process parameter store (the parameter servers' own shard code); with
+// them (or MOBILENET_CLUSTER) it is one worker of a distributed training against the
+// mobilenet-ps parameter servers (worker/cluster_training.h).
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "common/cluster_spec.h"
+#include "worker/cluster_training.h"
 #include "worker/local_training.h"
 
 // Model.
@@ -26,9 +33,11 @@ ABSL_FLAG(int, crop_padding, 2, "Augment with random pad-and-crop by this many p
 ABSL_FLAG(int, eval_examples, 0, "Test examples to evaluate on (0: all).");
 // Optimizer and schedule.
 ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
-ABSL_FLAG(double, learning_rate, 0.01, "Initial learning rate.");
-ABSL_FLAG(double, lr_decay_factor, 0.94, "Exponential learning-rate decay factor.");
-ABSL_FLAG(double, epochs_per_decay, 2.0, "Epochs between decays.");
+ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
+ABSL_FLAG(double, lr_decay_factor, 0.8,
+          "Exponential learning-rate decay factor (the paper's recipe: 0.94 every 2 epochs; "
+          "faster here so that a short run ends at a small rate).");
+ABSL_FLAG(double, epochs_per_decay, 1.0, "Epochs between decays.");
 ABSL_FLAG(bool, staircase, true, "Decay in steps (TensorFlow's staircase) or smoothly.");
 ABSL_FLAG(double, momentum, 0.9, "Momentum (momentum and rmsprop).");
 ABSL_FLAG(double, rmsprop_decay, 0.9, "RMSprop decay (rho).");
@@ -39,7 +48,7 @@ ABSL_FLAG(double, clip_norm, 2.0, "Clip gradients by global norm (0: off).");
 ABSL_FLAG(double, label_smoothing, 0.1, "Label smoothing.");
 ABSL_FLAG(double, bn_moving_average_decay, 0.99, "Decay of the batch-norm moving statistics.");
 // Loop.
-ABSL_FLAG(double, epochs, 10, "Epochs to train.");
+ABSL_FLAG(double, epochs, 12, "Epochs to train.");
 ABSL_FLAG(int, batch_size, 64, "Examples per step.");
 ABSL_FLAG(int, threads, 2, "Compute threads.");
 ABSL_FLAG(int64_t, seed, 1, "Seed of the weight initialization and the data order.");
@@ -50,6 +59,30 @@ ABSL_FLAG(std::string, checkpoint_dir, "",
 ABSL_FLAG(int, keep_checkpoints, 3, "Checkpoints kept in --checkpoint_dir.");
 ABSL_FLAG(std::string, export_onnx, "", "Write the trained model as ONNX to this path.");
 ABSL_FLAG(bool, quiet, false, "No progress line.");
+// Cluster (distributed training). Without these (and without MOBILENET_CLUSTER) the worker
+// trains alone in this process. In a cluster the optimizer, learning-rate and batch-norm
+// decay flags and the weight seed are the parameter servers' (mobilenet-ps), and
+// --checkpoint_dir is theirs too; --epochs are of this worker's shard of the data.
+ABSL_FLAG(std::string, ps_hosts, "",
+          "Cluster: comma-separated host:port of every parameter server, task 0 first.");
+ABSL_FLAG(std::string, worker_hosts, "",
+          "Cluster: comma-separated host:port of every worker; worker 0 is the chief "
+          "(evaluates, exports, ends the training). Workers listen on nothing.");
+ABSL_FLAG(std::string, job_name, "", "Cluster: this process's job, \"worker\".");
+ABSL_FLAG(int, task_index, -1,
+          "Cluster: this worker's index in --worker_hosts (default 0); it trains data shard "
+          "task_index of len(worker_hosts).");
+ABSL_FLAG(double, eval_every_secs, 0,
+          "Cluster chief: also evaluate every N seconds (0: only every --eval_every_epochs).");
+ABSL_FLAG(double, wait_for_workers_secs, 600,
+          "Cluster chief: how long to wait for the other workers to finish before ending "
+          "the training.");
+ABSL_FLAG(double, worker_liveness_secs, 30,
+          "Cluster chief: a worker not heard of for this long is not waited for.");
+ABSL_FLAG(double, rpc_timeout_secs, 30, "Cluster: deadline of each RPC attempt.");
+ABSL_FLAG(double, ps_patience_secs, 300,
+          "Cluster: how long a call keeps retrying an unreachable parameter server (e.g. "
+          "while it restarts) before the worker gives up.");
 
 namespace {
 
@@ -58,12 +91,84 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// One worker of a distributed training; `local` carries the flags the two modes share.
+int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
+                     const mobilenet::LocalTrainingOptions& local) {
+  if (cluster.job != mobilenet::JobName::kWorker) {
+    return Fail("this is mobilenet-worker: --job_name must be \"worker\" (run mobilenet-ps "
+                "for parameter servers)");
+  }
+  mobilenet::ClusterTrainingOptions o;
+  o.cluster = cluster;
+  o.model = local.model;
+  o.trainer = local.trainer;
+  o.data_dir = local.data_dir;
+  o.synthetic = local.synthetic;
+  o.synthetic_classes = local.synthetic_classes;
+  o.random_flip = local.random_flip;
+  o.crop_padding = local.crop_padding;
+  o.eval_examples = local.eval_examples;
+  o.data_seed = local.data_seed;
+  o.threads = local.threads;
+  o.export_onnx = local.export_onnx;
+  o.quiet = local.quiet;
+  o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
+  const double wait = absl::GetFlag(FLAGS_wait_for_workers_secs);
+  const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
+  const double timeout = absl::GetFlag(FLAGS_rpc_timeout_secs);
+  const double patience = absl::GetFlag(FLAGS_ps_patience_secs);
+  if (o.eval_every_secs < 0) return Fail("--eval_every_secs must be >= 0");
+  if (wait < 0) return Fail("--wait_for_workers_secs must be >= 0");
+  if (!(liveness > 0)) return Fail("--worker_liveness_secs must be > 0");
+  if (!(timeout > 0)) return Fail("--rpc_timeout_secs must be > 0");
+  if (patience < 0) return Fail("--ps_patience_secs must be >= 0");
+  o.wait_for_workers = absl::Seconds(wait);
+  o.worker_liveness = absl::Seconds(liveness);
+  o.client.rpc_timeout = absl::Seconds(timeout);
+  o.client.patience = absl::Seconds(patience);
+  if (!local.checkpoint_dir.empty()) {
+    printf("Note: --checkpoint_dir is ignored by workers in a cluster; the parameter servers "
+           "checkpoint (mobilenet-ps --checkpoint_dir)\n");
+  }
+  printf("MobileNet-V1 alpha %.3g, %dx%dx%d input, batch %d, %d thread(s), %s\n", o.model.alpha,
+         o.model.resolution, o.model.resolution, o.model.input_channels, o.trainer.batch_size,
+         o.threads, cluster.Describe().c_str());
+  fflush(stdout);
+  auto result = mobilenet::RunClusterTraining(o);
+  if (!result.ok()) return Fail(result.status().ToString());
+  const auto& s = result->summary;
+  printf("Worker %d trained %lld steps (%lld examples) in %s, %.1f images/s\n",
+         cluster.task_index, static_cast<long long>(s.steps), static_cast<long long>(s.examples),
+         mobilenet::FormatDuration(s.seconds).c_str(), s.images_per_sec);
+  if (s.final_evaluation.examples > 0) {
+    printf("Test accuracy: %.2f%% (%lld/%lld), test loss %.4f at global step %lld\n",
+           100 * s.final_evaluation.accuracy(), static_cast<long long>(s.final_evaluation.correct),
+           static_cast<long long>(s.final_evaluation.examples), s.final_evaluation.loss,
+           static_cast<long long>(s.final_evaluation.global_step));
+  }
+  if (!result->onnx_path.empty()) printf("ONNX model: %s\n", result->onnx_path.c_str());
+  if (result->chief) printf("Training complete; the parameter servers are shutting down.\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Trains MobileNet-V1 asynchronously.\n"
-      "Single process (no cluster flags): mobilenet-worker --epochs=10 --checkpoint_dir=DIR");
+      "Single process (no cluster flags): mobilenet-worker --epochs=10 --checkpoint_dir=DIR\n"
+      "One worker of a cluster: mobilenet-worker --ps_hosts=h1:2222,h2:2222 "
+      "--worker_hosts=h3:2222,h4:2222 --job_name=worker --task_index=0\n"
+      "(or the cluster as JSON in MOBILENET_CLUSTER: {\"cluster\": {\"ps\": [...], "
+      "\"worker\": [...]}, \"task\": {\"type\": \"worker\", \"index\": 0}}; flags win "
+      "over it field by field).");
+  // --help lists the flags of this file (absl's default looks for <binary>.cc).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "/worker_main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
   using mobilenet::LocalTrainingOptions;
 
@@ -116,6 +221,14 @@ int main(int argc, char** argv) {
     return Fail("--label_smoothing must be in [0, 1)");
   }
   if (o.trainer.weight_decay < 0) return Fail("--weight_decay must be >= 0");
+
+  auto cluster = mobilenet::ResolveClusterSpec(
+      mobilenet::ClusterDescriptionFromFlags(
+          absl::GetFlag(FLAGS_ps_hosts), absl::GetFlag(FLAGS_worker_hosts),
+          absl::GetFlag(FLAGS_job_name), absl::GetFlag(FLAGS_task_index)),
+      getenv(mobilenet::kClusterEnvVariable));
+  if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
+  if (cluster->has_value()) return RunClusterWorker(**cluster, o);
 
   printf("MobileNet-V1 alpha %.3g, %dx%dx%d input, %s, batch %d, %d thread(s), single process\n",
          o.model.alpha, o.model.resolution, o.model.resolution, o.model.input_channels,

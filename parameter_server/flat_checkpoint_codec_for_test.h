@@ -1,0 +1,51 @@
+// Tests only: a ShardCheckpointCodec that stores every entry of a shard's state flat as
+// "<name>@<begin>:<end>" with the model named in the metadata, so parameter_server/ tests
+// need not link worker/model_checkpoint.h (which mobilenet-ps uses).
+#ifndef MOBILENET_PARAMETER_SERVER_FLAT_CHECKPOINT_CODEC_FOR_TEST_H_
+#define MOBILENET_PARAMETER_SERVER_FLAT_CHECKPOINT_CODEC_FOR_TEST_H_
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "parameter_server/shard_checkpointer.h"
+
+namespace mobilenet {
+
+// Decoding a checkpoint whose metadata "model" is not `model` is FailedPrecondition.
+inline ShardCheckpointCodec FlatCheckpointCodecForTest(const std::string& model) {
+  ShardCheckpointCodec codec;
+  codec.encode = [model](const ShardState& state) {
+    Checkpoint c;
+    c.metadata["model"] = model;
+    c.counters["version"] = state.version;
+    c.counters["examples_seen"] = state.examples_seen;
+    for (const ShardTensor& t : state.tensors) {
+      c.tensors.push_back({absl::StrCat(t.name, "@", t.begin, ":", t.end),
+                           {static_cast<int64_t>(t.values.size())}, t.values});
+    }
+    return c;
+  };
+  codec.decode = [model](const Checkpoint& c,
+                         const std::string& path) -> absl::StatusOr<ShardState> {
+    auto saved = c.metadata.find("model");
+    if (saved == c.metadata.end() || saved->second != model) {
+      return absl::FailedPreconditionError(absl::StrCat(path, ": another model"));
+    }
+    ShardState state;
+    state.version = c.counters.at("version");
+    state.examples_seen = c.counters.at("examples_seen");
+    for (const CheckpointTensor& t : c.tensors) {
+      const size_t at = t.name.rfind('@');
+      const size_t colon = t.name.rfind(':');
+      state.tensors.push_back({t.name.substr(0, at),
+                               std::stoll(t.name.substr(at + 1, colon - at - 1)),
+                               std::stoll(t.name.substr(colon + 1)), t.data});
+    }
+    return state;
+  };
+  return codec;
+}
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_PARAMETER_SERVER_FLAT_CHECKPOINT_CODEC_FOR_TEST_H_

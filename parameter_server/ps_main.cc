@@ -1,0 +1,228 @@
+// mobilenet-ps: one parameter server of a distributed MobileNet-V1 training. It holds its
+// part of the weights (the sharding plan every process computes from the model flags and
+// the number of parameter servers), applies the workers' gradients, checkpoints, and exits
+// when training ends (the chief's Finish) or on SIGTERM/SIGINT after a final checkpoint.
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/cluster_spec.h"
+#include "common/status_macros.h"
+#include "parameter_server/ps_runner.h"
+#include "parameter_server/sharding_plan.h"
+#include "worker/model_checkpoint.h"
+
+// Cluster.
+ABSL_FLAG(std::string, ps_hosts, "",
+          "Comma-separated host:port of every parameter server, task 0 first. The same list "
+          "in every process of the cluster.");
+ABSL_FLAG(std::string, worker_hosts, "",
+          "Comma-separated host:port of every worker (worker 0 is the chief). The same list "
+          "in every process.");
+ABSL_FLAG(std::string, job_name, "", "This process's job: must be \"ps\" for mobilenet-ps.");
+ABSL_FLAG(int, task_index, -1, "This parameter server's index in --ps_hosts (default 0).");
+ABSL_FLAG(std::string, bind_address, "",
+          "host:port to listen on instead of this task's own --ps_hosts entry (e.g. "
+          "0.0.0.0:2222 to listen on every interface; nothing does unless asked).");
+// Model: must match the workers' (the sharding plan's fingerprint catches a mismatch).
+ABSL_FLAG(double, alpha, 0.5, "Width multiplier (as the workers' --alpha).");
+ABSL_FLAG(int, resolution, 56, "Input resolution (as the workers' --resolution).");
+ABSL_FLAG(int, channels, 1, "Input channels (as the workers' --channels).");
+ABSL_FLAG(int, classes, 10, "Classes (the workers take theirs from the data: 10 for Fashion-MNIST).");
+ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (as the workers' --shallow).");
+// Optimizer and schedule: the same names and defaults as mobilenet-worker's.
+ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
+ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
+ABSL_FLAG(double, lr_decay_factor, 0.8,
+          "Exponential learning-rate decay factor (the paper's recipe: 0.94 every 2 epochs; "
+          "faster here so that a short run ends at a small rate).");
+ABSL_FLAG(double, epochs_per_decay, 1.0, "Epochs between decays.");
+ABSL_FLAG(bool, staircase, true, "Decay in steps (TensorFlow's staircase) or smoothly.");
+ABSL_FLAG(double, momentum, 0.9, "Momentum (momentum and rmsprop).");
+ABSL_FLAG(double, rmsprop_decay, 0.9, "RMSprop decay (rho).");
+ABSL_FLAG(double, rmsprop_epsilon, 1.0, "RMSprop epsilon.");
+ABSL_FLAG(double, bn_moving_average_decay, 0.99, "Decay of the batch-norm moving statistics.");
+ABSL_FLAG(int64_t, seed, 1,
+          "Seed of the weight initialization (the same on every parameter server).");
+ABSL_FLAG(int64_t, examples_per_epoch, 60000,
+          "Training examples per epoch (the whole training set, over all workers): the "
+          "learning-rate schedule and the epoch in status count in these.");
+ABSL_FLAG(std::string, staleness_policy, "apply",
+          "What to do with a gradient computed from an old version: apply (as is), scale "
+          "(learning rate / staleness) or reject (above --max_staleness).");
+ABSL_FLAG(int64_t, max_staleness, 16, "--staleness_policy=reject: the largest staleness applied.");
+// Checkpoints.
+ABSL_FLAG(std::string, checkpoint_dir, "",
+          "Folder of checkpoints: this server writes its own series ps-<task>-of-<n>-<step>.mnck "
+          "there and restores its newest valid one on start. Empty: no checkpoints.");
+ABSL_FLAG(double, checkpoint_every_secs, 60, "Seconds between checkpoints (and one at exit).");
+ABSL_FLAG(int, keep_checkpoints, 3, "Checkpoints of this server kept in --checkpoint_dir.");
+ABSL_FLAG(double, log_every_secs, 30, "Seconds between status lines (0: none).");
+
+namespace {
+
+// Set by the SIGTERM/SIGINT handler; a thread polls it (a handler may only touch
+// lock-free atomics, and libraries such as OpenBLAS start threads before main, so
+// blocking the signals for sigwait is not possible).
+std::atomic<int> received_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free);
+
+void OnSignal(int signal) { received_signal = signal; }
+
+int Fail(const std::string& message) {
+  fprintf(stderr, "mobilenet-ps: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "A parameter server of distributed MobileNet-V1 training.\n"
+      "  mobilenet-ps --ps_hosts=h1:2222,h2:2222 --worker_hosts=h3:2222,h4:2222 \\\n"
+      "               --job_name=ps --task_index=0 --checkpoint_dir=DIR\n"
+      "The cluster may instead come from the MOBILENET_CLUSTER environment variable: "
+      "{\"cluster\": {\"ps\": [...], \"worker\": [...]}, \"task\": {\"type\": \"ps\", "
+      "\"index\": 0}}; flags given on the command line win over it field by field.\n"
+      "Exits 0 when training ends (the chief's Finish) or on SIGTERM/SIGINT, after a final "
+      "checkpoint.");
+  // --help lists the flags of this file (absl's default looks for <binary>.cc).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "/ps_main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::ParseCommandLine(argc, argv);
+  using namespace mobilenet;
+
+  auto cluster = ResolveClusterSpec(
+      ClusterDescriptionFromFlags(absl::GetFlag(FLAGS_ps_hosts), absl::GetFlag(FLAGS_worker_hosts),
+                                  absl::GetFlag(FLAGS_job_name), absl::GetFlag(FLAGS_task_index)),
+      getenv(kClusterEnvVariable));
+  if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
+  if (!cluster->has_value()) {
+    return Fail(absl::StrCat("no cluster: give --ps_hosts, --worker_hosts, --job_name=ps and "
+                             "--task_index (or ", kClusterEnvVariable, "); see --help"));
+  }
+  const ClusterSpec& spec = **cluster;
+  if (spec.job != JobName::kParameterServer) {
+    return Fail("this is mobilenet-ps: --job_name must be \"ps\" (run mobilenet-worker for "
+                "workers)");
+  }
+  auto bind = ParameterServerBindAddress(spec, absl::GetFlag(FLAGS_bind_address));
+  if (!bind.ok()) return Fail(std::string(bind.status().message()));
+
+  ParameterServerRunnerOptions o;
+  o.task_index = spec.task_index;
+  o.num_ps = spec.num_ps();
+  o.num_workers = spec.num_workers();
+  o.bind_address = *bind;
+  o.model.alpha = static_cast<float>(absl::GetFlag(FLAGS_alpha));
+  o.model.resolution = absl::GetFlag(FLAGS_resolution);
+  o.model.input_channels = absl::GetFlag(FLAGS_channels);
+  o.model.num_classes = absl::GetFlag(FLAGS_classes);
+  o.model.shallow = absl::GetFlag(FLAGS_shallow);
+
+  auto kind = ParseOptimizerKind(absl::GetFlag(FLAGS_optimizer));
+  if (!kind.ok()) return Fail(absl::StrCat("--optimizer: ", kind.status().message()));
+  auto policy = ParseStalenessPolicy(absl::GetFlag(FLAGS_staleness_policy));
+  if (!policy.ok()) return Fail(absl::StrCat("--staleness_policy: ", policy.status().message()));
+  o.shard.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+  o.shard.optimizer.kind = *kind;
+  o.shard.optimizer.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
+  o.shard.optimizer.rmsprop_decay = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_decay));
+  o.shard.optimizer.epsilon = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_epsilon));
+  o.shard.learning_rate.initial_learning_rate =
+      static_cast<float>(absl::GetFlag(FLAGS_learning_rate));
+  o.shard.learning_rate.decay_factor = static_cast<float>(absl::GetFlag(FLAGS_lr_decay_factor));
+  o.shard.learning_rate.epochs_per_decay =
+      static_cast<float>(absl::GetFlag(FLAGS_epochs_per_decay));
+  o.shard.learning_rate.staircase = absl::GetFlag(FLAGS_staircase);
+  o.shard.learning_rate.examples_per_epoch = absl::GetFlag(FLAGS_examples_per_epoch);
+  o.shard.moving_average_decay = static_cast<float>(absl::GetFlag(FLAGS_bn_moving_average_decay));
+  o.shard.staleness_policy = *policy;
+  o.shard.max_staleness = absl::GetFlag(FLAGS_max_staleness);
+  if (o.shard.learning_rate.examples_per_epoch < 1) return Fail("--examples_per_epoch must be >= 1");
+  if (o.shard.max_staleness < 0) return Fail("--max_staleness must be >= 0");
+
+  o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
+  const double every = absl::GetFlag(FLAGS_checkpoint_every_secs);
+  if (!(every > 0)) return Fail("--checkpoint_every_secs must be > 0");
+  o.checkpoint_every = absl::Seconds(every);
+  o.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
+  if (o.keep_checkpoints < 1) return Fail("--keep_checkpoints must be >= 1");
+  const double log_every = absl::GetFlag(FLAGS_log_every_secs);
+  if (log_every < 0) return Fail("--log_every_secs must be >= 0");
+  o.log_every = absl::Seconds(log_every);
+  o.log = stdout;
+
+  // The shard's state in the model checkpoint format mobilenet-ctl reads; a checkpoint of
+  // another model configuration is refused rather than half-restored.
+  const MobileNetConfig model = o.model;
+  const std::string optimizer_name = OptimizerKindName(*kind);
+  const std::string task = absl::StrCat(spec.task_index, "/", spec.num_ps());
+  auto plan = ShardingPlan::Create(model, spec.num_ps());
+  if (!plan.ok()) return Fail(std::string(plan.status().message()));
+  const ShardingPlan layouts = *plan;
+  o.codec.encode = [model, optimizer_name, task, layouts](const ShardState& state) {
+    Checkpoint c = ShardStateToCheckpoint(state, model, layouts.parameter_layout(),
+                                          layouts.state_layout());
+    c.metadata["optimizer"] = optimizer_name;
+    c.metadata["ps_task"] = task;
+    c.metadata["plan_fingerprint"] = FormatFingerprint(layouts.fingerprint());
+    return c;
+  };
+  o.codec.decode = [model](const Checkpoint& c,
+                           const std::string& path) -> absl::StatusOr<ShardState> {
+    ASSIGN_OR_RETURN(MobileNetConfig saved, GetModelConfig(c, path));
+    if (ModelConfigString(saved) != ModelConfigString(model)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, ": checkpoint of model ", ModelConfigString(saved), ", the flags ask for ",
+          ModelConfigString(model), "; use another --checkpoint_dir"));
+    }
+    return CheckpointToShardState(c);
+  };
+
+  printf("mobilenet-ps: %s\n", spec.Describe().c_str());
+  fflush(stdout);
+  auto runner = ParameterServerRunner::Start(std::move(o));
+  if (!runner.ok()) return Fail(runner.status().ToString());
+
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  std::atomic<bool> done{false};
+  std::thread signal_thread([&]() {
+    while (!done) {
+      absl::SleepFor(absl::Milliseconds(100));
+      const int signal = received_signal;
+      if (signal != 0) {
+        printf("mobilenet-ps: %s received\n", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        fflush(stdout);
+        (*runner)->RequestStop();
+        return;
+      }
+    }
+  });
+  const absl::Status status = (*runner)->WaitAndShutdown();
+  done = true;
+  signal_thread.join();
+  runner->reset();
+  if (!status.ok()) return Fail(status.ToString());
+  printf("mobilenet-ps: exiting\n");
+  return 0;
+}

@@ -1,0 +1,92 @@
+// One parameter-server process's life, free of flags and signals: compute the sharding
+// plan, create this task's shard, restore its newest valid checkpoint, serve it over gRPC
+// (with health and reflection), checkpoint periodically, and when training ends (the
+// chief's Finish, every worker finished, or a stop request such as SIGTERM) stop serving
+// and write a final checkpoint. mobilenet-ps (ps_main.cc) is flags around this class.
+#ifndef MOBILENET_PARAMETER_SERVER_PS_RUNNER_H_
+#define MOBILENET_PARAMETER_SERVER_PS_RUNNER_H_
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "model/architecture.h"
+#include "parameter_server/parameter_service.h"
+#include "parameter_server/parameter_shard.h"
+#include "parameter_server/shard_checkpointer.h"
+#include "parameter_server/sharding_plan.h"
+
+namespace mobilenet {
+
+struct ParameterServerRunnerOptions {
+  int task_index = 0;            // this server's place in the plan, in [0, num_ps)
+  int num_ps = 1;
+  int num_workers = 0;           // ParameterServiceOptions::num_workers
+  std::string bind_address;      // "host:port" exactly as to listen on (port 0: any free)
+  MobileNetConfig model;
+  // Seed, optimizer, learning-rate schedule (with examples_per_epoch: the whole training
+  // set), staleness policy, moving-average decay.
+  ParameterShardConfig shard;
+  std::string checkpoint_dir;    // empty: no checkpoints
+  ShardCheckpointCodec codec;    // required when checkpoint_dir is set
+  absl::Duration checkpoint_every = absl::Seconds(60);
+  int keep_checkpoints = 3;
+  // A status line (step, examples, learning rate, pushes, workers) this often; zero: none.
+  absl::Duration log_every = absl::Seconds(30);
+  FILE* log = stderr;            // not owned; where the server's lines go
+  // In-flight RPCs get this long to complete when the server stops.
+  absl::Duration shutdown_grace = absl::Seconds(5);
+};
+
+// Thread-safe: RequestStop may be called from any thread while another waits.
+class ParameterServerRunner {
+ public:
+  // Builds the plan and the shard, restores the newest valid checkpoint of this task's
+  // series (logging what was restored and what was skipped; none is a fresh start), and
+  // starts serving and the periodic checkpoints. Errors name the problem: an invalid
+  // model or config, a checkpoint that cannot be restored (e.g. another model's: use
+  // another folder), an address that cannot be bound.
+  static absl::StatusOr<std::unique_ptr<ParameterServerRunner>> Start(
+      ParameterServerRunnerOptions options);
+
+  ~ParameterServerRunner();
+
+  // The port listened on (the bound one when the address asked for port 0).
+  int port() const { return port_; }
+  const ShardingPlan& plan() const { return plan_; }
+  ParameterService& service() { return *service_; }
+
+  // Ends serving as if training were over (e.g. on SIGTERM); WaitAndShutdown returns.
+  void RequestStop();
+
+  // Blocks until training ends or RequestStop, then stops serving (in-flight RPCs get
+  // shutdown_grace), stops the periodic checkpoints and writes the final checkpoint.
+  // Returns the final checkpoint's error, if any. Call once.
+  absl::Status WaitAndShutdown();
+
+ private:
+  ParameterServerRunner(ParameterServerRunnerOptions options, ShardingPlan plan);
+  void Log(const std::string& line) const;
+  // Logs and records in Status a checkpoint Save result.
+  void OnCheckpoint(const absl::StatusOr<SavedShardCheckpoint>& saved);
+  void StatusLoop();
+
+  const ParameterServerRunnerOptions options_;
+  const ShardingPlan plan_;
+  std::unique_ptr<ParameterShard> shard_;
+  std::unique_ptr<ShardCheckpointer> checkpointer_;
+  std::unique_ptr<ParameterService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> shut_down_{false};
+  std::thread status_thread_;
+};
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_PARAMETER_SERVER_PS_RUNNER_H_

@@ -1,0 +1,236 @@
+#include "parameter_server/ps_runner.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "parameter_server/flat_checkpoint_codec_for_test.h"
+
+namespace mobilenet {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ParameterServerRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           absl::StrCat("ps_runner_test_", getpid(), "_",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    log_ = tmpfile();
+  }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    fclose(log_);
+  }
+
+  ParameterServerRunnerOptions Options() {
+    ParameterServerRunnerOptions o;
+    o.task_index = 1;
+    o.num_ps = 2;
+    o.num_workers = 1;
+    o.bind_address = "127.0.0.1:0";
+    o.model.alpha = 0.25f;
+    o.model.resolution = 32;
+    o.model.input_channels = 1;
+    o.model.num_classes = 10;
+    o.shard.optimizer.kind = OptimizerKind::kSgd;
+    o.shard.learning_rate.initial_learning_rate = 0.1f;
+    o.shard.learning_rate.examples_per_epoch = 1000;
+    o.checkpoint_dir = dir_.string();
+    o.codec = FlatCheckpointCodecForTest(ModelConfigString(o.model));
+    o.checkpoint_every = absl::Hours(1);
+    o.log_every = absl::ZeroDuration();
+    o.log = log_;
+    return o;
+  }
+
+  std::string LogText() {
+    fflush(log_);
+    rewind(log_);
+    std::string text;
+    char buffer[4096];
+    size_t n;
+    while ((n = fread(buffer, 1, sizeof buffer, log_)) > 0) text.append(buffer, n);
+    return text;
+  }
+
+  static std::unique_ptr<ps::v1::ParameterServer::Stub> Connect(int port) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    return ps::v1::ParameterServer::NewStub(grpc::CreateCustomChannel(
+        absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+  }
+
+  static ps::v1::PullResponse Pull(ps::v1::ParameterServer::Stub& stub, const ShardingPlan& plan) {
+    ps::v1::PullRequest request;
+    request.set_plan_fingerprint(plan.fingerprint());
+    request.set_shard_index(1);
+    request.set_worker_id(0);
+    ps::v1::PullResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    const grpc::Status status = stub.Pull(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  }
+
+  static void Push(ps::v1::ParameterServer::Stub& stub, const ShardingPlan& plan,
+                   int64_t from_version, uint64_t request_id) {
+    int64_t count = 0;
+    for (const TensorSlice& slice : plan.shard(1).parameters) count += slice.size();
+    std::vector<float> gradients(count, 0.01f);
+    ps::v1::PushRequest request;
+    request.set_plan_fingerprint(plan.fingerprint());
+    request.set_shard_index(1);
+    request.set_worker_id(0);
+    request.set_request_id(request_id);
+    request.set_computed_from_version(from_version);
+    request.set_example_count(10);
+    request.set_gradients(std::string(reinterpret_cast<const char*>(gradients.data()),
+                                      gradients.size() * sizeof(float)));
+    ps::v1::PushResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    const grpc::Status status = stub.Push(&context, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  static void Finish(ps::v1::ParameterServer::Stub& stub, const ShardingPlan& plan,
+                     bool training_complete) {
+    ps::v1::FinishRequest request;
+    request.set_plan_fingerprint(plan.fingerprint());
+    request.set_worker_id(0);
+    request.set_training_complete(training_complete);
+    ps::v1::FinishResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ASSERT_TRUE(stub.Finish(&context, request, &response).ok());
+  }
+
+  std::filesystem::path dir_;
+  FILE* log_ = nullptr;
+};
+
+TEST_F(ParameterServerRunnerTest, StopWritesAFinalCheckpointThatTheNextStartRestores) {
+  auto runner = ParameterServerRunner::Start(Options());
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  ASSERT_GT((*runner)->port(), 0);
+  const ShardingPlan plan = (*runner)->plan();
+  auto stub = Connect((*runner)->port());
+  const ps::v1::PullResponse initial = Pull(*stub, plan);
+  EXPECT_EQ(initial.version(), 0);
+  Push(*stub, plan, 0, 1);
+  Push(*stub, plan, 1, 2);
+  const ps::v1::PullResponse trained = Pull(*stub, plan);
+  EXPECT_EQ(trained.version(), 2);
+  EXPECT_NE(trained.parameters(), initial.parameters());
+
+  // A stop request from another thread (as on SIGTERM) ends the wait.
+  std::thread stopper([&]() { (*runner)->RequestStop(); });
+  EXPECT_TRUE((*runner)->WaitAndShutdown().ok());
+  stopper.join();
+  runner->reset();
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "ps-1-of-2-2.mnck"));
+  EXPECT_THAT(LogText(), HasSubstr("final checkpoint"));
+
+  auto restarted = ParameterServerRunner::Start(Options());
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  auto stub2 = Connect((*restarted)->port());
+  const ps::v1::PullResponse resumed = Pull(*stub2, plan);
+  EXPECT_EQ(resumed.version(), 2);
+  EXPECT_EQ(resumed.parameters(), trained.parameters());
+  const ps::v1::StatusResponse status = (*restarted)->service().Status();
+  EXPECT_EQ(status.examples_seen(), 20);
+  EXPECT_EQ(status.last_checkpoint_step(), 2);
+  EXPECT_THAT(status.last_checkpoint_path(), HasSubstr("ps-1-of-2-2.mnck"));
+  EXPECT_GT(status.last_checkpoint_unix_seconds(), 0);
+  EXPECT_THAT(LogText(), HasSubstr("restored"));
+  (*restarted)->RequestStop();
+  EXPECT_TRUE((*restarted)->WaitAndShutdown().ok());
+}
+
+TEST_F(ParameterServerRunnerTest, TheChiefsFinishEndsServing) {
+  auto runner = ParameterServerRunner::Start(Options());
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  const ShardingPlan plan = (*runner)->plan();
+  auto stub = Connect((*runner)->port());
+  Push(*stub, plan, 0, 1);
+  Finish(*stub, plan, /*training_complete=*/true);
+  EXPECT_TRUE((*runner)->WaitAndShutdown().ok());
+  EXPECT_THAT(LogText(), HasSubstr("training is over"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "ps-1-of-2-1.mnck"));
+  // No longer serving.
+  ps::v1::StatusResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  EXPECT_FALSE(stub->GetStatus(&context, ps::v1::StatusRequest(), &response).ok());
+}
+
+TEST_F(ParameterServerRunnerTest, PeriodicCheckpointsAreWrittenAndShownInStatus) {
+  ParameterServerRunnerOptions o = Options();
+  o.checkpoint_every = absl::Milliseconds(20);
+  auto runner = ParameterServerRunner::Start(o);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  auto stub = Connect((*runner)->port());
+  Push(*stub, (*runner)->plan(), 0, 1);
+  for (int i = 0; i < 200 && (*runner)->service().Status().last_checkpoint_step() < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ((*runner)->service().Status().last_checkpoint_step(), 1);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "ps-1-of-2-1.mnck"));
+  (*runner)->RequestStop();
+  EXPECT_TRUE((*runner)->WaitAndShutdown().ok());
+}
+
+TEST_F(ParameterServerRunnerTest, ACheckpointOfAnotherModelIsRefused) {
+  {
+    ParameterServerRunnerOptions o = Options();
+    o.codec = FlatCheckpointCodecForTest("another model");
+    auto runner = ParameterServerRunner::Start(o);
+    ASSERT_TRUE(runner.ok()) << runner.status();
+    (*runner)->RequestStop();
+    ASSERT_TRUE((*runner)->WaitAndShutdown().ok());
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "ps-1-of-2-0.mnck"));
+  auto runner = ParameterServerRunner::Start(Options());
+  ASSERT_FALSE(runner.ok());
+  EXPECT_EQ(runner.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(runner.status().message()), HasSubstr("ps-1-of-2-0.mnck"));
+}
+
+TEST_F(ParameterServerRunnerTest, BadOptionsAreRefused) {
+  ParameterServerRunnerOptions o = Options();
+  o.task_index = 2;
+  EXPECT_EQ(ParameterServerRunner::Start(o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = Options();
+  o.model.alpha = -1;
+  EXPECT_FALSE(ParameterServerRunner::Start(o).ok());
+  o = Options();
+  o.codec = {};
+  EXPECT_EQ(ParameterServerRunner::Start(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ParameterServerRunnerTest, AnAddressInUseIsUnavailable) {
+  auto first = ParameterServerRunner::Start(Options());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ParameterServerRunnerOptions o = Options();
+  o.bind_address = absl::StrCat("127.0.0.1:", (*first)->port());
+  o.checkpoint_dir.clear();
+  auto second = ParameterServerRunner::Start(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr(o.bind_address));
+}
+
+}  // namespace
+}  // namespace mobilenet

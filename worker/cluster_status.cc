@@ -1,0 +1,350 @@
+#include "worker/cluster_status.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "worker/progress_reporter.h"
+
+namespace mobilenet {
+namespace {
+
+double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+// "12s ago" for a unix time, "-" for 0 (never).
+std::string Ago(double unix_seconds, absl::Time now) {
+  if (unix_seconds <= 0) return "-";
+  return absl::StrCat(FormatDuration(std::max(0.0, UnixSeconds(now) - unix_seconds)), " ago");
+}
+
+// Left-aligned columns separated by two spaces. A row shorter than the header (e.g. an
+// address and an error) has its last cell run on without widening the columns.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  void AddRow(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+
+  std::string Render() const {
+    std::vector<size_t> width(header_.size(), 0);
+    auto widen = [&](const std::vector<std::string>& row) {
+      for (size_t i = 0; i < row.size() && i < width.size(); ++i) {
+        width[i] = std::max(width[i], row[i].size());
+      }
+    };
+    widen(header_);
+    for (const auto& row : rows_) {
+      if (row.size() == header_.size()) widen(row);
+    }
+    std::string out;
+    auto render = [&](const std::vector<std::string>& row) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line += std::string(width[i] - std::min(width[i], row[i].size()) + 2, ' ');
+      }
+      while (!line.empty() && line.back() == ' ') line.pop_back();
+      out += line + "\n";
+    };
+    render(header_);
+    for (const auto& row : rows_) render(row);
+    return out;
+  }
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// JSON text helpers.
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  return absl::StrFormat("%.10g", v);
+}
+
+std::string JsonBool(bool b) { return b ? "true" : "false"; }
+
+// {"k": v, ...} from already-encoded values, in the given order.
+std::string JsonObject(const std::vector<std::pair<std::string, std::string>>& fields) {
+  return absl::StrCat("{", absl::StrJoin(fields, ", ", [](std::string* out, const auto& f) {
+                        absl::StrAppend(out, JsonString(f.first), ": ", f.second);
+                      }),
+                      "}");
+}
+
+std::string JsonArray(const std::vector<std::string>& items) {
+  return absl::StrCat("[", absl::StrJoin(items, ", "), "]");
+}
+
+std::string Fingerprint(uint64_t fingerprint) { return absl::StrFormat("%016x", fingerprint); }
+
+std::string Percent(double fraction) { return absl::StrFormat("%.2f%%", 100 * fraction); }
+
+}  // namespace
+
+std::string FormatBytes(int64_t bytes) {
+  const double b = static_cast<double>(bytes);
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  if (b < 1024.0 * 1024) return absl::StrFormat("%.1f KB", b / 1024);
+  if (b < 1024.0 * 1024 * 1024) return absl::StrFormat("%.1f MB", b / (1024.0 * 1024));
+  return absl::StrFormat("%.1f GB", b / (1024.0 * 1024 * 1024));
+}
+
+ClusterSummary SummarizeCluster(const std::vector<ParameterServerReport>& reports) {
+  ClusterSummary s;
+  s.servers = static_cast<int>(reports.size());
+  std::map<int32_t, ClusterWorker> workers;
+  bool first = true;
+  uint64_t fingerprint = 0;
+  for (const ParameterServerReport& report : reports) {
+    if (!report.status.ok()) continue;
+    const ps::v1::StatusResponse& r = *report.status;
+    ++s.servers_answering;
+    if (first) {
+      s.global_step = r.global_step();
+      s.examples_seen = r.examples_seen();
+      s.epoch = r.epoch();
+      s.learning_rate = r.learning_rate();
+      s.model = r.model();
+      fingerprint = r.plan_fingerprint();
+      first = false;
+    } else {
+      s.global_step = std::min(s.global_step, r.global_step());
+      s.examples_seen = std::min(s.examples_seen, r.examples_seen());
+      s.epoch = std::min(s.epoch, r.epoch());
+      if (r.plan_fingerprint() != fingerprint) s.plans_agree = false;
+    }
+    s.parameter_bytes += r.parameter_bytes();
+    s.state_bytes += r.state_bytes();
+    s.finishing = s.finishing || r.finishing();
+    if (r.eval_examples() > 0 && r.eval_unix_seconds() >= s.eval_unix_seconds) {
+      s.eval_accuracy = r.eval_accuracy();
+      s.eval_loss = r.eval_loss();
+      s.eval_step = r.eval_step();
+      s.eval_examples = r.eval_examples();
+      s.eval_unix_seconds = r.eval_unix_seconds();
+    }
+    for (const ps::v1::WorkerStatus& w : r.workers()) {
+      auto [it, inserted] = workers.try_emplace(w.worker_id());
+      ClusterWorker& cw = it->second;
+      if (inserted || w.seconds_since_last_push() < cw.seconds_since_seen) {
+        cw.seconds_since_seen = w.seconds_since_last_push();
+        cw.images_per_sec = w.images_per_sec();
+      }
+      cw.worker_id = w.worker_id();
+      cw.steps = std::max(cw.steps, w.steps());
+      cw.pushes = std::max(cw.pushes, w.pushes());
+      cw.finished = cw.finished || w.finished();
+    }
+  }
+  for (auto& [id, w] : workers) s.workers.push_back(w);
+  return s;
+}
+
+std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& reports,
+                                    absl::Time now) {
+  const ClusterSummary s = SummarizeCluster(reports);
+  std::string out = absl::StrFormat("Cluster: %d of %d parameter servers answering", s.servers_answering,
+                                    s.servers);
+  if (!s.model.empty()) absl::StrAppend(&out, "; model ", s.model);
+  out += "\n";
+  if (s.servers_answering > 0) {
+    absl::StrAppendFormat(&out,
+                          "Global step %d  examples %d  epoch %.2f  learning rate %.4g  "
+                          "weights %s + statistics %s\n",
+                          s.global_step, s.examples_seen, s.epoch, s.learning_rate,
+                          FormatBytes(s.parameter_bytes), FormatBytes(s.state_bytes));
+    if (s.eval_examples > 0) {
+      absl::StrAppendFormat(&out,
+                            "Latest evaluation: accuracy %s (loss %.4f, %d examples) at step "
+                            "%d, %s\n",
+                            Percent(s.eval_accuracy), s.eval_loss, s.eval_examples, s.eval_step,
+                            Ago(s.eval_unix_seconds, now));
+    } else {
+      out += "Latest evaluation: none yet\n";
+    }
+  }
+  if (!s.plans_agree) {
+    out += "WARNING: the servers report different sharding plans (model flags or --ps_hosts "
+           "differ between them)\n";
+  }
+  if (s.finishing) out += "Training has ended; the servers are shutting down.\n";
+
+  Table servers({"PS", "ADDRESS", "SLICES", "BYTES", "STEP", "EXAMPLES", "EPOCH", "LR",
+                 "CHECKPOINT", "UPTIME", "EVAL"});
+  Table pushes({"PS", "APPLIED", "REJECTED STALE", "INVALID", "DUPLICATE",
+                "STALENESS P50/P90/MAX", "BYTES IN", "BYTES OUT"});
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const ParameterServerReport& report = reports[i];
+    if (!report.status.ok()) {
+      servers.AddRow({absl::StrCat(i), report.address,
+                      absl::StrCat("unreachable: ", report.status.status().ToString())});
+      continue;
+    }
+    const ps::v1::StatusResponse& r = *report.status;
+    std::string checkpoint = "-";
+    if (r.last_checkpoint_unix_seconds() > 0) {
+      checkpoint = absl::StrCat("step ", r.last_checkpoint_step(), ", ",
+                                Ago(r.last_checkpoint_unix_seconds(), now));
+    }
+    servers.AddRow({absl::StrCat(r.shard_index()), report.address, absl::StrCat(r.slices_size()),
+                    FormatBytes(r.parameter_bytes() + r.state_bytes()),
+                    absl::StrCat(r.global_step()), absl::StrCat(r.examples_seen()),
+                    absl::StrFormat("%.2f", r.epoch()), absl::StrFormat("%.4g", r.learning_rate()),
+                    checkpoint, FormatDuration(r.uptime_seconds()),
+                    r.eval_examples() > 0 ? Percent(r.eval_accuracy()) : "-"});
+    pushes.AddRow({absl::StrCat(r.shard_index()), absl::StrCat(r.pushes_applied()),
+                   absl::StrCat(r.pushes_rejected_stale()), absl::StrCat(r.pushes_invalid()),
+                   absl::StrCat(r.pushes_duplicate()),
+                   absl::StrCat(r.staleness_p50(), "/", r.staleness_p90(), "/",
+                                r.staleness_max()),
+                   FormatBytes(r.bytes_in()), FormatBytes(r.bytes_out())});
+  }
+  absl::StrAppend(&out, "\nParameter servers\n", servers.Render());
+  if (s.servers_answering > 0) absl::StrAppend(&out, "\nPushes\n", pushes.Render());
+
+  out += "\nWorkers\n";
+  if (s.workers.empty()) {
+    out += "none seen yet\n";
+  } else {
+    Table workers({"WORKER", "LAST SEEN", "STEPS", "IMAGES/S", "PUSHES", "STATE"});
+    for (const ClusterWorker& w : s.workers) {
+      workers.AddRow({absl::StrCat(w.worker_id, w.worker_id == 0 ? " (chief)" : ""),
+                      absl::StrCat(FormatDuration(w.seconds_since_seen), " ago"),
+                      absl::StrCat(w.steps), absl::StrFormat("%.1f", w.images_per_sec),
+                      absl::StrCat(w.pushes), w.finished ? "finished" : "training"});
+    }
+    out += workers.Render();
+  }
+  return out;
+}
+
+std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& reports,
+                                    absl::Time now) {
+  const ClusterSummary s = SummarizeCluster(reports);
+  auto evaluation = [](int64_t examples, double accuracy, double loss, int64_t step,
+                       double unix_seconds) -> std::string {
+    if (examples <= 0) return "null";
+    return JsonObject({{"accuracy", JsonNumber(accuracy)},
+                       {"loss", JsonNumber(loss)},
+                       {"step", absl::StrCat(step)},
+                       {"examples", absl::StrCat(examples)},
+                       {"unix_seconds", JsonNumber(unix_seconds)}});
+  };
+
+  std::vector<std::string> servers;
+  for (const ParameterServerReport& report : reports) {
+    if (!report.status.ok()) {
+      servers.push_back(JsonObject({{"address", JsonString(report.address)},
+                                    {"ok", "false"},
+                                    {"error", JsonString(report.status.status().ToString())}}));
+      continue;
+    }
+    const ps::v1::StatusResponse& r = *report.status;
+    std::vector<std::string> slices;
+    for (const ps::v1::SliceInfo& slice : r.slices()) {
+      slices.push_back(JsonObject({{"tensor", JsonString(slice.tensor())},
+                                   {"begin", absl::StrCat(slice.begin())},
+                                   {"end", absl::StrCat(slice.end())}}));
+    }
+    std::vector<std::string> workers;
+    for (const ps::v1::WorkerStatus& w : r.workers()) {
+      workers.push_back(JsonObject({{"worker_id", absl::StrCat(w.worker_id())},
+                                    {"seconds_since_seen", JsonNumber(w.seconds_since_last_push())},
+                                    {"steps", absl::StrCat(w.steps())},
+                                    {"images_per_sec", JsonNumber(w.images_per_sec())},
+                                    {"pushes", absl::StrCat(w.pushes())},
+                                    {"finished", JsonBool(w.finished())}}));
+    }
+    std::string checkpoint = "null";
+    if (r.last_checkpoint_unix_seconds() > 0) {
+      checkpoint = JsonObject({{"unix_seconds", JsonNumber(r.last_checkpoint_unix_seconds())},
+                               {"step", absl::StrCat(r.last_checkpoint_step())},
+                               {"path", JsonString(r.last_checkpoint_path())}});
+    }
+    servers.push_back(JsonObject({
+        {"address", JsonString(report.address)},
+        {"ok", "true"},
+        {"shard_index", absl::StrCat(r.shard_index())},
+        {"num_shards", absl::StrCat(r.num_shards())},
+        {"plan_fingerprint", JsonString(Fingerprint(r.plan_fingerprint()))},
+        {"model", JsonString(r.model())},
+        {"slices", JsonArray(slices)},
+        {"parameter_bytes", absl::StrCat(r.parameter_bytes())},
+        {"state_bytes", absl::StrCat(r.state_bytes())},
+        {"global_step", absl::StrCat(r.global_step())},
+        {"examples_seen", absl::StrCat(r.examples_seen())},
+        {"epoch", JsonNumber(r.epoch())},
+        {"learning_rate", JsonNumber(r.learning_rate())},
+        {"pushes_applied", absl::StrCat(r.pushes_applied())},
+        {"pushes_rejected", JsonObject({{"stale", absl::StrCat(r.pushes_rejected_stale())},
+                                        {"invalid", absl::StrCat(r.pushes_invalid())},
+                                        {"duplicate", absl::StrCat(r.pushes_duplicate())}})},
+        {"staleness", JsonObject({{"p50", absl::StrCat(r.staleness_p50())},
+                                  {"p90", absl::StrCat(r.staleness_p90())},
+                                  {"max", absl::StrCat(r.staleness_max())},
+                                  {"mean", JsonNumber(r.staleness_mean())}})},
+        {"bytes_in", absl::StrCat(r.bytes_in())},
+        {"bytes_out", absl::StrCat(r.bytes_out())},
+        {"last_checkpoint", checkpoint},
+        {"uptime_seconds", JsonNumber(r.uptime_seconds())},
+        {"evaluation", evaluation(r.eval_examples(), r.eval_accuracy(), r.eval_loss(),
+                                  r.eval_step(), r.eval_unix_seconds())},
+        {"workers", JsonArray(workers)},
+        {"finishing", JsonBool(r.finishing())},
+    }));
+  }
+
+  std::vector<std::string> workers;
+  for (const ClusterWorker& w : s.workers) {
+    workers.push_back(JsonObject({{"worker_id", absl::StrCat(w.worker_id)},
+                                  {"seconds_since_seen", JsonNumber(w.seconds_since_seen)},
+                                  {"steps", absl::StrCat(w.steps)},
+                                  {"images_per_sec", JsonNumber(w.images_per_sec)},
+                                  {"pushes", absl::StrCat(w.pushes)},
+                                  {"finished", JsonBool(w.finished)}}));
+  }
+  const std::string summary = JsonObject({
+      {"servers", absl::StrCat(s.servers)},
+      {"servers_answering", absl::StrCat(s.servers_answering)},
+      {"model", JsonString(s.model)},
+      {"global_step", absl::StrCat(s.global_step)},
+      {"examples_seen", absl::StrCat(s.examples_seen)},
+      {"epoch", JsonNumber(s.epoch)},
+      {"learning_rate", JsonNumber(s.learning_rate)},
+      {"parameter_bytes", absl::StrCat(s.parameter_bytes)},
+      {"state_bytes", absl::StrCat(s.state_bytes)},
+      {"plans_agree", JsonBool(s.plans_agree)},
+      {"finishing", JsonBool(s.finishing)},
+      {"evaluation", evaluation(s.eval_examples, s.eval_accuracy, s.eval_loss, s.eval_step,
+                                s.eval_unix_seconds)},
+  });
+  return JsonObject({{"time", JsonNumber(UnixSeconds(now))},
+                     {"summary", summary},
+                     {"parameter_servers", JsonArray(servers)},
+                     {"workers", JsonArray(workers)}});
+}
+
+}  // namespace mobilenet

@@ -1,0 +1,214 @@
+#include "worker/cluster_status.h"
+
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+namespace mobilenet {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const absl::Time kNow = absl::FromUnixSeconds(1700000000);
+double Unix(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
+
+ps::v1::StatusResponse Server(int index, int64_t step, int64_t examples) {
+  ps::v1::StatusResponse r;
+  r.set_shard_index(index);
+  r.set_num_shards(2);
+  r.set_plan_fingerprint(0x0123456789abcdefULL);
+  r.set_model("alpha=0.25 resolution=28 channels=1 classes=10");
+  for (int i = 0; i < 3; ++i) {
+    ps::v1::SliceInfo* slice = r.add_slices();
+    slice->set_tensor(absl::StrCat("MobilenetV1/t", index, "_", i));
+    slice->set_begin(0);
+    slice->set_end(100);
+  }
+  r.set_parameter_bytes(3 * 1024 * 1024);
+  r.set_state_bytes(2048);
+  r.set_global_step(step);
+  r.set_examples_seen(examples);
+  r.set_epoch(examples / 60000.0);
+  r.set_learning_rate(0.0094f);
+  r.set_pushes_applied(step);
+  r.set_pushes_rejected_stale(2);
+  r.set_pushes_invalid(1);
+  r.set_pushes_duplicate(3);
+  r.set_staleness_p50(1);
+  r.set_staleness_p90(2);
+  r.set_staleness_max(7);
+  r.set_bytes_in(5LL << 30);
+  r.set_bytes_out(4LL << 30);
+  r.set_uptime_seconds(302);
+  r.set_last_checkpoint_unix_seconds(Unix(kNow) - 20);
+  r.set_last_checkpoint_step(step - 10);
+  r.set_last_checkpoint_path(absl::StrCat("/ckpt/ps-", index, "-of-2-", step - 10, ".mnck"));
+  ps::v1::WorkerStatus* chief = r.add_workers();
+  chief->set_worker_id(0);
+  chief->set_seconds_since_last_push(0.2 + index);
+  chief->set_steps(600 + index);
+  chief->set_images_per_sec(400 + index);
+  chief->set_pushes(600 + index);
+  ps::v1::WorkerStatus* other = r.add_workers();
+  other->set_worker_id(1);
+  other->set_seconds_since_last_push(65);
+  other->set_steps(580);
+  other->set_images_per_sec(390.5);
+  other->set_pushes(580);
+  other->set_finished(index == 1);
+  return r;
+}
+
+std::vector<ParameterServerReport> TwoServers() {
+  std::vector<ParameterServerReport> reports;
+  ps::v1::StatusResponse a = Server(0, 1234, 78976);
+  a.set_eval_examples(10000);
+  a.set_eval_accuracy(0.8421);
+  a.set_eval_loss(0.4412);
+  a.set_eval_step(1200);
+  a.set_eval_unix_seconds(Unix(kNow) - 12);
+  ps::v1::StatusResponse b = Server(1, 1230, 78720);
+  b.set_eval_examples(10000);  // an older report
+  b.set_eval_accuracy(0.80);
+  b.set_eval_step(1000);
+  b.set_eval_unix_seconds(Unix(kNow) - 100);
+  reports.push_back({"127.0.0.1:4001", a});
+  reports.push_back({"127.0.0.1:4002", b});
+  return reports;
+}
+
+TEST(SummarizeClusterTest, TakesTheMinimumStepAndTheLatestEvaluation) {
+  const ClusterSummary s = SummarizeCluster(TwoServers());
+  EXPECT_EQ(s.servers, 2);
+  EXPECT_EQ(s.servers_answering, 2);
+  EXPECT_EQ(s.global_step, 1230);
+  EXPECT_EQ(s.examples_seen, 78720);
+  EXPECT_EQ(s.parameter_bytes, 6 * 1024 * 1024);
+  EXPECT_TRUE(s.plans_agree);
+  EXPECT_FALSE(s.finishing);
+  EXPECT_DOUBLE_EQ(s.eval_accuracy, 0.8421);
+  EXPECT_EQ(s.eval_step, 1200);
+  ASSERT_EQ(s.workers.size(), 2u);
+  EXPECT_EQ(s.workers[0].worker_id, 0);
+  EXPECT_DOUBLE_EQ(s.workers[0].seconds_since_seen, 0.2);  // the freshest server's view
+  EXPECT_DOUBLE_EQ(s.workers[0].images_per_sec, 400);
+  EXPECT_EQ(s.workers[0].steps, 601);
+  EXPECT_FALSE(s.workers[0].finished);
+  EXPECT_TRUE(s.workers[1].finished);
+}
+
+TEST(SummarizeClusterTest, SkipsUnreachableServersAndNoticesPlanMismatch) {
+  std::vector<ParameterServerReport> reports = TwoServers();
+  ps::v1::StatusResponse other = Server(1, 5, 5);
+  other.set_plan_fingerprint(42);
+  reports.push_back({"127.0.0.1:4003", other});
+  reports.push_back({"127.0.0.1:4004", absl::UnavailableError("connection refused")});
+  const ClusterSummary s = SummarizeCluster(reports);
+  EXPECT_EQ(s.servers, 4);
+  EXPECT_EQ(s.servers_answering, 3);
+  EXPECT_EQ(s.global_step, 5);
+  EXPECT_FALSE(s.plans_agree);
+}
+
+TEST(FormatClusterStatusTextTest, ShowsEveryFigure) {
+  std::vector<ParameterServerReport> reports = TwoServers();
+  reports.push_back({"127.0.0.1:4003", absl::UnavailableError("connection refused")});
+  const std::string text = FormatClusterStatusText(reports, kNow);
+  EXPECT_THAT(text, HasSubstr("2 of 3 parameter servers answering; model alpha=0.25 "
+                              "resolution=28 channels=1 classes=10"));
+  EXPECT_THAT(text, HasSubstr("Global step 1230  examples 78720  epoch 1.31"));
+  EXPECT_THAT(text, HasSubstr("Latest evaluation: accuracy 84.21% (loss 0.4412, 10000 "
+                              "examples) at step 1200, 12s ago"));
+  // Per server: address, slices, bytes, step, checkpoint, uptime, eval; its push figures.
+  EXPECT_THAT(text, HasSubstr("127.0.0.1:4001"));
+  EXPECT_THAT(text, HasSubstr("3.0 MB"));
+  EXPECT_THAT(text, HasSubstr("step 1224, 20s ago"));
+  EXPECT_THAT(text, HasSubstr("5m02s"));
+  EXPECT_THAT(text, HasSubstr("84.21%"));
+  EXPECT_THAT(text, HasSubstr("1/2/7"));
+  EXPECT_THAT(text, HasSubstr("5.0 GB"));
+  EXPECT_THAT(text, HasSubstr("127.0.0.1:4003  unreachable: UNAVAILABLE: connection refused"));
+  // Workers.
+  EXPECT_THAT(text, HasSubstr("0 (chief)"));
+  EXPECT_THAT(text, HasSubstr("1m05s ago"));
+  EXPECT_THAT(text, HasSubstr("390.5"));
+  EXPECT_THAT(text, HasSubstr("finished"));
+  EXPECT_THAT(text, Not(HasSubstr("WARNING")));
+
+  // Columns line up: the header's STEP starts where the first row's step does.
+  const size_t header = text.find("PS  ADDRESS");
+  ASSERT_NE(header, std::string::npos);
+  const size_t row = text.find('\n', header) + 1;
+  EXPECT_EQ(text.find("STEP", header) - header, text.find("1234", row) - row);
+}
+
+TEST(FormatClusterStatusTextTest, SaysWhenNothingAnswers) {
+  std::vector<ParameterServerReport> reports;
+  reports.push_back({"h:1", absl::DeadlineExceededError("deadline")});
+  const std::string text = FormatClusterStatusText(reports, kNow);
+  EXPECT_THAT(text, HasSubstr("0 of 1 parameter servers answering"));
+  EXPECT_THAT(text, HasSubstr("unreachable"));
+  EXPECT_THAT(text, HasSubstr("none seen yet"));
+}
+
+TEST(FormatClusterStatusJsonTest, IsValidJsonWithTheSameFigures) {
+  std::vector<ParameterServerReport> reports = TwoServers();
+  reports.push_back({"bad\"host:1", absl::UnavailableError("refused\n")});
+  const std::string json = FormatClusterStatusJson(reports, kNow);
+  EXPECT_EQ(json.find('\n'), std::string::npos);
+  google::protobuf::Struct root;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &root).ok()) << json;
+  const auto& f = root.fields();
+  EXPECT_DOUBLE_EQ(f.at("time").number_value(), 1700000000);
+  const auto& summary = f.at("summary").struct_value().fields();
+  EXPECT_EQ(summary.at("global_step").number_value(), 1230);
+  EXPECT_EQ(summary.at("servers_answering").number_value(), 2);
+  EXPECT_DOUBLE_EQ(
+      summary.at("evaluation").struct_value().fields().at("accuracy").number_value(), 0.8421);
+
+  const auto& servers = f.at("parameter_servers").list_value().values();
+  ASSERT_EQ(servers.size(), 3);
+  const auto& ps0 = servers[0].struct_value().fields();
+  EXPECT_EQ(ps0.at("address").string_value(), "127.0.0.1:4001");
+  EXPECT_TRUE(ps0.at("ok").bool_value());
+  EXPECT_EQ(ps0.at("plan_fingerprint").string_value(), "0123456789abcdef");
+  EXPECT_EQ(ps0.at("slices").list_value().values_size(), 3);
+  EXPECT_EQ(ps0.at("global_step").number_value(), 1234);
+  EXPECT_EQ(ps0.at("pushes_rejected").struct_value().fields().at("stale").number_value(), 2);
+  EXPECT_EQ(ps0.at("staleness").struct_value().fields().at("max").number_value(), 7);
+  EXPECT_EQ(ps0.at("bytes_in").number_value(), static_cast<double>(5LL << 30));
+  EXPECT_EQ(ps0.at("last_checkpoint").struct_value().fields().at("step").number_value(), 1224);
+  EXPECT_EQ(ps0.at("workers").list_value().values_size(), 2);
+  const auto& down = servers[2].struct_value().fields();
+  EXPECT_EQ(down.at("address").string_value(), "bad\"host:1");
+  EXPECT_FALSE(down.at("ok").bool_value());
+  EXPECT_THAT(down.at("error").string_value(), HasSubstr("refused\n"));
+
+  const auto& workers = f.at("workers").list_value().values();
+  ASSERT_EQ(workers.size(), 2);
+  EXPECT_EQ(workers[1].struct_value().fields().at("worker_id").number_value(), 1);
+  EXPECT_TRUE(workers[1].struct_value().fields().at("finished").bool_value());
+}
+
+TEST(FormatClusterStatusJsonTest, NoEvaluationIsNull) {
+  std::vector<ParameterServerReport> reports;
+  reports.push_back({"h:1", Server(0, 1, 1)});
+  google::protobuf::Struct root;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(FormatClusterStatusJson(reports, kNow), &root)
+          .ok());
+  EXPECT_EQ(root.fields().at("summary").struct_value().fields().at("evaluation").kind_case(),
+            google::protobuf::Value::kNullValue);
+}
+
+TEST(FormatBytesTest, UsesBinaryUnits) {
+  EXPECT_EQ(FormatBytes(512), "512 B");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KB");
+  EXPECT_EQ(FormatBytes(17 * 1024 * 1024), "17.0 MB");
+  EXPECT_EQ(FormatBytes(3LL << 30), "3.0 GB");
+}
+
+}  // namespace
+}  // namespace mobilenet

@@ -1,0 +1,410 @@
+#include "worker/cluster_training.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
+#include "model/layers/compute_threads.h"
+#include "model/mobilenet_v1.h"
+#include "model/onnx_export.h"
+#include "parameter_server/sharding_plan.h"
+#include "worker/batch_source.h"
+#include "worker/data_shard.h"
+#include "worker/evaluation_reader.h"
+#include "worker/idx_reader.h"
+#include "worker/synthetic_source.h"
+
+namespace mobilenet {
+namespace {
+
+// A line on stdout that does not fight the in-place progress line on a terminal.
+void PrintLine(const std::string& line) {
+  static const bool terminal = isatty(fileno(stdout)) == 1;
+  printf("%s%s\n", terminal ? "\r\033[K" : "", line.c_str());
+  fflush(stdout);
+}
+
+// Tells the servers this worker's cumulative steps and recent images/s with every push:
+// a BatchSource decorator, since the Trainer draws exactly one batch per step.
+class ProgressPublishingSource : public BatchSource {
+ public:
+  ProgressPublishingSource(BatchSource* source, GrpcParameterClient* client, int64_t steps_before)
+      : source_(source), client_(client), steps_(steps_before) {}
+
+  absl::Status NextBatch(int batch_size, float* images, int* labels) override {
+    RETURN_IF_ERROR(source_->NextBatch(batch_size, images, labels));
+    const absl::Time now = absl::Now();
+    examples_ += batch_size;
+    ++steps_;
+    window_.push_back({now, examples_});
+    while (window_.size() > 2 && now - window_.front().first > absl::Seconds(10)) {
+      window_.pop_front();
+    }
+    const double span = absl::ToDoubleSeconds(now - window_.front().first);
+    const double rate = span > 0 ? (examples_ - window_.front().second) / span : 0;
+    client_->set_progress(rate, steps_);
+    return absl::OkStatus();
+  }
+  ImageShape output_shape() const override { return source_->output_shape(); }
+  int num_classes() const override { return source_->num_classes(); }
+  int64_t examples_per_epoch() const override { return source_->examples_per_epoch(); }
+  int64_t epoch() const override { return source_->epoch(); }
+  int64_t position() const override { return source_->position(); }
+
+ private:
+  BatchSource* source_;
+  GrpcParameterClient* client_;
+  int64_t steps_;
+  int64_t examples_ = 0;
+  std::deque<std::pair<absl::Time, int64_t>> window_;
+};
+
+// Numbers this run's pushes apart from any earlier run of the same worker id: the servers
+// remember each worker's recent request ids to apply a retried push once, and the Trainer
+// numbers its pushes from 1, so a restarted worker's pushes would be taken for retries.
+// Adds a per-run random base (high 32 bits) to every request id.
+class FreshRequestIdClient : public ParameterClient {
+ public:
+  explicit FreshRequestIdClient(ParameterClient* inner) : inner_(inner) {
+    uint64_t z = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
+                 (static_cast<uint64_t>(getpid()) << 40);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    base_ = (z ^ (z >> 31)) << 32;
+  }
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters,
+                                    absl::Span<float> state) override {
+    return inner_->Pull(parameters, state);
+  }
+  absl::StatusOr<PushResult> Push(const PushRequest& request) override {
+    PushRequest renumbered = request;
+    renumbered.request_id = base_ + request.request_id;
+    return inner_->Push(renumbered);
+  }
+  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
+
+ private:
+  ParameterClient* inner_;
+  uint64_t base_;
+};
+
+// Says that the worker is waiting for a server, at most once every few seconds.
+class RetryLogger {
+ public:
+  void operator()(const std::string& what) {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_ < absl::Seconds(5)) return;
+    last_ = now;
+    PrintLine(absl::StrCat("waiting: ", what));
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+struct Data {
+  std::unique_ptr<BatchSource> train;
+  std::shared_ptr<const Dataset> test_set;  // null for synthetic data
+  PreprocessingConfig preprocessing;
+};
+
+// This worker's shard of the training data (and the test set, for the chief).
+absl::StatusOr<Data> LoadData(const ClusterTrainingOptions& options, MobileNetConfig& model) {
+  Data data;
+  const int task = options.cluster.task_index;
+  const int workers = options.cluster.num_workers();
+  if (options.synthetic) {
+    SyntheticConfig synthetic;
+    synthetic.shape = {model.resolution, model.resolution, model.input_channels};
+    synthetic.num_classes = options.synthetic_classes;
+    synthetic.seed = options.data_seed + static_cast<uint64_t>(task);
+    synthetic.examples_per_epoch = std::max<int64_t>(1, synthetic.examples_per_epoch / workers);
+    model.num_classes = options.synthetic_classes;
+    ASSIGN_OR_RETURN(data.train, SyntheticBatchSource::Create(synthetic));
+    return data;
+  }
+  ASSIGN_OR_RETURN(Dataset train_set, LoadFashionMnist(options.data_dir, DatasetSplit::kTrain));
+  model.num_classes = train_set.num_classes();
+  data.preprocessing.output_height = data.preprocessing.output_width = model.resolution;
+  data.preprocessing.output_channels = model.input_channels;
+  data.preprocessing.random_flip = options.random_flip;
+  data.preprocessing.crop_padding = options.crop_padding;
+  auto train = std::make_shared<const Dataset>(std::move(train_set));
+  ASSIGN_OR_RETURN(DataShard shard,
+                   DataShard::Create(train->size(), task, workers, options.data_seed));
+  ASSIGN_OR_RETURN(data.train, ShardBatchSource::Create(train, shard, data.preprocessing));
+  if (options.cluster.is_chief()) {
+    ASSIGN_OR_RETURN(Dataset test_set, LoadFashionMnist(options.data_dir, DatasetSplit::kTest));
+    data.test_set = std::make_shared<const Dataset>(std::move(test_set));
+  }
+  return data;
+}
+
+// How much of this worker's share was trained before it (re)joined, as the servers that
+// answer know it: the pushes an earlier run of `worker_id` made (a restarted server forgets
+// them, so the largest count wins), plus an equal part of the examples no live record
+// accounts for (a cluster restarted from checkpoints: the servers' examples seen come from
+// the checkpoint, the per-worker records do not). `batch_size` converts pushes to examples.
+struct EarlierProgress {
+  int64_t own_pushes = 0;
+  int64_t restored_examples = 0;  // this worker's part of the unaccounted examples
+  int64_t examples(int batch_size) const { return own_pushes * batch_size + restored_examples; }
+};
+
+EarlierProgress ProgressBefore(const std::vector<absl::StatusOr<ps::v1::StatusResponse>>& statuses,
+                               int32_t worker_id, int num_workers, int batch_size) {
+  EarlierProgress progress;
+  int64_t unaccounted = -1;
+  for (const auto& status : statuses) {
+    if (!status.ok()) continue;
+    int64_t recorded = 0;
+    for (const ps::v1::WorkerStatus& w : status->workers()) {
+      if (w.worker_id() == worker_id) progress.own_pushes = std::max(progress.own_pushes, w.pushes());
+      recorded += w.pushes() * batch_size;
+    }
+    const int64_t here = std::max<int64_t>(0, status->examples_seen() - recorded);
+    unaccounted = unaccounted < 0 ? here : std::min(unaccounted, here);
+  }
+  progress.restored_examples = std::max<int64_t>(0, unaccounted) / std::max(1, num_workers);
+  return progress;
+}
+
+// Workers other than `self` that the servers saw within `liveness` and that have not
+// finished.
+std::set<int32_t> LiveUnfinishedWorkers(
+    const std::vector<absl::StatusOr<ps::v1::StatusResponse>>& statuses, int32_t self,
+    absl::Duration liveness) {
+  std::map<int32_t, std::pair<double, bool>> seen;  // id -> (freshest seconds, finished)
+  for (const auto& status : statuses) {
+    if (!status.ok()) continue;
+    for (const ps::v1::WorkerStatus& w : status->workers()) {
+      auto [it, inserted] = seen.try_emplace(w.worker_id(), w.seconds_since_last_push(), false);
+      it->second.first = std::min(it->second.first, w.seconds_since_last_push());
+      it->second.second = it->second.second || w.finished();
+    }
+  }
+  std::set<int32_t> live;
+  for (const auto& [id, record] : seen) {
+    if (id != self && !record.second && record.first < absl::ToDoubleSeconds(liveness)) {
+      live.insert(id);
+    }
+  }
+  return live;
+}
+
+std::string DescribeEvaluation(const EvaluationResult& eval) {
+  return absl::StrFormat("test accuracy %.2f%% (%d/%d), test loss %.4f at global step %d",
+                         100 * eval.accuracy(), eval.correct, eval.examples, eval.loss,
+                         eval.global_step);
+}
+
+// The chief's evaluations every `every` on a thread of its own (with its own model and
+// test reader, sharing the thread-safe client), each reported through `report`.
+class PeriodicEvaluator {
+ public:
+  PeriodicEvaluator(absl::Duration every, std::unique_ptr<MobileNetV1> model,
+                    std::unique_ptr<EvaluationReader> reader, std::unique_ptr<Trainer> trainer)
+      : every_(every),
+        model_(std::move(model)),
+        reader_(std::move(reader)),
+        trainer_(std::move(trainer)),
+        thread_([this]() { Loop(); }) {}
+  ~PeriodicEvaluator() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stop_), every_);
+        if (stop_) return;
+      }
+      absl::StatusOr<EvaluationResult> eval = trainer_->Evaluate();  // reports via callback
+      if (!eval.ok()) PrintLine(absl::StrCat("evaluation failed: ", eval.status().ToString()));
+    }
+  }
+
+  const absl::Duration every_;
+  std::unique_ptr<MobileNetV1> model_;
+  std::unique_ptr<EvaluationReader> reader_;
+  std::unique_ptr<Trainer> trainer_;
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options) {
+  const ClusterSpec& cluster = options.cluster;
+  if (cluster.job != JobName::kWorker) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cluster training runs workers; this task is ", cluster.Describe()));
+  }
+  const int32_t worker_id = cluster.task_index;
+  ClusterTrainingResult result;
+  result.chief = cluster.is_chief();
+  SetComputeThreads(options.threads);
+
+  MobileNetConfig model_config = options.model;
+  ASSIGN_OR_RETURN(Data data, LoadData(options, model_config));
+  ASSIGN_OR_RETURN(std::unique_ptr<MobileNetV1> model, MobileNetV1::Create(model_config));
+  ASSIGN_OR_RETURN(ShardingPlan plan, ShardingPlan::Create(model_config, cluster.num_ps()));
+
+  auto retry_logger = std::make_shared<RetryLogger>();
+  GrpcParameterClientOptions client_options = options.client;
+  client_options.worker_id = worker_id;
+  client_options.on_retry = [retry_logger](const std::string& what) { (*retry_logger)(what); };
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
+                   GrpcParameterClient::Create(plan, cluster.PsTargets(), client_options));
+
+  // Join: wait for the servers (the client retries), refuse another model, and learn how
+  // much of this worker's share an earlier run already did.
+  const auto statuses = client->GetShardStatuses();
+  for (const auto& status : statuses) {
+    if (!status.ok()) return status.status();
+    if (status->plan_fingerprint() != plan.fingerprint()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "parameter server %d holds model %s with %d parameter servers (plan %s); this worker "
+          "computes model %s with %d (plan %s): start every process with the same model flags "
+          "and --ps_hosts",
+          status->shard_index(), status->model(), status->num_shards(),
+          FormatFingerprint(status->plan_fingerprint()), plan.model(), plan.num_shards(),
+          FormatFingerprint(plan.fingerprint())));
+    }
+  }
+  const int64_t per_epoch = data.train->examples_per_epoch();
+  TrainerConfig trainer_config = options.trainer;
+  trainer_config.worker_id = worker_id;
+  const EarlierProgress before = ProgressBefore(statuses, worker_id, cluster.num_workers(),
+                                                trainer_config.batch_size);
+  const int64_t pushes_before = before.own_pushes;
+  const int64_t share = static_cast<int64_t>(std::llround(trainer_config.epochs * per_epoch));
+  result.examples_before = before.examples(trainer_config.batch_size);
+  const int64_t remaining = std::max<int64_t>(0, share - result.examples_before);
+  trainer_config.epochs = static_cast<double>(remaining) / per_epoch;
+  result.epochs = trainer_config.epochs;
+  PrintLine(absl::StrFormat(
+      "Joined as %s: shard of %d examples, %.3g epoch(s) of it to train%s; cluster at global "
+      "step %d",
+      cluster.Describe(), per_epoch, trainer_config.epochs,
+      absl::StrCat(pushes_before > 0
+                       ? absl::StrFormat(" (%d steps were pushed by an earlier run)", pushes_before)
+                       : "",
+                   before.restored_examples > 0
+                       ? absl::StrFormat(" (%d examples counted as done: the servers restored "
+                                         "them from checkpoints)",
+                                         before.restored_examples)
+                       : ""),
+      statuses[0]->global_step()));
+
+  // The chief's test set: one reader for the training thread, one for the timed evaluator.
+  std::unique_ptr<EvaluationReader> test;
+  auto make_reader = [&]() -> absl::StatusOr<std::unique_ptr<EvaluationReader>> {
+    ASSIGN_OR_RETURN(EvaluationReader reader,
+                     EvaluationReader::Create(data.test_set, data.preprocessing,
+                                              options.eval_examples));
+    return std::make_unique<EvaluationReader>(std::move(reader));
+  };
+  if (data.test_set != nullptr) {
+    ASSIGN_OR_RETURN(test, make_reader());
+  }
+  auto report = [&client, worker_id](const EvaluationResult& eval) {
+    absl::Status reported = client->ReportEvaluation(worker_id, eval);
+    if (!reported.ok()) PrintLine(absl::StrCat("could not report evaluation: ", reported.ToString()));
+  };
+
+  ProgressPublishingSource source(data.train.get(), client.get(), pushes_before);
+  FreshRequestIdClient training_client(client.get());
+  ProgressReporter reporter(stdout, ProgressReporter::IsTerminal(stdout), absl::Seconds(10));
+  Trainer trainer(trainer_config, model.get(), &training_client, &source, test.get(),
+                  options.quiet ? nullptr : &reporter);
+  trainer.set_evaluation_callback(report);
+
+  std::unique_ptr<PeriodicEvaluator> timed;
+  if (test != nullptr && options.eval_every_secs > 0) {
+    ASSIGN_OR_RETURN(std::unique_ptr<MobileNetV1> eval_model, MobileNetV1::Create(model_config));
+    ASSIGN_OR_RETURN(std::unique_ptr<EvaluationReader> eval_reader, make_reader());
+    auto eval_trainer = std::make_unique<Trainer>(trainer_config, eval_model.get(), client.get(),
+                                                  &source, eval_reader.get(), nullptr);
+    eval_trainer->set_evaluation_callback([report](const EvaluationResult& eval) {
+      report(eval);
+      PrintLine(absl::StrCat("timed evaluation: ", DescribeEvaluation(eval)));
+    });
+    timed = std::make_unique<PeriodicEvaluator>(absl::Seconds(options.eval_every_secs),
+                                                std::move(eval_model), std::move(eval_reader),
+                                                std::move(eval_trainer));
+  }
+
+  if (remaining > 0) {
+    ASSIGN_OR_RETURN(result.summary, trainer.Run());
+  } else if (test != nullptr) {
+    ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
+  }
+  timed.reset();
+
+  if (!result.chief) {
+    RETURN_IF_ERROR(client->Finish(worker_id, /*training_complete=*/false));
+    return result;
+  }
+
+  // The chief ends the training once the other live workers are done.
+  const absl::Time wait_start = absl::Now();
+  absl::Time last_note = absl::InfinitePast();
+  bool waited = false;
+  while (true) {
+    const std::set<int32_t> live =
+        LiveUnfinishedWorkers(client->GetShardStatuses(), worker_id, options.worker_liveness);
+    if (live.empty()) break;
+    if (absl::Now() - wait_start >= options.wait_for_workers) {
+      PrintLine(absl::StrCat("stopped waiting for worker(s) ", absl::StrJoin(live, ", "),
+                             " after ", absl::FormatDuration(options.wait_for_workers)));
+      break;
+    }
+    if (absl::Now() - last_note >= absl::Seconds(30)) {
+      PrintLine(absl::StrCat("waiting for worker(s) ", absl::StrJoin(live, ", "),
+                             " to finish before ending the training"));
+      last_note = absl::Now();
+    }
+    waited = true;
+    absl::SleepFor(absl::Seconds(1));
+  }
+  if (test != nullptr && (waited || result.summary.final_evaluation.examples == 0)) {
+    ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
+  }
+
+  if (!options.export_onnx.empty()) {
+    std::vector<float> params(model->parameter_layout().total_size());
+    std::vector<float> state(model->state_layout().total_size());
+    RETURN_IF_ERROR(client->Pull(absl::MakeSpan(params), absl::MakeSpan(state)).status());
+    ASSIGN_OR_RETURN(onnx::ModelProto onnx_model,
+                     ExportOnnx(model->architecture(), model->parameter_layout(), params.data(),
+                                model->state_layout(), state.data()));
+    RETURN_IF_ERROR(WriteOnnx(options.export_onnx, onnx_model));
+    result.onnx_path = options.export_onnx;
+  }
+  RETURN_IF_ERROR(client->Finish(worker_id, /*training_complete=*/true));
+  return result;
+}
+
+}  // namespace mobilenet

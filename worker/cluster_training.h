@@ -1,0 +1,73 @@
+// A worker of distributed training: the same training loop as single-process training
+// (worker/trainer.h), against the parameter servers over gRPC, on this worker's disjoint
+// shard of the training data.
+//
+// Every worker trains `epochs` epochs of its own shard (so the cluster as a whole trains
+// `epochs` epochs of the data set), less what was done before it joined: what an earlier
+// run of the same worker id pushed (the servers count each worker's pushes), so a worker
+// that is killed and restarted finishes its share instead of starting over, and its part
+// of the examples the servers restored from checkpoints, so a whole cluster restarted on
+// the same checkpoint folder trains only the rest. Worker 0 is the chief: it also
+// evaluates on the test set (periodically and at the end) and reports every result to the
+// servers (Status shows it); when done it waits for the other live workers to finish,
+// evaluates the final weights, exports the ONNX model and tells the servers training is
+// complete, so they checkpoint and exit. The others tell the servers they are done and
+// exit.
+#ifndef MOBILENET_WORKER_CLUSTER_TRAINING_H_
+#define MOBILENET_WORKER_CLUSTER_TRAINING_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/cluster_spec.h"
+#include "model/architecture.h"
+#include "worker/grpc_parameter_client.h"
+#include "worker/trainer.h"
+
+namespace mobilenet {
+
+struct ClusterTrainingOptions {
+  ClusterSpec cluster;             // job worker; task_index is the worker id
+  MobileNetConfig model;           // num_classes/input_channels are taken from the data
+  // Loop, loss and gradient settings; worker_id is set from the cluster, epochs are of this
+  // worker's shard.
+  TrainerConfig trainer;
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  bool synthetic = false;          // random data of the model's shape instead (no evaluation)
+  int synthetic_classes = 10;
+  bool random_flip = true;
+  int crop_padding = 2;
+  int eval_examples = 0;           // 0: the whole test set
+  // Seed of the data partition and order: the same on every worker.
+  uint64_t data_seed = 1;
+  int threads = 2;
+  // The chief also evaluates every this many seconds (on a second thread); 0: off.
+  double eval_every_secs = 0;
+  // The chief waits at most this long for the other workers to finish before ending the
+  // training; a worker not seen for worker_liveness is not waited for.
+  absl::Duration wait_for_workers = absl::Minutes(10);
+  absl::Duration worker_liveness = absl::Seconds(30);
+  // Deadlines and retries (worker_id and on_retry are set here).
+  GrpcParameterClientOptions client;
+  std::string export_onnx;         // chief only; empty: no export
+  bool quiet = false;              // no progress line
+};
+
+struct ClusterTrainingResult {
+  TrainingSummary summary;         // this worker's steps; the chief's final evaluation
+  double epochs = 0;               // of its shard this worker trained in this run
+  int64_t examples_before = 0;     // of its share, trained before it joined
+  std::string onnx_path;           // chief, when exported
+  bool chief = false;
+};
+
+// Trains as worker options.cluster.task_index. Errors name the failing part: the data, a
+// model the servers do not hold (plan fingerprint mismatch), a server unreachable beyond
+// the client's patience, a non-finite gradient.
+absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options);
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_WORKER_CLUSTER_TRAINING_H_

@@ -1,0 +1,153 @@
+// A ParameterClient over gRPC: one channel per parameter server (in plan order), every
+// Pull and Push sent to all servers in parallel with the callback API, each RPC attempt
+// under a deadline, and transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) retried with
+// capped, jittered exponential backoff for up to a total patience, so a worker waits
+// while a parameter server restarts and fails with a clear error if it never returns.
+// A retried Push reuses its request_id and is applied exactly once.
+#ifndef MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_
+#define MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "mobilenet/ps/v1/parameter_server.grpc.pb.h"
+#include "parameter_server/sharding_plan.h"
+#include "worker/parameter_client.h"
+#include "worker/trainer.h"
+
+namespace mobilenet {
+
+struct GrpcParameterClientOptions {
+  // Deadline of each RPC attempt. A full 1.0 MobileNet shard is ~17 MB; keep this well
+  // above its transfer time.
+  absl::Duration rpc_timeout = absl::Seconds(30);
+  // Time one call (Pull, Push, ...) keeps retrying transient failures before returning
+  // the last error (e.g. while a parameter server restarts): no attempt starts after it,
+  // so a call returns within about patience + rpc_timeout. Zero: a single attempt.
+  absl::Duration patience = absl::Minutes(5);
+  // Backoff before retry k (k = 0, 1, ...): min(max_backoff, initial_backoff * 2^k),
+  // scaled by a random factor in [0.5, 1.0]. Also bounds the channels' reconnect backoff,
+  // so a restarted server is noticed within about max_backoff.
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(2);
+  // Sent with pulls for the servers' per-worker bookkeeping; -1 for tools. Pushes carry
+  // PushRequest::worker_id.
+  int32_t worker_id = -1;
+  // Called (on the calling thread) with a one-line description of each transient failure
+  // about to be retried, e.g. to tell the user the worker is waiting for a server; may be
+  // empty.
+  std::function<void(const std::string&)> on_retry;
+};
+
+// Thread-safe: several training threads may share one client (each call has its own
+// RPC state; channels and stubs are shared).
+class GrpcParameterClient : public ParameterClient {
+ public:
+  // A client of the servers at `addresses` ("host:port", one per PS task, in plan order),
+  // over insecure channels with raised message limits and the large-message settings of
+  // common/grpc_status.h. Connects lazily: no RPC is made here. Calls
+  // RetainPayloadMemory() (parameter_server/wire_payload.h). InvalidArgument when the
+  // address count is not plan.num_shards(), an address is empty or an option is out of
+  // range (rpc_timeout > 0, patience >= 0, 0 < initial_backoff <= max_backoff).
+  static absl::StatusOr<std::unique_ptr<GrpcParameterClient>> Create(
+      const ShardingPlan& plan, std::vector<std::string> addresses,
+      const GrpcParameterClientOptions& options = {});
+
+  // The same over ready-made channels (tests: e.g. grpc::Server::InProcessChannel), which
+  // should have their message limits raised (kMaxGrpcMessageBytes). `names` label the
+  // servers in error messages. InvalidArgument when the counts differ from the plan.
+  static absl::StatusOr<std::unique_ptr<GrpcParameterClient>> CreateWithChannels(
+      const ShardingPlan& plan, std::vector<std::shared_ptr<grpc::Channel>> channels,
+      std::vector<std::string> names, const GrpcParameterClientOptions& options = {});
+
+  // ParameterClient. Errors from a server are prefixed with "parameter server <i>
+  // (<address>) <method>": e.g. FAILED_PRECONDITION for a plan mismatch, and after the
+  // patience is spent UNAVAILABLE or DEADLINE_EXCEEDED with the number of attempts made.
+  // Pull copies each server's payload from the received bytes straight into place. Push
+  // sends the gradients and statistics straight from the caller's buffers (no copy) and
+  // returns only once gRPC has released them; it also sends the progress figures set
+  // with set_progress (for the servers' status table).
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) override;
+  absl::StatusOr<PushResult> Push(const PushRequest& request) override;
+  absl::StatusOr<ParameterServerStatus> GetStatus() override;
+
+  // Every server's raw Status response in plan order, each its own result (a tool can
+  // show the servers that answer while others are down). Retries as the other calls.
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetShardStatuses();
+
+  // Sends the chief's evaluation of the weights at result.global_step to every server;
+  // the first server's error (prefixed) if any refuses.
+  absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result);
+
+  // Tells every server that `worker_id` has finished (`training_complete`: the chief
+  // ends the training for everyone); the first server's error if any.
+  absl::Status Finish(int32_t worker_id, bool training_complete);
+
+  // The worker's own throughput and step count, sent with subsequent pushes so that the
+  // servers' Status shows them.
+  void set_progress(double images_per_sec, int64_t steps);
+
+  const ShardingPlan& plan() const { return plan_; }
+
+ private:
+  // Where `size` floats at `shard_offset` of a shard's payload live in the full-model
+  // buffer.
+  struct Segment {
+    int64_t flat_offset = 0;
+    int64_t shard_offset = 0;
+    int64_t size = 0;
+  };
+  struct Routing {
+    std::vector<Segment> segments;
+    int64_t count = 0;  // floats in the shard's payload
+  };
+  struct Shard {
+    std::string name;  // the address, for messages
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<ps::v1::ParameterServer::Stub> stub;
+    // Pull and Push go through the generic stub with hand-encoded payload fields (see
+    // parameter_server/wire_payload.h): pushed gradients are sent straight from the
+    // caller's buffer and pulled weights copied straight from the received bytes into it.
+    std::unique_ptr<grpc::GenericStub> generic_stub;
+    Routing parameters;
+    Routing state;
+  };
+
+  GrpcParameterClient(const ShardingPlan& plan, std::vector<Shard> shards,
+                      const GrpcParameterClientOptions& options);
+
+  // The servers' names (addresses), in plan order, for messages.
+  std::vector<std::string> Names() const;
+  // A fresh seed for one call's backoff jitter.
+  uint64_t NextSeed();
+
+  const ShardingPlan plan_;
+  const std::vector<Shard> shards_;
+  const GrpcParameterClientOptions options_;
+
+  mutable absl::Mutex mu_;
+  double images_per_sec_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t seed_state_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// One Status attempt per address, in parallel, each under `timeout`, without a plan (for
+// `mobilenet-ctl status`): each server's response or its error prefixed with its address.
+std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
+    const std::vector<std::string>& addresses, absl::Duration timeout);
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_

@@ -1,0 +1,419 @@
+#include "worker/grpc_parameter_client.h"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "parameter_server/parameter_service.h"
+#include "worker/in_process_parameter_client.h"
+
+namespace mobilenet {
+namespace {
+
+using ::testing::HasSubstr;
+
+MobileNetConfig SmallModel(float alpha = 0.25f) {
+  MobileNetConfig config;
+  config.alpha = alpha;
+  config.resolution = 32;
+  config.input_channels = 1;
+  config.num_classes = 10;
+  return config;
+}
+
+ParameterShardConfig ShardConfig() {
+  ParameterShardConfig config;
+  config.seed = 11;
+  config.learning_rate.examples_per_epoch = 640;
+  config.learning_rate.epochs_per_decay = 0.1f;  // the rate changes within the test
+  config.moving_average_decay = 0.9f;
+  return config;
+}
+
+// The shards of `plan`, each served by its own gRPC server on 127.0.0.1 (started on
+// demand, so a test can start one late).
+class LocalCluster {
+ public:
+  explicit LocalCluster(const ShardingPlan& plan) : plan_(plan) {
+    for (int i = 0; i < plan.num_shards(); ++i) {
+      absl::StatusOr<std::unique_ptr<ParameterShard>> shard = ParameterShard::Create(
+          plan.parameter_layout(), plan.state_layout(), plan.shard(i), ShardConfig());
+      EXPECT_TRUE(shard.ok()) << shard.status();
+      shards_.push_back(std::move(*shard));
+      ParameterServiceOptions options;
+      options.shard_index = i;
+      options.num_shards = plan.num_shards();
+      options.plan_fingerprint = plan.fingerprint();
+      options.model = plan.model();
+      services_.push_back(std::make_unique<ParameterService>(shards_.back().get(), options));
+      servers_.emplace_back();
+    }
+  }
+  ~LocalCluster() {
+    for (StartedServer& server : servers_) {
+      if (server.server) server.server->Shutdown();
+    }
+  }
+
+  // Starts server `i` on `port` (0: any free port); returns its address.
+  std::string Start(int i, int port = 0) {
+    absl::StatusOr<StartedServer> started =
+        StartGrpcServer(absl::StrCat("127.0.0.1:", port), {services_[i].get()});
+    EXPECT_TRUE(started.ok()) << started.status();
+    if (!started.ok()) return "";
+    servers_[i] = std::move(*started);
+    return absl::StrCat("127.0.0.1:", servers_[i].port);
+  }
+
+  std::vector<std::string> StartAll() {
+    std::vector<std::string> addresses;
+    for (int i = 0; i < plan_.num_shards(); ++i) addresses.push_back(Start(i));
+    return addresses;
+  }
+
+  ParameterShard* shard(int i) { return shards_[i].get(); }
+  std::vector<ParameterShard*> shard_pointers() {
+    std::vector<ParameterShard*> pointers;
+    for (auto& shard : shards_) pointers.push_back(shard.get());
+    return pointers;
+  }
+
+ private:
+  const ShardingPlan& plan_;
+  std::vector<std::unique_ptr<ParameterShard>> shards_;
+  std::vector<std::unique_ptr<ParameterService>> services_;
+  std::vector<StartedServer> servers_;
+};
+
+// A port nothing listens on right now (a server is started there and stopped).
+int FreePort() {
+  absl::StatusOr<StartedServer> probe = StartGrpcServer("127.0.0.1:0", {});
+  EXPECT_TRUE(probe.ok()) << probe.status();
+  const int port = probe->port;
+  probe->server->Shutdown();
+  return port;
+}
+
+class GrpcParameterClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<ShardingPlan> plan = ShardingPlan::Create(SmallModel(), 2);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    plan_ = std::make_unique<ShardingPlan>(*std::move(plan));
+    cluster_ = std::make_unique<LocalCluster>(*plan_);
+  }
+
+  std::unique_ptr<GrpcParameterClient> MakeClient(std::vector<std::string> addresses,
+                                                  GrpcParameterClientOptions options = {}) {
+    absl::StatusOr<std::unique_ptr<GrpcParameterClient>> client =
+        GrpcParameterClient::Create(*plan_, std::move(addresses), options);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  int64_t parameter_count() const { return plan_->parameter_layout().total_size(); }
+  int64_t state_count() const { return plan_->state_layout().total_size(); }
+
+  std::unique_ptr<ShardingPlan> plan_;
+  std::unique_ptr<LocalCluster> cluster_;
+};
+
+// Deterministic pseudo-gradients of step `step`.
+std::vector<float> Gradients(int64_t count, int step) {
+  std::vector<float> values(count);
+  for (int64_t i = 0; i < count; ++i) {
+    values[i] = 0.01f * std::sin(0.37f * static_cast<float>(i) + 1.3f * static_cast<float>(step));
+  }
+  return values;
+}
+
+TEST_F(GrpcParameterClientTest, TrainsExactlyLikeTheInProcessClient) {
+  std::unique_ptr<GrpcParameterClient> remote = MakeClient(cluster_->StartAll());
+  ASSERT_NE(remote, nullptr);
+  LocalCluster reference_shards(*plan_);
+  absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
+      InProcessParameterClient::Create(plan_->parameter_layout(), plan_->state_layout(),
+                                       reference_shards.shard_pointers());
+  ASSERT_TRUE(local.ok()) << local.status();
+
+  std::vector<float> remote_params(parameter_count()), local_params(parameter_count());
+  std::vector<float> remote_state(state_count()), local_state(state_count());
+  for (int step = 0; step < 4; ++step) {
+    absl::StatusOr<ModelVersion> remote_version =
+        remote->Pull(absl::MakeSpan(remote_params), absl::MakeSpan(remote_state));
+    absl::StatusOr<ModelVersion> local_version =
+        (*local)->Pull(absl::MakeSpan(local_params), absl::MakeSpan(local_state));
+    ASSERT_TRUE(remote_version.ok()) << remote_version.status();
+    ASSERT_TRUE(local_version.ok()) << local_version.status();
+    EXPECT_EQ(remote_version->shard_versions, local_version->shard_versions);
+    ASSERT_EQ(remote_params, local_params) << "step " << step;
+    ASSERT_EQ(remote_state, local_state) << "step " << step;
+
+    const std::vector<float> gradients = Gradients(parameter_count(), step);
+    std::vector<float> stats(state_count(), 0.1f * static_cast<float>(step + 1));
+    PushRequest push;
+    push.worker_id = 1;
+    push.request_id = static_cast<uint64_t>(step + 1);
+    push.example_count = 64;
+    push.gradients = gradients;
+    push.batch_stats = stats;
+    push.computed_from = *remote_version;
+    absl::StatusOr<PushResult> remote_result = remote->Push(push);
+    push.computed_from = *local_version;
+    absl::StatusOr<PushResult> local_result = (*local)->Push(push);
+    ASSERT_TRUE(remote_result.ok()) << remote_result.status();
+    ASSERT_TRUE(local_result.ok()) << local_result.status();
+    EXPECT_EQ(remote_result->version.shard_versions, local_result->version.shard_versions);
+    EXPECT_EQ(remote_result->learning_rate, local_result->learning_rate);
+    EXPECT_EQ(remote_result->max_staleness, local_result->max_staleness);
+  }
+  ASSERT_TRUE(remote->Pull(absl::MakeSpan(remote_params), absl::MakeSpan(remote_state)).ok());
+  ASSERT_TRUE((*local)->Pull(absl::MakeSpan(local_params), absl::MakeSpan(local_state)).ok());
+  EXPECT_EQ(remote_params, local_params);
+  EXPECT_EQ(remote_state, local_state);
+
+  absl::StatusOr<ParameterServerStatus> status = remote->GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_EQ(status->shards.size(), 2u);
+  EXPECT_EQ(status->global_step(), 4);
+  EXPECT_EQ(status->examples_seen(), 256);
+  EXPECT_EQ(status->shards[0].pushes_applied, 4);
+  EXPECT_EQ(status->shards[1].parameter_count + status->shards[0].parameter_count,
+            parameter_count());
+}
+
+TEST_F(GrpcParameterClientTest, RetriedPushIsAppliedOnce) {
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(cluster_->StartAll());
+  std::vector<float> params(parameter_count());
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+  ASSERT_TRUE(version.ok()) << version.status();
+  const std::vector<float> gradients = Gradients(parameter_count(), 0);
+  PushRequest push;
+  push.worker_id = 2;
+  push.request_id = 99;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from = *version;
+  absl::StatusOr<PushResult> first = client->Push(push);
+  ASSERT_TRUE(first.ok()) << first.status();
+  std::vector<float> after_first(parameter_count());
+  ASSERT_TRUE(client->Pull(absl::MakeSpan(after_first), {}).ok());
+  absl::StatusOr<PushResult> again = client->Push(push);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->version.shard_versions, first->version.shard_versions);
+  std::vector<float> after_again(parameter_count());
+  ASSERT_TRUE(client->Pull(absl::MakeSpan(after_again), {}).ok());
+  EXPECT_EQ(after_again, after_first);
+  EXPECT_NE(after_first, params);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(cluster_->shard(i)->status().version, 1);
+    EXPECT_EQ(cluster_->shard(i)->status().pushes_duplicate, 1);
+  }
+}
+
+TEST_F(GrpcParameterClientTest, NonFiniteGradientIsRefusedBeforeSending) {
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(cluster_->StartAll());
+  std::vector<float> gradients = Gradients(parameter_count(), 0);
+  gradients[parameter_count() - 1] = std::numeric_limits<float>::infinity();
+  PushRequest push;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from.shard_versions = {0, 0};
+  absl::StatusOr<PushResult> result = client->Push(push);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(), HasSubstr("Logits"));
+  EXPECT_THAT(result.status().message(), HasSubstr("inf"));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->shard(i)->status().pushes_invalid, 0);
+}
+
+TEST_F(GrpcParameterClientTest, WrongSizesAndVersionCountsAreRefused) {
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(cluster_->StartAll());
+  std::vector<float> small(10);
+  EXPECT_EQ(client->Pull(absl::MakeSpan(small), {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::vector<float> gradients = Gradients(parameter_count(), 0);
+  PushRequest push;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from.shard_versions = {0};
+  absl::StatusOr<PushResult> result = client->Push(push);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(), HasSubstr("expected 2"));
+}
+
+TEST_F(GrpcParameterClientTest, ServerErrorsNameTheServer) {
+  const std::vector<std::string> addresses = cluster_->StartAll();
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(addresses);
+  std::vector<float> params(parameter_count());
+  ASSERT_TRUE(client->Pull(absl::MakeSpan(params), {}).ok());
+  const std::vector<float> gradients = Gradients(parameter_count(), 0);
+  PushRequest push;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from.shard_versions = {0, 5};  // shard 1 has no version 5 yet
+  absl::StatusOr<PushResult> result = client->Push(push);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(result.status().message(),
+              HasSubstr(absl::StrCat("parameter server 1 (", addresses[1], ") Push")));
+  std::vector<float> after(parameter_count());
+  ASSERT_TRUE(client->Pull(absl::MakeSpan(after), {}).ok());
+  EXPECT_EQ(cluster_->shard(1)->status().version, 0);
+}
+
+TEST_F(GrpcParameterClientTest, AnotherModelsPlanIsRefused) {
+  const std::vector<std::string> addresses = cluster_->StartAll();
+  absl::StatusOr<ShardingPlan> other = ShardingPlan::Create(SmallModel(0.5f), 2);
+  ASSERT_TRUE(other.ok());
+  absl::StatusOr<std::unique_ptr<GrpcParameterClient>> client =
+      GrpcParameterClient::Create(*other, addresses);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::vector<float> params(other->parameter_layout().total_size());
+  absl::Status status = (*client)->Pull(absl::MakeSpan(params), {}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("alpha=0.5"));
+  EXPECT_THAT(status.message(), HasSubstr("alpha=0.25"));
+  EXPECT_THAT(status.message(), HasSubstr(FormatFingerprint(other->fingerprint())));
+  EXPECT_THAT(status.message(), HasSubstr(FormatFingerprint(plan_->fingerprint())));
+}
+
+TEST_F(GrpcParameterClientTest, WaitsForAServerThatStartsLate) {
+  const std::string first = cluster_->Start(0);
+  const int late_port = FreePort();
+  GrpcParameterClientOptions options;
+  options.patience = absl::Seconds(20);
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(200);
+  int retries = 0;
+  options.on_retry = [&retries](const std::string& message) { ++retries; };
+  std::unique_ptr<GrpcParameterClient> client =
+      MakeClient({first, absl::StrCat("127.0.0.1:", late_port)}, options);
+  std::vector<float> params(parameter_count());
+  absl::StatusOr<ModelVersion> version;
+  std::thread puller([&] { version = client->Pull(absl::MakeSpan(params), {}); });
+  absl::SleepFor(absl::Milliseconds(500));
+  cluster_->Start(1, late_port);
+  puller.join();
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->shard_versions, std::vector<int64_t>({0, 0}));
+  EXPECT_GT(retries, 0);
+  std::vector<float> expected(parameter_count());
+  absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
+      InProcessParameterClient::Create(plan_->parameter_layout(), plan_->state_layout(),
+                                       cluster_->shard_pointers());
+  ASSERT_TRUE(local.ok());
+  ASSERT_TRUE((*local)->Pull(absl::MakeSpan(expected), {}).ok());
+  EXPECT_EQ(params, expected);
+}
+
+TEST_F(GrpcParameterClientTest, GivesUpOnAServerThatNeverComesAfterThePatience) {
+  const std::string first = cluster_->Start(0);
+  const std::string missing = absl::StrCat("127.0.0.1:", FreePort());
+  GrpcParameterClientOptions options;
+  options.patience = absl::Milliseconds(600);
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(100);
+  std::unique_ptr<GrpcParameterClient> client = MakeClient({first, missing}, options);
+  std::vector<float> params(parameter_count());
+  const absl::Time begin = absl::Now();
+  absl::Status status = client->Pull(absl::MakeSpan(params), {}).status();
+  const absl::Duration took = absl::Now() - begin;
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("parameter server 1 (", missing, ")")));
+  EXPECT_THAT(status.message(), HasSubstr("gave up after"));
+  EXPECT_GE(took, absl::Milliseconds(400));
+  EXPECT_LT(took, absl::Seconds(5));
+
+  // The status tool reports the live server and the error of the missing one.
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses =
+      QueryParameterServerStatus({first, missing}, absl::Seconds(2));
+  ASSERT_EQ(statuses.size(), 2u);
+  ASSERT_TRUE(statuses[0].ok()) << statuses[0].status();
+  EXPECT_EQ(statuses[0]->shard_index(), 0);
+  ASSERT_FALSE(statuses[1].ok());
+  EXPECT_THAT(statuses[1].status().message(), HasSubstr(missing));
+}
+
+TEST_F(GrpcParameterClientTest, PushTimingOutIsRetriedThenReportedAndAppliedAtMostOnce) {
+  const std::vector<std::string> addresses = cluster_->StartAll();
+  GrpcParameterClientOptions impatient;
+  impatient.rpc_timeout = absl::Microseconds(1);  // every attempt misses its deadline
+  impatient.patience = absl::Milliseconds(300);
+  impatient.initial_backoff = absl::Milliseconds(10);
+  impatient.max_backoff = absl::Milliseconds(50);
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(addresses, impatient);
+  const std::vector<float> gradients = Gradients(parameter_count(), 0);
+  PushRequest push;
+  push.worker_id = 4;
+  push.request_id = 1;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from.shard_versions = {0, 0};
+  absl::StatusOr<PushResult> result = client->Push(push);  // returns: no hang
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded) << result.status();
+  EXPECT_THAT(result.status().message(), HasSubstr("gave up after"));
+
+  // Resending the same request with enough time: every shard counts it exactly once.
+  std::unique_ptr<GrpcParameterClient> patient = MakeClient(addresses);
+  absl::StatusOr<PushResult> resent = patient->Push(push);
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  EXPECT_EQ(resent->version.shard_versions, std::vector<int64_t>({1, 1}));
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->shard(i)->status().version, 1);
+}
+
+TEST_F(GrpcParameterClientTest, EvaluationFinishAndProgressReachEveryServer) {
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(cluster_->StartAll());
+  client->set_progress(250.0, 12);
+  std::vector<float> params(parameter_count());
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+  ASSERT_TRUE(version.ok());
+  const std::vector<float> gradients = Gradients(parameter_count(), 0);
+  PushRequest push;
+  push.worker_id = 0;
+  push.request_id = 1;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from = *version;
+  ASSERT_TRUE(client->Push(push).ok());
+  EvaluationResult evaluation;
+  evaluation.examples = 100;
+  evaluation.correct = 91;
+  evaluation.loss = 0.3;
+  evaluation.global_step = 1;
+  ASSERT_TRUE(client->ReportEvaluation(0, evaluation).ok());
+  ASSERT_TRUE(client->Finish(0, /*training_complete=*/true).ok());
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses = client->GetShardStatuses();
+  ASSERT_EQ(statuses.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].status();
+    EXPECT_EQ(statuses[i]->shard_index(), i);
+    EXPECT_DOUBLE_EQ(statuses[i]->eval_accuracy(), 0.91);
+    EXPECT_TRUE(statuses[i]->finishing());
+    ASSERT_EQ(statuses[i]->workers_size(), 1);
+    EXPECT_DOUBLE_EQ(statuses[i]->workers(0).images_per_sec(), 250.0);
+    EXPECT_EQ(statuses[i]->workers(0).steps(), 12);
+    EXPECT_TRUE(statuses[i]->workers(0).finished());
+  }
+}
+
+TEST_F(GrpcParameterClientTest, CreateChecksTheAddresses) {
+  absl::StatusOr<std::unique_ptr<GrpcParameterClient>> client =
+      GrpcParameterClient::Create(*plan_, {"127.0.0.1:1"});
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(client.status().message(), HasSubstr("plan of 2 parameter servers"));
+  client = GrpcParameterClient::Create(*plan_, {"127.0.0.1:1", ""});
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mobilenet

@@ -132,7 +132,7 @@ absl::StatusOr<Data> LoadData(const ClusterTrainingOptions& options, MobileNetCo
     synthetic.shape = {model.resolution, model.resolution, model.input_channels};
     synthetic.num_classes = options.synthetic_classes;
     synthetic.seed = options.data_seed + static_cast<uint64_t>(task);
-    synthetic.examples_per_epoch = std::max<int64_t>(1, synthetic.examples_per_epoch / workers);
+    synthetic.examples_per_epoch = std::max<int64_t>(1, options.synthetic_examples / workers);
     model.num_classes = options.synthetic_classes;
     ASSIGN_OR_RETURN(data.train, SyntheticBatchSource::Create(synthetic));
     return data;

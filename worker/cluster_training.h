@@ -37,6 +37,7 @@ struct ClusterTrainingOptions {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
   bool synthetic = false;          // random data of the model's shape instead (no evaluation)
   int synthetic_classes = 10;
+  int64_t synthetic_examples = 10000;  // per epoch, split among the workers
   bool random_flip = true;
   int crop_padding = 2;
   int eval_examples = 0;           // 0: the whole test set

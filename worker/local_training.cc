@@ -33,6 +33,7 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
                        model_config.input_channels};
     synthetic.num_classes = options.synthetic_classes;
     synthetic.seed = options.data_seed;
+    synthetic.examples_per_epoch = options.synthetic_examples;
     model_config.num_classes = options.synthetic_classes;
     ASSIGN_OR_RETURN(train, SyntheticBatchSource::Create(synthetic));
   } else {

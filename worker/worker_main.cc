@@ -28,6 +28,8 @@ ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).");
 ABSL_FLAG(bool, synthetic, false, "Train on random synthetic data of the model's shape.");
 ABSL_FLAG(int, synthetic_classes, 10, "Classes of the synthetic data.");
+ABSL_FLAG(int64_t, synthetic_examples, 10000,
+          "Examples in an epoch of the synthetic data (split among the workers of a cluster).");
 ABSL_FLAG(bool, flip, true, "Augment with random horizontal flips.");
 ABSL_FLAG(int, crop_padding, 2, "Augment with random pad-and-crop by this many pixels (0: off).");
 ABSL_FLAG(int, eval_examples, 0, "Test examples to evaluate on (0: all).");
@@ -105,6 +107,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.data_dir = local.data_dir;
   o.synthetic = local.synthetic;
   o.synthetic_classes = local.synthetic_classes;
+  o.synthetic_examples = local.synthetic_examples;
   o.random_flip = local.random_flip;
   o.crop_padding = local.crop_padding;
   o.eval_examples = local.eval_examples;
@@ -180,6 +183,8 @@ int main(int argc, char** argv) {
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.synthetic = absl::GetFlag(FLAGS_synthetic);
   o.synthetic_classes = absl::GetFlag(FLAGS_synthetic_classes);
+  o.synthetic_examples = absl::GetFlag(FLAGS_synthetic_examples);
+  if (o.synthetic_examples < 1) return Fail("--synthetic_examples must be >= 1");
   o.random_flip = absl::GetFlag(FLAGS_flip);
   o.crop_padding = absl::GetFlag(FLAGS_crop_padding);
   o.eval_examples = absl::GetFlag(FLAGS_eval_examples);

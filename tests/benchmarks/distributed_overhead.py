@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Distributed overhead: the images/s of 1 parameter server + 2 workers with 1 compute
+thread each, against single-process training with 2 threads, on the same model and
+synthetic data, measured side by side in one run (alternating, --repeats times).
+
+  /usr/bin/python3 tests/benchmarks/distributed_overhead.py [--bin_dir build/bin]
+      [--alpha 0.5 --resolution 56 --channels 1 --batch 64 --examples 6400 --repeats 3]
+
+The cluster's rate is the examples both workers trained divided by the wall time from
+the first worker's start to the last one's end of training (each worker reports its own
+training time; the slower one bounds the run). Prints the medians and their ratio (the
+issue's floor is 0.85), and JSON with --json.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAINED = re.compile(r"trained (\d+) steps \((\d+) examples\) in \S+, ([0-9.]+) images/s",
+                     re.IGNORECASE)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_flags(a):
+    return [f"--alpha={a.alpha}", f"--resolution={a.resolution}", f"--channels={a.channels}"]
+
+
+def parse_trained(text, who):
+    m = TRAINED.search(text)
+    if not m:
+        sys.exit(f"{who}: no 'Trained ... images/s' line in its output:\n{text[-2000:]}")
+    return int(m.group(2)), float(m.group(3))
+
+
+def single_process(a):
+    # Epochs are of the synthetic set of --examples examples.
+    out = subprocess.run(
+        [os.path.join(a.bin_dir, "mobilenet-worker"), "--synthetic", "--quiet",
+         f"--threads=2", f"--batch_size={a.batch}", "--epochs=1",
+         f"--synthetic_examples={a.examples}"] + model_flags(a),
+        capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        sys.exit(f"single process failed:\n{out.stdout}\n{out.stderr}")
+    examples, rate = parse_trained(out.stdout, "single process")
+    return rate
+
+
+def cluster(a):
+    ps = f"127.0.0.1:{free_port()}"
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    common = [f"--ps_hosts={ps}", f"--worker_hosts={','.join(workers)}"] + model_flags(a)
+    ps_proc = subprocess.Popen(
+        [os.path.join(a.bin_dir, "mobilenet-ps"), "--job_name=ps", "--task_index=0",
+         "--classes=10", f"--examples_per_epoch={a.examples}", "--log_every_secs=0"] + common,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        procs = [subprocess.Popen(
+            [os.path.join(a.bin_dir, "mobilenet-worker"), "--job_name=worker",
+             f"--task_index={i}", "--synthetic", "--quiet", "--threads=1",
+             f"--batch_size={a.batch}", "--epochs=1", f"--synthetic_examples={a.examples}",
+             "--wait_for_workers_secs=0"] + common,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+        outputs = [p.communicate(timeout=1800)[0] for p in procs]
+        for i, (p, out) in enumerate(zip(procs, outputs)):
+            if p.returncode != 0:
+                sys.exit(f"worker {i} failed:\n{out[-3000:]}")
+        total_examples = 0
+        slowest = 0.0
+        for i, out in enumerate(outputs):
+            examples, rate = parse_trained(out, f"worker {i}")
+            total_examples += examples
+            slowest = max(slowest, examples / rate)
+        return total_examples / slowest
+    finally:
+        ps_proc.terminate()
+        try:
+            ps_proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            ps_proc.kill()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--bin_dir", default=os.path.join(ROOT, "build", "bin"))
+    p.add_argument("--alpha", type=float, default=0.5)
+    p.add_argument("--resolution", type=int, default=56)
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--examples", type=int, default=6400,
+                   help="examples per run (each cluster worker trains half)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    single, dist = [], []
+    for r in range(a.repeats):
+        single.append(single_process(a))
+        dist.append(cluster(a))
+        if not a.json:
+            print(f"run {r + 1}: single process (2 threads) {single[-1]:.1f} img/s, "
+                  f"1 PS + 2 workers (1 thread each) {dist[-1]:.1f} img/s", flush=True)
+    s, d = statistics.median(single), statistics.median(dist)
+    result = {"alpha": a.alpha, "resolution": a.resolution, "channels": a.channels,
+              "batch": a.batch, "single_process_images_per_sec": s,
+              "cluster_images_per_sec": d, "ratio": d / s, "runs": a.repeats}
+    if a.json:
+        print(json.dumps(result))
+    else:
+        print(f"median: single process {s:.1f} img/s, cluster {d:.1f} img/s, "
+              f"ratio {d / s:.2f} (floor 0.85)")
+
+
+if __name__ == "__main__":
+    main()

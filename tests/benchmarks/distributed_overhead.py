@@ -20,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -61,16 +62,21 @@ def cluster(a):
     ps = f"127.0.0.1:{free_port()}"
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     common = [f"--ps_hosts={ps}", f"--worker_hosts={','.join(workers)}"] + model_flags(a)
+    ps_log = tempfile.TemporaryFile(mode="w+")
     ps_proc = subprocess.Popen(
         [os.path.join(a.bin_dir, "mobilenet-ps"), "--job_name=ps", "--task_index=0",
          "--classes=10", f"--examples_per_epoch={a.examples}", "--log_every_secs=0"] + common,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=ps_log, stderr=subprocess.STDOUT)
     try:
+        time.sleep(1)
+        if ps_proc.poll() is not None:
+            ps_log.seek(0)
+            sys.exit(f"parameter server exited ({ps_proc.returncode}):\n{ps_log.read()[-3000:]}")
         procs = [subprocess.Popen(
             [os.path.join(a.bin_dir, "mobilenet-worker"), "--job_name=worker",
              f"--task_index={i}", "--synthetic", "--quiet", "--threads=1",
              f"--batch_size={a.batch}", "--epochs=1", f"--synthetic_examples={a.examples}",
-             "--wait_for_workers_secs=0"] + common,
+             "--ps_patience_secs=60"] + common,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
         outputs = [p.communicate(timeout=1800)[0] for p in procs]
         for i, (p, out) in enumerate(zip(procs, outputs)):

@@ -63,8 +63,17 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
   push.gradients = grads_;
   push.batch_stats = batch_stats_;
   const absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(PushResult pushed, client_->Push(push));
+  absl::StatusOr<PushResult> pushed_or = client_->Push(push);
   last_push_ms_ = absl::ToDoubleMilliseconds(absl::Now() - start);
+  if (absl::IsAborted(pushed_or.status())) {
+    // Too stale for the parameter servers' staleness policy: the gradient is dropped and
+    // the next step pulls fresh weights.
+    ++rejected_pushes_;
+    ++steps_;
+    return result;
+  }
+  if (!pushed_or.ok()) return pushed_or.status();
+  const PushResult& pushed = *pushed_or;
   last_staleness_ = static_cast<double>(pushed.max_staleness);
   last_learning_rate_ = pushed.learning_rate;
   global_step_ = pushed.version.global_step();

@@ -72,8 +72,13 @@ class Trainer {
   // gradient (InvalidArgument naming the tensor).
   absl::StatusOr<TrainingSummary> Run();
 
-  // One step: pull, forward/backward, push. Returns the training loss.
+  // One step: pull, forward/backward, push. Returns the training loss. A push refused as
+  // too stale (Aborted) is not an error: it is counted in rejected_pushes().
   absl::StatusOr<TrainStepResult> Step();
+
+  // Pushes the parameter servers refused as too stale (Aborted); their gradients were
+  // dropped and training went on with fresh weights.
+  int64_t rejected_pushes() const { return rejected_pushes_; }
 
   // Pulls the current weights and moving statistics and evaluates the test set.
   absl::StatusOr<EvaluationResult> Evaluate();
@@ -93,6 +98,7 @@ class Trainer {
   std::vector<int> labels_;
   uint64_t next_request_id_ = 1;
   int64_t steps_ = 0;
+  int64_t rejected_pushes_ = 0;
   int64_t global_step_ = 0;
   double last_staleness_ = 0;
   double last_push_ms_ = 0;

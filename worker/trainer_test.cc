@@ -110,6 +110,33 @@ TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
   EXPECT_EQ(eval->global_step, 0);
 }
 
+// Refuses every other push as too stale, as a parameter server with
+// --staleness_policy=reject does.
+class RejectingClient : public ParameterClient {
+ public:
+  explicit RejectingClient(ParameterClient* inner) : inner_(inner) {}
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
+    return inner_->Pull(p, s);
+  }
+  absl::StatusOr<PushResult> Push(const PushRequest& request) override {
+    if (++pushes_ % 2 == 0) return absl::AbortedError("too stale; pull again");
+    return inner_->Push(request);
+  }
+  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
+
+ private:
+  ParameterClient* inner_;
+  int pushes_ = 0;
+};
+
+TEST_F(TrainerTest, APushRefusedAsTooStaleIsDroppedAndTrainingGoesOn) {
+  RejectingClient rejecting(client_.get());
+  Trainer trainer(trainer_config_, model_.get(), &rejecting, source_.get(), nullptr, nullptr);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(trainer.Step().ok());
+  EXPECT_EQ(trainer.rejected_pushes(), 3);
+  EXPECT_EQ(shard_->status().version, 3);
+}
+
 TEST_F(TrainerTest, EvaluateWithoutATestSetIsAnError) {
   Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
   EXPECT_EQ(trainer.Evaluate().status().code(), absl::StatusCode::kFailedPrecondition);

@@ -7,6 +7,7 @@
 // shard, or a single-process run's --checkpoint_dir).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -123,6 +124,11 @@ absl::StatusOr<Loaded> Load() {
   return l;
 }
 
+// The index of the largest of row[0, k).
+int ArgMax(const float* row, int k) {
+  return static_cast<int>(std::max_element(row, row + k) - row);
+}
+
 PreprocessingConfig TestPreprocessing(const MobileNetConfig& config) {
   PreprocessingConfig pre;
   pre.output_height = pre.output_width = config.resolution;
@@ -193,8 +199,7 @@ absl::Status Predict() {
                    static_cast<long long>(l.model.global_step));
   for (int i = 0; i < n; ++i) {
     const float* row = &logits[static_cast<size_t>(i) * k];
-    int best = 0;
-    for (int j = 1; j < k; ++j) if (row[j] > row[best]) best = j;
+    const int best = ArgMax(row, k);
     std::vector<std::string> values;
     for (int j = 0; j < k; ++j) values.push_back(absl::StrFormat("%.6g", row[j]));
     if (json) {
@@ -237,9 +242,7 @@ absl::Status Eval() {
                  logits.data());
     for (int i = 0; i < n; ++i) {
       const float* row = &logits[static_cast<size_t>(i) * k];
-      int best = 0;
-      for (int j = 1; j < k; ++j) if (row[j] > row[best]) best = j;
-      correct += best == labels[i];
+      correct += ArgMax(row, k) == labels[i];
     }
     total += n;
   }

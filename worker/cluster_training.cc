@@ -71,35 +71,6 @@ class ProgressPublishingSource : public BatchSource {
   std::deque<std::pair<absl::Time, int64_t>> window_;
 };
 
-// Numbers this run's pushes apart from any earlier run of the same worker id: the servers
-// remember each worker's recent request ids to apply a retried push once, and the Trainer
-// numbers its pushes from 1, so a restarted worker's pushes would be taken for retries.
-// Adds a per-run random base (high 32 bits) to every request id.
-class FreshRequestIdClient : public ParameterClient {
- public:
-  explicit FreshRequestIdClient(ParameterClient* inner) : inner_(inner) {
-    uint64_t z = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
-                 (static_cast<uint64_t>(getpid()) << 40);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    base_ = (z ^ (z >> 31)) << 32;
-  }
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters,
-                                    absl::Span<float> state) override {
-    return inner_->Pull(parameters, state);
-  }
-  absl::StatusOr<PushResult> Push(const PushRequest& request) override {
-    PushRequest renumbered = request;
-    renumbered.request_id = base_ + request.request_id;
-    return inner_->Push(renumbered);
-  }
-  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
-
- private:
-  ParameterClient* inner_;
-  uint64_t base_;
-};
-
 // Says that the worker is waiting for a server, at most once every few seconds.
 class RetryLogger {
  public:
@@ -335,9 +306,8 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   };
 
   ProgressPublishingSource source(data.train.get(), client.get(), pushes_before);
-  FreshRequestIdClient training_client(client.get());
   ProgressReporter reporter(stdout, ProgressReporter::IsTerminal(stdout), absl::Seconds(10));
-  Trainer trainer(trainer_config, model.get(), &training_client, &source, test.get(),
+  Trainer trainer(trainer_config, model.get(), client.get(), &source, test.get(),
                   options.quiet ? nullptr : &reporter);
   trainer.set_evaluation_callback(report);
 

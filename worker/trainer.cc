@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -22,6 +23,7 @@ Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClien
       train_(train),
       test_(test),
       reporter_(reporter) {
+  next_request_id_ = (static_cast<uint64_t>(std::random_device{}()) << 32) + 1;
   decay_ranges_ = WeightDecayRanges(model_->parameter_layout());
   params_.resize(model_->parameter_layout().total_size());
   grads_.resize(params_.size());

@@ -96,7 +96,9 @@ class Trainer {
   std::vector<IndexRange> decay_ranges_;
   std::vector<float> params_, state_, grads_, batch_stats_, images_;
   std::vector<int> labels_;
-  uint64_t next_request_id_ = 1;
+  // Starts at a random per-run base (high 32 bits), so the pushes of a restarted worker
+  // are never taken by the servers for retries of its earlier run's pushes.
+  uint64_t next_request_id_;
   int64_t steps_ = 0;
   int64_t rejected_pushes_ = 0;
   int64_t global_step_ = 0;

@@ -137,6 +137,16 @@ TEST_F(TrainerTest, APushRefusedAsTooStaleIsDroppedAndTrainingGoesOn) {
   EXPECT_EQ(shard_->status().version, 3);
 }
 
+TEST_F(TrainerTest, ARestartedWorkerWithTheSameIdIsNotTakenForRetries) {
+  Trainer first(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(first.Step().ok());
+  Trainer restarted(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr,
+                    nullptr);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(restarted.Step().ok());
+  EXPECT_EQ(shard_->status().pushes_duplicate, 0);
+  EXPECT_EQ(shard_->status().version, 6);
+}
+
 TEST_F(TrainerTest, EvaluateWithoutATestSetIsAnError) {
   Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
   EXPECT_EQ(trainer.Evaluate().status().code(), absl::StatusCode::kFailedPrecondition);

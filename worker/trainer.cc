@@ -26,67 +26,132 @@ Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClien
   next_request_id_ = (static_cast<uint64_t>(std::random_device{}()) << 32) + 1;
   decay_ranges_ = WeightDecayRanges(model_->parameter_layout());
   params_.resize(model_->parameter_layout().total_size());
-  grads_.resize(params_.size());
   state_.resize(model_->state_layout().total_size());
-  batch_stats_.resize(state_.size());
+  const int buffers = config_.overlap_communication ? 2 : 1;
+  for (int g = 0; g < buffers; ++g) {
+    grads_[g].resize(params_.size());
+    batch_stats_[g].resize(state_.size());
+  }
+  if (config_.overlap_communication) next_params_.resize(params_.size());
   const ImageShape shape = train_->output_shape();
   images_.resize(static_cast<size_t>(config_.batch_size) * shape.elements());
   labels_.resize(config_.batch_size);
 }
 
-absl::StatusOr<TrainStepResult> Trainer::Step() {
-  ASSIGN_OR_RETURN(ModelVersion version, client_->Pull(absl::MakeSpan(params_), {}));
-  RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
-  const TrainStepResult result =
-      model_->TrainStep(params_.data(), images_.data(), labels_.data(), config_.batch_size,
-                        config_.label_smoothing, grads_.data(), batch_stats_.data());
+Trainer::~Trainer() {
+  if (in_flight_.valid()) in_flight_.wait();
+}
+
+absl::Status Trainer::FinishGradients(int g, const std::vector<float>& params, float loss) {
+  std::vector<float>& grads = grads_[g];
   if (config_.weight_decay > 0) {
-    AddWeightDecay(config_.weight_decay, decay_ranges_, params_, absl::MakeSpan(grads_));
+    AddWeightDecay(config_.weight_decay, decay_ranges_, params, absl::MakeSpan(grads));
   }
-  const int64_t bad = FindNonFinite(grads_);
+  const int64_t bad = FindNonFinite(grads);
   if (bad >= 0) {
     for (const TensorView& v : model_->parameter_layout().views()) {
       if (bad >= v.offset && bad < v.offset + v.size) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "gradient of ", v.name, "[", bad - v.offset, "] is ", grads_[bad],
-            " at step ", steps_, " (loss ", result.loss, "); lower the learning rate"));
+            "gradient of ", v.name, "[", bad - v.offset, "] is ", grads[bad], " at step ",
+            steps_, " (loss ", loss, "); lower the learning rate"));
       }
     }
   }
-  if (config_.clip_norm > 0) ClipByGlobalNorm(config_.clip_norm, absl::MakeSpan(grads_));
-  RETURN_IF_ERROR(UnbiasBatchVariances(model_->architecture(), model_->state_layout(),
-                                       config_.batch_size, absl::MakeSpan(batch_stats_)));
+  if (config_.clip_norm > 0) ClipByGlobalNorm(config_.clip_norm, absl::MakeSpan(grads));
+  return UnbiasBatchVariances(model_->architecture(), model_->state_layout(),
+                              config_.batch_size, absl::MakeSpan(batch_stats_[g]));
+}
 
+PushRequest Trainer::MakePush(int g, const ModelVersion& computed_from) {
   PushRequest push;
   push.worker_id = config_.worker_id;
   push.request_id = next_request_id_++;
-  push.computed_from = version;
+  push.computed_from = computed_from;
   push.example_count = config_.batch_size;
-  push.gradients = grads_;
-  push.batch_stats = batch_stats_;
-  const absl::Time start = absl::Now();
-  absl::StatusOr<PushResult> pushed_or = client_->Push(push);
-  last_push_ms_ = absl::ToDoubleMilliseconds(absl::Now() - start);
-  if (absl::IsAborted(pushed_or.status())) {
-    // Too stale for the parameter servers' staleness policy: the gradient is dropped and
-    // the next step pulls fresh weights.
+  push.gradients = grads_[g];
+  push.batch_stats = batch_stats_[g];
+  return push;
+}
+
+absl::Status Trainer::RecordPush(const absl::StatusOr<PushResult>& pushed, absl::Duration took) {
+  last_push_ms_ = absl::ToDoubleMilliseconds(took);
+  if (absl::IsAborted(pushed.status())) {
+    // Refused by the parameter servers' staleness policy: the gradient is dropped and
+    // training goes on with fresh weights.
     ++rejected_pushes_;
+    return absl::OkStatus();
+  }
+  if (!pushed.ok()) return pushed.status();
+  last_staleness_ = static_cast<double>(pushed->max_staleness);
+  last_learning_rate_ = pushed->learning_rate;
+  global_step_ = pushed->version.global_step();
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Flush() {
+  if (!in_flight_.valid()) return absl::OkStatus();
+  Exchange done = in_flight_.get();
+  // The push's own duration is not measured apart from the pull that follows it.
+  RETURN_IF_ERROR(RecordPush(done.pushed, absl::Now() - in_flight_start_));
+  RETURN_IF_ERROR(done.pulled.status());
+  // The pulled weights become the next step's.
+  params_.swap(next_params_);
+  params_version_ = *std::move(done.pulled);
+  have_weights_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainStepResult> Trainer::Step() {
+  if (!config_.overlap_communication) {
+    ASSIGN_OR_RETURN(ModelVersion version, client_->Pull(absl::MakeSpan(params_), {}));
+    RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
+    const TrainStepResult result = model_->TrainStep(
+        params_.data(), images_.data(), labels_.data(), config_.batch_size,
+        config_.label_smoothing, grads_[0].data(), batch_stats_[0].data());
+    RETURN_IF_ERROR(FinishGradients(0, params_, result.loss));
+    const absl::Time start = absl::Now();
+    const absl::StatusOr<PushResult> pushed = client_->Push(MakePush(0, version));
+    RETURN_IF_ERROR(RecordPush(pushed, absl::Now() - start));
     ++steps_;
     return result;
   }
-  if (!pushed_or.ok()) return pushed_or.status();
-  const PushResult& pushed = *pushed_or;
-  last_staleness_ = static_cast<double>(pushed.max_staleness);
-  last_learning_rate_ = pushed.learning_rate;
-  global_step_ = pushed.version.global_step();
+
+  // Overlapped: compute on params_ while the previous step's gradients are pushed and
+  // the next weights pulled into next_params_ (only the first step waits for a pull).
+  if (!have_weights_) {
+    ASSIGN_OR_RETURN(params_version_, client_->Pull(absl::MakeSpan(params_), {}));
+    have_weights_ = true;
+  }
+  RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
+  const int g = grad_buffer_;
+  const TrainStepResult result = model_->TrainStep(
+      params_.data(), images_.data(), labels_.data(), config_.batch_size,
+      config_.label_smoothing, grads_[g].data(), batch_stats_[g].data());
+  RETURN_IF_ERROR(FinishGradients(g, params_, result.loss));
+  const ModelVersion computed_from = params_version_;
+  // Until the previous exchange ends, params_ (when it brought no new weights) stay the
+  // next step's weights.
+  RETURN_IF_ERROR(Flush());
+  PushRequest push = MakePush(g, computed_from);
+  in_flight_start_ = absl::Now();
+  in_flight_ = std::async(std::launch::async, [this, push]() {
+    Exchange exchange;
+    exchange.pushed = client_->Push(push);
+    exchange.pulled = client_->Pull(absl::MakeSpan(next_params_), {});
+    return exchange;
+  });
+  grad_buffer_ = 1 - g;
   ++steps_;
   return result;
 }
 
 absl::StatusOr<EvaluationResult> Trainer::Evaluate() {
   if (test_ == nullptr) return absl::FailedPreconditionError("no test set to evaluate on");
+  // Its own weights buffer: a step's weights, or the next step's being pulled, stay as
+  // they are.
+  eval_params_.resize(params_.size());
   ASSIGN_OR_RETURN(ModelVersion version,
-                   client_->Pull(absl::MakeSpan(params_), absl::MakeSpan(state_)));
+                   client_->Pull(absl::MakeSpan(eval_params_), absl::MakeSpan(state_)));
   EvaluationResult eval;
   eval.global_step = version.global_step();
   const ImageShape shape = test_->output_shape();
@@ -100,7 +165,7 @@ absl::StatusOr<EvaluationResult> Trainer::Evaluate() {
     ASSIGN_OR_RETURN(int n, test_->NextBatch(config_.eval_batch_size, images.data(),
                                              labels.data()));
     if (n == 0) break;
-    model_->Infer(params_.data(), state_.data(), images.data(), n, logits.data());
+    model_->Infer(eval_params_.data(), state_.data(), images.data(), n, logits.data());
     int correct = 0;
     loss_sum += static_cast<double>(SoftmaxCrossEntropy(n, k, logits.data(), labels.data(),
                                                         0.0f, nullptr, &correct)) * n;
@@ -182,6 +247,7 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
       }
     }
   }
+  RETURN_IF_ERROR(Flush());
   summary.steps = steps_;
   summary.examples = train_->examples_seen() - start_seen;
   summary.seconds = absl::ToDoubleSeconds(absl::Now() - start);

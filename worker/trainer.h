@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <vector>
 
@@ -30,6 +31,11 @@ struct TrainerConfig {
   // evaluation reader is given (the chief).
   double eval_every_epochs = 1;
   int eval_batch_size = 256;
+  // Overlap communication with computation: while a step computes, a helper thread pushes
+  // the previous step's gradients and then pulls the weights for the next one, so a
+  // gradient is computed from weights that lack this worker's latest push (one more step
+  // of staleness). Off: pull, compute, push in turn.
+  bool overlap_communication = false;
 };
 
 struct EvaluationResult {
@@ -56,6 +62,8 @@ class Trainer {
   // `reporter` may be null (no evaluation; no progress output).
   Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClient* client,
           BatchSource* train, EvaluationReader* test, ProgressReporter* reporter);
+  // Waits for communication still in flight (its outcome is dropped).
+  ~Trainer();
 
   // Called after each completed epoch of this worker (e.g. to write a checkpoint), with
   // the epoch number (1-based); an error stops training and is returned by Run.
@@ -73,8 +81,15 @@ class Trainer {
   absl::StatusOr<TrainingSummary> Run();
 
   // One step: pull, forward/backward, push. Returns the training loss. A push refused as
-  // too stale (Aborted) is not an error: it is counted in rejected_pushes().
+  // too stale (Aborted) is not an error: it is counted in rejected_pushes(). With
+  // overlap_communication the push (and the pull of the next weights) is started on a
+  // helper thread and finishes during the next step or in Flush(); an error of that
+  // communication is returned by the call that waits for it.
   absl::StatusOr<TrainStepResult> Step();
+
+  // Waits for the communication a Step left running (overlap_communication); a no-op
+  // otherwise. Run calls it before returning.
+  absl::Status Flush();
 
   // Pushes the parameter servers refused as too stale (Aborted); their gradients were
   // dropped and training went on with fresh weights.
@@ -84,6 +99,20 @@ class Trainer {
   absl::StatusOr<EvaluationResult> Evaluate();
 
  private:
+  // What the helper thread of overlap_communication hands back.
+  struct Exchange {
+    absl::StatusOr<PushResult> pushed;
+    absl::StatusOr<ModelVersion> pulled;
+  };
+
+  // Validates and post-processes grads_[g] computed from params (weight decay, finite
+  // check, clipping) and batch_stats_[g] (unbiased variances).
+  absl::Status FinishGradients(int g, const std::vector<float>& params, float loss);
+  // Counts a push's outcome: an Aborted refusal is dropped and counted, other errors are
+  // returned.
+  absl::Status RecordPush(const absl::StatusOr<PushResult>& pushed, absl::Duration took);
+  PushRequest MakePush(int g, const ModelVersion& computed_from);
+
   TrainerConfig config_;
   MobileNetV1* model_;
   ParameterClient* client_;
@@ -94,8 +123,18 @@ class Trainer {
   std::function<void(const EvaluationResult&)> evaluation_callback_;
 
   std::vector<IndexRange> decay_ranges_;
-  std::vector<float> params_, state_, grads_, batch_stats_, images_;
+  // The weights a step computes on; with overlap_communication also the ones being pulled
+  // for the next step (next_params_), and two sets of gradients: one being pushed while
+  // the other is computed.
+  std::vector<float> params_, next_params_, state_, images_;
+  std::vector<float> grads_[2], batch_stats_[2];
+  std::vector<float> eval_params_;
   std::vector<int> labels_;
+  int grad_buffer_ = 0;          // the gradient set the next step computes into
+  bool have_weights_ = false;    // params_ holds weights to compute on (overlap mode)
+  ModelVersion params_version_;  // their version
+  std::future<Exchange> in_flight_;  // overlap mode: the previous step's push and pull
+  absl::Time in_flight_start_;
   // Starts at a random per-run base (high 32 bits), so the pushes of a restarted worker
   // are never taken by the servers for retries of its earlier run's pushes.
   uint64_t next_request_id_;

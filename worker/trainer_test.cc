@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "model/layers/compute_threads.h"
 #include "parameter_server/parameter_shard.h"
@@ -145,6 +146,103 @@ TEST_F(TrainerTest, ARestartedWorkerWithTheSameIdIsNotTakenForRetries) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(restarted.Step().ok());
   EXPECT_EQ(shard_->status().pushes_duplicate, 0);
   EXPECT_EQ(shard_->status().version, 6);
+}
+
+TEST_F(TrainerTest, OverlappedStepsPushEveryGradientOneStepStaler) {
+  trainer_config_.overlap_communication = true;
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  double first = 0, last = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto result = trainer.Step();
+    ASSERT_TRUE(result.ok()) << result.status();
+    if (i < 4) first += result->loss / 4;
+    if (i >= 196) last += result->loss / 4;
+  }
+  ASSERT_TRUE(trainer.Flush().ok());
+  const ShardStatus status = shard_->status();
+  EXPECT_EQ(status.version, 200);
+  EXPECT_EQ(status.examples_seen, 200 * 8);
+  // Alone, each gradient was computed from weights that lacked only the previous push
+  // (the first two both from version 0).
+  EXPECT_EQ(status.staleness_max, 1);
+  EXPECT_EQ(status.staleness_p50, 1);
+  EXPECT_LT(last, 0.7 * first) << "first " << first << " last " << last;
+}
+
+// Holds every push until released.
+class BlockingPushClient : public ParameterClient {
+ public:
+  explicit BlockingPushClient(ParameterClient* inner) : inner_(inner) {}
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
+    return inner_->Pull(p, s);
+  }
+  absl::StatusOr<PushResult> Push(const PushRequest& request) override {
+    release_.WaitForNotification();
+    return inner_->Push(request);
+  }
+  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
+  void Release() { release_.Notify(); }
+
+ private:
+  ParameterClient* inner_;
+  absl::Notification release_;
+};
+
+TEST_F(TrainerTest, AnOverlappedStepReturnsBeforeItsPushEnds) {
+  trainer_config_.overlap_communication = true;
+  BlockingPushClient blocking(client_.get());
+  Trainer trainer(trainer_config_, model_.get(), &blocking, source_.get(), nullptr, nullptr);
+  ASSERT_TRUE(trainer.Step().ok());  // returns with its push held by the client
+  EXPECT_EQ(shard_->status().version, 0);
+  blocking.Release();
+  ASSERT_TRUE(trainer.Flush().ok());
+  EXPECT_EQ(shard_->status().version, 1);
+}
+
+TEST_F(TrainerTest, OverlappedRunPushesEveryStepBeforeReturning) {
+  trainer_config_.overlap_communication = true;
+  trainer_config_.epochs = 3;
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  auto summary = trainer.Run();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->steps, 12);
+  EXPECT_EQ(shard_->status().version, 12);
+}
+
+TEST_F(TrainerTest, OverlappedPushesRefusedAsTooStaleAreDropped) {
+  trainer_config_.overlap_communication = true;
+  RejectingClient rejecting(client_.get());
+  Trainer trainer(trainer_config_, model_.get(), &rejecting, source_.get(), nullptr, nullptr);
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(trainer.Step().ok());
+  ASSERT_TRUE(trainer.Flush().ok());
+  EXPECT_EQ(trainer.rejected_pushes(), 3);
+  EXPECT_EQ(shard_->status().version, 3);
+}
+
+// Fails every push as a server that never comes back does.
+class FailingPushClient : public ParameterClient {
+ public:
+  explicit FailingPushClient(ParameterClient* inner) : inner_(inner) {}
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
+    return inner_->Pull(p, s);
+  }
+  absl::StatusOr<PushResult> Push(const PushRequest&) override {
+    return absl::UnavailableError("parameter server 0 (ps0:2222) Push: gone");
+  }
+  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
+
+ private:
+  ParameterClient* inner_;
+};
+
+TEST_F(TrainerTest, AnOverlappedPushErrorIsReturnedByTheNextStep) {
+  trainer_config_.overlap_communication = true;
+  FailingPushClient failing(client_.get());
+  Trainer trainer(trainer_config_, model_.get(), &failing, source_.get(), nullptr, nullptr);
+  ASSERT_TRUE(trainer.Step().ok());
+  const absl::Status next = trainer.Step().status();
+  EXPECT_EQ(next.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(next.message().find("gone"), std::string::npos) << next;
 }
 
 TEST_F(TrainerTest, EvaluateWithoutATestSetIsAnError) {

@@ -82,6 +82,10 @@ ABSL_FLAG(double, wait_for_workers_secs, 600,
 ABSL_FLAG(double, worker_liveness_secs, 30,
           "Cluster chief: a worker not heard of for this long is not waited for.");
 ABSL_FLAG(double, rpc_timeout_secs, 30, "Cluster: deadline of each RPC attempt.");
+ABSL_FLAG(bool, overlap_communication, true,
+          "Cluster: push a step's gradients and pull the next weights while the next step "
+          "computes (each gradient is then one step staler); false: pull, compute, push in "
+          "turn. Single-process training is always in turn.");
 ABSL_FLAG(double, ps_patience_secs, 300,
           "Cluster: how long a call keeps retrying an unreachable parameter server (e.g. "
           "while it restarts) before the worker gives up.");
@@ -116,6 +120,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.export_onnx = local.export_onnx;
   o.quiet = local.quiet;
   o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
+  o.trainer.overlap_communication = absl::GetFlag(FLAGS_overlap_communication);
   const double wait = absl::GetFlag(FLAGS_wait_for_workers_secs);
   const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
   const double timeout = absl::GetFlag(FLAGS_rpc_timeout_secs);

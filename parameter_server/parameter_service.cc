@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 #include <utility>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -57,6 +58,14 @@ absl::Status CheckPayloadSize(const std::string& bytes, int64_t count, bool may_
         may_be_empty ? " or none" : ""));
   }
   return absl::OkStatus();
+}
+
+// A random nonzero 64-bit value.
+uint64_t RandomIncarnation() {
+  std::random_device device;
+  uint64_t value = 0;
+  while (value == 0) value = (static_cast<uint64_t>(device()) << 32) ^ device();
+  return value;
 }
 
 double UnixSecondsOf(absl::Time time) { return absl::ToDoubleSeconds(time - absl::UnixEpoch()); }
@@ -122,7 +131,8 @@ ParameterService::ParameterService(ParameterShard* shard, ParameterServiceOption
     : shard_(shard),
       options_(std::move(options)),
       reused_messages_(std::make_unique<ReusedMessages>()),
-      start_time_(absl::Now()) {
+      start_time_(absl::Now()),
+      incarnation_(options_.incarnation != 0 ? options_.incarnation : RandomIncarnation()) {
   MOBILENET_CHECK(shard_ != nullptr);
   MOBILENET_CHECK(options_.shard_index >= 0 && options_.shard_index < options_.num_shards);
   SetMessageAllocatorFor_Push(&reused_messages_->push);
@@ -193,7 +203,7 @@ absl::Status ParameterService::DoPull(const grpc::ByteBuffer& request_bytes,
                                 state_header);
   }
   constexpr size_t kAlignment = 64;
-  constexpr size_t kMaxVersionFieldBytes = 11;
+  constexpr size_t kMaxVersionFieldBytes = 11 + 9;  // and the incarnation
   const size_t capacity = parameters_header.size() + parameter_bytes + state_header.size() +
                           state_bytes + kMaxVersionFieldBytes + 2 * kAlignment;
   std::unique_ptr<std::vector<char>> buffer = reused_messages_->pull_buffers->Take(capacity);
@@ -222,6 +232,8 @@ absl::Status ParameterService::DoPull(const grpc::ByteBuffer& request_bytes,
     AppendVarintField(ps::v1::PullResponse::kVersionFieldNumber, static_cast<uint64_t>(version),
                       version_field);
   }
+  AppendFixed64Field(ps::v1::PullResponse::kServerIncarnationFieldNumber, incarnation_,
+                     version_field);
   std::memcpy(base + state_offset + state_bytes, version_field.data(), version_field.size());
   const size_t end = state_offset + state_bytes + version_field.size();
   const grpc::Slice whole = reused_messages_->pull_buffers->ToSlice(std::move(buffer), end);
@@ -258,6 +270,14 @@ absl::Status ParameterService::DoPush(const ps::v1::PushRequest& request,
     ++pushes_refused_;
     return valid;
   }
+  if (request.server_incarnation() != 0 && request.server_incarnation() != incarnation_) {
+    absl::MutexLock lock(&mu_);
+    ++pushes_restarted_;
+    return absl::AbortedError(absl::StrFormat(
+        "Push: worker %d's gradients were computed from weights parameter server %d served "
+        "before it restarted (it is now at version %d); pull again",
+        request.worker_id(), options_.shard_index, shard_->status().version));
+  }
   std::vector<float> gradient_scratch, stats_scratch;
   ShardPushRequest push;
   push.worker_id = request.worker_id();
@@ -270,6 +290,7 @@ absl::Status ParameterService::DoPush(const ps::v1::PushRequest& request,
   response.set_version(result.version);
   response.set_staleness(result.staleness);
   response.set_learning_rate(result.learning_rate);
+  response.set_duplicate(result.duplicate);
   absl::MutexLock lock(&mu_);
   bytes_out_ += static_cast<int64_t>(response.ByteSizeLong());
   if (request.worker_id() >= 0) {
@@ -381,6 +402,7 @@ ps::v1::StatusResponse ParameterService::Status() const {
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   response.set_pushes_invalid(shard.pushes_invalid + pushes_refused_);
+  response.set_pushes_rejected_restarted(pushes_restarted_);
   response.set_bytes_in(bytes_in_);
   response.set_bytes_out(bytes_out_);
   std::vector<int32_t> ids;

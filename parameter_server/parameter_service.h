@@ -37,6 +37,9 @@ struct ParameterServiceOptions {
   // distinct workers have sent Finish; when 0, once every worker seen so far has (and at
   // least one has). A Finish with training_complete (the chief) ends it regardless.
   int num_workers = 0;
+  // Identifies this run of the server in pulls; pushes computed from another run's
+  // weights are refused. 0: a random nonzero value (tests may fix it).
+  uint64_t incarnation = 0;
 };
 
 // Thread-safe. The handlers run on gRPC's threads; the shard does its own locking and the
@@ -55,7 +58,10 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
   // plan_fingerprint differs from this server's (the message names both fingerprints and,
   // when the caller sent them, both models and PS counts) or, for Pull and Push, when its
   // shard_index is not this server's (both named). Push payloads whose byte size is not
-  // a multiple of 4 or not the shard's size are INVALID_ARGUMENT; the shard's own
+  // a multiple of 4 or not the shard's size are INVALID_ARGUMENT; a push whose
+  // server_incarnation is set but not this run's (its weights were pulled before the
+  // server restarted, possibly from a newer version than the restored one) is ABORTED,
+  // telling the worker to pull again; the shard's own
   // errors (NaN/Inf values, versions from the future, example_count < 1: INVALID_ARGUMENT;
   // too stale under the reject policy: ABORTED) are passed through. A refused request
   // changes no weight.
@@ -74,6 +80,9 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                    const ps::v1::FinishRequest* request,
                                    ps::v1::FinishResponse* response) override;
+
+  // This run's PullResponse.server_incarnation (nonzero).
+  uint64_t incarnation() const { return incarnation_; }
 
   // What GetStatus answers, for the PS process itself (logging).
   ps::v1::StatusResponse Status() const;
@@ -121,6 +130,7 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
   const ParameterServiceOptions options_;
   std::unique_ptr<ReusedMessages> reused_messages_;
   const absl::Time start_time_;
+  const uint64_t incarnation_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<int32_t, WorkerRecord> workers_ ABSL_GUARDED_BY(mu_);
@@ -128,6 +138,8 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
   int64_t bytes_out_ ABSL_GUARDED_BY(mu_) = 0;
   // Pushes refused here before reaching the shard (plan, shard index, payload size).
   int64_t pushes_refused_ ABSL_GUARDED_BY(mu_) = 0;
+  // Pushes computed from weights another run of this server served.
+  int64_t pushes_restarted_ ABSL_GUARDED_BY(mu_) = 0;
   bool has_evaluation_ ABSL_GUARDED_BY(mu_) = false;
   ps::v1::EvaluationReport evaluation_ ABSL_GUARDED_BY(mu_);
   absl::Time evaluation_time_ ABSL_GUARDED_BY(mu_);

@@ -257,7 +257,9 @@ absl::StatusOr<ShardPushResult> ParameterShard::ApplyGradients(const ShardPushRe
     absl::MutexLock lock(&counters_mu_);
     if (const ShardPushResult* previous = FindRemembered(push.worker_id, push.request_id)) {
       ++pushes_duplicate_;
-      return *previous;
+      ShardPushResult repeated = *previous;
+      repeated.duplicate = true;
+      return repeated;
     }
     if (push.computed_from_version > version_) {
       ++pushes_invalid_;

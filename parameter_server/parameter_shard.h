@@ -93,6 +93,7 @@ struct ShardPushResult {
   int64_t version = 0;         // the shard's version once this push is counted
   int64_t staleness = 0;       // version before the push - computed_from_version
   float learning_rate = 0.0f;  // the rate the update used (after the staleness policy)
+  bool duplicate = false;      // a retry answered from memory: nothing applied this time
 };
 
 struct ShardStatus {

@@ -41,6 +41,11 @@ void AppendVarintField(int number, uint64_t value, std::string& out) {
   AppendVarint(value, out);
 }
 
+void AppendFixed64Field(int number, uint64_t value, std::string& out) {
+  AppendVarint((static_cast<uint64_t>(number) << 3) | kWireFixed64, out);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+
 void AppendLengthDelimitedHeader(int number, uint64_t length, std::string& out) {
   AppendVarint((static_cast<uint64_t>(number) << 3) | kWireLengthDelimited, out);
   AppendVarint(length, out);
@@ -136,6 +141,15 @@ absl::Status WireReader::Advance(size_t size, char* out) {
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> WireReader::ReadFixed64() {
+  unsigned char bytes[8];
+  absl::Status read = ReadBytes(8, reinterpret_cast<char*>(bytes));
+  if (!read.ok()) return read;
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | bytes[i];
+  return value;
 }
 
 absl::StatusOr<uint64_t> WireReader::ReadVarint() {

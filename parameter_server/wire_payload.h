@@ -35,6 +35,7 @@ void RetainPayloadMemory();
 
 // Protobuf wire types used here.
 inline constexpr int kWireVarint = 0;
+inline constexpr int kWireFixed64 = 1;
 inline constexpr int kWireLengthDelimited = 2;
 
 // Bytes of `value` as a varint (1 to 10).
@@ -43,6 +44,8 @@ size_t VarintSize(uint64_t value);
 void AppendVarint(uint64_t value, std::string& out);
 // Appends field `number`'s key with the varint wire type, then `value`.
 void AppendVarintField(int number, uint64_t value, std::string& out);
+// Appends field `number`'s key with the 64-bit wire type, then `value` little-endian.
+void AppendFixed64Field(int number, uint64_t value, std::string& out);
 // Appends field `number`'s key with the length-delimited wire type, then `length`: the
 // header that precedes `length` bytes of a bytes field.
 void AppendLengthDelimitedHeader(int number, uint64_t length, std::string& out);
@@ -106,6 +109,8 @@ class WireReader {
   absl::StatusOr<bool> NextField(int& number, int& wire_type);
   // The varint at the current position; DataLoss if truncated or longer than 10 bytes.
   absl::StatusOr<uint64_t> ReadVarint();
+  // The little-endian 64-bit value at the current position; DataLoss if truncated.
+  absl::StatusOr<uint64_t> ReadFixed64();
   // Copies the next `size` bytes to `out`; DataLoss if fewer remain.
   absl::Status ReadBytes(size_t size, char* out);
   // Skips the value of a field of `wire_type` (varint, 64-bit, length-delimited, 32-bit);

@@ -105,6 +105,30 @@ TEST(WireReaderTest, ReadsAProtoFieldByFieldAcrossSlices) {
   }
 }
 
+TEST(WireEncodingTest, Fixed64FieldRoundTripsThroughProtobuf) {
+  std::string bytes;
+  AppendFixed64Field(ps::v1::PullResponse::kServerIncarnationFieldNumber,
+                     0x0123456789abcdefULL, bytes);
+  ps::v1::PullResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.server_incarnation(), 0x0123456789abcdefULL);
+
+  ps::v1::PullResponse response;
+  response.set_server_incarnation(0xfedcba9876543210ULL);
+  for (size_t piece : {1u, 3u, 1000u}) {
+    WireReader reader(Sliced(response.SerializeAsString(), piece));
+    int number = 0, wire_type = 0;
+    ASSERT_TRUE(*reader.NextField(number, wire_type));
+    EXPECT_EQ(number, ps::v1::PullResponse::kServerIncarnationFieldNumber);
+    ASSERT_EQ(wire_type, kWireFixed64);
+    EXPECT_EQ(*reader.ReadFixed64(), 0xfedcba9876543210ULL) << piece;
+  }
+  WireReader truncated(Sliced(response.SerializeAsString().substr(0, 5), 2));
+  int number = 0, wire_type = 0;
+  ASSERT_TRUE(*truncated.NextField(number, wire_type));
+  EXPECT_EQ(truncated.ReadFixed64().status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(WireReaderTest, TruncatedMessagesAreDataLoss) {
   ps::v1::PullResponse response;
   response.set_parameters(std::string(100, 'a'));

@@ -13,6 +13,12 @@ Scenarios (one per ctest entry, see tests/CMakeLists.txt):
   ps_restart      a PS stopped with SIGTERM mid-run checkpoints and exits 0; restarted, it
                   resumes from its checkpoint (its step does not go back to 0) while the
                   workers wait, then training continues to the end.
+  ps_kill         a PS killed with SIGKILL mid-run, restarted, restores its last periodic
+                  checkpoint (older than what the workers pulled); the workers' pushes
+                  computed from its earlier run are refused with ABORTED and dropped, the
+                  workers pull again and training continues to the end.
+  reject_policy   with --staleness_policy=reject --max_staleness=1 the servers refuse
+                  stale pushes; the workers drop those gradients and finish.
   flag_defaults   mobilenet-ps's optimizer, schedule and model flags have the same
                   defaults as mobilenet-worker's.
 
@@ -336,6 +342,59 @@ def scenario_ps_restart(cluster):
     check(final_accuracy(cluster.workers[0].log_path) > 0.2, "final accuracy not above chance")
 
 
+def scenario_ps_kill(cluster):
+    cluster.ps_extra += ["--checkpoint_every_secs=3"]
+    cluster.worker_extra += ["--epochs=1.0", "--eval_every_epochs=0"]
+    cluster.start_all()
+    s = cluster.wait_for("ps 1 to checkpoint past step 60",
+                         lambda s: s["parameter_servers"][1]["ok"] and
+                         (server(s, 1)["last_checkpoint"] or {}).get("step", 0) >= 60, 180)
+    victim = cluster.ps.pop(1)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_step = server(s, 1)["global_step"]
+    print("ps 1 killed at about step %d" % killed_step)
+    time.sleep(2)
+    for task, proc in cluster.workers.items():
+        check(proc.poll() is None, "worker %d exited while ps 1 was down (log %s)" %
+              (task, proc.log_path))
+    restarted = cluster.start_ps(1)
+    s = cluster.wait_for("ps 1 to answer again", lambda s: s["parameter_servers"][1]["ok"], 60)
+    restored_step = server(s, 1)["global_step"]
+    print("ps 1 answers again at step %d (restored from its last periodic checkpoint)" %
+          restored_step)
+    check(restored_step >= 60, "ps 1 restarted at step %d, not from its checkpoint" %
+          restored_step)
+    cluster.wait_for("training to continue on ps 1",
+                     lambda s: s["parameter_servers"][1]["ok"] and
+                     server(s, 1)["global_step"] >= max(restored_step, killed_step) + 30, 180)
+    s = cluster.status()
+    print("pushes ps 1 refused as computed before its restart: %d" %
+          server(s, 1)["pushes_rejected"]["restarted"])
+    finish_cluster(cluster)
+    check(final_accuracy(cluster.workers[0].log_path) > 0.2, "final accuracy not above chance")
+
+
+def scenario_reject_policy(cluster):
+    # Overlapped communication (the workers' default) makes every gradient at least one
+    # step stale, so 1 is the tightest useful bound.
+    cluster.ps_extra += ["--staleness_policy=reject", "--max_staleness=1"]
+    cluster.worker_extra += ["--epochs=2.0", "--eval_every_epochs=0"]
+    cluster.start_all()
+    s = cluster.wait_for("some pushes refused as too stale",
+                         lambda s: s["summary"]["global_step"] >= 30 and
+                         all(ps["ok"] and ps["pushes_rejected"]["stale"] > 0
+                             for ps in s["parameter_servers"]), 240)
+    for ps in s["parameter_servers"]:
+        check(ps["staleness"]["max"] <= 1,
+              "ps %d applied a push of staleness %s with --max_staleness=1" %
+              (ps["shard_index"], ps["staleness"]["max"]))
+    print("refused as stale so far: %s" %
+          [ps["pushes_rejected"]["stale"] for ps in s["parameter_servers"]])
+    finish_cluster(cluster)
+    check(final_accuracy(cluster.workers[0].log_path) > 0.15, "final accuracy not above chance")
+
+
 def help_defaults(binary):
     out = subprocess.run([binary, "--helpfull"], capture_output=True, text=True, timeout=60)
     defaults = {}
@@ -366,7 +425,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin_dir", required=True)
     parser.add_argument("--scenario", required=True,
-                        choices=["train", "worker_restart", "ps_restart", "flag_defaults"])
+                        choices=["train", "worker_restart", "ps_restart", "ps_kill",
+                                 "reject_policy", "flag_defaults"])
     parser.add_argument("--keep", action="store_true", help="keep the run folder")
     args = parser.parse_args()
     if args.scenario == "flag_defaults":
@@ -387,7 +447,8 @@ def main():
     ok = False
     try:
         {"train": scenario_train, "worker_restart": scenario_worker_restart,
-         "ps_restart": scenario_ps_restart}[args.scenario](cluster)
+         "ps_restart": scenario_ps_restart, "ps_kill": scenario_ps_kill,
+         "reject_policy": scenario_reject_policy}[args.scenario](cluster)
         ok = True
     except Failure as e:
         print("FAILED: %s" % e)

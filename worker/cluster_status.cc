@@ -194,7 +194,7 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
 
   Table servers({"PS", "ADDRESS", "SLICES", "BYTES", "STEP", "EXAMPLES", "EPOCH", "LR",
                  "CHECKPOINT", "UPTIME", "EVAL"});
-  Table pushes({"PS", "APPLIED", "REJECTED STALE", "INVALID", "DUPLICATE",
+  Table pushes({"PS", "APPLIED", "REJECTED STALE", "BEFORE RESTART", "INVALID", "DUPLICATE",
                 "STALENESS P50/P90/MAX", "BYTES IN", "BYTES OUT"});
   for (size_t i = 0; i < reports.size(); ++i) {
     const ParameterServerReport& report = reports[i];
@@ -216,7 +216,8 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
                     checkpoint, FormatDuration(r.uptime_seconds()),
                     r.eval_examples() > 0 ? Percent(r.eval_accuracy()) : "-"});
     pushes.AddRow({absl::StrCat(r.shard_index()), absl::StrCat(r.pushes_applied()),
-                   absl::StrCat(r.pushes_rejected_stale()), absl::StrCat(r.pushes_invalid()),
+                   absl::StrCat(r.pushes_rejected_stale()),
+                   absl::StrCat(r.pushes_rejected_restarted()), absl::StrCat(r.pushes_invalid()),
                    absl::StrCat(r.pushes_duplicate()),
                    absl::StrCat(r.staleness_p50(), "/", r.staleness_p90(), "/",
                                 r.staleness_max()),
@@ -300,6 +301,7 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
         {"learning_rate", JsonNumber(r.learning_rate())},
         {"pushes_applied", absl::StrCat(r.pushes_applied())},
         {"pushes_rejected", JsonObject({{"stale", absl::StrCat(r.pushes_rejected_stale())},
+                                        {"restarted", absl::StrCat(r.pushes_rejected_restarted())},
                                         {"invalid", absl::StrCat(r.pushes_invalid())},
                                         {"duplicate", absl::StrCat(r.pushes_duplicate())}})},
         {"staleness", JsonObject({{"p50", absl::StrCat(r.staleness_p50())},

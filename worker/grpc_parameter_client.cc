@@ -286,6 +286,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   std::vector<grpc::ByteBuffer> requests(count), responses(count);
   std::vector<bool> want_state(count);
   std::vector<int64_t> versions(count, 0);
+  std::vector<uint64_t> incarnations(count, 0);
   for (int i = 0; i < count; ++i) {
     ps::v1::PullRequest request;
     request.set_plan_fingerprint(plan_.fingerprint());
@@ -313,6 +314,11 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
       if (number == ps::v1::PullResponse::kVersionFieldNumber && wire_type == kWireVarint) {
         ASSIGN_OR_RETURN(const uint64_t version, reader.ReadVarint());
         versions[i] = static_cast<int64_t>(version);
+        continue;
+      }
+      if (number == ps::v1::PullResponse::kServerIncarnationFieldNumber &&
+          wire_type == kWireFixed64) {
+        ASSIGN_OR_RETURN(incarnations[i], reader.ReadFixed64());
         continue;
       }
       const bool is_parameters = number == ps::v1::PullResponse::kParametersFieldNumber;
@@ -357,6 +363,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   RETURN_IF_ERROR(FirstError(results));
   ModelVersion version;
   version.shard_versions = std::move(versions);
+  version.shard_incarnations = std::move(incarnations);
   return version;
 }
 
@@ -413,6 +420,9 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
     fields.set_worker_id(request.worker_id);
     fields.set_request_id(request.request_id);
     fields.set_computed_from_version(request.computed_from.shard_versions[i]);
+    if (request.computed_from.shard_incarnations.size() == static_cast<size_t>(count)) {
+      fields.set_server_incarnation(request.computed_from.shard_incarnations[i]);
+    }
     fields.set_example_count(request.example_count);
     fields.set_worker_images_per_sec(images_per_sec);
     fields.set_worker_steps(steps);

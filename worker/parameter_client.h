@@ -19,6 +19,10 @@ namespace mobilenet {
 // its own pushes; a push carries back the versions its gradients were computed from.
 struct ModelVersion {
   std::vector<int64_t> shard_versions;
+  // Which run of each shard's server served the pull (PullResponse.server_incarnation),
+  // in the same order; empty when the transport has none (in-process). A push carries it
+  // back so that a restarted server refuses gradients computed from its earlier run.
+  std::vector<uint64_t> shard_incarnations;
 
   // The smallest shard version (pushes applied everywhere); 0 when there are no shards.
   int64_t global_step() const {

@@ -1,0 +1,695 @@
+#!/usr/bin/python3
+"""Checks the Kubernetes manifests (deploy/k8s) as `kubectl kustomize` renders them,
+offline, without a cluster.
+
+What is checked (check_manifests):
+  - the objects: headless Service "ps" (port 2222 named grpc), StatefulSet "ps" behind it,
+    Indexed Job "worker", and the ConfigMaps they read;
+  - the cluster as every process sees it (flags over the MOBILENET_CLUSTER variable, with
+    $(VAR) expanded the way the kubelet does): the PS list is ps-<i>.ps:2222 for every
+    StatefulSet replica, in order; the worker list has one distinct entry per Job
+    completion, and completions equal parallelism; PS and workers see the same lists;
+  - --job_name, and --task_index taken from the pod (the StatefulSet pod-index label, the
+    Job completion index) rather than written down;
+  - the PS listens on 0.0.0.0:2222, its readiness and liveness probes are gRPC probes of
+    that port, it has a checkpoint PVC template mounted where --checkpoint_dir points and
+    time to write its final checkpoint on SIGTERM; workers have no probes;
+  - requests and limits of CPU and memory on every container, requests within limits;
+  - the model, optimizer and schedule flags are the same on the PS and the workers.
+
+The test also renders the shipped manifests, a copy resized with set_cluster_size.sh
+(3 PS, 4 workers) and a deliberately inconsistent copy (cluster-size.yaml edited by hand),
+checks that the consistency check rejects mutated manifests with clear messages, and,
+when Debian's kubectl 1.20 (kustomize v2.0.3) can be had (--old_kubectl, or fetched with
+`apt-get download kubernetes-client` into --cache_dir without installing it), that it
+renders the same manifests.
+
+kubectl: --kubectl, else $KUBECTL, else `kubectl` on PATH, else Debian's
+kubernetes-client is installed with apt-get (as root).
+
+With --bin_dir, mobilenet-ps and mobilenet-worker are run with the rendered arguments
+and --version, so an unknown flag or a malformed value fails the test.
+
+Usage: k8s_manifests_test.py [--bin_dir DIR] [--kubectl PATH] [--old_kubectl PATH]
+                             [--cache_dir DIR]
+"""
+
+import argparse
+import copy
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+try:
+    import yaml
+except ImportError:
+    print("FAILED: python3-yaml is missing (apt-get install python3-yaml)")
+    sys.exit(1)
+
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+K8S_DIR = os.path.join(SOURCE_DIR, "deploy", "k8s")
+
+PS_PORT = 2222
+PS_INDEX_FIELD = "metadata.labels['apps.kubernetes.io/pod-index']"
+WORKER_INDEX_FIELD = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+# Set by the Job controller in every pod of an Indexed Job.
+WORKER_INDEX_ENV = "JOB_COMPLETION_INDEX"
+# The flags the parameter servers must share with the workers: the PS builds the sharding
+# plan from the model flags and applies the updates with the optimizer and schedule ones.
+SHARED_FLAGS = ["alpha", "resolution", "channels", "shallow", "seed", "optimizer",
+                "learning_rate", "momentum", "rmsprop_decay", "rmsprop_epsilon",
+                "epochs_per_decay", "lr_decay_factor", "staircase", "bn_moving_average_decay"]
+
+
+class Failure(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a rendered manifest.
+
+class FieldRef:
+    """An environment variable the kubelet fills from the pod (downward API)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __repr__(self):
+        return "<from the pod: %s>" % self.path
+
+
+def find(docs, kind, name):
+    for doc in docs:
+        if doc.get("kind") == kind and doc.get("metadata", {}).get("name") == name:
+            return doc
+    return None
+
+
+def container_running(pod_spec, binary):
+    """The container of `pod_spec` whose command (or first arg) is `binary`."""
+    for c in pod_spec.get("containers", []):
+        program = (c.get("command") or c.get("args") or [""])[0]
+        if os.path.basename(program) == binary:
+            return c
+    return None
+
+
+def container_env(docs, container, where, problems):
+    """The container's environment: name -> string, or FieldRef for the downward API."""
+    env = {}
+    for source in container.get("envFrom", []):
+        ref = source.get("configMapRef")
+        if ref is None:
+            continue
+        cm = find(docs, "ConfigMap", ref.get("name"))
+        if cm is None:
+            problems.append("%s: envFrom names ConfigMap %r, which the manifests do not "
+                            "contain" % (where, ref.get("name")))
+            continue
+        for key, value in (cm.get("data") or {}).items():
+            env[source.get("prefix", "") + key] = str(value)
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = str(var["value"])
+            continue
+        value_from = var.get("valueFrom", {})
+        if "fieldRef" in value_from:
+            env[var["name"]] = FieldRef(value_from["fieldRef"].get("fieldPath"))
+        elif "configMapKeyRef" in value_from:
+            ref = value_from["configMapKeyRef"]
+            cm = find(docs, "ConfigMap", ref.get("name"))
+            if cm is None or ref.get("key") not in (cm.get("data") or {}):
+                problems.append("%s: env %s reads key %r of ConfigMap %r, which does not "
+                                "exist" % (where, var["name"], ref.get("key"), ref.get("name")))
+            else:
+                env[var["name"]] = str(cm["data"][ref["key"]])
+    return env
+
+
+VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(arg, env, where, problems):
+    """`arg` with $(VAR) replaced as the kubelet does. A reference to the downward API
+    gives that FieldRef when it is the whole value after the flag's '='."""
+    found_fields = []
+
+    def substitute(match):
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        if name not in env:
+            problems.append("%s: %r refers to $(%s), which the container does not define "
+                            "(the process would see it literally)" % (where, arg, name))
+            return match.group(0)
+        value = env[name]
+        if isinstance(value, FieldRef):
+            found_fields.append(value)
+            return "\0"
+        return value
+
+    text = VAR_REFERENCE.sub(substitute, arg)
+    if found_fields and text.endswith("=\0") and text.count("\0") == 1:
+        return text[:-1], found_fields[0]
+    return text, None
+
+
+def process_flags(docs, container, where, problems):
+    """The container's --flag=value arguments after $(VAR) expansion, and its env."""
+    env = container_env(docs, container, where, problems)
+    flags = {}
+    for arg in command_line(container)[1:]:
+        text, field = expand(str(arg), env, where, problems)
+        if not text.startswith("--"):
+            continue
+        name, _, value = text[2:].partition("=")
+        flags[name] = field if field is not None else value
+    return flags, env
+
+
+def command_line(container):
+    return list(container.get("command", [])) + list(container.get("args", []))
+
+
+def cluster_of(flags, env, where, problems):
+    """ps list, worker list, job name, task index as the binary merges them: flags over
+    MOBILENET_CLUSTER, field by field."""
+    description = {"ps": None, "worker": None, "job_name": None, "task_index": None}
+    raw = env.get("MOBILENET_CLUSTER")
+    if isinstance(raw, str) and raw:
+        try:
+            parsed = json.loads(raw)
+        except ValueError as e:
+            problems.append("%s: MOBILENET_CLUSTER is not JSON (%s): %r" % (where, e, raw))
+            parsed = {}
+        cluster = parsed.get("cluster", {})
+        description["ps"] = cluster.get("ps")
+        description["worker"] = cluster.get("worker")
+        task = parsed.get("task", {})
+        description["job_name"] = task.get("type")
+        description["task_index"] = task.get("index")
+    if flags.get("ps_hosts"):
+        description["ps"] = flags["ps_hosts"].split(",")
+    if flags.get("worker_hosts"):
+        description["worker"] = flags["worker_hosts"].split(",")
+    if "job_name" in flags:
+        description["job_name"] = flags["job_name"]
+    if "task_index" in flags:
+        description["task_index"] = flags["task_index"]
+    return description
+
+
+# ---------------------------------------------------------------------------------------
+# Quantities ("500m", "2", "256Mi").
+
+UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+         "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40}
+
+
+def quantity(text):
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(text))
+    if not match or match.group(2) not in UNITS:
+        raise ValueError("not a quantity: %r" % text)
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def check_resources(container, where, problems):
+    resources = container.get("resources", {})
+    for kind in ("requests", "limits"):
+        for resource in ("cpu", "memory"):
+            if resource not in resources.get(kind, {}):
+                problems.append("%s: resources.%s.%s is not set" % (where, kind, resource))
+    for resource in ("cpu", "memory"):
+        request = resources.get("requests", {}).get(resource)
+        limit = resources.get("limits", {}).get(resource)
+        if request is None or limit is None:
+            continue
+        try:
+            if quantity(request) > quantity(limit):
+                problems.append("%s: %s request %s is above its limit %s"
+                                % (where, resource, request, limit))
+        except ValueError as e:
+            problems.append("%s: %s" % (where, e))
+
+
+# ---------------------------------------------------------------------------------------
+# The checks.
+
+def check_manifests(docs):
+    """Every problem of the rendered manifests `docs`, as messages (empty: all good)."""
+    problems = []
+    service = find(docs, "Service", "ps")
+    statefulset = find(docs, "StatefulSet", "ps")
+    job = find(docs, "Job", "worker")
+    for kind, name, doc in (("Service", "ps", service), ("StatefulSet", "ps", statefulset),
+                            ("Job", "worker", job)):
+        if doc is None:
+            kinds = sorted("%s/%s" % (d.get("kind"), d.get("metadata", {}).get("name"))
+                           for d in docs)
+            problems.append("no %s named %r among the rendered objects %s" % (kind, name, kinds))
+    if problems:
+        return problems
+
+    # The headless Service and the StatefulSet behind it.
+    service_spec = service.get("spec", {})
+    if service_spec.get("clusterIP") != "None":
+        problems.append("Service ps: clusterIP is %s; a headless Service (clusterIP: None) is "
+                        "what gives the pods the names ps-<i>.ps"
+                        % service_spec.get("clusterIP", "unset"))
+    grpc_ports = [p for p in service_spec.get("ports", []) if p.get("name") == "grpc"]
+    if not grpc_ports or grpc_ports[0].get("port") != PS_PORT:
+        problems.append("Service ps: no port %d named grpc (ports: %s)"
+                        % (PS_PORT, service_spec.get("ports")))
+    ss_spec = statefulset.get("spec", {})
+    if ss_spec.get("serviceName") != "ps":
+        problems.append("StatefulSet ps: serviceName is %r; expected 'ps' (the headless "
+                        "Service that names its pods)" % ss_spec.get("serviceName"))
+    pod_labels = ss_spec.get("template", {}).get("metadata", {}).get("labels", {})
+    selector = service_spec.get("selector", {})
+    if not selector or any(pod_labels.get(k) != v for k, v in selector.items()):
+        problems.append("Service ps: selector %s does not select the StatefulSet's pods "
+                        "(labels %s)" % (selector, pod_labels))
+    num_ps = ss_spec.get("replicas")
+    if not isinstance(num_ps, int) or num_ps < 1:
+        problems.append("StatefulSet ps: replicas is %r; expected a positive number" % num_ps)
+        return problems
+
+    # The Indexed Job.
+    job_spec = job.get("spec", {})
+    if job_spec.get("completionMode") != "Indexed":
+        problems.append("Job worker: completionMode is %s; expected Indexed (the completion "
+                        "index is the worker's task index)"
+                        % job_spec.get("completionMode", "unset"))
+    num_workers = job_spec.get("completions")
+    if job_spec.get("parallelism") != num_workers:
+        problems.append("Job worker: parallelism %r differs from completions %r; every worker "
+                        "must run at once (the chief waits for the others)"
+                        % (job_spec.get("parallelism"), num_workers))
+    job_pod = job_spec.get("template", {}).get("spec", {})
+    restart = job_pod.get("restartPolicy")
+    backoff = job_spec.get("backoffLimit", 6)
+    if restart not in ("OnFailure", "Never") or backoff < 1:
+        problems.append("Job worker: restartPolicy %r, backoffLimit %r: a crashed worker "
+                        "would not be restarted" % (restart, backoff))
+
+    # The containers and what each process is told.
+    ps_pod = ss_spec.get("template", {}).get("spec", {})
+    ps_container = container_running(ps_pod, "mobilenet-ps")
+    worker_container = container_running(job_pod, "mobilenet-worker")
+    if ps_container is None:
+        problems.append("StatefulSet ps: no container runs mobilenet-ps")
+    if worker_container is None:
+        problems.append("Job worker: no container runs mobilenet-worker")
+    if ps_container is None or worker_container is None:
+        return problems
+    ps_where, worker_where = "StatefulSet ps", "Job worker"
+    ps_flags, ps_env = process_flags(docs, ps_container, ps_where, problems)
+    worker_flags, worker_env = process_flags(docs, worker_container, worker_where, problems)
+    ps_cluster = cluster_of(ps_flags, ps_env, ps_where, problems)
+    worker_cluster = cluster_of(worker_flags, worker_env, worker_where, problems)
+
+    expected_ps = ["ps-%d.ps:%d" % (i, PS_PORT) for i in range(num_ps)]
+    for where, cluster in ((ps_where, ps_cluster), (worker_where, worker_cluster)):
+        if cluster["ps"] != expected_ps:
+            problems.append("%s: the PS list is %s; with StatefulSet ps at %d replicas it must "
+                            "be %s (every PS, in task order)"
+                            % (where, cluster["ps"], num_ps, expected_ps))
+        workers = cluster["worker"] or []
+        if len(workers) != num_workers:
+            problems.append("%s: the worker list %s has length %d but Job worker has "
+                            "completions %r" % (where, workers, len(workers), num_workers))
+        if len(set(workers)) != len(workers) or set(workers) & set(expected_ps):
+            problems.append("%s: the worker list %s repeats an address (the binaries refuse "
+                            "that)" % (where, workers))
+    if ps_cluster["ps"] != worker_cluster["ps"] or \
+            ps_cluster["worker"] != worker_cluster["worker"]:
+        problems.append("the PS and the workers see different clusters: PS %s, workers %s"
+                        % (ps_cluster, worker_cluster))
+
+    # Job name and task index from the pod.
+    for where, cluster, job_name, field in (
+            (ps_where, ps_cluster, "ps", PS_INDEX_FIELD),
+            (worker_where, worker_cluster, "worker", WORKER_INDEX_FIELD)):
+        if cluster["job_name"] != job_name:
+            problems.append("%s: job_name is %r; expected %r" % (where, cluster["job_name"],
+                                                                job_name))
+        index = cluster["task_index"]
+        from_pod = isinstance(index, FieldRef) and index.path == field
+        if job_name == "worker" and index == "$(%s)" % WORKER_INDEX_ENV:
+            from_pod = True
+        if not from_pod:
+            problems.append("%s: task_index is %r; it must come from the pod (%s)"
+                            % (where, index, field))
+
+    # The PS's port, probes, checkpoints and shutdown.
+    ports = {p.get("name"): p.get("containerPort") for p in ps_container.get("ports", [])}
+    if ports.get("grpc") != PS_PORT:
+        problems.append("%s: no containerPort %d named grpc (ports %s)" % (ps_where, PS_PORT,
+                                                                           ports))
+    if ps_flags.get("bind_address") != "0.0.0.0:%d" % PS_PORT:
+        problems.append("%s: --bind_address is %r; expected 0.0.0.0:%d (a PS listens only "
+                        "where told)" % (ps_where, ps_flags.get("bind_address"), PS_PORT))
+    for probe in ("readinessProbe", "livenessProbe"):
+        spec = ps_container.get(probe)
+        if spec is None or spec.get("grpc", {}).get("port") != PS_PORT:
+            problems.append("%s: %s is %s; expected a gRPC probe of port %d (the PS serves "
+                            "grpc.health.v1)" % (ps_where, probe, spec, PS_PORT))
+    startup = ps_container.get("startupProbe")
+    if startup is not None and startup.get("grpc", {}).get("port") != PS_PORT:
+        problems.append("%s: startupProbe is %s; expected a gRPC probe of port %d"
+                        % (ps_where, startup, PS_PORT))
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        if probe in worker_container:
+            problems.append("%s: has a %s, but workers listen on nothing" % (worker_where,
+                                                                             probe))
+    grace = ps_pod.get("terminationGracePeriodSeconds", 30)
+    if grace < 30:
+        problems.append("%s: terminationGracePeriodSeconds %s leaves too little time for the "
+                        "final checkpoint on SIGTERM (expected >= 30)" % (ps_where, grace))
+    templates = {t.get("metadata", {}).get("name"): t
+                 for t in ss_spec.get("volumeClaimTemplates", [])}
+    if not templates:
+        problems.append("%s: no volumeClaimTemplates (a PVC per PS for its checkpoints)"
+                        % ps_where)
+    checkpoint_dir = ps_flags.get("checkpoint_dir") or ""
+    mounted = [m for m in ps_container.get("volumeMounts", []) if m.get("name") in templates
+               and (checkpoint_dir + "/").startswith(m.get("mountPath", "").rstrip("/") + "/")]
+    if templates and not mounted:
+        problems.append("%s: --checkpoint_dir %r is not on a volume of volumeClaimTemplates "
+                        "%s (mounts %s)" % (ps_where, checkpoint_dir, sorted(templates),
+                                            ps_container.get("volumeMounts")))
+    for name, template in templates.items():
+        if "storage" not in template.get("spec", {}).get("resources", {}).get("requests", {}):
+            problems.append("%s: volumeClaimTemplate %s requests no storage" % (ps_where, name))
+
+    # Resources, image, model flags.
+    check_resources(ps_container, ps_where, problems)
+    check_resources(worker_container, worker_where, problems)
+    if ps_container.get("image") != worker_container.get("image"):
+        problems.append("the PS run image %r, the workers %r" % (ps_container.get("image"),
+                                                                 worker_container.get("image")))
+    for flag in SHARED_FLAGS:
+        ps_value = ps_flags.get(flag, "(default)")
+        worker_value = worker_flags.get(flag, "(default)")
+        if ps_value != worker_value:
+            problems.append("--%s is %s on the PS but %s on the workers; model, optimizer and "
+                            "schedule flags must be equal" % (flag, ps_value, worker_value))
+    threads = worker_flags.get("threads")
+    cpu_limit = worker_container.get("resources", {}).get("limits", {}).get("cpu")
+    if threads and cpu_limit and re.fullmatch(r"[0-9]+", threads) and \
+            int(threads) > quantity(cpu_limit):
+        problems.append("%s: --threads=%s is more than the CPU limit %s"
+                        % (worker_where, threads, cpu_limit))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering.
+
+def find_kubectl(explicit):
+    if explicit:
+        return explicit
+    if os.environ.get("KUBECTL"):
+        return os.environ["KUBECTL"]
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    for candidate in ("/usr/bin/kubectl", "/usr/local/bin/kubectl"):  # PATH may be short
+        if os.access(candidate, os.X_OK):
+            return candidate
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise Failure("kubectl not found; install Debian's kubernetes-client "
+                      "(apt-get install kubernetes-client) or pass --kubectl")
+    print("kubectl not found: installing Debian's kubernetes-client")
+    command = ["apt-get", "install", "-y", "-q", "kubernetes-client"]
+    if subprocess.call(command) != 0:
+        subprocess.call(["apt-get", "update", "-q"])
+        if subprocess.call(command) != 0:
+            raise Failure("kubectl not found and `apt-get install kubernetes-client` failed")
+    return shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+def kubectl_version(kubectl):
+    """'v1.32.4' or the like, as `kubectl version --client` prints it."""
+    result = subprocess.run([kubectl, "version", "--client"], capture_output=True, text=True)
+    match = re.search(r'(?:GitVersion:"|Client Version: )(v[0-9][^"\s]*)', result.stdout)
+    return match.group(1) if match else "unknown version"
+
+
+
+def render(kubectl, directory):
+    """The objects `kubectl kustomize directory` renders (Failure with its stderr)."""
+    result = subprocess.run([kubectl, "kustomize", directory], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Failure("`%s kustomize %s` failed (exit %d):\n%s"
+                      % (kubectl, directory, result.returncode, result.stderr.strip()))
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def without_hash_suffixes(docs):
+    """`docs` as text with the ConfigMap generator's name hashes removed (they differ
+    between kustomize versions)."""
+    text = yaml.safe_dump_all(sorted(docs, key=lambda d: (d["kind"], d["metadata"]["name"])),
+                              sort_keys=True)
+    return re.sub(r"\b(mobilenet-[a-z]+)-[a-z0-9]{10}\b", r"\1", text)
+
+
+def copy_of_manifests(parent):
+    target = os.path.join(parent, "k8s")
+    shutil.copytree(K8S_DIR, target)
+    return target
+
+
+def old_kubectl(explicit, cache_dir):
+    """Debian 12's kubectl 1.20, from `explicit` or extracted (not installed) from the
+    kubernetes-client package into `cache_dir`; None (with the reason printed) when it
+    cannot be had."""
+    if explicit:
+        return explicit
+    binary = os.path.join(cache_dir, "root", "usr", "bin", "kubectl")
+    if os.path.exists(binary):
+        return binary
+    if shutil.which("apt-get") is None or shutil.which("dpkg") is None:
+        print("note: no apt-get/dpkg to fetch Debian's kubectl 1.20; not checked with it")
+        return None
+    os.makedirs(cache_dir, exist_ok=True)
+    result = subprocess.run(["apt-get", "download", "-q", "kubernetes-client"], cwd=cache_dir,
+                            capture_output=True, text=True)
+    packages = glob.glob(os.path.join(cache_dir, "kubernetes-client_*.deb"))
+    if result.returncode != 0 or not packages:
+        print("note: `apt-get download kubernetes-client` failed (%s); not checked with "
+              "Debian's kubectl 1.20" % result.stderr.strip().splitlines()[-1:])
+        return None
+    subprocess.run(["dpkg", "-x", packages[0], os.path.join(cache_dir, "root")], check=True)
+    return binary
+
+
+# ---------------------------------------------------------------------------------------
+# The test.
+
+def expect_problem(name, docs, mutate, needle):
+    """The check must reject `docs` changed by `mutate` with a message containing
+    `needle`."""
+    changed = copy.deepcopy(docs)
+    mutate(changed)
+    problems = check_manifests(changed)
+    if not any(needle in p for p in problems):
+        raise Failure("the check did not catch %s: expected a message containing %r, got %s"
+                      % (name, needle, problems))
+    print("ok: catches %s: %s" % (name, problems[0]))
+
+
+def set_arg(container, flag, value):
+    args = container["args"]
+    for i, arg in enumerate(args):
+        if arg.startswith("--%s=" % flag):
+            if value is None:
+                del args[i]
+            else:
+                args[i] = "--%s=%s" % (flag, value)
+            return
+    raise AssertionError("no --%s in %s" % (flag, args))
+
+
+def negative_checks(docs):
+    def ps(d):
+        return find(d, "StatefulSet", "ps")
+
+    def ps_container(d):
+        return ps(d)["spec"]["template"]["spec"]["containers"][0]
+
+    def job(d):
+        return find(d, "Job", "worker")
+
+    def worker_container(d):
+        return job(d)["spec"]["template"]["spec"]["containers"][0]
+
+    def cluster_map(d):
+        for doc in d:
+            if doc["kind"] == "ConfigMap" and "MOBILENET_CLUSTER" in doc.get("data", {}):
+                return doc["data"]
+        raise AssertionError("no ConfigMap with MOBILENET_CLUSTER")
+
+    def edit_cluster(d, edit):
+        data = cluster_map(d)
+        cluster = json.loads(data["MOBILENET_CLUSTER"])
+        edit(cluster["cluster"])
+        data["MOBILENET_CLUSTER"] = json.dumps(cluster)
+
+    cases = [
+        ("a PS count that the PS list does not follow",
+         lambda d: ps(d)["spec"].update(replicas=3), "at 3 replicas"),
+        ("parallelism unlike completions",
+         lambda d: job(d)["spec"].update(parallelism=1), "parallelism 1 differs"),
+        ("a worker count that the worker list does not follow",
+         lambda d: job(d)["spec"].update(completions=3, parallelism=3), "completions 3"),
+        ("PS listed out of order",
+         lambda d: edit_cluster(d, lambda c: c["ps"].reverse()), "in task order"),
+        ("a short worker list",
+         lambda d: edit_cluster(d, lambda c: c["worker"].pop()), "has length 1"),
+        ("a worker without --alpha",
+         lambda d: set_arg(worker_container(d), "alpha", None), "--alpha"),
+        ("a different learning rate on the workers",
+         lambda d: set_arg(worker_container(d), "learning_rate", "0.1"), "--learning_rate"),
+        ("a PS task index written down",
+         lambda d: set_arg(ps_container(d), "task_index", "0"), "task_index"),
+        ("a worker with job_name ps",
+         lambda d: set_arg(worker_container(d), "job_name", "ps"), "job_name"),
+        ("a TCP readiness probe",
+         lambda d: ps_container(d).update(readinessProbe={"tcpSocket": {"port": 2222}}),
+         "readinessProbe"),
+        ("a probe on a worker",
+         lambda d: worker_container(d).update(livenessProbe={"grpc": {"port": 2222}}),
+         "workers listen on nothing"),
+        ("a worker without limits",
+         lambda d: worker_container(d)["resources"].pop("limits"), "limits"),
+        ("no PVC template",
+         lambda d: ps(d)["spec"].pop("volumeClaimTemplates"), "volumeClaimTemplates"),
+        ("a Service with a cluster IP",
+         lambda d: find(d, "Service", "ps")["spec"].pop("clusterIP"), "headless"),
+        ("an undefined $(VAR)",
+         lambda d: set_arg(ps_container(d), "alpha", "$(NO_SUCH_VARIABLE)"), "NO_SUCH_VARIABLE"),
+        ("a Job that is not Indexed",
+         lambda d: job(d)["spec"].pop("completionMode"), "completionMode"),
+    ]
+    for name, mutate, needle in cases:
+        expect_problem(name, docs, mutate, needle)
+
+
+def check_flags_parse(docs, bin_dir):
+    """Runs each binary with the arguments its container gets (pod index 0) and
+    --version, which makes it parse every flag and exit: an unknown flag or a bad value
+    fails."""
+    for kind, name, binary in (("StatefulSet", "ps", "mobilenet-ps"),
+                               ("Job", "worker", "mobilenet-worker")):
+        container = container_running(find(docs, kind, name)["spec"]["template"]["spec"],
+                                      binary)
+        problems = []
+        env = container_env(docs, container, name, problems)
+        env = {k: ("0" if isinstance(v, FieldRef) else v) for k, v in env.items()}
+        args = [expand(str(a), env, name, problems)[0] for a in command_line(container)[1:]]
+        result = subprocess.run([os.path.join(bin_dir, binary)] + args + ["--version"],
+                                capture_output=True, text=True)
+        if problems or result.returncode != 0:
+            raise Failure("%s does not accept the arguments of %s %s %s: %s"
+                          % (binary, kind, name, args, problems or result.stderr.strip()))
+    print("ok: mobilenet-ps and mobilenet-worker accept the rendered arguments")
+
+
+def require_no_problems(what, docs):
+    problems = check_manifests(docs)
+    if problems:
+        raise Failure("%s:\n  %s" % (what, "\n  ".join(problems)))
+
+
+def counts(docs):
+    return (find(docs, "StatefulSet", "ps")["spec"]["replicas"],
+            find(docs, "Job", "worker")["spec"]["completions"])
+
+
+def run(args):
+    kubectl = find_kubectl(args.kubectl)
+    print("kubectl: %s (%s)" % (kubectl, kubectl_version(kubectl)))
+    shipped = render(kubectl, K8S_DIR)
+    require_no_problems("the shipped manifests (deploy/k8s)", shipped)
+    num_ps, num_workers = counts(shipped)
+    print("ok: deploy/k8s renders %d objects, %d PS and %d workers, consistent"
+          % (len(shipped), num_ps, num_workers))
+
+    script = os.path.join(K8S_DIR, "set_cluster_size.sh")
+    generated = subprocess.run([script, str(num_ps), str(num_workers), "--stdout"],
+                               capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(K8S_DIR, "cluster-size.yaml")) as f:
+        if f.read() != generated:
+            raise Failure("deploy/k8s/cluster-size.yaml differs from what `set_cluster_size.sh "
+                          "%d %d` writes: run it instead of editing the file"
+                          % (num_ps, num_workers))
+    print("ok: cluster-size.yaml is what set_cluster_size.sh %d %d writes"
+          % (num_ps, num_workers))
+
+    with tempfile.TemporaryDirectory(prefix="k8s_manifests_") as temp:
+        resized = copy_of_manifests(os.path.join(temp, "resized"))
+        subprocess.run([os.path.join(resized, "set_cluster_size.sh"), "3", "4"], check=True,
+                       stdout=subprocess.DEVNULL)
+        docs = render(kubectl, resized)
+        require_no_problems("the manifests resized to 3 PS and 4 workers", docs)
+        if counts(docs) != (3, 4):
+            raise Failure("set_cluster_size.sh 3 4 rendered %s PS and workers" % (counts(docs),))
+        print("ok: set_cluster_size.sh 3 4 renders 3 PS and 4 workers, consistent")
+
+        broken = copy_of_manifests(os.path.join(temp, "broken"))
+        size_file = os.path.join(broken, "cluster-size.yaml")
+        with open(size_file) as f:
+            text = f.read()
+        edited = re.sub(r"replicas: \d+", "replicas: %d" % (num_ps + 1), text)
+        with open(size_file, "w") as f:
+            f.write(edited)
+        problems = check_manifests(render(kubectl, broken))
+        if not any("replicas" in p for p in problems):
+            raise Failure("cluster-size.yaml edited to %d replicas without the PS list "
+                          "rendered without a complaint: %s" % (num_ps + 1, problems))
+        print("ok: catches cluster-size.yaml edited by hand (replicas %d): %s"
+              % (num_ps + 1, problems[0]))
+
+    negative_checks(shipped)
+
+    if args.bin_dir and os.path.exists(os.path.join(args.bin_dir, "mobilenet-ps")):
+        check_flags_parse(shipped, args.bin_dir)
+    else:
+        print("note: no --bin_dir with the binaries; their flags were not tried")
+
+    old = old_kubectl(args.old_kubectl, args.cache_dir)
+    if old is not None:
+        old_docs = render(old, K8S_DIR)
+        if without_hash_suffixes(old_docs) != without_hash_suffixes(shipped):
+            raise Failure("%s (%s) renders deploy/k8s differently from %s"
+                          % (old, kubectl_version(old), kubectl))
+        print("ok: %s (%s) renders the same manifests" % (old, kubectl_version(old)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kubectl", help="kubectl to render with (default: found or installed)")
+    parser.add_argument("--bin_dir", help="folder of mobilenet-ps and mobilenet-worker, to "
+                        "check that they accept the rendered flags")
+    parser.add_argument("--old_kubectl", help="Debian 12's kubectl 1.20 (default: fetched)")
+    parser.add_argument("--cache_dir",
+                        default=os.path.join(tempfile.gettempdir(), "k8s_manifests_kubectl_1.20"),
+                        help="where Debian's kubernetes-client package is extracted")
+    args = parser.parse_args()
+    try:
+        run(args)
+    except Failure as e:
+        print("FAILED: %s" % e)
+        return 1
+    print("PASSED")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -296,6 +296,7 @@ absl::Status ParameterService::DoPush(const ps::v1::PushRequest& request,
   if (request.worker_id() >= 0) {
     WorkerRecord& record = TouchWorker(request.worker_id());
     ++record.pushes;
+    record.last_push = record.last_seen;
     record.steps = request.worker_steps();
     record.images_per_sec = request.worker_images_per_sec();
   }
@@ -412,7 +413,10 @@ ps::v1::StatusResponse ParameterService::Status() const {
     const WorkerRecord& record = workers_.at(id);
     ps::v1::WorkerStatus* worker = response.add_workers();
     worker->set_worker_id(id);
-    worker->set_seconds_since_last_push(absl::ToDoubleSeconds(now - record.last_seen));
+    worker->set_seconds_since_last_seen(absl::ToDoubleSeconds(now - record.last_seen));
+    worker->set_seconds_since_last_push(record.last_push == absl::InfinitePast()
+                                            ? -1.0
+                                            : absl::ToDoubleSeconds(now - record.last_push));
     worker->set_steps(record.steps);
     worker->set_images_per_sec(record.images_per_sec);
     worker->set_pushes(record.pushes);

@@ -104,6 +104,7 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
  private:
   struct WorkerRecord {
     absl::Time last_seen;
+    absl::Time last_push = absl::InfinitePast();  // last applied push
     int64_t steps = 0;
     double images_per_sec = 0;
     int64_t pushes = 0;

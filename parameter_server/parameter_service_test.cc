@@ -313,7 +313,10 @@ TEST_F(ParameterServiceTest, StatusReportsBookkeeping) {
   EXPECT_EQ(status.workers(1).pushes(), 1);
   EXPECT_EQ(status.workers(1).steps(), 17);
   EXPECT_DOUBLE_EQ(status.workers(1).images_per_sec(), 123.5);
+  EXPECT_LT(status.workers(1).seconds_since_last_seen(), 10);
+  EXPECT_GE(status.workers(1).seconds_since_last_push(), 0);
   EXPECT_LT(status.workers(1).seconds_since_last_push(), 10);
+  EXPECT_EQ(status.workers(0).seconds_since_last_push(), -1);  // reported, never pushed
   EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
   EXPECT_EQ(status.eval_examples(), 200);
   EXPECT_EQ(status.eval_step(), 1);

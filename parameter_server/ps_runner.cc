@@ -133,7 +133,7 @@ void ParameterServerRunner::StatusLoop() {
     for (const ps::v1::WorkerStatus& w : s.workers()) {
       workers.push_back(absl::StrFormat("%d%s(%.0f img/s, seen %.0fs ago)", w.worker_id(),
                                         w.finished() ? " finished " : "", w.images_per_sec(),
-                                        w.seconds_since_last_push()));
+                                        w.seconds_since_last_seen()));
     }
     Log(absl::StrFormat(
         "step %d  examples %d  epoch %.2f  lr %.4g  pushes %d applied, %d stale, %d invalid, "

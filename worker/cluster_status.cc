@@ -149,8 +149,8 @@ ClusterSummary SummarizeCluster(const std::vector<ParameterServerReport>& report
     for (const ps::v1::WorkerStatus& w : r.workers()) {
       auto [it, inserted] = workers.try_emplace(w.worker_id());
       ClusterWorker& cw = it->second;
-      if (inserted || w.seconds_since_last_push() < cw.seconds_since_seen) {
-        cw.seconds_since_seen = w.seconds_since_last_push();
+      if (inserted || w.seconds_since_last_seen() < cw.seconds_since_seen) {
+        cw.seconds_since_seen = w.seconds_since_last_seen();
         cw.images_per_sec = w.images_per_sec();
       }
       cw.worker_id = w.worker_id();
@@ -273,7 +273,8 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
     std::vector<std::string> workers;
     for (const ps::v1::WorkerStatus& w : r.workers()) {
       workers.push_back(JsonObject({{"worker_id", absl::StrCat(w.worker_id())},
-                                    {"seconds_since_seen", JsonNumber(w.seconds_since_last_push())},
+                                    {"seconds_since_seen", JsonNumber(w.seconds_since_last_seen())},
+                                    {"seconds_since_push", JsonNumber(w.seconds_since_last_push())},
                                     {"steps", absl::StrCat(w.steps())},
                                     {"images_per_sec", JsonNumber(w.images_per_sec())},
                                     {"pushes", absl::StrCat(w.pushes())},

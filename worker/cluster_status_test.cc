@@ -47,13 +47,13 @@ ps::v1::StatusResponse Server(int index, int64_t step, int64_t examples) {
   r.set_last_checkpoint_path(absl::StrCat("/ckpt/ps-", index, "-of-2-", step - 10, ".mnck"));
   ps::v1::WorkerStatus* chief = r.add_workers();
   chief->set_worker_id(0);
-  chief->set_seconds_since_last_push(0.2 + index);
+  chief->set_seconds_since_last_seen(0.2 + index);
   chief->set_steps(600 + index);
   chief->set_images_per_sec(400 + index);
   chief->set_pushes(600 + index);
   ps::v1::WorkerStatus* other = r.add_workers();
   other->set_worker_id(1);
-  other->set_seconds_since_last_push(65);
+  other->set_seconds_since_last_seen(65);
   other->set_steps(580);
   other->set_images_per_sec(390.5);
   other->set_pushes(580);

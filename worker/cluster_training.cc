@@ -163,8 +163,8 @@ std::set<int32_t> LiveUnfinishedWorkers(
   for (const auto& status : statuses) {
     if (!status.ok()) continue;
     for (const ps::v1::WorkerStatus& w : status->workers()) {
-      auto [it, inserted] = seen.try_emplace(w.worker_id(), w.seconds_since_last_push(), false);
-      it->second.first = std::min(it->second.first, w.seconds_since_last_push());
+      auto [it, inserted] = seen.try_emplace(w.worker_id(), w.seconds_since_last_seen(), false);
+      it->second.first = std::min(it->second.first, w.seconds_since_last_seen());
       it->second.second = it->second.second || w.finished();
     }
   }

@@ -1,6 +1,6 @@
-// Tests only: a ShardCheckpointCodec that stores every entry of a shard's state flat as
-// "<name>@<begin>:<end>" with the model named in the metadata, so parameter_server/ tests
-// need not link worker/model_checkpoint.h (which mobilenet-ps uses).
+// Tests only: a ShardCheckpointCodec for arbitrary layouts (not only MobileNet's, which
+// model_checkpoint.h's codec needs) that stores every entry of a shard's state flat as
+// "<name>@<begin>:<end>" with the model named in the metadata.
 #ifndef MOBILENET_PARAMETER_SERVER_FLAT_CHECKPOINT_CODEC_FOR_TEST_H_
 #define MOBILENET_PARAMETER_SERVER_FLAT_CHECKPOINT_CODEC_FOR_TEST_H_
 

@@ -136,6 +136,7 @@ ParameterService::ParameterService(ParameterShard* shard, ParameterServiceOption
   MOBILENET_CHECK(shard_ != nullptr);
   MOBILENET_CHECK(options_.shard_index >= 0 && options_.shard_index < options_.num_shards);
   SetMessageAllocatorFor_Push(&reused_messages_->push);
+  RetainPayloadMemory((shard_->parameter_count() + shard_->state_count()) * sizeof(float));
 }
 
 ParameterService::~ParameterService() = default;
@@ -478,7 +479,6 @@ absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
     return absl::InvalidArgumentError(
         absl::StrCat("listening address \"", address, "\": expected host:port"));
   }
-  RetainPayloadMemory();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -50,7 +50,8 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
                                    ps::v1::ParameterServer::CallbackService> {
  public:
   // Serves `shard` (not owned; must outlive the service and the server it is registered
-  // with). options.shard_index must be in [0, options.num_shards) (checked).
+  // with). options.shard_index must be in [0, options.num_shards) (checked). Calls
+  // RetainPayloadMemory (wire_payload.h) with the shard's size.
   ParameterService(ParameterShard* shard, ParameterServiceOptions options);
   ~ParameterService() override;
 
@@ -162,8 +163,8 @@ struct StartedServer {
 // server reflection, with the message limits raised to kMaxGrpcMessageBytes and the
 // large-message settings of common/grpc_status.h; a port already taken by another server
 // is an error (no SO_REUSEPORT sharing). Port 0 picks a free port, returned in `port`.
-// Calls RetainPayloadMemory() (wire_payload.h). Unavailable naming the address when it
-// cannot be bound; InvalidArgument for an address without a port.
+// Unavailable naming the address when it cannot be bound; InvalidArgument for an address
+// without a port.
 absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
                                               const std::vector<grpc::Service*>& services);
 

@@ -19,9 +19,9 @@
 #include "absl/strings/str_format.h"
 #include "common/cluster_spec.h"
 #include "common/status_macros.h"
+#include "parameter_server/model_checkpoint.h"
 #include "parameter_server/ps_runner.h"
 #include "parameter_server/sharding_plan.h"
-#include "worker/model_checkpoint.h"
 
 // Cluster.
 ABSL_FLAG(std::string, ps_hosts, "",
@@ -168,32 +168,10 @@ int main(int argc, char** argv) {
   o.log_every = absl::Seconds(log_every);
   o.log = stdout;
 
-  // The shard's state in the model checkpoint format mobilenet-ctl reads; a checkpoint of
-  // another model configuration is refused rather than half-restored.
-  const MobileNetConfig model = o.model;
-  const std::string optimizer_name = OptimizerKindName(*kind);
-  const std::string task = absl::StrCat(spec.task_index, "/", spec.num_ps());
-  auto plan = ShardingPlan::Create(model, spec.num_ps());
+  // The shard's state in the model checkpoint format mobilenet-ctl reads.
+  auto plan = ShardingPlan::Create(o.model, spec.num_ps());
   if (!plan.ok()) return Fail(std::string(plan.status().message()));
-  const ShardingPlan layouts = *plan;
-  o.codec.encode = [model, optimizer_name, task, layouts](const ShardState& state) {
-    Checkpoint c = ShardStateToCheckpoint(state, model, layouts.parameter_layout(),
-                                          layouts.state_layout());
-    c.metadata["optimizer"] = optimizer_name;
-    c.metadata["ps_task"] = task;
-    c.metadata["plan_fingerprint"] = FormatFingerprint(layouts.fingerprint());
-    return c;
-  };
-  o.codec.decode = [model](const Checkpoint& c,
-                           const std::string& path) -> absl::StatusOr<ShardState> {
-    ASSIGN_OR_RETURN(MobileNetConfig saved, GetModelConfig(c, path));
-    if (ModelConfigString(saved) != ModelConfigString(model)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path, ": checkpoint of model ", ModelConfigString(saved), ", the flags ask for ",
-          ModelConfigString(model), "; use another --checkpoint_dir"));
-    }
-    return CheckpointToShardState(c);
-  };
+  o.codec = ModelShardCheckpointCodec(o.model, *plan, OptimizerKindName(*kind), spec.task_index);
 
   printf("mobilenet-ps: %s\n", spec.Describe().c_str());
   fflush(stdout);

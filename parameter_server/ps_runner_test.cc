@@ -12,7 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "parameter_server/flat_checkpoint_codec_for_test.h"
+#include "parameter_server/model_checkpoint.h"
+#include "parameter_server/sharding_plan.h"
 
 namespace mobilenet {
 namespace {
@@ -47,7 +48,8 @@ class ParameterServerRunnerTest : public ::testing::Test {
     o.shard.learning_rate.initial_learning_rate = 0.1f;
     o.shard.learning_rate.examples_per_epoch = 1000;
     o.checkpoint_dir = dir_.string();
-    o.codec = FlatCheckpointCodecForTest(ModelConfigString(o.model));
+    o.codec = ModelShardCheckpointCodec(o.model, *ShardingPlan::Create(o.model, o.num_ps), "sgd",
+                                        o.task_index);
     o.checkpoint_every = absl::Hours(1);
     o.log_every = absl::ZeroDuration();
     o.log = log_;
@@ -195,7 +197,9 @@ TEST_F(ParameterServerRunnerTest, PeriodicCheckpointsAreWrittenAndShownInStatus)
 TEST_F(ParameterServerRunnerTest, ACheckpointOfAnotherModelIsRefused) {
   {
     ParameterServerRunnerOptions o = Options();
-    o.codec = FlatCheckpointCodecForTest("another model");
+    o.model.alpha = 0.5f;  // another model in the same folder
+    o.codec = ModelShardCheckpointCodec(o.model, *ShardingPlan::Create(o.model, o.num_ps), "sgd",
+                                        o.task_index);
     auto runner = ParameterServerRunner::Start(o);
     ASSERT_TRUE(runner.ok()) << runner.status();
     (*runner)->RequestStop();

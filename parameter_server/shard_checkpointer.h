@@ -25,8 +25,8 @@ namespace mobilenet {
 // "ps-<task_index>-of-<num_ps>": the series prefix of one parameter server's checkpoints.
 std::string ShardCheckpointPrefix(int task_index, int num_ps);
 
-// How a shard's state is stored in a checkpoint and read back; the PS binary binds
-// worker/model_checkpoint.h's ShardStateToCheckpoint / CheckpointToShardState to its model.
+// How a shard's state is stored in a checkpoint and read back; mobilenet-ps uses
+// model_checkpoint.h's ModelShardCheckpointCodec.
 struct ShardCheckpointCodec {
   std::function<Checkpoint(const ShardState&)> encode;
   // Errors (a checkpoint of another model, a malformed one) should name `path`.

@@ -4,19 +4,27 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <utility>
 
+#include "absl/base/const_init.h"
 #include "absl/strings/str_format.h"
 
 namespace mobilenet {
 
-void RetainPayloadMemory() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
-    mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  });
+size_t RetainedHeapBytes(size_t payload_bytes) {
+  constexpr size_t kMin = size_t{64} << 20, kMax = size_t{512} << 20;
+  return std::clamp(16 * payload_bytes, kMin, kMax);
+}
+
+void RetainPayloadMemory(size_t payload_bytes) {
+  static absl::Mutex mu(absl::kConstInit);
+  static size_t retained ABSL_GUARDED_BY(mu) = 0;
+  const size_t wanted = RetainedHeapBytes(payload_bytes);
+  absl::MutexLock lock(&mu);
+  if (wanted <= retained) return;
+  if (retained == 0) mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
+  mallopt(M_TRIM_THRESHOLD, static_cast<int>(wanted));
+  retained = wanted;
 }
 
 size_t VarintSize(uint64_t value) {

@@ -26,12 +26,16 @@
 namespace mobilenet {
 
 // Configures this process's allocator (glibc malloc) to keep freed memory for reuse
-// instead of returning it to the system: blocks up to 32 MiB come from the heap and the
-// heap is trimmed only beyond 512 MiB free. gRPC allocates its multi-megabyte read and
-// write buffers per message, and on virtual machines faulting fresh pages in costs several
-// times the copy itself (a full 1.0 MobileNet pull + push measured 4x slower without
-// this). Called by StartGrpcServer and GrpcParameterClient; idempotent and thread-safe.
-void RetainPayloadMemory();
+// instead of returning it to the system: blocks up to 32 MiB come from the heap, and the
+// heap is trimmed only beyond 16 payloads of `payload_bytes` free (at least 64 MiB, at
+// most 512 MiB). gRPC allocates its multi-megabyte read and write buffers per message,
+// and on virtual machines faulting fresh pages in costs several times the copy itself (a
+// full 1.0 MobileNet pull + push measured 4x slower without this). Called by
+// ParameterService (with its shard's size) and GrpcParameterClient (the model's); keeps
+// the largest threshold asked for; thread-safe.
+void RetainPayloadMemory(size_t payload_bytes);
+// The heap trim threshold RetainPayloadMemory sets for `payload_bytes`.
+size_t RetainedHeapBytes(size_t payload_bytes);
 
 // Protobuf wire types used here.
 inline constexpr int kWireVarint = 0;

@@ -129,6 +129,13 @@ TEST(WireEncodingTest, Fixed64FieldRoundTripsThroughProtobuf) {
   EXPECT_EQ(truncated.ReadFixed64().status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST(RetainPayloadMemoryTest, KeepsSixteenPayloadsWithinBounds) {
+  EXPECT_EQ(RetainedHeapBytes(0), size_t{64} << 20);
+  EXPECT_EQ(RetainedHeapBytes(size_t{5} << 20), size_t{80} << 20);  // alpha 0.5: ~5 MB
+  EXPECT_EQ(RetainedHeapBytes(size_t{17} << 20), size_t{272} << 20);  // alpha 1.0: ~17 MB
+  EXPECT_EQ(RetainedHeapBytes(size_t{1} << 30), size_t{512} << 20);
+}
+
 TEST(WireReaderTest, TruncatedMessagesAreDataLoss) {
   ps::v1::PullResponse response;
   response.set_parameters(std::string(100, 'a'));

@@ -33,7 +33,7 @@
 #include "worker/evaluation_reader.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
-#include "worker/model_checkpoint.h"
+#include "parameter_server/model_checkpoint.h"
 #include "worker/preprocessing.h"
 
 ABSL_FLAG(std::string, checkpoint, "",

@@ -219,7 +219,8 @@ absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create
         "client options: expected rpc_timeout > 0, patience >= 0 and "
         "0 < initial_backoff <= max_backoff");
   }
-  RetainPayloadMemory();
+  RetainPayloadMemory(
+      (plan.parameter_layout().total_size() + plan.state_layout().total_size()) * sizeof(float));
   const auto route = [](const ParameterLayout& layout, const std::vector<TensorSlice>& slices)
       -> absl::StatusOr<Routing> {
     Routing routing;

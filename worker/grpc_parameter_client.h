@@ -58,7 +58,7 @@ class GrpcParameterClient : public ParameterClient {
   // A client of the servers at `addresses` ("host:port", one per PS task, in plan order),
   // over insecure channels with raised message limits and the large-message settings of
   // common/grpc_status.h. Connects lazily: no RPC is made here. Calls
-  // RetainPayloadMemory() (parameter_server/wire_payload.h). InvalidArgument when the
+  // RetainPayloadMemory() with the model's size (parameter_server/wire_payload.h). InvalidArgument when the
   // address count is not plan.num_shards(), an address is empty or an option is out of
   // range (rpc_timeout > 0, patience >= 0, 0 < initial_backoff <= max_backoff).
   static absl::StatusOr<std::unique_ptr<GrpcParameterClient>> Create(

@@ -15,7 +15,7 @@
 #include "worker/data_shard.h"
 #include "worker/idx_reader.h"
 #include "worker/in_process_parameter_client.h"
-#include "worker/model_checkpoint.h"
+#include "parameter_server/model_checkpoint.h"
 #include "worker/synthetic_source.h"
 
 namespace mobilenet {

@@ -1,4 +1,4 @@
-#include "worker/model_checkpoint.h"
+#include "parameter_server/model_checkpoint.h"
 
 #include <cstdio>
 #include <filesystem>

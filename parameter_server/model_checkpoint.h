@@ -1,12 +1,13 @@
-// Model checkpoints as the trainer writes and mobilenet-ctl reads them: a parameter
+// Model checkpoints as the parameter servers and the single-process trainer write and
+// mobilenet-ctl reads them: a parameter
 // shard's state (weights, optimizer slots, moving statistics, counters) stored in the
 // checkpoint file format of common/checkpoint.h, with the model configuration in the
 // metadata so a checkpoint alone is enough to rebuild, evaluate or export the model.
 //
 // Tensor names: a whole tensor keeps its layout name and shape; a slice of one (a
 // parameter server holding part of a tensor) is stored flat as "<name>@<begin>:<end>".
-#ifndef MOBILENET_WORKER_MODEL_CHECKPOINT_H_
-#define MOBILENET_WORKER_MODEL_CHECKPOINT_H_
+#ifndef MOBILENET_PARAMETER_SERVER_MODEL_CHECKPOINT_H_
+#define MOBILENET_PARAMETER_SERVER_MODEL_CHECKPOINT_H_
 
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #include "model/architecture.h"
 #include "model/parameter_layout.h"
 #include "parameter_server/parameter_shard.h"
+#include "parameter_server/shard_checkpointer.h"
+#include "parameter_server/sharding_plan.h"
 
 namespace mobilenet {
 
@@ -33,6 +36,16 @@ Checkpoint ShardStateToCheckpoint(const ShardState& state, const MobileNetConfig
 // The reverse, for ParameterShard::RestoreState. InvalidArgument for a malformed slice
 // name.
 absl::StatusOr<ShardState> CheckpointToShardState(const Checkpoint& checkpoint);
+
+// How parameter server `task_index` of `plan` (computed for `model`) stores its shard:
+// ShardStateToCheckpoint
+// plus metadata "optimizer", "ps_task" ("<i>/<n>") and "plan_fingerprint"; decoding
+// refuses (FailedPrecondition naming the path and both models) a checkpoint of another
+// model configuration rather than half-restoring it.
+ShardCheckpointCodec ModelShardCheckpointCodec(const MobileNetConfig& model,
+                                               const ShardingPlan& plan,
+                                               const std::string& optimizer_name,
+                                               int task_index);
 
 // A whole model assembled from one or more checkpoints.
 struct LoadedModel {
@@ -52,4 +65,4 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path);
 
 }  // namespace mobilenet
 
-#endif  // MOBILENET_WORKER_MODEL_CHECKPOINT_H_
+#endif  // MOBILENET_PARAMETER_SERVER_MODEL_CHECKPOINT_H_

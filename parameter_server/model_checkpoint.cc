@@ -1,4 +1,4 @@
-#include "worker/model_checkpoint.h"
+#include "parameter_server/model_checkpoint.h"
 
 #include <sys/stat.h>
 
@@ -251,6 +251,33 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path) {
   RETURN_IF_ERROR(CheckCovered(params, params_covered, path));
   RETURN_IF_ERROR(CheckCovered(state, state_covered, path));
   return model;
+}
+
+ShardCheckpointCodec ModelShardCheckpointCodec(const MobileNetConfig& model,
+                                               const ShardingPlan& plan,
+                                               const std::string& optimizer_name,
+                                               int task_index) {
+  const std::string task = absl::StrCat(task_index, "/", plan.num_shards());
+  ShardCheckpointCodec codec;
+  codec.encode = [model, optimizer_name, task, plan](const ShardState& state) {
+    Checkpoint c = ShardStateToCheckpoint(state, model, plan.parameter_layout(),
+                                          plan.state_layout());
+    c.metadata["optimizer"] = optimizer_name;
+    c.metadata["ps_task"] = task;
+    c.metadata["plan_fingerprint"] = FormatFingerprint(plan.fingerprint());
+    return c;
+  };
+  codec.decode = [model](const Checkpoint& c,
+                         const std::string& path) -> absl::StatusOr<ShardState> {
+    ASSIGN_OR_RETURN(MobileNetConfig saved, GetModelConfig(c, path));
+    if (ModelConfigString(saved) != ModelConfigString(model)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, ": checkpoint of model ", ModelConfigString(saved), ", the flags ask for ",
+          ModelConfigString(model), "; use another --checkpoint_dir"));
+    }
+    return CheckpointToShardState(c);
+  };
+  return codec;
 }
 
 }  // namespace mobilenet

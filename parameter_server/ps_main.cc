@@ -19,42 +19,17 @@
 #include "absl/strings/str_format.h"
 #include "common/cluster_spec.h"
 #include "common/status_macros.h"
+#include "parameter_server/cluster_flags.h"
 #include "parameter_server/model_checkpoint.h"
 #include "parameter_server/ps_runner.h"
 #include "parameter_server/sharding_plan.h"
 
-// Cluster.
-ABSL_FLAG(std::string, ps_hosts, "",
-          "Comma-separated host:port of every parameter server, task 0 first. The same list "
-          "in every process of the cluster.");
-ABSL_FLAG(std::string, worker_hosts, "",
-          "Comma-separated host:port of every worker (worker 0 is the chief). The same list "
-          "in every process.");
-ABSL_FLAG(std::string, job_name, "", "This process's job: must be \"ps\" for mobilenet-ps.");
-ABSL_FLAG(int, task_index, -1, "This parameter server's index in --ps_hosts (default 0).");
+// The cluster, model, optimizer and schedule flags are shared with mobilenet-worker
+// (parameter_server/cluster_flags.h).
 ABSL_FLAG(std::string, bind_address, "",
           "host:port to listen on instead of this task's own --ps_hosts entry (e.g. "
           "0.0.0.0:2222 to listen on every interface; nothing does unless asked).");
-// Model: must match the workers' (the sharding plan's fingerprint catches a mismatch).
-ABSL_FLAG(double, alpha, 0.5, "Width multiplier (as the workers' --alpha).");
-ABSL_FLAG(int, resolution, 56, "Input resolution (as the workers' --resolution).");
-ABSL_FLAG(int, channels, 1, "Input channels (as the workers' --channels).");
 ABSL_FLAG(int, classes, 10, "Classes (the workers take theirs from the data: 10 for Fashion-MNIST).");
-ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (as the workers' --shallow).");
-// Optimizer and schedule: the same names and defaults as mobilenet-worker's.
-ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
-ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
-ABSL_FLAG(double, lr_decay_factor, 0.8,
-          "Exponential learning-rate decay factor (the paper's recipe: 0.94 every 2 epochs; "
-          "faster here so that a short run ends at a small rate).");
-ABSL_FLAG(double, epochs_per_decay, 1.0, "Epochs between decays.");
-ABSL_FLAG(bool, staircase, true, "Decay in steps (TensorFlow's staircase) or smoothly.");
-ABSL_FLAG(double, momentum, 0.9, "Momentum (momentum and rmsprop).");
-ABSL_FLAG(double, rmsprop_decay, 0.9, "RMSprop decay (rho).");
-ABSL_FLAG(double, rmsprop_epsilon, 1.0, "RMSprop epsilon.");
-ABSL_FLAG(double, bn_moving_average_decay, 0.99, "Decay of the batch-norm moving statistics.");
-ABSL_FLAG(int64_t, seed, 1,
-          "Seed of the weight initialization (the same on every parameter server).");
 ABSL_FLAG(int64_t, examples_per_epoch, 60000,
           "Training examples per epoch (the whole training set, over all workers): the "
           "learning-rate schedule and the epoch in status count in these.");
@@ -100,7 +75,7 @@ int main(int argc, char** argv) {
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "/ps_main.cc");
+    return absl::EndsWith(path, "/ps_main.cc") || mobilenet::IsClusterFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);
@@ -108,8 +83,7 @@ int main(int argc, char** argv) {
   using namespace mobilenet;
 
   auto cluster = ResolveClusterSpec(
-      ClusterDescriptionFromFlags(absl::GetFlag(FLAGS_ps_hosts), absl::GetFlag(FLAGS_worker_hosts),
-                                  absl::GetFlag(FLAGS_job_name), absl::GetFlag(FLAGS_task_index)),
+      ClusterDescriptionFromSharedFlags(),
       getenv(kClusterEnvVariable));
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
   if (!cluster->has_value()) {
@@ -129,29 +103,14 @@ int main(int argc, char** argv) {
   o.num_ps = spec.num_ps();
   o.num_workers = spec.num_workers();
   o.bind_address = *bind;
-  o.model.alpha = static_cast<float>(absl::GetFlag(FLAGS_alpha));
-  o.model.resolution = absl::GetFlag(FLAGS_resolution);
-  o.model.input_channels = absl::GetFlag(FLAGS_channels);
+  ModelFromSharedFlags(o.model);
   o.model.num_classes = absl::GetFlag(FLAGS_classes);
-  o.model.shallow = absl::GetFlag(FLAGS_shallow);
 
-  auto kind = ParseOptimizerKind(absl::GetFlag(FLAGS_optimizer));
-  if (!kind.ok()) return Fail(absl::StrCat("--optimizer: ", kind.status().message()));
+  const absl::Status shared = ShardConfigFromSharedFlags(o.shard);
+  if (!shared.ok()) return Fail(std::string(shared.message()));
   auto policy = ParseStalenessPolicy(absl::GetFlag(FLAGS_staleness_policy));
   if (!policy.ok()) return Fail(absl::StrCat("--staleness_policy: ", policy.status().message()));
-  o.shard.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
-  o.shard.optimizer.kind = *kind;
-  o.shard.optimizer.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
-  o.shard.optimizer.rmsprop_decay = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_decay));
-  o.shard.optimizer.epsilon = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_epsilon));
-  o.shard.learning_rate.initial_learning_rate =
-      static_cast<float>(absl::GetFlag(FLAGS_learning_rate));
-  o.shard.learning_rate.decay_factor = static_cast<float>(absl::GetFlag(FLAGS_lr_decay_factor));
-  o.shard.learning_rate.epochs_per_decay =
-      static_cast<float>(absl::GetFlag(FLAGS_epochs_per_decay));
-  o.shard.learning_rate.staircase = absl::GetFlag(FLAGS_staircase);
   o.shard.learning_rate.examples_per_epoch = absl::GetFlag(FLAGS_examples_per_epoch);
-  o.shard.moving_average_decay = static_cast<float>(absl::GetFlag(FLAGS_bn_moving_average_decay));
   o.shard.staleness_policy = *policy;
   o.shard.max_staleness = absl::GetFlag(FLAGS_max_staleness);
   if (o.shard.learning_rate.examples_per_epoch < 1) return Fail("--examples_per_epoch must be >= 1");
@@ -171,7 +130,8 @@ int main(int argc, char** argv) {
   // The shard's state in the model checkpoint format mobilenet-ctl reads.
   auto plan = ShardingPlan::Create(o.model, spec.num_ps());
   if (!plan.ok()) return Fail(std::string(plan.status().message()));
-  o.codec = ModelShardCheckpointCodec(o.model, *plan, OptimizerKindName(*kind), spec.task_index);
+  o.codec = ModelShardCheckpointCodec(o.model, *plan, OptimizerKindName(o.shard.optimizer.kind),
+                                      spec.task_index);
 
   printf("mobilenet-ps: %s\n", spec.Describe().c_str());
   fflush(stdout);

@@ -13,16 +13,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "common/cluster_spec.h"
+#include "parameter_server/cluster_flags.h"
 #include "worker/cluster_training.h"
 #include "worker/local_training.h"
 
-// Model.
-ABSL_FLAG(double, alpha, 0.5, "Width multiplier: channels are max(int(c * alpha), 8).");
-ABSL_FLAG(int, resolution, 56,
-          "Input resolution; images are resized (bilinear) to it (the resolution "
-          "multiplier). Fashion-MNIST is 28x28.");
-ABSL_FLAG(int, channels, 1, "Input channels (a 1-channel image is replicated if more).");
-ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (five 14x14x512 blocks removed).");
+// The cluster, model, optimizer and schedule flags are shared with mobilenet-ps
+// (parameter_server/cluster_flags.h).
 // Data.
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).");
@@ -33,27 +29,15 @@ ABSL_FLAG(int64_t, synthetic_examples, 10000,
 ABSL_FLAG(bool, flip, true, "Augment with random horizontal flips.");
 ABSL_FLAG(int, crop_padding, 2, "Augment with random pad-and-crop by this many pixels (0: off).");
 ABSL_FLAG(int, eval_examples, 0, "Test examples to evaluate on (0: all).");
-// Optimizer and schedule.
-ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
-ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
-ABSL_FLAG(double, lr_decay_factor, 0.8,
-          "Exponential learning-rate decay factor (the paper's recipe: 0.94 every 2 epochs; "
-          "faster here so that a short run ends at a small rate).");
-ABSL_FLAG(double, epochs_per_decay, 1.0, "Epochs between decays.");
-ABSL_FLAG(bool, staircase, true, "Decay in steps (TensorFlow's staircase) or smoothly.");
-ABSL_FLAG(double, momentum, 0.9, "Momentum (momentum and rmsprop).");
-ABSL_FLAG(double, rmsprop_decay, 0.9, "RMSprop decay (rho).");
-ABSL_FLAG(double, rmsprop_epsilon, 1.0, "RMSprop epsilon.");
+// Gradients.
 ABSL_FLAG(double, weight_decay, 4e-5,
           "L2 weight decay on convolution and fully-connected weights (not depthwise).");
 ABSL_FLAG(double, clip_norm, 2.0, "Clip gradients by global norm (0: off).");
 ABSL_FLAG(double, label_smoothing, 0.1, "Label smoothing.");
-ABSL_FLAG(double, bn_moving_average_decay, 0.99, "Decay of the batch-norm moving statistics.");
 // Loop.
 ABSL_FLAG(double, epochs, 12, "Epochs to train.");
 ABSL_FLAG(int, batch_size, 64, "Examples per step.");
 ABSL_FLAG(int, threads, 2, "Compute threads.");
-ABSL_FLAG(int64_t, seed, 1, "Seed of the weight initialization and the data order.");
 ABSL_FLAG(double, eval_every_epochs, 1, "Evaluate on the test set every N epochs.");
 ABSL_FLAG(std::string, checkpoint_dir, "",
           "Where checkpoints go (every epoch and at the end); training resumes from the "
@@ -65,15 +49,6 @@ ABSL_FLAG(bool, quiet, false, "No progress line.");
 // trains alone in this process. In a cluster the optimizer, learning-rate and batch-norm
 // decay flags and the weight seed are the parameter servers' (mobilenet-ps), and
 // --checkpoint_dir is theirs too; --epochs are of this worker's shard of the data.
-ABSL_FLAG(std::string, ps_hosts, "",
-          "Cluster: comma-separated host:port of every parameter server, task 0 first.");
-ABSL_FLAG(std::string, worker_hosts, "",
-          "Cluster: comma-separated host:port of every worker; worker 0 is the chief "
-          "(evaluates, exports, ends the training). Workers listen on nothing.");
-ABSL_FLAG(std::string, job_name, "", "Cluster: this process's job, \"worker\".");
-ABSL_FLAG(int, task_index, -1,
-          "Cluster: this worker's index in --worker_hosts (default 0); it trains data shard "
-          "task_index of len(worker_hosts).");
 ABSL_FLAG(double, eval_every_secs, 0,
           "Cluster chief: also evaluate every N seconds (0: only every --eval_every_epochs).");
 ABSL_FLAG(double, wait_for_workers_secs, 600,
@@ -173,7 +148,7 @@ int main(int argc, char** argv) {
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "/worker_main.cc");
+    return absl::EndsWith(path, "/worker_main.cc") || mobilenet::IsClusterFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);
@@ -181,10 +156,7 @@ int main(int argc, char** argv) {
   using mobilenet::LocalTrainingOptions;
 
   LocalTrainingOptions o;
-  o.model.alpha = static_cast<float>(absl::GetFlag(FLAGS_alpha));
-  o.model.resolution = absl::GetFlag(FLAGS_resolution);
-  o.model.input_channels = absl::GetFlag(FLAGS_channels);
-  o.model.shallow = absl::GetFlag(FLAGS_shallow);
+  mobilenet::ModelFromSharedFlags(o.model);
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.synthetic = absl::GetFlag(FLAGS_synthetic);
   o.synthetic_classes = absl::GetFlag(FLAGS_synthetic_classes);
@@ -200,20 +172,8 @@ int main(int argc, char** argv) {
   o.quiet = absl::GetFlag(FLAGS_quiet);
   o.data_seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
 
-  auto kind = mobilenet::ParseOptimizerKind(absl::GetFlag(FLAGS_optimizer));
-  if (!kind.ok()) return Fail(std::string(kind.status().message()));
-  o.store.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
-  o.store.optimizer.kind = *kind;
-  o.store.optimizer.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
-  o.store.optimizer.rmsprop_decay = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_decay));
-  o.store.optimizer.epsilon = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_epsilon));
-  o.store.learning_rate.initial_learning_rate =
-      static_cast<float>(absl::GetFlag(FLAGS_learning_rate));
-  o.store.learning_rate.decay_factor = static_cast<float>(absl::GetFlag(FLAGS_lr_decay_factor));
-  o.store.learning_rate.epochs_per_decay =
-      static_cast<float>(absl::GetFlag(FLAGS_epochs_per_decay));
-  o.store.learning_rate.staircase = absl::GetFlag(FLAGS_staircase);
-  o.store.moving_average_decay = static_cast<float>(absl::GetFlag(FLAGS_bn_moving_average_decay));
+  const absl::Status shared = mobilenet::ShardConfigFromSharedFlags(o.store);
+  if (!shared.ok()) return Fail(std::string(shared.message()));
 
   o.trainer.batch_size = absl::GetFlag(FLAGS_batch_size);
   o.trainer.epochs = absl::GetFlag(FLAGS_epochs);
@@ -233,9 +193,7 @@ int main(int argc, char** argv) {
   if (o.trainer.weight_decay < 0) return Fail("--weight_decay must be >= 0");
 
   auto cluster = mobilenet::ResolveClusterSpec(
-      mobilenet::ClusterDescriptionFromFlags(
-          absl::GetFlag(FLAGS_ps_hosts), absl::GetFlag(FLAGS_worker_hosts),
-          absl::GetFlag(FLAGS_job_name), absl::GetFlag(FLAGS_task_index)),
+      mobilenet::ClusterDescriptionFromSharedFlags(),
       getenv(mobilenet::kClusterEnvVariable));
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
   if (cluster->has_value()) return RunClusterWorker(**cluster, o);

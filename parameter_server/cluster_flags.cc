@@ -1,0 +1,83 @@
+#include "parameter_server/cluster_flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/optimizer.h"
+
+// Cluster.
+ABSL_FLAG(std::string, ps_hosts, "",
+          "Cluster: comma-separated host:port of every parameter server, task 0 first; the "
+          "same list in every process.");
+ABSL_FLAG(std::string, worker_hosts, "",
+          "Cluster: comma-separated host:port of every worker, the same list in every "
+          "process; worker 0 is the chief (evaluates, exports, ends the training). Workers "
+          "listen on nothing: only the number and order of the entries count.");
+ABSL_FLAG(std::string, job_name, "",
+          "Cluster: this process's job, \"ps\" (mobilenet-ps) or \"worker\" "
+          "(mobilenet-worker).");
+ABSL_FLAG(int, task_index, -1,
+          "Cluster: this process's index in its job's host list (default 0); worker i trains "
+          "data shard i of len(worker_hosts).");
+// Model.
+ABSL_FLAG(double, alpha, 0.5, "Width multiplier: channels are max(int(c * alpha), 8).");
+ABSL_FLAG(int, resolution, 56,
+          "Input resolution (the resolution multiplier rho times 224); images are resized "
+          "to it.");
+ABSL_FLAG(int, channels, 1, "Input channels (a 1-channel image is replicated if more).");
+ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (five 14x14x512 blocks removed).");
+// Optimizer and schedule, applied by the parameter servers.
+ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
+ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
+ABSL_FLAG(double, lr_decay_factor, 0.8,
+          "Exponential learning-rate decay factor (the paper's recipe: 0.94 every 2 epochs; "
+          "faster here so that a short run ends at a small rate).");
+ABSL_FLAG(double, epochs_per_decay, 1.0, "Epochs between decays.");
+ABSL_FLAG(bool, staircase, true, "Decay in steps (TensorFlow's staircase) or smoothly.");
+ABSL_FLAG(double, momentum, 0.9, "Momentum (momentum and rmsprop).");
+ABSL_FLAG(double, rmsprop_decay, 0.9, "RMSprop decay (rho).");
+ABSL_FLAG(double, rmsprop_epsilon, 1.0, "RMSprop epsilon.");
+ABSL_FLAG(double, bn_moving_average_decay, 0.99, "Decay of the batch-norm moving statistics.");
+ABSL_FLAG(int64_t, seed, 1,
+          "Seed of the weight initialization (the same in every process of a cluster) and "
+          "of the workers' data order.");
+
+namespace mobilenet {
+
+bool IsClusterFlagsFile(absl::string_view path) {
+  return absl::EndsWith(path, "/cluster_flags.cc");
+}
+
+ClusterDescription ClusterDescriptionFromSharedFlags() {
+  return ClusterDescriptionFromFlags(absl::GetFlag(FLAGS_ps_hosts),
+                                     absl::GetFlag(FLAGS_worker_hosts),
+                                     absl::GetFlag(FLAGS_job_name),
+                                     absl::GetFlag(FLAGS_task_index));
+}
+
+void ModelFromSharedFlags(MobileNetConfig& config) {
+  config.alpha = static_cast<float>(absl::GetFlag(FLAGS_alpha));
+  config.resolution = absl::GetFlag(FLAGS_resolution);
+  config.input_channels = absl::GetFlag(FLAGS_channels);
+  config.shallow = absl::GetFlag(FLAGS_shallow);
+}
+
+absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config) {
+  absl::StatusOr<OptimizerKind> kind = ParseOptimizerKind(absl::GetFlag(FLAGS_optimizer));
+  if (!kind.ok()) return absl::InvalidArgumentError(absl::StrCat("--optimizer: ", kind.status().message()));
+  config.seed = static_cast<uint64_t>(absl::GetFlag(FLAGS_seed));
+  config.optimizer.kind = *kind;
+  config.optimizer.momentum = static_cast<float>(absl::GetFlag(FLAGS_momentum));
+  config.optimizer.rmsprop_decay = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_decay));
+  config.optimizer.epsilon = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_epsilon));
+  config.learning_rate.initial_learning_rate =
+      static_cast<float>(absl::GetFlag(FLAGS_learning_rate));
+  config.learning_rate.decay_factor = static_cast<float>(absl::GetFlag(FLAGS_lr_decay_factor));
+  config.learning_rate.epochs_per_decay =
+      static_cast<float>(absl::GetFlag(FLAGS_epochs_per_decay));
+  config.learning_rate.staircase = absl::GetFlag(FLAGS_staircase);
+  config.moving_average_decay = static_cast<float>(absl::GetFlag(FLAGS_bn_moving_average_decay));
+  return absl::OkStatus();
+}
+
+}  // namespace mobilenet

@@ -1,0 +1,55 @@
+// The command-line flags mobilenet-ps and mobilenet-worker share, defined once: the
+// cluster (TensorFlow-1 style), the model, and the optimizer, schedule and seed that the
+// parameter servers apply (a worker training alone applies them itself). Every process
+// of a cluster must be given the same values; the sharding plan's fingerprint catches a
+// different model or PS count, not a different learning rate.
+#ifndef MOBILENET_PARAMETER_SERVER_CLUSTER_FLAGS_H_
+#define MOBILENET_PARAMETER_SERVER_CLUSTER_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/flags/declare.h"
+#include "absl/status/status.h"
+#include "common/cluster_spec.h"
+#include "model/architecture.h"
+#include "parameter_server/parameter_shard.h"
+
+ABSL_DECLARE_FLAG(std::string, ps_hosts);
+ABSL_DECLARE_FLAG(std::string, worker_hosts);
+ABSL_DECLARE_FLAG(std::string, job_name);
+ABSL_DECLARE_FLAG(int, task_index);
+ABSL_DECLARE_FLAG(double, alpha);
+ABSL_DECLARE_FLAG(int, resolution);
+ABSL_DECLARE_FLAG(int, channels);
+ABSL_DECLARE_FLAG(bool, shallow);
+ABSL_DECLARE_FLAG(std::string, optimizer);
+ABSL_DECLARE_FLAG(double, learning_rate);
+ABSL_DECLARE_FLAG(double, lr_decay_factor);
+ABSL_DECLARE_FLAG(double, epochs_per_decay);
+ABSL_DECLARE_FLAG(bool, staircase);
+ABSL_DECLARE_FLAG(double, momentum);
+ABSL_DECLARE_FLAG(double, rmsprop_decay);
+ABSL_DECLARE_FLAG(double, rmsprop_epsilon);
+ABSL_DECLARE_FLAG(double, bn_moving_average_decay);
+ABSL_DECLARE_FLAG(int64_t, seed);
+
+namespace mobilenet {
+
+// The file defining the flags, for a binary's --help filter.
+bool IsClusterFlagsFile(absl::string_view path);
+
+// --ps_hosts, --worker_hosts, --job_name and --task_index as a cluster description.
+ClusterDescription ClusterDescriptionFromSharedFlags();
+
+// --alpha, --resolution, --channels and --shallow into `config` (num_classes untouched).
+void ModelFromSharedFlags(MobileNetConfig& config);
+
+// --seed, --optimizer, the RMSprop/momentum flags, the learning-rate schedule (not its
+// examples_per_epoch) and --bn_moving_average_decay into `config`. InvalidArgument
+// naming --optimizer for an unknown optimizer; `config` is then unchanged.
+absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config);
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_PARAMETER_SERVER_CLUSTER_FLAGS_H_

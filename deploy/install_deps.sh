@@ -2,8 +2,11 @@
 # Installs the Debian 12 packages this project builds and runs with, and only those that are
 # missing. Quiet (no output) when everything is already installed. Idempotent.
 #   deploy/install_deps.sh           build + run dependencies
-#   deploy/install_deps.sh --test    also what the test suite uses (numpy/onnx for the ONNX check)
+#   deploy/install_deps.sh --test    also what the test suite uses (numpy/onnx for the ONNX check,
+#                                    yaml for the Kubernetes manifests check)
 #   deploy/install_deps.sh --bench   also PyTorch, for tests/benchmarks/compare_pytorch.sh
+#   deploy/install_deps.sh --docker  also the Docker engine, docker-compose and what builds the
+#                                    base image (deploy/compose_demo.sh, tests/compose_e2e_test.py)
 set -euo pipefail
 
 packages=(
@@ -14,9 +17,10 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(python3 python3-numpy python3-onnx) ;;
+    --test) packages+=(python3 python3-numpy python3-onnx python3-yaml) ;;
     --bench) packages+=(python3 python3-numpy python3-torch) ;;
-    *) echo "install_deps.sh: unknown option '$arg' (expected --test or --bench)" >&2; exit 2 ;;
+    --docker) packages+=(docker.io docker-compose debootstrap iptables) ;;
+    *) echo "install_deps.sh: unknown option '$arg' (expected --test, --bench or --docker)" >&2; exit 2 ;;
   esac
 done
 

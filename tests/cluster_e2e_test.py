@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from e2e_common import Failure, check
+
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
 SKIP = 77
 
@@ -46,15 +48,6 @@ MODEL = ["--alpha=0.25", "--resolution=28"]
 PS_FLAGS = ["--learning_rate=0.1", "--log_every_secs=5"]
 WORKER_FLAGS = ["--threads=1", "--batch_size=64", "--eval_examples=2000",
                 "--rpc_timeout_secs=10", "--ps_patience_secs=120", "--worker_liveness_secs=20"]
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 def free_ports(count):

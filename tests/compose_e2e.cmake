@@ -1,0 +1,13 @@
+# The docker-compose cluster on a real Docker engine (tests/compose_e2e_test.py): starts
+# dockerd if needed (installing Debian's docker.io and docker-compose when missing), builds
+# the base image and the trainer image, runs a short job with 2 PS and 2 workers, kills a
+# worker, stops and resumes the cluster, then tears everything down and stops the engine it
+# started. Labels docker;e2e; about 20 minutes on a fresh machine (base image and image
+# build), a few minutes when the images are cached. `ctest -LE docker` leaves it out.
+# Skipped (exit 77) when not root and no Docker engine runs.
+add_test(NAME compose_e2e
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/compose_e2e_test.py
+                 --bin_dir $<TARGET_FILE_DIR:mobilenet-ctl>
+                 --source_dir ${CMAKE_SOURCE_DIR})
+set_tests_properties(compose_e2e PROPERTIES
+                     LABELS "docker;e2e" TIMEOUT 2700 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)

@@ -5,6 +5,11 @@ synthetic data, measured side by side in one run (alternating, --repeats times).
 cluster runs twice per repeat: with communication overlapping computation (the
 workers' default) and with --overlap_communication=false (pull, compute, push in turn).
 
+--link_gbit R (root only) puts the parameter server in its own network namespace behind
+a veth pair shaped to R Gbit/s each way (tc tbf on both ends), so that moving the
+weights and gradients takes time, as across a real network: what overlapping the
+communication can hide. (This kernel has no netem for added latency.)
+
   /usr/bin/python3 tests/benchmarks/distributed_overhead.py [--bin_dir build/bin]
       [--alpha 0.5 --resolution 56 --channels 1 --batch 64 --examples 6400 --repeats 3]
 
@@ -60,17 +65,48 @@ def single_process(a):
     return rate
 
 
+NETNS = "mobilenet-bench-ps"
+HOST_IP, PS_IP = "10.213.47.1", "10.213.47.2"
+
+
+def run(*command):
+    subprocess.run(command, check=True, capture_output=True, text=True)
+
+
+def shaped_link_up(gbit):
+    """A namespace NETNS holding the PS end of a veth pair (PS_IP), the other end here
+    (HOST_IP), both ends sending at most `gbit` Gbit/s."""
+    shaped_link_down()
+    run("ip", "netns", "add", NETNS)
+    run("ip", "link", "add", "mnb-host", "type", "veth", "peer", "name", "mnb-ps")
+    run("ip", "link", "set", "mnb-ps", "netns", NETNS)
+    run("ip", "addr", "add", f"{HOST_IP}/30", "dev", "mnb-host")
+    run("ip", "link", "set", "mnb-host", "up")
+    run("ip", "netns", "exec", NETNS, "ip", "addr", "add", f"{PS_IP}/30", "dev", "mnb-ps")
+    run("ip", "netns", "exec", NETNS, "ip", "link", "set", "mnb-ps", "up")
+    run("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+    shape = ["root", "tbf", "rate", f"{gbit * 1000:g}mbit", "burst", "1mb", "latency", "200ms"]
+    run("tc", "qdisc", "add", "dev", "mnb-host", *shape)
+    run("ip", "netns", "exec", NETNS, "tc", "qdisc", "add", "dev", "mnb-ps", *shape)
+
+
+def shaped_link_down():
+    subprocess.run(["ip", "link", "del", "mnb-host"], capture_output=True)
+    subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+
+
 def cluster(a, overlap):
     ports = set()
     while len(ports) < 3:  # workers listen on nothing, so the kernel may repeat a port
         ports.add(free_port())
     ps_port, *worker_ports = sorted(ports)
-    ps = f"127.0.0.1:{ps_port}"
+    ps = f"{PS_IP if a.link_gbit > 0 else '127.0.0.1'}:{ps_port}"
     workers = [f"127.0.0.1:{p}" for p in worker_ports]
     common = [f"--ps_hosts={ps}", f"--worker_hosts={','.join(workers)}"] + model_flags(a)
     ps_log = tempfile.TemporaryFile(mode="w+")
+    in_netns = ["ip", "netns", "exec", NETNS] if a.link_gbit > 0 else []
     ps_proc = subprocess.Popen(
-        [os.path.join(a.bin_dir, "mobilenet-ps"), "--job_name=ps", "--task_index=0",
+        in_netns + [os.path.join(a.bin_dir, "mobilenet-ps"), "--job_name=ps", "--task_index=0",
          "--classes=10", f"--examples_per_epoch={a.examples}", "--log_every_secs=0"] + common,
         stdout=ps_log, stderr=subprocess.STDOUT)
     try:
@@ -114,8 +150,23 @@ def main():
     p.add_argument("--examples", type=int, default=6400,
                    help="examples per run (each cluster worker trains half)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--link_gbit", type=float, default=0,
+                   help="shape the workers' link to the PS to this many Gbit/s (root; see "
+                        "above); 0: loopback")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
+    if a.link_gbit > 0:
+        if os.geteuid() != 0:
+            sys.exit("--link_gbit needs root (network namespaces and tc)")
+        shaped_link_up(a.link_gbit)
+    try:
+        measure(a)
+    finally:
+        if a.link_gbit > 0:
+            shaped_link_down()
+
+
+def measure(a):
     single, dist, serial = [], [], []
     for r in range(a.repeats):
         single.append(single_process(a))
@@ -127,7 +178,7 @@ def main():
                   f"{serial[-1]:.1f} img/s in turn", flush=True)
     s, d, t = statistics.median(single), statistics.median(dist), statistics.median(serial)
     result = {"alpha": a.alpha, "resolution": a.resolution, "channels": a.channels,
-              "batch": a.batch, "single_process_images_per_sec": s,
+              "batch": a.batch, "link_gbit": a.link_gbit, "single_process_images_per_sec": s,
               "cluster_images_per_sec": d, "ratio": d / s,
               "cluster_in_turn_images_per_sec": t, "in_turn_ratio": t / s, "runs": a.repeats}
     if a.json:

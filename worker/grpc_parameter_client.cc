@@ -39,10 +39,6 @@ uint64_t NextRandom(uint64_t& state) {
 const char kPullMethod[] = "/mobilenet.ps.v1.ParameterServer/Pull";
 const char kPushMethod[] = "/mobilenet.ps.v1.ParameterServer/Push";
 
-bool IsTransient(grpc::StatusCode code) {
-  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED;
-}
-
 // Issues one asynchronous attempt of an RPC to server `index` on `context`, and calls
 // `done` exactly once with its outcome.
 using StartAttempt = std::function<void(int index, grpc::ClientContext* context,
@@ -179,6 +175,11 @@ ShardStatus ToShardStatus(const ps::v1::StatusResponse& response) {
 }
 
 }  // namespace
+
+bool IsTransient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::CANCELLED;
+}
 
 GrpcParameterClient::GrpcParameterClient(const ShardingPlan& plan, std::vector<Shard> shards,
                                          const GrpcParameterClientOptions& options)

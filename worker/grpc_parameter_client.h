@@ -1,6 +1,6 @@
 // A ParameterClient over gRPC: one channel per parameter server (in plan order), every
 // Pull and Push sent to all servers in parallel with the callback API, each RPC attempt
-// under a deadline, and transient failures (UNAVAILABLE, DEADLINE_EXCEEDED) retried with
+// under a deadline, and transient failures (see IsTransient) retried with
 // capped, jittered exponential backoff for up to a total patience, so a worker waits
 // while a parameter server restarts and fails with a clear error if it never returns.
 // A retried Push reuses its request_id and is applied exactly once.
@@ -142,6 +142,12 @@ class GrpcParameterClient : public ParameterClient {
   int64_t steps_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t seed_state_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// Failures a call retries: UNAVAILABLE (no server yet, connection lost), DEADLINE_EXCEEDED
+// (an attempt ran out of time) and CANCELLED (a server shutting down, e.g. on SIGTERM,
+// cancels the calls it is serving; the client never cancels its own). A retried Push is
+// applied once, by request id.
+bool IsTransient(grpc::StatusCode code);
 
 // One Status attempt per address, in parallel, each under `timeout`, without a plan (for
 // `mobilenet-ctl status`): each server's response or its error prefixed with its address.

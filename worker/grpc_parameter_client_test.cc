@@ -408,6 +408,17 @@ TEST_F(GrpcParameterClientTest, EvaluationFinishAndProgressReachEveryServer) {
   }
 }
 
+TEST(IsTransientTest, RetriesWhatAServerRestartingOrShuttingDownAnswers) {
+  EXPECT_TRUE(IsTransient(grpc::StatusCode::UNAVAILABLE));
+  EXPECT_TRUE(IsTransient(grpc::StatusCode::DEADLINE_EXCEEDED));
+  // A parameter server stopping on SIGTERM cancels a push it is serving; the retry
+  // reaches it once restarted (seen in cluster_e2e_ps_restart).
+  EXPECT_TRUE(IsTransient(grpc::StatusCode::CANCELLED));
+  EXPECT_FALSE(IsTransient(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_FALSE(IsTransient(grpc::StatusCode::FAILED_PRECONDITION));
+  EXPECT_FALSE(IsTransient(grpc::StatusCode::ABORTED));  // dropped by the trainer instead
+}
+
 TEST_F(GrpcParameterClientTest, CreateChecksTheAddresses) {
   absl::StatusOr<std::unique_ptr<GrpcParameterClient>> client =
       GrpcParameterClient::Create(*plan_, {"127.0.0.1:1"});

@@ -36,7 +36,9 @@ ABSL_FLAG(int64_t, examples_per_epoch, 60000,
 ABSL_FLAG(std::string, staleness_policy, "apply",
           "What to do with a gradient computed from an old version: apply (as is), scale "
           "(learning rate / staleness) or reject (above --max_staleness).");
-ABSL_FLAG(int64_t, max_staleness, 16, "--staleness_policy=reject: the largest staleness applied.");
+ABSL_FLAG(int64_t, max_staleness, 16,
+          "--staleness_policy=reject: the largest staleness applied. Workers that overlap "
+          "communication (their default) push gradients at least 1 step stale.");
 // Checkpoints.
 ABSL_FLAG(std::string, checkpoint_dir, "",
           "Folder of checkpoints: this server writes its own series ps-<task>-of-<n>-<step>.mnck "

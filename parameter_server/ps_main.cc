@@ -46,6 +46,11 @@ ABSL_FLAG(std::string, checkpoint_dir, "",
 ABSL_FLAG(double, checkpoint_every_secs, 60, "Seconds between checkpoints (and one at exit).");
 ABSL_FLAG(int, keep_checkpoints, 3, "Checkpoints of this server kept in --checkpoint_dir.");
 ABSL_FLAG(double, log_every_secs, 30, "Seconds between status lines (0: none).");
+ABSL_FLAG(bool, exit_after_training, true,
+          "When the chief ends the training, write a final checkpoint and exit 0. false: "
+          "write it and keep serving the trained weights (for mobilenet-ctl eval/export "
+          "--ps_hosts) until SIGTERM, for orchestrators that restart a process that exits "
+          "(a Kubernetes StatefulSet).");
 
 namespace {
 
@@ -128,6 +133,7 @@ int main(int argc, char** argv) {
   if (log_every < 0) return Fail("--log_every_secs must be >= 0");
   o.log_every = absl::Seconds(log_every);
   o.log = stdout;
+  o.exit_when_training_ends = absl::GetFlag(FLAGS_exit_after_training);
 
   // The shard's state in the model checkpoint format mobilenet-ctl reads.
   auto plan = ShardingPlan::Create(o.model, spec.num_ps());

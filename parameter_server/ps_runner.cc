@@ -148,10 +148,16 @@ void ParameterServerRunner::StatusLoop() {
 void ParameterServerRunner::RequestStop() {
   stop_requested_ = true;
   service_->RequestFinish();
+  if (!stop_.HasBeenNotified()) stop_.Notify();
 }
 
 absl::Status ParameterServerRunner::WaitAndShutdown() {
   service_->WaitForFinish();
+  if (!stop_requested_ && !options_.exit_when_training_ends) {
+    if (checkpointer_ != nullptr) OnCheckpoint(checkpointer_->Save());
+    Log("training is over; serving the trained weights until stopped");
+    stop_.WaitForNotification();
+  }
   Log(stop_requested_ ? "stop requested; shutting down"
                       : "training is over; shutting down");
   server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "model/architecture.h"
 #include "parameter_server/parameter_service.h"
@@ -40,6 +41,10 @@ struct ParameterServerRunnerOptions {
   FILE* log = stderr;            // not owned; where the server's lines go
   // In-flight RPCs get this long to complete when the server stops.
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // When training ends (the chief's Finish): true, checkpoint and stop serving; false,
+  // checkpoint and keep serving the trained weights until RequestStop (for orchestrators
+  // that restart a process that exits, such as a Kubernetes StatefulSet).
+  bool exit_when_training_ends = true;
 };
 
 // Thread-safe: RequestStop may be called from any thread while another waits.
@@ -63,9 +68,10 @@ class ParameterServerRunner {
   // Ends serving as if training were over (e.g. on SIGTERM); WaitAndShutdown returns.
   void RequestStop();
 
-  // Blocks until training ends or RequestStop, then stops serving (in-flight RPCs get
-  // shutdown_grace), stops the periodic checkpoints and writes the final checkpoint.
-  // Returns the final checkpoint's error, if any. Call once.
+  // Blocks until training ends (and then, unless exit_when_training_ends, writes a
+  // checkpoint and blocks on until RequestStop) or RequestStop, then stops serving
+  // (in-flight RPCs get shutdown_grace), stops the periodic checkpoints and writes the
+  // final checkpoint. Returns the final checkpoint's error, if any. Call once.
   absl::Status WaitAndShutdown();
 
  private:
@@ -83,6 +89,7 @@ class ParameterServerRunner {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::atomic<bool> stop_requested_{false};
+  absl::Notification stop_;  // notified by RequestStop
   std::atomic<bool> shut_down_{false};
   std::thread status_thread_;
 };

@@ -9,7 +9,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parameter_server/model_checkpoint.h"
@@ -176,6 +179,34 @@ TEST_F(ParameterServerRunnerTest, TheChiefsFinishEndsServing) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   EXPECT_FALSE(stub->GetStatus(&context, ps::v1::StatusRequest(), &response).ok());
+}
+
+TEST_F(ParameterServerRunnerTest, WithoutExitWhenTrainingEndsItServesTheTrainedWeightsUntilStopped) {
+  ParameterServerRunnerOptions o = Options();
+  o.exit_when_training_ends = false;
+  auto runner = ParameterServerRunner::Start(o);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  const ShardingPlan plan = (*runner)->plan();
+  auto stub = Connect((*runner)->port());
+  Push(*stub, plan, 0, 1);
+  Finish(*stub, plan, /*training_complete=*/true);
+  absl::Notification returned;
+  absl::Status result;
+  std::thread waiter([&]() {
+    result = (*runner)->WaitAndShutdown();
+    returned.Notify();
+  });
+  // The trained weights are checkpointed and still served.
+  for (int i = 0; i < 200 && !absl::StrContains(LogText(), "serving the trained"); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_THAT(LogText(), HasSubstr("serving the trained weights until stopped"));
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "ps-1-of-2-1.mnck"));
+  EXPECT_EQ(Pull(*stub, plan).version(), 1);
+  EXPECT_FALSE(returned.HasBeenNotified());
+  (*runner)->RequestStop();
+  waiter.join();
+  EXPECT_TRUE(result.ok()) << result;
 }
 
 TEST_F(ParameterServerRunnerTest, PeriodicCheckpointsAreWrittenAndShownInStatus) {

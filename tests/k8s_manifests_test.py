@@ -351,6 +351,10 @@ def check_manifests(docs):
     if ports.get("grpc") != PS_PORT:
         problems.append("%s: no containerPort %d named grpc (ports %s)" % (ps_where, PS_PORT,
                                                                            ports))
+    if ps_flags.get("exit_after_training") != "false":
+        problems.append("%s: --exit_after_training is %r; expected false (a StatefulSet "
+                        "restarts a server that exits)" % (ps_where,
+                                                            ps_flags.get("exit_after_training")))
     if ps_flags.get("bind_address") != "0.0.0.0:%d" % PS_PORT:
         problems.append("%s: --bind_address is %r; expected 0.0.0.0:%d (a PS listens only "
                         "where told)" % (ps_where, ps_flags.get("bind_address"), PS_PORT))

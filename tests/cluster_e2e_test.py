@@ -32,13 +32,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from e2e_common import Failure, check
+from e2e_common import Failure, check, free_ports
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
 SKIP = 77
@@ -48,19 +47,6 @@ MODEL = ["--alpha=0.25", "--resolution=28"]
 PS_FLAGS = ["--learning_rate=0.1", "--log_every_secs=5"]
 WORKER_FLAGS = ["--threads=1", "--batch_size=64", "--eval_examples=2000",
                 "--rpc_timeout_secs=10", "--ps_patience_secs=120", "--worker_liveness_secs=20"]
-
-
-def free_ports(count):
-    """Ports nothing listens on right now (bound and released)."""
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 class Cluster:
@@ -361,7 +347,7 @@ def scenario_ps_kill(cluster):
     for task, proc in cluster.workers.items():
         check(proc.poll() is None, "worker %d exited while ps 1 was down (log %s)" %
               (task, proc.log_path))
-    restarted = cluster.start_ps(1)
+    cluster.start_ps(1)
     s = cluster.wait_for("ps 1 to answer again", lambda s: s["parameter_servers"][1]["ok"], 60)
     restored_step = server(s, 1)["global_step"]
     print("ps 1 answers again at step %d (restored from its last periodic checkpoint)" %

@@ -33,13 +33,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-from e2e_common import Failure, check
+from e2e_common import Failure, check, free_ports
 
 SKIP = 77
 IMAGE = "mobilenet-v1-trainer:latest"
@@ -65,18 +64,6 @@ def run(cmd, *, env=None, capture=False, check_rc=True, timeout=None, quiet=Fals
         raise Failure(f"{' '.join(cmd)} exited with {result.returncode}"
                       + (f"; its output:\n{out[-4000:]}" if out else ""))
     return result.stdout if capture else result.returncode
-
-
-def free_ports(count):
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def compose_command():

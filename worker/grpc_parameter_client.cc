@@ -27,6 +27,11 @@ struct RetryPolicy {
   absl::Duration max_backoff;
 };
 
+// The policy of every call of a client with `options`.
+RetryPolicy PolicyOf(const GrpcParameterClientOptions& options) {
+  return {options.rpc_timeout, options.patience, options.initial_backoff, options.max_backoff};
+}
+
 // splitmix64: a small, good-enough source for backoff jitter.
 uint64_t NextRandom(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ull);
@@ -351,8 +356,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
     }
     return absl::OkStatus();
   };
-  const RetryPolicy policy{options_.rpc_timeout, options_.patience, options_.initial_backoff,
-                           options_.max_backoff};
+  const RetryPolicy policy = PolicyOf(options_);
   const std::vector<absl::Status> results = CallAll(
       Names(), "Pull", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
@@ -451,8 +455,7 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
     }
     requests[i] = grpc::ByteBuffer(slices.data(), slices.size());
   }
-  const RetryPolicy policy{options_.rpc_timeout, options_.patience, options_.initial_backoff,
-                           options_.max_backoff};
+  const RetryPolicy policy = PolicyOf(options_);
   // A retry resends the same request (same request_id): applied at most once.
   std::vector<absl::Status> results = CallAll(
       Names(), "Push", policy, NextSeed(), options_.on_retry,
@@ -491,8 +494,7 @@ std::vector<absl::StatusOr<ps::v1::StatusResponse>> GrpcParameterClient::GetShar
   const int count = plan_.num_shards();
   const ps::v1::StatusRequest request;
   std::vector<ps::v1::StatusResponse> responses(count);
-  const RetryPolicy policy{options_.rpc_timeout, options_.patience, options_.initial_backoff,
-                           options_.max_backoff};
+  const RetryPolicy policy = PolicyOf(options_);
   const std::vector<absl::Status> results = CallAll(
       Names(), "GetStatus", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
@@ -530,8 +532,7 @@ absl::Status GrpcParameterClient::ReportEvaluation(int32_t worker_id,
   report.set_model(plan_.model());
   report.set_num_shards(plan_.num_shards());
   std::vector<ps::v1::EvaluationAck> acks(plan_.num_shards());
-  const RetryPolicy policy{options_.rpc_timeout, options_.patience, options_.initial_backoff,
-                           options_.max_backoff};
+  const RetryPolicy policy = PolicyOf(options_);
   return FirstError(CallAll(
       Names(), "ReportEvaluation", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
@@ -547,8 +548,7 @@ absl::Status GrpcParameterClient::Finish(int32_t worker_id, bool training_comple
   request.set_model(plan_.model());
   request.set_num_shards(plan_.num_shards());
   std::vector<ps::v1::FinishResponse> responses(plan_.num_shards());
-  const RetryPolicy policy{options_.rpc_timeout, options_.patience, options_.initial_backoff,
-                           options_.max_backoff};
+  const RetryPolicy policy = PolicyOf(options_);
   return FirstError(CallAll(
       Names(), "Finish", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {

@@ -42,10 +42,14 @@ Trainer::~Trainer() {
   if (in_flight_.valid()) in_flight_.wait();
 }
 
-absl::Status Trainer::FinishGradients(int g, const std::vector<float>& params, float loss) {
+absl::StatusOr<TrainStepResult> Trainer::ComputeGradients(int g) {
+  RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
+  const TrainStepResult result = model_->TrainStep(
+      params_.data(), images_.data(), labels_.data(), config_.batch_size,
+      config_.label_smoothing, grads_[g].data(), batch_stats_[g].data());
   std::vector<float>& grads = grads_[g];
   if (config_.weight_decay > 0) {
-    AddWeightDecay(config_.weight_decay, decay_ranges_, params, absl::MakeSpan(grads));
+    AddWeightDecay(config_.weight_decay, decay_ranges_, params_, absl::MakeSpan(grads));
   }
   const int64_t bad = FindNonFinite(grads);
   if (bad >= 0) {
@@ -53,13 +57,14 @@ absl::Status Trainer::FinishGradients(int g, const std::vector<float>& params, f
       if (bad >= v.offset && bad < v.offset + v.size) {
         return absl::InvalidArgumentError(absl::StrCat(
             "gradient of ", v.name, "[", bad - v.offset, "] is ", grads[bad], " at step ",
-            steps_, " (loss ", loss, "); lower the learning rate"));
+            steps_, " (loss ", result.loss, "); lower the learning rate"));
       }
     }
   }
   if (config_.clip_norm > 0) ClipByGlobalNorm(config_.clip_norm, absl::MakeSpan(grads));
-  return UnbiasBatchVariances(model_->architecture(), model_->state_layout(),
-                              config_.batch_size, absl::MakeSpan(batch_stats_[g]));
+  RETURN_IF_ERROR(UnbiasBatchVariances(model_->architecture(), model_->state_layout(),
+                                       config_.batch_size, absl::MakeSpan(batch_stats_[g])));
+  return result;
 }
 
 PushRequest Trainer::MakePush(int g, const ModelVersion& computed_from) {
@@ -104,11 +109,7 @@ absl::Status Trainer::Flush() {
 absl::StatusOr<TrainStepResult> Trainer::Step() {
   if (!config_.overlap_communication) {
     ASSIGN_OR_RETURN(ModelVersion version, client_->Pull(absl::MakeSpan(params_), {}));
-    RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
-    const TrainStepResult result = model_->TrainStep(
-        params_.data(), images_.data(), labels_.data(), config_.batch_size,
-        config_.label_smoothing, grads_[0].data(), batch_stats_[0].data());
-    RETURN_IF_ERROR(FinishGradients(0, params_, result.loss));
+    ASSIGN_OR_RETURN(const TrainStepResult result, ComputeGradients(0));
     const absl::Time start = absl::Now();
     const absl::StatusOr<PushResult> pushed = client_->Push(MakePush(0, version));
     RETURN_IF_ERROR(RecordPush(pushed, absl::Now() - start));
@@ -122,12 +123,8 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
     ASSIGN_OR_RETURN(params_version_, client_->Pull(absl::MakeSpan(params_), {}));
     have_weights_ = true;
   }
-  RETURN_IF_ERROR(train_->NextBatch(config_.batch_size, images_.data(), labels_.data()));
   const int g = grad_buffer_;
-  const TrainStepResult result = model_->TrainStep(
-      params_.data(), images_.data(), labels_.data(), config_.batch_size,
-      config_.label_smoothing, grads_[g].data(), batch_stats_[g].data());
-  RETURN_IF_ERROR(FinishGradients(g, params_, result.loss));
+  ASSIGN_OR_RETURN(const TrainStepResult result, ComputeGradients(g));
   const ModelVersion computed_from = params_version_;
   // Until the previous exchange ends, params_ (when it brought no new weights) stay the
   // next step's weights.

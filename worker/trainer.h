@@ -105,9 +105,10 @@ class Trainer {
     absl::StatusOr<ModelVersion> pulled;
   };
 
-  // Validates and post-processes grads_[g] computed from params (weight decay, finite
-  // check, clipping) and batch_stats_[g] (unbiased variances).
-  absl::Status FinishGradients(int g, const std::vector<float>& params, float loss);
+  // Reads the next batch and computes, from params_, the gradients into grads_[g] (with
+  // weight decay, checked finite, clipped) and the batch statistics into batch_stats_[g]
+  // (unbiased variances). Returns the batch's loss.
+  absl::StatusOr<TrainStepResult> ComputeGradients(int g);
   // Counts a push's outcome: an Aborted refusal is dropped and counted, other errors are
   // returned.
   absl::Status RecordPush(const absl::StatusOr<PushResult>& pushed, absl::Duration took);

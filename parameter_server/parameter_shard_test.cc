@@ -10,29 +10,12 @@
 #include "gtest/gtest.h"
 #include "model/initializer.h"
 #include "model/mobilenet_v1.h"
+#include "parameter_server/tiny_layouts_for_test.h"
 
 namespace mobilenet {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A tiny model: 17 trainable floats, 6 moving statistics.
-//   a/weights [0, 6)  a/BatchNorm/gamma [6, 9)  fc/weights [9, 15)  fc/biases [15, 17)
-ParameterLayout TinyParameters() {
-  ParameterLayout layout;
-  layout.Add("a/weights", {1, 1, 2, 3}, TensorRole::kConvWeights);
-  layout.Add("a/BatchNorm/gamma", {3}, TensorRole::kBatchNormGamma);
-  layout.Add("fc/weights", {1, 1, 3, 2}, TensorRole::kFullyConnectedWeights);
-  layout.Add("fc/biases", {2}, TensorRole::kFullyConnectedBias);
-  return layout;
-}
-
-ParameterLayout TinyState() {
-  ParameterLayout layout;
-  layout.Add("a/BatchNorm/moving_mean", {3}, TensorRole::kMovingMean);
-  layout.Add("a/BatchNorm/moving_variance", {3}, TensorRole::kMovingVariance);
-  return layout;
-}
 
 // Constant learning rate 0.1 unless a test changes it.
 ParameterShardConfig TinyConfig(OptimizerKind kind) {

@@ -9,29 +9,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/initializer.h"
+#include "parameter_server/tiny_layouts_for_test.h"
 
 namespace mobilenet {
 namespace {
 
 using ::testing::HasSubstr;
-
-// a/weights [0, 6)  a/BatchNorm/gamma [6, 9)  fc/weights [9, 15)  fc/biases [15, 17)
-ParameterLayout TinyParameters() {
-  ParameterLayout layout;
-  layout.Add("a/weights", {1, 1, 2, 3}, TensorRole::kConvWeights);
-  layout.Add("a/BatchNorm/gamma", {3}, TensorRole::kBatchNormGamma);
-  layout.Add("fc/weights", {1, 1, 3, 2}, TensorRole::kFullyConnectedWeights);
-  layout.Add("fc/biases", {2}, TensorRole::kFullyConnectedBias);
-  return layout;
-}
-
-// a/BatchNorm/moving_mean [0, 3)  a/BatchNorm/moving_variance [3, 6)
-ParameterLayout TinyState() {
-  ParameterLayout layout;
-  layout.Add("a/BatchNorm/moving_mean", {3}, TensorRole::kMovingMean);
-  layout.Add("a/BatchNorm/moving_variance", {3}, TensorRole::kMovingVariance);
-  return layout;
-}
 
 ParameterShardConfig SgdConfig() {
   ParameterShardConfig config;

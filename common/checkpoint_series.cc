@@ -1,6 +1,7 @@
 #include "common/checkpoint_series.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -141,6 +142,35 @@ absl::StatusOr<RestoredCheckpoint> CheckpointSeries::RestoreLatest() const {
     absl::StrAppend(&message, " (skipped: ", absl::StrJoin(restored.skipped, "; "), ")");
   }
   return absl::NotFoundError(message);
+}
+
+absl::StatusOr<std::string> CheckpointSeries::SetAside(const std::string& path) const {
+  std::error_code error;
+  std::string target = absl::StrCat(path, kSetAsideSuffix);
+  for (int n = 2; fs::exists(target, error); ++n) {
+    target = absl::StrCat(path, kSetAsideSuffix, ".", n);
+  }
+  fs::rename(path, target, error);
+  if (error) return FilesystemError(error, path, "setting a refused checkpoint aside");
+  return target;
+}
+
+absl::StatusOr<std::vector<std::string>> CheckpointSeries::ListSetAside() const {
+  std::vector<std::string> names;
+  std::error_code error;
+  fs::directory_iterator it(directory_, error);
+  if (error == std::errc::no_such_file_or_directory) return names;
+  if (error) return FilesystemError(error, directory_, "listing checkpoints");
+  for (; it != fs::directory_iterator(); it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    const size_t suffix = name.find(absl::StrCat(kCheckpointExtension, kSetAsideSuffix));
+    if (suffix == std::string::npos) continue;
+    const std::string checkpoint_name = name.substr(0, suffix + strlen(kCheckpointExtension));
+    if (StepOfFileName(checkpoint_name, prefix_) >= 0) names.push_back(it->path().string());
+  }
+  if (error) return FilesystemError(error, directory_, "listing checkpoints");
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 }  // namespace mobilenet

@@ -15,6 +15,8 @@
 namespace mobilenet {
 
 inline constexpr char kCheckpointExtension[] = ".mnck";
+// Appended to a checkpoint file set aside as refused (CheckpointSeries::SetAside).
+inline constexpr char kSetAsideSuffix[] = ".corrupt";
 
 struct CheckpointFile {
   int64_t step = 0;
@@ -55,9 +57,19 @@ class CheckpointSeries {
   // temporary files of this series from interrupted writes.
   absl::Status Prune() const;
 
-  // Reads the newest checkpoint that verifies, skipping (and noting) corrupt ones.
+  // Reads the newest checkpoint that verifies, skipping (and noting) corrupt ones; leaves
+  // every file as it is (for readers such as mobilenet-ctl).
   // NotFound when the series has no valid checkpoint (the message lists what was skipped).
   absl::StatusOr<RestoredCheckpoint> RestoreLatest() const;
+
+  // Sets a refused checkpoint file of this series aside, never deleting it: renames
+  // `path` to "<path>.corrupt" (or "<path>.corrupt.<n>" when that is taken), so that the
+  // series, its retention and its restores no longer see it. Returns the new path; the
+  // errno text naming the file when it cannot be renamed.
+  absl::StatusOr<std::string> SetAside(const std::string& path) const;
+
+  // Files of this series that were set aside, in name order.
+  absl::StatusOr<std::vector<std::string>> ListSetAside() const;
 
  private:
   std::string directory_;

@@ -163,5 +163,34 @@ TEST_F(CheckpointSeriesTest, AllCorruptIsNotFoundListingWhy) {
   EXPECT_THAT(restored.status().message(), HasSubstr("ckpt-5.mnck"));
 }
 
+TEST_F(CheckpointSeriesTest, SetAsideRenamesWithoutDeletingAndHidesTheFile) {
+  CheckpointSeries series(dir_, "ps-0-of-1", 2);
+  ASSERT_TRUE(series.Save(5, AtStep(5)).ok());
+  ASSERT_TRUE(series.Save(6, AtStep(6)).ok());
+  absl::StatusOr<std::string> moved = series.SetAside(series.PathForStep(6));
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_EQ(*moved, series.PathForStep(6) + ".corrupt");
+  EXPECT_TRUE(std::filesystem::exists(*moved));
+  // A second file of the same name goes beside it, not over it.
+  ASSERT_TRUE(series.Save(6, AtStep(6)).ok());
+  absl::StatusOr<std::string> again = series.SetAside(series.PathForStep(6));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, series.PathForStep(6) + ".corrupt.2");
+  absl::StatusOr<std::vector<CheckpointFile>> files = series.List();
+  ASSERT_TRUE(files.ok());
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].step, 5);
+  absl::StatusOr<std::vector<std::string>> aside = series.ListSetAside();
+  ASSERT_TRUE(aside.ok());
+  EXPECT_EQ(*aside, (std::vector<std::string>{*moved, *again}));
+  // Other series' set-aside files are not this series'.
+  EXPECT_TRUE(CheckpointSeries(dir_, "ps-1-of-2", 2).ListSetAside()->empty());
+  // Retention and restore no longer see them.
+  ASSERT_TRUE(series.Save(7, AtStep(7)).ok());
+  ASSERT_TRUE(series.Save(8, AtStep(8)).ok());
+  EXPECT_TRUE(std::filesystem::exists(*moved));
+  EXPECT_EQ(series.RestoreLatest()->step, 8);
+}
+
 }  // namespace
 }  // namespace mobilenet

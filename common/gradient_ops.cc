@@ -6,19 +6,15 @@
 
 #include "absl/strings/str_format.h"
 #include "common/check.h"
+#include "common/float_bits.h"
 
 namespace mobilenet {
 namespace {
 
-// Whether any of values[0, n) is infinite or NaN: its exponent bits all set.
+// Whether any of values[0, n) is infinite or NaN.
 bool AnyNonFinite(const float* values, size_t n) {
-  constexpr uint32_t kExponent = 0x7f800000u;
   uint32_t non_finite = 0;
-  for (size_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, values + i, sizeof(bits));
-    non_finite |= static_cast<uint32_t>((bits & kExponent) == kExponent);
-  }
+  for (size_t i = 0; i < n; ++i) non_finite |= NonFiniteBit(values[i]);
   return non_finite != 0;
 }
 
@@ -63,6 +59,12 @@ int64_t FindNonFinite(absl::Span<const float> values) {
     }
   }
   return -1;
+}
+
+float MaxAbs(absl::Span<const float> values) {
+  uint32_t largest = 0;
+  for (float value : values) largest = std::max(largest, AbsBits(value));
+  return FloatFromBits(largest);
 }
 
 absl::Status CheckAllFinite(absl::Span<const float> values, absl::string_view what) {

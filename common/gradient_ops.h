@@ -1,6 +1,6 @@
 // Operations on a flat gradient buffer before it is pushed: L2 weight decay, clipping by
 // global norm, and the check for non-finite values. Plain loops over spans; which ranges
-// take weight decay is the caller's decision (see parameter_server/weight_decay.h).
+// take weight decay is the caller's decision (see worker/weight_decay.h).
 #ifndef MOBILENET_COMMON_GRADIENT_OPS_H_
 #define MOBILENET_COMMON_GRADIENT_OPS_H_
 
@@ -35,6 +35,10 @@ double ClipByGlobalNorm(double clip_norm, absl::Span<float> values);
 
 // Index of the first NaN or infinite value, or -1 if all are finite.
 int64_t FindNonFinite(absl::Span<const float> values);
+
+// The largest |value| (0 when empty); +inf or NaN when a value is not finite (NaN wins).
+// One vectorized pass: the bound update rules reason from (common/optimizer.h).
+float MaxAbs(absl::Span<const float> values);
 
 // OK if all values are finite; otherwise InvalidArgument like
 // "<what>[12] is nan; expected finite values".

@@ -1,10 +1,13 @@
 // The RPC edge: the only place absl::Status and grpc::Status are converted into each
-// other, and the message size limit both ends of the parameter-server protocol use.
+// other, and the message size limits both ends of the parameter-server protocol use.
 // Header-only so that mobilenet_common needs no gRPC; include it only from code that
 // links gRPC (parameter_server/, worker/).
 #ifndef MOBILENET_COMMON_GRPC_STATUS_H_
 #define MOBILENET_COMMON_GRPC_STATUS_H_
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,17 +21,27 @@
 
 namespace mobilenet {
 
-// Largest message either end sends or accepts. A full 1.0 MobileNet-224 shard payload is
-// about 17 MB; this leaves room for much wider models while still refusing nonsense.
-inline constexpr int kMaxGrpcMessageBytes = 512 << 20;
+// Room for a message's fields besides its float payloads (ids, versions, the model text).
+inline constexpr int64_t kMessageFieldsMargin = 64 << 10;
 
-// Integer channel arguments both ends set (server builder and client channels) so that
-// multi-megabyte messages move in few large frames and reads instead of gRPC's 16 KiB
-// frames, 64 KiB stream window and 8 KiB reads.
-inline std::vector<std::pair<const char*, int>> LargeMessageChannelArguments() {
+// The largest message of the protocol that carries `payload_bytes` of float payloads (a
+// shard's weights and statistics in a pull, its gradients and statistics in a push):
+// what a server of that shard accepts and a client of it receives, and no more.
+inline int MessageLimitForPayload(int64_t payload_bytes) {
+  const int64_t limit = payload_bytes + kMessageFieldsMargin;
+  return static_cast<int>(std::min<int64_t>(limit, std::numeric_limits<int>::max()));
+}
+
+// Messages without float payloads (status, evaluations, finishing) stay far below this.
+inline constexpr int kSmallMessageLimit = 4 << 20;
+
+// Integer channel arguments both ends set (server builder and client channels): the
+// message limit, and settings so that multi-megabyte messages move in few large frames
+// and reads instead of gRPC's 16 KiB frames, 64 KiB stream window and 8 KiB reads.
+inline std::vector<std::pair<const char*, int>> LargeMessageChannelArguments(int message_limit) {
   return {
-      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, kMaxGrpcMessageBytes},
-      {GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, kMaxGrpcMessageBytes},
+      {GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, message_limit},
+      {GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, message_limit},
       {GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 20},
       {GRPC_ARG_HTTP2_MAX_FRAME_SIZE, (16 << 20) - 1},
       {GRPC_ARG_TCP_READ_CHUNK_SIZE, 1 << 20},

@@ -8,6 +8,7 @@
 #define MOBILENET_COMMON_RMSPROP_OPTIMIZER_H_
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "common/optimizer.h"
@@ -21,9 +22,18 @@ class RmsPropOptimizer : public Optimizer {
 
   OptimizerKind kind() const override { return OptimizerKind::kRmsProp; }
   int64_t size() const override { return static_cast<int64_t>(mean_square_.size()); }
-  void Apply(float learning_rate, int64_t begin, int64_t end, const float* gradient,
-             float* weights) override;
+  float Apply(float learning_rate, int64_t begin, int64_t end, const float* gradient,
+              float* weights) override;
+  // Finite when every input and slot bound is within kSafeMagnitude (gradients within its
+  // square root): ms stays below the larger of its bound and g^2, and since ms >= (1 - rho)
+  // g^2, each step moves mom by at most lr / sqrt(1 - rho) (and lr * |g| / sqrt(epsilon)).
+  bool UpdateStaysFinite(float learning_rate, float max_abs_gradient,
+                         float max_abs_weight) const override;
+  std::optional<NonFiniteUpdate> FindNonFiniteUpdate(float learning_rate, const float* gradient,
+                                                     const float* weights) const override;
+  // "rms" (never below 0), "momentum".
   std::vector<OptimizerSlot> slots() override;
+  void SlotsChanged() override;
 
  private:
   float rho_;
@@ -31,6 +41,9 @@ class RmsPropOptimizer : public Optimizer {
   float epsilon_;
   std::vector<float> mean_square_;  // slot "rms"
   std::vector<float> moment_;       // slot "momentum"
+  // Upper bounds of |ms| and |mom| over the whole range.
+  float max_abs_mean_square_ = 1.0f;
+  float max_abs_moment_ = 0.0f;
 };
 
 }  // namespace mobilenet

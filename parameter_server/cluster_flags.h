@@ -13,7 +13,7 @@
 #include "absl/status/status.h"
 #include "common/cluster_spec.h"
 #include "model/architecture.h"
-#include "parameter_server/parameter_shard.h"
+#include "parameter_server/core/parameter_shard.h"
 
 ABSL_DECLARE_FLAG(std::string, ps_hosts);
 ABSL_DECLARE_FLAG(std::string, worker_hosts);

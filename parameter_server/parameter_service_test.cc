@@ -13,7 +13,8 @@
 #include "common/grpc_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "parameter_server/sharding_plan.h"
+#include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/grpc_server.h"
 
 namespace mobilenet {
 namespace {
@@ -46,25 +47,24 @@ class ParameterServiceTest : public ::testing::Test {
     ParameterShardConfig config;
     config.seed = 7;
     config.learning_rate.examples_per_epoch = 1000;
-    absl::StatusOr<std::unique_ptr<ParameterShard>> shard = ParameterShard::Create(
-        plan_->parameter_layout(), plan_->state_layout(), plan_->shard(1), config);
-    ASSERT_TRUE(shard.ok()) << shard.status();
-    shard_ = std::move(*shard);
-    ParameterServiceOptions options;
+    CoreOptions options;
     options.shard_index = 1;
-    options.num_shards = 2;
-    options.plan_fingerprint = plan_->fingerprint();
-    options.model = plan_->model();
-    options.examples_per_epoch = 1000;
     options.num_workers = num_workers_;
-    service_ = std::make_unique<ParameterService>(shard_.get(), options);
-    absl::StatusOr<StartedServer> started = StartGrpcServer("127.0.0.1:0", {service_.get()});
+    absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+        ParameterServerCore::Create(*plan_, config, options);
+    ASSERT_TRUE(core.ok()) << core.status();
+    core_ = std::move(*core);
+    service_ = std::make_unique<ParameterService>(core_.get());
+    message_limit_ = MessageLimitForPayload(plan_->shard_bytes(1));
+    absl::StatusOr<StartedServer> started = StartGrpcServer(
+        "127.0.0.1:0", {service_.get()}, ParameterServerLimits(message_limit_, num_workers_));
     ASSERT_TRUE(started.ok()) << started.status();
     server_ = std::move(*started);
     ASSERT_GT(server_.port, 0);
+    // The client may send more than the server accepts (to test that it refuses).
     grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
-    args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetMaxSendMessageSize(64 << 20);
     channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_.port),
                                          grpc::InsecureChannelCredentials(), args);
     stub_ = pb::ParameterServer::NewStub(channel_);
@@ -99,7 +99,7 @@ class ParameterServiceTest : public ::testing::Test {
     request.set_computed_from_version(from);
     request.set_example_count(8);
     request.set_gradients(
-        FloatBytes(std::vector<float>(shard_->parameter_count(), value)));
+        FloatBytes(std::vector<float>(core_->parameter_count(), value)));
     request.set_worker_images_per_sec(123.5);
     request.set_worker_steps(17);
     return request;
@@ -124,18 +124,19 @@ class ParameterServiceTest : public ::testing::Test {
   void ExpectRefused(const pb::PushRequest& request, grpc::StatusCode code,
                      const std::string& text) {
     const std::string before = PulledWeights();
-    const int64_t version_before = shard_->status().version;
+    const int64_t version_before = core_->shard().version();
     pb::PushResponse response;
     const grpc::Status status = CallPush(request, &response);
     EXPECT_EQ(status.error_code(), code) << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr(text));
     EXPECT_EQ(PulledWeights(), before) << "a refused push changed the weights";
-    EXPECT_EQ(shard_->status().version, version_before);
+    EXPECT_EQ(core_->shard().version(), version_before);
   }
 
-  int num_workers_ = 0;
+  int num_workers_ = 4;
+  int message_limit_ = 0;
   std::unique_ptr<ShardingPlan> plan_;
-  std::unique_ptr<ParameterShard> shard_;
+  std::unique_ptr<ParameterServerCore> core_;
   std::unique_ptr<ParameterService> service_;
   StartedServer server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -143,8 +144,8 @@ class ParameterServiceTest : public ::testing::Test {
 };
 
 TEST_F(ParameterServiceTest, PullReturnsTheShardsWeightsStateAndVersion) {
-  std::vector<float> weights(shard_->parameter_count()), state(shard_->state_count());
-  ASSERT_TRUE(shard_->Pull(absl::MakeSpan(weights), absl::MakeSpan(state)).ok());
+  std::vector<float> weights(core_->parameter_count()), state(core_->state_count());
+  core_->shard().Pull(absl::MakeSpan(weights), absl::MakeSpan(state));
   pb::PullResponse response;
   auto context = Context();
   ASSERT_TRUE(stub_->Pull(context.get(), GoodPull(), &response).ok());
@@ -178,15 +179,15 @@ TEST_F(ParameterServiceTest, RetriedPushIsAppliedOnce) {
   EXPECT_FALSE(first.duplicate());
   EXPECT_TRUE(second.duplicate());
   EXPECT_EQ(PulledWeights(), after_first);
-  EXPECT_EQ(shard_->status().version, 1);
-  EXPECT_EQ(shard_->status().pushes_duplicate, 1);
+  EXPECT_EQ(core_->shard().version(), 1);
+  EXPECT_EQ(core_->GetStatus().pushes_duplicate(), 1);
 }
 
 TEST_F(ParameterServiceTest, PullNamesThisRunAndPushesFromAnotherRunAreAborted) {
   pb::PullResponse pulled;
   auto context = Context();
   ASSERT_TRUE(stub_->Pull(context.get(), GoodPull(), &pulled).ok());
-  EXPECT_EQ(pulled.server_incarnation(), service_->incarnation());
+  EXPECT_EQ(pulled.server_incarnation(), core_->incarnation());
   EXPECT_NE(pulled.server_incarnation(), 0u);
 
   pb::PushRequest same_run = GoodPush(0.5f, 0, 1);
@@ -200,7 +201,7 @@ TEST_F(ParameterServiceTest, PullNamesThisRunAndPushesFromAnotherRunAreAborted) 
   pb::PushRequest earlier_run = GoodPush(0.5f, 5, 2);
   earlier_run.set_server_incarnation(pulled.server_incarnation() ^ 1);
   ExpectRefused(earlier_run, grpc::StatusCode::ABORTED, "before it restarted");
-  EXPECT_EQ(service_->Status().pushes_rejected_restarted(), 1);
+  EXPECT_EQ(core_->GetStatus().pushes_rejected_restarted(), 1);
 
   // Without an incarnation (e.g. a hand-written client) the version is checked as before.
   ExpectRefused(GoodPush(0.5f, 5, 3), grpc::StatusCode::INVALID_ARGUMENT, "version");
@@ -231,7 +232,7 @@ TEST_F(ParameterServiceTest, WrongShardIsRefusedNamingBoth) {
   pb::PushRequest push = GoodPush(0.5f, 0, 1);
   push.set_shard_index(0);
   ExpectRefused(push, grpc::StatusCode::FAILED_PRECONDITION,
-                "request for parameter server 0 reached parameter server 1");
+                "addressed to parameter server 0, but this is parameter server 1 of 2");
   pb::PullRequest pull = GoodPull();
   pull.set_shard_index(0);
   pb::PullResponse pulled;
@@ -243,24 +244,25 @@ TEST_F(ParameterServiceTest, WrongShardIsRefusedNamingBoth) {
 TEST_F(ParameterServiceTest, WrongPayloadSizesAreInvalidArguments) {
   pb::PushRequest push = GoodPush(0.5f, 0, 1);
   push.mutable_gradients()->push_back('x');
-  ExpectRefused(push, grpc::StatusCode::INVALID_ARGUMENT, "not a multiple of 4");
+  ExpectRefused(push, grpc::StatusCode::INVALID_ARGUMENT,
+                absl::StrCat("gradients: ", core_->parameter_count() * 4 + 1, " bytes"));
 
   push = GoodPush(0.5f, 0, 2);
   push.mutable_gradients()->resize(push.gradients().size() - 4);
   ExpectRefused(push, grpc::StatusCode::INVALID_ARGUMENT,
-                absl::StrCat("expected ", shard_->parameter_count() * 4, " bytes"));
+                absl::StrCat("expected ", core_->parameter_count() * 4));
 
   push = GoodPush(0.5f, 0, 3);
   push.set_batch_stats(FloatBytes({1.0f, 2.0f}));
-  ExpectRefused(push, grpc::StatusCode::INVALID_ARGUMENT, "batch statistics payload has 8 bytes");
-  EXPECT_EQ(service_->Status().pushes_invalid(), 3);
+  ExpectRefused(push, grpc::StatusCode::INVALID_ARGUMENT, "batch_stats: 8 bytes");
+  EXPECT_EQ(core_->GetStatus().pushes_invalid(), 3);
 }
 
 TEST_F(ParameterServiceTest, NonFiniteGradientsAreRefused) {
   for (float bad : {std::numeric_limits<float>::quiet_NaN(),
                     std::numeric_limits<float>::infinity()}) {
     pb::PushRequest push = GoodPush(0.5f, 0, 1);
-    std::vector<float> gradients(shard_->parameter_count(), 0.5f);
+    std::vector<float> gradients(core_->parameter_count(), 0.5f);
     gradients[5] = bad;
     push.set_gradients(FloatBytes(gradients));
     ExpectRefused(push, grpc::StatusCode::INVALID_ARGUMENT, "expected finite");
@@ -288,7 +290,7 @@ TEST_F(ParameterServiceTest, StatusReportsBookkeeping) {
   pb::EvaluationAck ack;
   auto context = Context();
   ASSERT_TRUE(stub_->ReportEvaluation(context.get(), report, &ack).ok());
-  service_->SetLastCheckpoint(absl::FromUnixSeconds(1700000000), 1, "/tmp/ckpt/shard-1");
+  core_->SetLastCheckpoint(absl::FromUnixSeconds(1700000000), 1, "/tmp/ckpt/shard-1");
 
   pb::StatusResponse status;
   auto status_context = Context();
@@ -299,24 +301,27 @@ TEST_F(ParameterServiceTest, StatusReportsBookkeeping) {
   EXPECT_EQ(status.model(), plan_->model());
   EXPECT_EQ(status.slices_size(),
             static_cast<int>(plan_->shard(1).parameters.size() + plan_->shard(1).state.size()));
-  EXPECT_EQ(status.parameter_bytes(), shard_->parameter_count() * 4);
-  EXPECT_EQ(status.parameter_count(), shard_->parameter_count());
+  EXPECT_EQ(status.parameter_bytes(), core_->parameter_count() * 4);
+  EXPECT_EQ(status.parameter_count(), core_->parameter_count());
   EXPECT_EQ(status.global_step(), 1);
   EXPECT_EQ(status.examples_seen(), 8);
   EXPECT_DOUBLE_EQ(status.epoch(), 0.008);
   EXPECT_EQ(status.pushes_applied(), 1);
-  EXPECT_GT(status.bytes_in(), shard_->parameter_count() * 4);
+  EXPECT_GT(status.bytes_in(), core_->parameter_count() * 4);
   EXPECT_GT(status.bytes_out(), 0);
-  ASSERT_EQ(status.workers_size(), 2);  // the pusher (3) and the chief reporting (0)
+  ASSERT_EQ(status.workers_size(), 4);  // every member, in id order
   EXPECT_EQ(status.workers(0).worker_id(), 0);
-  EXPECT_EQ(status.workers(1).worker_id(), 3);
-  EXPECT_EQ(status.workers(1).pushes(), 1);
-  EXPECT_EQ(status.workers(1).steps(), 17);
-  EXPECT_DOUBLE_EQ(status.workers(1).images_per_sec(), 123.5);
-  EXPECT_LT(status.workers(1).seconds_since_last_seen(), 10);
-  EXPECT_GE(status.workers(1).seconds_since_last_push(), 0);
-  EXPECT_LT(status.workers(1).seconds_since_last_push(), 10);
-  EXPECT_EQ(status.workers(0).seconds_since_last_push(), -1);  // reported, never pushed
+  EXPECT_EQ(status.workers(3).worker_id(), 3);
+  EXPECT_EQ(status.workers(3).pushes(), 1);
+  EXPECT_EQ(status.workers(3).examples(), 8);
+  EXPECT_EQ(status.workers(3).steps(), 17);
+  EXPECT_DOUBLE_EQ(status.workers(3).images_per_sec(), 123.5);
+  EXPECT_LT(status.workers(3).seconds_since_last_seen(), 10);
+  EXPECT_GE(status.workers(3).seconds_since_last_push(), 0);
+  EXPECT_LT(status.workers(3).seconds_since_last_push(), 10);
+  EXPECT_GE(status.workers(0).seconds_since_last_seen(), 0);   // reported an evaluation
+  EXPECT_EQ(status.workers(0).seconds_since_last_push(), -1);  // but never pushed
+  EXPECT_EQ(status.workers(1).seconds_since_last_seen(), -1);  // not heard from
   EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
   EXPECT_EQ(status.eval_examples(), 200);
   EXPECT_EQ(status.eval_step(), 1);
@@ -339,7 +344,7 @@ TEST_F(ParameterServiceTest, EvaluationWithMoreCorrectThanExamplesIsRefused) {
 }
 
 TEST_F(ParameterServiceTest, ChiefsTrainingCompleteFinishes) {
-  EXPECT_FALSE(service_->WaitForFinishWithTimeout(absl::Milliseconds(1)));
+  EXPECT_FALSE(core_->WaitForFinishWithTimeout(absl::Milliseconds(1)));
   pb::FinishRequest finish;
   finish.set_plan_fingerprint(plan_->fingerprint());
   finish.set_worker_id(0);
@@ -347,9 +352,9 @@ TEST_F(ParameterServiceTest, ChiefsTrainingCompleteFinishes) {
   pb::FinishResponse response;
   auto context = Context();
   ASSERT_TRUE(stub_->Finish(context.get(), finish, &response).ok());
-  service_->WaitForFinish();
-  EXPECT_TRUE(service_->finishing());
-  EXPECT_TRUE(service_->Status().finishing());
+  core_->WaitForFinish();
+  EXPECT_TRUE(core_->finishing());
+  EXPECT_TRUE(core_->GetStatus().finishing());
 }
 
 TEST_F(ParameterServiceTest, FinishWithTheWrongPlanIsRefused) {
@@ -360,7 +365,7 @@ TEST_F(ParameterServiceTest, FinishWithTheWrongPlanIsRefused) {
   auto context = Context();
   EXPECT_EQ(stub_->Finish(context.get(), finish, &response).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_FALSE(service_->finishing());
+  EXPECT_FALSE(core_->finishing());
 }
 
 class ParameterServiceTwoWorkersTest : public ParameterServiceTest {
@@ -370,7 +375,7 @@ class ParameterServiceTwoWorkersTest : public ParameterServiceTest {
 
 TEST_F(ParameterServiceTwoWorkersTest, FinishesWhenEveryWorkerHasFinished) {
   for (int worker : {1, 0}) {
-    EXPECT_FALSE(service_->finishing());
+    EXPECT_FALSE(core_->finishing());
     pb::FinishRequest finish;
     finish.set_plan_fingerprint(plan_->fingerprint());
     finish.set_worker_id(worker);
@@ -378,12 +383,36 @@ TEST_F(ParameterServiceTwoWorkersTest, FinishesWhenEveryWorkerHasFinished) {
     auto context = Context();
     ASSERT_TRUE(stub_->Finish(context.get(), finish, &response).ok());
   }
-  EXPECT_TRUE(service_->WaitForFinishWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(core_->WaitForFinishWithTimeout(absl::Seconds(5)));
 }
 
-TEST_F(ParameterServiceTest, RequestFinishWakesTheWaiter) {
-  service_->RequestFinish();
-  EXPECT_TRUE(service_->WaitForFinishWithTimeout(absl::Seconds(5)));
+TEST_F(ParameterServiceTest, AMessageBeyondTheShardsLargestIsRefusedByTheTransport) {
+  // The limit follows the plan: this shard's payload and a margin, not a flat 512 MiB.
+  pb::PushRequest push = GoodPush(0.5f, 0, 1);
+  push.set_gradients(std::string(message_limit_ + 1024, '\0'));
+  pb::PushResponse response;
+  const grpc::Status status = CallPush(push, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_EQ(core_->shard().version(), 0);
+  // The server goes on serving.
+  EXPECT_TRUE(CallPush(GoodPush(0.5f, 0, 2), &response).ok());
+}
+
+TEST_F(ParameterServiceTest, APullThatIsNotAPullRequestIsAnInvalidArgument) {
+  grpc::GenericStub generic(channel_);
+  grpc::Slice junk(std::string("\xff\xff\xff\xff", 4));
+  grpc::ByteBuffer request(&junk, 1), response;
+  auto context = Context();
+  absl::Notification done;
+  grpc::Status result;
+  generic.UnaryCall(context.get(), "/mobilenet.ps.v1.ParameterServer/Pull", grpc::StubOptions(),
+                    &request, &response, [&](grpc::Status status) {
+                      result = status;
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  EXPECT_EQ(result.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(result.error_message(), HasSubstr("not a PullRequest"));
 }
 
 TEST_F(ParameterServiceTest, HealthServiceReportsServing) {
@@ -455,16 +484,22 @@ TEST_F(ParameterServiceTest, ReflectionListsTheService) {
   }
 }
 
+TEST(ParameterServerLimitsTest, FollowTheLargestMessageAndTheWorkers) {
+  EXPECT_EQ(ParameterServerLimits(1 << 20, 2).max_message_bytes, 1 << 20);
+  EXPECT_EQ(ParameterServerLimits(1 << 20, 2).memory_budget_bytes, int64_t{64} << 20);  // floor
+  EXPECT_EQ(ParameterServerLimits(20 << 20, 8).memory_budget_bytes, int64_t{4} * 10 * (20 << 20));
+}
+
 TEST(StartGrpcServerTest, RejectsAddressesWithoutPortAndPortsInUse) {
-  absl::StatusOr<StartedServer> started = StartGrpcServer("127.0.0.1", {});
+  absl::StatusOr<StartedServer> started = StartGrpcServer("127.0.0.1", {}, GrpcServerLimits());
   ASSERT_FALSE(started.ok());
   EXPECT_EQ(started.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(started.status().message(), HasSubstr("127.0.0.1"));
 
-  absl::StatusOr<StartedServer> first = StartGrpcServer("127.0.0.1:0", {});
+  absl::StatusOr<StartedServer> first = StartGrpcServer("127.0.0.1:0", {}, GrpcServerLimits());
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string taken = absl::StrCat("127.0.0.1:", first->port);
-  absl::StatusOr<StartedServer> second = StartGrpcServer(taken, {});
+  absl::StatusOr<StartedServer> second = StartGrpcServer(taken, {}, GrpcServerLimits());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr(taken));

@@ -20,9 +20,10 @@
 #include "common/cluster_spec.h"
 #include "common/status_macros.h"
 #include "parameter_server/cluster_flags.h"
-#include "parameter_server/model_checkpoint.h"
+#include "parameter_server/core/model_checkpoint.h"
+#include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/ps_runner.h"
-#include "parameter_server/sharding_plan.h"
+#include "parameter_server/wire_payload.h"
 
 // The cluster, model, optimizer and schedule flags are shared with mobilenet-worker
 // (parameter_server/cluster_flags.h).
@@ -45,6 +46,10 @@ ABSL_FLAG(std::string, checkpoint_dir, "",
           "there and restores its newest valid one on start. Empty: no checkpoints.");
 ABSL_FLAG(double, checkpoint_every_secs, 60, "Seconds between checkpoints (and one at exit).");
 ABSL_FLAG(int, keep_checkpoints, 3, "Checkpoints of this server kept in --checkpoint_dir.");
+ABSL_FLAG(bool, allow_fresh_start, false,
+          "Start from step 0 even though every checkpoint of this server in --checkpoint_dir "
+          "was refused (unreadable, corrupt or failing its checks; such files are renamed "
+          "*.corrupt, never deleted). Without it the server refuses to start over them.");
 ABSL_FLAG(double, log_every_secs, 30, "Seconds between status lines (0: none).");
 ABSL_FLAG(bool, exit_after_training, true,
           "When the chief ends the training, write a final checkpoint and exit 0. false: "
@@ -88,6 +93,8 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
   using namespace mobilenet;
+  // So that the memory a burst of requests leaves free can be given back (ps_runner.h).
+  UseOneHeapArena();
 
   auto cluster = ResolveClusterSpec(
       ClusterDescriptionFromSharedFlags(),
@@ -108,7 +115,7 @@ int main(int argc, char** argv) {
   ParameterServerRunnerOptions o;
   o.task_index = spec.task_index;
   o.num_ps = spec.num_ps();
-  o.num_workers = spec.num_workers();
+  o.num_workers = spec.num_workers();  // the members: worker ids [0, num_workers)
   o.bind_address = *bind;
   ModelFromSharedFlags(o.model);
   o.model.num_classes = absl::GetFlag(FLAGS_classes);
@@ -129,6 +136,7 @@ int main(int argc, char** argv) {
   o.checkpoint_every = absl::Seconds(every);
   o.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
   if (o.keep_checkpoints < 1) return Fail("--keep_checkpoints must be >= 1");
+  o.allow_fresh_start = absl::GetFlag(FLAGS_allow_fresh_start);
   const double log_every = absl::GetFlag(FLAGS_log_every_secs);
   if (log_every < 0) return Fail("--log_every_secs must be >= 0");
   o.log_every = absl::Seconds(log_every);
@@ -143,14 +151,16 @@ int main(int argc, char** argv) {
 
   printf("mobilenet-ps: %s\n", spec.Describe().c_str());
   fflush(stdout);
-  auto runner = ParameterServerRunner::Start(std::move(o));
-  if (!runner.ok()) return Fail(runner.status().ToString());
-
+  // Before the restore, which may take long: a SIGTERM during it is honoured once it ends
+  // (nothing is written then, so the checkpoint series stays as it was).
   struct sigaction action = {};
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  auto runner = ParameterServerRunner::Start(std::move(o));
+  if (!runner.ok()) return Fail(runner.status().ToString());
+
   std::atomic<bool> done{false};
   std::thread signal_thread([&]() {
     while (!done) {

@@ -2,13 +2,14 @@
 
 #include <sys/stat.h>
 
-#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "parameter_server/wire_payload.h"
 
 namespace mobilenet {
 
@@ -35,54 +36,51 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   const ParameterServerRunnerOptions& o = runner->options_;
   const ShardingPlan& p = runner->plan_;
 
-  ASSIGN_OR_RETURN(runner->shard_,
-                   ParameterShard::Create(p.parameter_layout(), p.state_layout(),
-                                          p.shard(o.task_index), o.shard));
+  CoreOptions core_options;
+  core_options.shard_index = o.task_index;
+  core_options.num_workers = o.num_workers;
+  ASSIGN_OR_RETURN(runner->core_, ParameterServerCore::Create(p, o.shard, core_options));
   runner->Log(absl::StrFormat(
       "model %s, %d parameter server(s) (plan %s): this one holds %d slices, %.2f MB",
       p.model(), p.num_shards(), FormatFingerprint(p.fingerprint()),
       p.shard(o.task_index).parameters.size() + p.shard(o.task_index).state.size(),
       p.shard_bytes(o.task_index) / (1024.0 * 1024.0)));
 
-  std::optional<std::string> restored_path;
   if (!o.checkpoint_dir.empty()) {
-    runner->checkpointer_ = std::make_unique<ShardCheckpointer>(
-        runner->shard_.get(), o.codec, o.checkpoint_dir,
-        ShardCheckpointPrefix(o.task_index, o.num_ps), o.keep_checkpoints);
-    absl::StatusOr<RestoredShardCheckpoint> restored = runner->checkpointer_->Restore();
-    if (restored.ok()) {
-      restored_path = restored->path;
-      for (const std::string& note : restored->skipped) runner->Log("skipped " + note);
-      runner->Log(absl::StrFormat("restored %s: step %d, %d examples seen", restored->path,
-                                  restored->step, restored->examples_seen));
-    } else if (absl::IsNotFound(restored.status())) {
-      runner->Log(absl::StrCat("no checkpoint to restore; starting fresh (",
-                               restored.status().message(), ")"));
+    ShardCheckpointerOptions checkpoints;
+    checkpoints.directory = o.checkpoint_dir;
+    checkpoints.prefix = ShardCheckpointPrefix(o.task_index, o.num_ps);
+    checkpoints.keep_last = o.keep_checkpoints;
+    checkpoints.allow_fresh_start = o.allow_fresh_start;
+    runner->checkpointer_ =
+        std::make_unique<ShardCheckpointer>(runner->core_.get(), o.codec, checkpoints);
+    ASSIGN_OR_RETURN(const RestoredShardCheckpoint restored, runner->checkpointer_->Restore());
+    for (const std::string& note : restored.set_aside) runner->Log("refused " + note);
+    if (!restored.path.empty()) {
+      runner->Log(absl::StrFormat("restored %s: step %d, %d examples seen", restored.path,
+                                  restored.step, restored.examples_seen));
+      // The restored file counts as the last checkpoint until a new one is written.
+      struct stat st;
+      const absl::Time written = stat(restored.path.c_str(), &st) == 0
+                                     ? absl::TimeFromTimespec(st.st_mtim)
+                                     : absl::Now();
+      runner->core_->SetLastCheckpoint(written, restored.step, restored.path);
+    } else if (!restored.set_aside.empty()) {
+      runner->Log("WARNING: every checkpoint was refused and set aside; starting from step 0 "
+                  "as --allow_fresh_start asks");
     } else {
-      return restored.status();
+      runner->Log("no checkpoint to restore; starting fresh");
     }
   } else {
     runner->Log("no --checkpoint_dir: this shard is not checkpointed");
   }
 
-  ParameterServiceOptions service;
-  service.shard_index = o.task_index;
-  service.num_shards = o.num_ps;
-  service.plan_fingerprint = p.fingerprint();
-  service.model = p.model();
-  service.examples_per_epoch = o.shard.learning_rate.examples_per_epoch;
-  service.num_workers = o.num_workers;
-  runner->service_ = std::make_unique<ParameterService>(runner->shard_.get(), service);
-  if (restored_path.has_value()) {
-    // The restored file counts as the last checkpoint until a new one is written.
-    struct stat st;
-    const absl::Time written = stat(restored_path->c_str(), &st) == 0
-                                   ? absl::TimeFromTimespec(st.st_mtim)
-                                   : absl::Now();
-    runner->service_->SetLastCheckpoint(written, runner->shard_->status().version,
-                                        *restored_path);
-  }
-  ASSIGN_OR_RETURN(StartedServer started, StartGrpcServer(o.bind_address, {runner->service_.get()}));
+  runner->service_ = std::make_unique<ParameterService>(runner->core_.get());
+  const int message_limit = MessageLimitForPayload(
+      (runner->core_->parameter_count() + runner->core_->state_count()) * sizeof(float));
+  ASSIGN_OR_RETURN(StartedServer started,
+                   StartGrpcServer(o.bind_address, {runner->service_.get()},
+                                   ParameterServerLimits(message_limit, o.num_workers)));
   runner->server_ = std::move(started.server);
   runner->port_ = started.port;
   const size_t colon = o.bind_address.rfind(':');
@@ -97,12 +95,17 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   if (o.log_every > absl::ZeroDuration()) {
     runner->status_thread_ = std::thread([self = runner.get()]() { self->StatusLoop(); });
   }
+  if (o.memory_check_every > absl::ZeroDuration()) {
+    runner->memory_thread_ = std::thread(
+        [self = runner.get(), baseline = ResidentBytes()]() { self->MemoryLoop(baseline); });
+  }
   return runner;
 }
 
 ParameterServerRunner::~ParameterServerRunner() {
-  if (service_ != nullptr) service_->RequestFinish();
+  if (core_ != nullptr) core_->RequestFinish();
   if (status_thread_.joinable()) status_thread_.join();
+  if (memory_thread_.joinable()) memory_thread_.join();
   if (checkpointer_ != nullptr) checkpointer_->StopPeriodic();
   if (server_ != nullptr && !shut_down_) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
@@ -122,15 +125,19 @@ void ParameterServerRunner::OnCheckpoint(const absl::StatusOr<SavedShardCheckpoi
     return;
   }
   if (!saved->written) return;
-  service_->SetLastCheckpoint(saved->time, saved->step, saved->path);
+  core_->SetLastCheckpoint(saved->time, saved->step, saved->path);
   Log(absl::StrFormat("checkpoint %s (step %d)", saved->path, saved->step));
 }
 
 void ParameterServerRunner::StatusLoop() {
-  while (!service_->WaitForFinishWithTimeout(options_.log_every)) {
-    const ps::v1::StatusResponse s = service_->Status();
+  while (!core_->WaitForFinishWithTimeout(options_.log_every)) {
+    const ps::v1::StatusResponse s = core_->GetStatus();
     std::vector<std::string> workers;
     for (const ps::v1::WorkerStatus& w : s.workers()) {
+      if (w.seconds_since_last_seen() < 0) {
+        workers.push_back(absl::StrFormat("%d (not seen yet)", w.worker_id()));
+        continue;
+      }
       workers.push_back(absl::StrFormat("%d%s(%.0f img/s, seen %.0fs ago)", w.worker_id(),
                                         w.finished() ? " finished " : "", w.images_per_sec(),
                                         w.seconds_since_last_seen()));
@@ -145,14 +152,28 @@ void ParameterServerRunner::StatusLoop() {
   }
 }
 
+void ParameterServerRunner::MemoryLoop(size_t baseline_bytes) {
+  const size_t kept = RetainedHeapBytes(
+      (core_->parameter_count() + core_->state_count()) * sizeof(float));
+  while (!core_->WaitForFinishWithTimeout(options_.memory_check_every)) {
+    const size_t resident = ResidentBytes();
+    if (resident == 0 || resident <= baseline_bytes + kept) continue;
+    const size_t released = ReleaseFreeHeapMemory();
+    if (released >= (size_t{1} << 20)) {
+      Log(absl::StrFormat("gave %.0f MiB of free memory back to the system (resident %.0f MiB)",
+                          released / 1048576.0, ResidentBytes() / 1048576.0));
+    }
+  }
+}
+
 void ParameterServerRunner::RequestStop() {
   stop_requested_ = true;
-  service_->RequestFinish();
+  core_->RequestFinish();
   if (!stop_.HasBeenNotified()) stop_.Notify();
 }
 
 absl::Status ParameterServerRunner::WaitAndShutdown() {
-  service_->WaitForFinish();
+  core_->WaitForFinish();
   if (!stop_requested_ && !options_.exit_when_training_ends) {
     if (checkpointer_ != nullptr) OnCheckpoint(checkpointer_->Save());
     Log("training is over; serving the trained weights until stopped");
@@ -164,6 +185,7 @@ absl::Status ParameterServerRunner::WaitAndShutdown() {
   server_->Wait();
   shut_down_ = true;
   if (status_thread_.joinable()) status_thread_.join();
+  if (memory_thread_.joinable()) memory_thread_.join();
   if (checkpointer_ == nullptr) return absl::OkStatus();
   checkpointer_->StopPeriodic();
   absl::StatusOr<SavedShardCheckpoint> saved = checkpointer_->Save();
@@ -172,7 +194,7 @@ absl::Status ParameterServerRunner::WaitAndShutdown() {
     return saved.status();
   }
   if (saved->written) {
-    service_->SetLastCheckpoint(saved->time, saved->step, saved->path);
+    core_->SetLastCheckpoint(saved->time, saved->step, saved->path);
     Log(absl::StrFormat("final checkpoint %s (step %d)", saved->path, saved->step));
   } else {
     Log(absl::StrFormat("no change since checkpoint %s (step %d)", saved->path, saved->step));

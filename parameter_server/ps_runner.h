@@ -1,8 +1,9 @@
 // One parameter-server process's life, free of flags and signals: compute the sharding
-// plan, create this task's shard, restore its newest valid checkpoint, serve it over gRPC
-// (with health and reflection), checkpoint periodically, and when training ends (the
-// chief's Finish, every worker finished, or a stop request such as SIGTERM) stop serving
-// and write a final checkpoint. mobilenet-ps (ps_main.cc) is flags around this class.
+// plan, create this task's core (shard and ledger), restore its newest valid checkpoint,
+// serve it over gRPC (with health and reflection, and limits from the plan), checkpoint
+// periodically, and when training ends (the chief's Finish, every worker finished, or a
+// stop request such as SIGTERM) stop serving and write a final checkpoint. mobilenet-ps
+// (ps_main.cc) is flags around this class.
 #ifndef MOBILENET_PARAMETER_SERVER_PS_RUNNER_H_
 #define MOBILENET_PARAMETER_SERVER_PS_RUNNER_H_
 
@@ -16,17 +17,18 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "model/architecture.h"
+#include "parameter_server/core/parameter_server_core.h"
+#include "parameter_server/core/shard_checkpointer.h"
+#include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/grpc_server.h"
 #include "parameter_server/parameter_service.h"
-#include "parameter_server/parameter_shard.h"
-#include "parameter_server/shard_checkpointer.h"
-#include "parameter_server/sharding_plan.h"
 
 namespace mobilenet {
 
 struct ParameterServerRunnerOptions {
   int task_index = 0;            // this server's place in the plan, in [0, num_ps)
   int num_ps = 1;
-  int num_workers = 0;           // ParameterServiceOptions::num_workers
+  int num_workers = 1;           // members of the cluster (--worker_hosts), >= 1
   std::string bind_address;      // "host:port" exactly as to listen on (port 0: any free)
   MobileNetConfig model;
   // Seed, optimizer, learning-rate schedule (with examples_per_epoch: the whole training
@@ -36,8 +38,15 @@ struct ParameterServerRunnerOptions {
   ShardCheckpointCodec codec;    // required when checkpoint_dir is set
   absl::Duration checkpoint_every = absl::Seconds(60);
   int keep_checkpoints = 3;
+  // Start from step 0 even when every checkpoint of this server was refused (see
+  // ShardCheckpointer); otherwise that is an error.
+  bool allow_fresh_start = false;
   // A status line (step, examples, learning rate, pushes, workers) this often; zero: none.
   absl::Duration log_every = absl::Seconds(30);
+  // This often, free heap memory beyond what is kept on purpose for payloads (see
+  // RetainPayloadMemory) is given back to the system, so a burst of requests does not
+  // leave the process large; zero: never.
+  absl::Duration memory_check_every = absl::Seconds(5);
   FILE* log = stderr;            // not owned; where the server's lines go
   // In-flight RPCs get this long to complete when the server stops.
   absl::Duration shutdown_grace = absl::Seconds(5);
@@ -50,11 +59,11 @@ struct ParameterServerRunnerOptions {
 // Thread-safe: RequestStop may be called from any thread while another waits.
 class ParameterServerRunner {
  public:
-  // Builds the plan and the shard, restores the newest valid checkpoint of this task's
-  // series (logging what was restored and what was skipped; none is a fresh start), and
+  // Builds the plan and the core, restores the newest valid checkpoint of this task's
+  // series (logging what was restored and what was set aside; none is a fresh start), and
   // starts serving and the periodic checkpoints. Errors name the problem: an invalid
-  // model or config, a checkpoint that cannot be restored (e.g. another model's: use
-  // another folder), an address that cannot be bound.
+  // model or config, no checkpoint that can be restored where there were some, or one of
+  // another model (use another folder), an address that cannot be bound.
   static absl::StatusOr<std::unique_ptr<ParameterServerRunner>> Start(
       ParameterServerRunnerOptions options);
 
@@ -63,7 +72,7 @@ class ParameterServerRunner {
   // The port listened on (the bound one when the address asked for port 0).
   int port() const { return port_; }
   const ShardingPlan& plan() const { return plan_; }
-  ParameterService& service() { return *service_; }
+  ParameterServerCore& core() { return *core_; }
 
   // Ends serving as if training were over (e.g. on SIGTERM); WaitAndShutdown returns.
   void RequestStop();
@@ -80,10 +89,13 @@ class ParameterServerRunner {
   // Logs and records in Status a checkpoint Save result.
   void OnCheckpoint(const absl::StatusOr<SavedShardCheckpoint>& saved);
   void StatusLoop();
+  // Gives free memory back when the resident size exceeds `baseline_bytes` (after start)
+  // plus what is retained on purpose.
+  void MemoryLoop(size_t baseline_bytes);
 
   const ParameterServerRunnerOptions options_;
   const ShardingPlan plan_;
-  std::unique_ptr<ParameterShard> shard_;
+  std::unique_ptr<ParameterServerCore> core_;
   std::unique_ptr<ShardCheckpointer> checkpointer_;
   std::unique_ptr<ParameterService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -92,6 +104,7 @@ class ParameterServerRunner {
   absl::Notification stop_;  // notified by RequestStop
   std::atomic<bool> shut_down_{false};
   std::thread status_thread_;
+  std::thread memory_thread_;
 };
 
 }  // namespace mobilenet

@@ -15,8 +15,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "parameter_server/model_checkpoint.h"
-#include "parameter_server/sharding_plan.h"
+#include "parameter_server/core/model_checkpoint.h"
+#include "parameter_server/core/sharding_plan.h"
 
 namespace mobilenet {
 namespace {
@@ -154,7 +154,7 @@ TEST_F(ParameterServerRunnerTest, StopWritesAFinalCheckpointThatTheNextStartRest
   const ps::v1::PullResponse resumed = Pull(*stub2, plan);
   EXPECT_EQ(resumed.version(), 2);
   EXPECT_EQ(resumed.parameters(), trained.parameters());
-  const ps::v1::StatusResponse status = (*restarted)->service().Status();
+  const ps::v1::StatusResponse status = (*restarted)->core().GetStatus();
   EXPECT_EQ(status.examples_seen(), 20);
   EXPECT_EQ(status.last_checkpoint_step(), 2);
   EXPECT_THAT(status.last_checkpoint_path(), HasSubstr("ps-1-of-2-2.mnck"));
@@ -216,10 +216,10 @@ TEST_F(ParameterServerRunnerTest, PeriodicCheckpointsAreWrittenAndShownInStatus)
   ASSERT_TRUE(runner.ok()) << runner.status();
   auto stub = Connect((*runner)->port());
   Push(*stub, (*runner)->plan(), 0, 1);
-  for (int i = 0; i < 200 && (*runner)->service().Status().last_checkpoint_step() < 1; ++i) {
+  for (int i = 0; i < 200 && (*runner)->core().GetStatus().last_checkpoint_step() < 1; ++i) {
     absl::SleepFor(absl::Milliseconds(10));
   }
-  EXPECT_EQ((*runner)->service().Status().last_checkpoint_step(), 1);
+  EXPECT_EQ((*runner)->core().GetStatus().last_checkpoint_step(), 1);
   EXPECT_TRUE(std::filesystem::exists(dir_ / "ps-1-of-2-1.mnck"));
   (*runner)->RequestStop();
   EXPECT_TRUE((*runner)->WaitAndShutdown().ok());

@@ -1,6 +1,9 @@
 #include "parameter_server/wire_payload.h"
 
 #include <malloc.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <algorithm>
 #include <cstring>
@@ -25,6 +28,24 @@ void RetainPayloadMemory(size_t payload_bytes) {
   if (retained == 0) mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum
   mallopt(M_TRIM_THRESHOLD, static_cast<int>(wanted));
   retained = wanted;
+}
+
+void UseOneHeapArena() { mallopt(M_ARENA_MAX, 1); }
+
+size_t ResidentBytes() {
+  FILE* statm = fopen("/proc/self/statm", "r");
+  if (statm == nullptr) return 0;
+  unsigned long size = 0, resident = 0;
+  const int read = fscanf(statm, "%lu %lu", &size, &resident);
+  fclose(statm);
+  return read == 2 ? resident * static_cast<size_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
+
+size_t ReleaseFreeHeapMemory() {
+  const size_t before = ResidentBytes();
+  malloc_trim(0);
+  const size_t after = ResidentBytes();
+  return before > after ? before - after : 0;
 }
 
 size_t VarintSize(uint64_t value) {

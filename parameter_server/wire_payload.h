@@ -37,6 +37,21 @@ void RetainPayloadMemory(size_t payload_bytes);
 // The heap trim threshold RetainPayloadMemory sets for `payload_bytes`.
 size_t RetainedHeapBytes(size_t payload_bytes);
 
+// Makes every thread allocate from one heap arena (glibc's M_ARENA_MAX), so that
+// ReleaseFreeHeapMemory can give back all free memory: the heap tops of glibc's
+// per-thread arenas are never trimmed, and after a burst of requests they would keep
+// tens of MiB each. For server processes, whose allocations are few and large; call it
+// before threads start allocating.
+void UseOneHeapArena();
+
+// This process's resident memory in bytes (/proc/self/statm), or 0 when unknown.
+size_t ResidentBytes();
+
+// Gives the heap memory that is free back to the system (glibc's malloc_trim over every
+// arena), e.g. after a burst of requests left far more free than RetainPayloadMemory
+// means to keep. Returns the resident bytes it released (0 when unknown).
+size_t ReleaseFreeHeapMemory();
+
 // Protobuf wire types used here.
 inline constexpr int kWireVarint = 0;
 inline constexpr int kWireFixed64 = 1;

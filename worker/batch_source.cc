@@ -58,4 +58,11 @@ absl::Status ShardBatchSource::NextBatch(int batch_size, float* images, int* lab
   return absl::OkStatus();
 }
 
+void ShardBatchSource::SkipTo(int64_t examples) {
+  const int64_t per_epoch = static_cast<int64_t>(order_.size());
+  epoch_ = examples / per_epoch;
+  position_ = examples % per_epoch;
+  order_ = shard_.EpochOrder(epoch_);
+}
+
 }  // namespace mobilenet

@@ -35,6 +35,12 @@ class BatchSource {
   // How many examples of epoch() were handed out already, in [0, examples_per_epoch()).
   virtual int64_t position() const = 0;
 
+  // Continues as if `examples` (>= 0) examples had been handed out since creation: the
+  // next one is example position() = examples % examples_per_epoch() of epoch() =
+  // examples / examples_per_epoch(), as after a run of a worker that trained that many (a
+  // restarted worker resumes its data where its pushes end).
+  virtual void SkipTo(int64_t examples) = 0;
+
   // Examples handed out since creation.
   int64_t examples_seen() const { return epoch() * examples_per_epoch() + position(); }
 };
@@ -56,6 +62,7 @@ class ShardBatchSource : public BatchSource {
   int64_t examples_per_epoch() const override { return shard_.size(); }
   int64_t epoch() const override { return epoch_; }
   int64_t position() const override { return position_; }
+  void SkipTo(int64_t examples) override;
 
   const DataShard& shard() const { return shard_; }
 

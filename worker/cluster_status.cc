@@ -149,13 +149,16 @@ ClusterSummary SummarizeCluster(const std::vector<ParameterServerReport>& report
     for (const ps::v1::WorkerStatus& w : r.workers()) {
       auto [it, inserted] = workers.try_emplace(w.worker_id());
       ClusterWorker& cw = it->second;
-      if (inserted || w.seconds_since_last_seen() < cw.seconds_since_seen) {
-        cw.seconds_since_seen = w.seconds_since_last_seen();
+      // The freshest sighting wins; -1 (not seen since that server started) never does.
+      const double seen = w.seconds_since_last_seen();
+      if (inserted || (seen >= 0 && (cw.seconds_since_seen < 0 || seen < cw.seconds_since_seen))) {
+        cw.seconds_since_seen = seen;
         cw.images_per_sec = w.images_per_sec();
       }
       cw.worker_id = w.worker_id();
       cw.steps = std::max(cw.steps, w.steps());
       cw.pushes = std::max(cw.pushes, w.pushes());
+      cw.examples = std::max(cw.examples, w.examples());
       cw.finished = cw.finished || w.finished();
     }
   }
@@ -233,7 +236,9 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
     Table workers({"WORKER", "LAST SEEN", "STEPS", "IMAGES/S", "PUSHES", "STATE"});
     for (const ClusterWorker& w : s.workers) {
       workers.AddRow({absl::StrCat(w.worker_id, w.worker_id == 0 ? " (chief)" : ""),
-                      absl::StrCat(FormatDuration(w.seconds_since_seen), " ago"),
+                      w.seconds_since_seen < 0
+                          ? std::string("not yet")
+                          : absl::StrCat(FormatDuration(w.seconds_since_seen), " ago"),
                       absl::StrCat(w.steps), absl::StrFormat("%.1f", w.images_per_sec),
                       absl::StrCat(w.pushes), w.finished ? "finished" : "training"});
     }
@@ -327,6 +332,7 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
                                   {"steps", absl::StrCat(w.steps)},
                                   {"images_per_sec", JsonNumber(w.images_per_sec)},
                                   {"pushes", absl::StrCat(w.pushes)},
+                                  {"examples", absl::StrCat(w.examples)},
                                   {"finished", JsonBool(w.finished)}}));
   }
   const std::string summary = JsonObject({

@@ -24,10 +24,11 @@ struct ParameterServerReport {
 // One worker as the servers together saw it.
 struct ClusterWorker {
   int32_t worker_id = 0;
-  double seconds_since_seen = 0;  // the freshest over servers
+  double seconds_since_seen = 0;  // the freshest over servers; -1: none has seen it
   int64_t steps = 0;
   double images_per_sec = 0;      // as the worker last reported it
   int64_t pushes = 0;             // the most any server counted
+  int64_t examples = 0;           // in its applied pushes, the most any server counted
   bool finished = false;          // a server recorded its Finish
 };
 

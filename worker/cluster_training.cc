@@ -19,10 +19,12 @@
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/onnx_export.h"
-#include "parameter_server/sharding_plan.h"
+#include "parameter_server/core/parameter_shard.h"
+#include "parameter_server/core/sharding_plan.h"
 #include "worker/batch_source.h"
 #include "worker/data_shard.h"
 #include "worker/evaluation_reader.h"
+#include "worker/evaluator.h"
 #include "worker/idx_reader.h"
 #include "worker/synthetic_source.h"
 
@@ -40,7 +42,7 @@ void PrintLine(const std::string& line) {
 // a BatchSource decorator, since the Trainer draws exactly one batch per step.
 class ProgressPublishingSource : public BatchSource {
  public:
-  ProgressPublishingSource(BatchSource* source, GrpcParameterClient* client, int64_t steps_before)
+  ProgressPublishingSource(BatchSource* source, ParameterClient* client, int64_t steps_before)
       : source_(source), client_(client), steps_(steps_before) {}
 
   absl::Status NextBatch(int batch_size, float* images, int* labels) override {
@@ -62,29 +64,14 @@ class ProgressPublishingSource : public BatchSource {
   int64_t examples_per_epoch() const override { return source_->examples_per_epoch(); }
   int64_t epoch() const override { return source_->epoch(); }
   int64_t position() const override { return source_->position(); }
+  void SkipTo(int64_t examples) override { source_->SkipTo(examples); }
 
  private:
   BatchSource* source_;
-  GrpcParameterClient* client_;
+  ParameterClient* client_;
   int64_t steps_;
   int64_t examples_ = 0;
   std::deque<std::pair<absl::Time, int64_t>> window_;
-};
-
-// Says that the worker is waiting for a server, at most once every few seconds.
-class RetryLogger {
- public:
-  void operator()(const std::string& what) {
-    absl::MutexLock lock(&mu_);
-    const absl::Time now = absl::Now();
-    if (now - last_ < absl::Seconds(5)) return;
-    last_ = now;
-    PrintLine(absl::StrCat("waiting: ", what));
-  }
-
- private:
-  absl::Mutex mu_;
-  absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 struct Data {
@@ -125,32 +112,32 @@ absl::StatusOr<Data> LoadData(const ClusterTrainingOptions& options, MobileNetCo
   return data;
 }
 
-// How much of this worker's share was trained before it (re)joined, as the servers that
-// answer know it: the pushes an earlier run of `worker_id` made (a restarted server forgets
-// them, so the largest count wins), plus an equal part of the examples no live record
-// accounts for (a cluster restarted from checkpoints: the servers' examples seen come from
-// the checkpoint, the per-worker records do not). `batch_size` converts pushes to examples.
+// How much of this worker's share was trained before it (re)joined, from the servers'
+// ledgers: the examples of its pushes they applied (the largest count: a server restored
+// from an older checkpoint lost some, and they are not repeated), plus an equal part of
+// the progress no worker record holds (restored from a checkpoint of another cluster
+// size or one that kept no per-worker progress).
 struct EarlierProgress {
   int64_t own_pushes = 0;
-  int64_t restored_examples = 0;  // this worker's part of the unaccounted examples
-  int64_t examples(int batch_size) const { return own_pushes * batch_size + restored_examples; }
+  int64_t own_examples = 0;
+  int64_t unattributed_examples = 0;  // this worker's part
+  int64_t examples() const { return own_examples + unattributed_examples; }
 };
 
-EarlierProgress ProgressBefore(const std::vector<absl::StatusOr<ps::v1::StatusResponse>>& statuses,
-                               int32_t worker_id, int num_workers, int batch_size) {
+EarlierProgress ProgressBefore(const std::vector<ps::v1::StatusResponse>& statuses,
+                               int32_t worker_id, int num_workers) {
   EarlierProgress progress;
-  int64_t unaccounted = -1;
-  for (const auto& status : statuses) {
-    if (!status.ok()) continue;
-    int64_t recorded = 0;
-    for (const ps::v1::WorkerStatus& w : status->workers()) {
-      if (w.worker_id() == worker_id) progress.own_pushes = std::max(progress.own_pushes, w.pushes());
-      recorded += w.pushes() * batch_size;
+  int64_t unattributed = -1;
+  for (const ps::v1::StatusResponse& status : statuses) {
+    for (const ps::v1::WorkerStatus& w : status.workers()) {
+      if (w.worker_id() != worker_id) continue;
+      progress.own_pushes = std::max(progress.own_pushes, w.pushes());
+      progress.own_examples = std::max(progress.own_examples, w.examples());
     }
-    const int64_t here = std::max<int64_t>(0, status->examples_seen() - recorded);
-    unaccounted = unaccounted < 0 ? here : std::min(unaccounted, here);
+    unattributed = unattributed < 0 ? status.examples_unattributed()
+                                    : std::min(unattributed, status.examples_unattributed());
   }
-  progress.restored_examples = std::max<int64_t>(0, unaccounted) / std::max(1, num_workers);
+  progress.unattributed_examples = std::max<int64_t>(0, unattributed) / std::max(1, num_workers);
   return progress;
 }
 
@@ -163,6 +150,7 @@ std::set<int32_t> LiveUnfinishedWorkers(
   for (const auto& status : statuses) {
     if (!status.ok()) continue;
     for (const ps::v1::WorkerStatus& w : status->workers()) {
+      if (w.seconds_since_last_seen() < 0) continue;  // not heard from since that server started
       auto [it, inserted] = seen.try_emplace(w.worker_id(), w.seconds_since_last_seen(), false);
       it->second.first = std::min(it->second.first, w.seconds_since_last_seen());
       it->second.second = it->second.second || w.finished();
@@ -184,15 +172,17 @@ std::string DescribeEvaluation(const EvaluationResult& eval) {
 }
 
 // The chief's evaluations every `every` on a thread of its own (with its own model and
-// test reader, sharing the thread-safe client), each reported through `report`.
+// test reader, sharing the thread-safe client), each handed to `report`.
 class PeriodicEvaluator {
  public:
   PeriodicEvaluator(absl::Duration every, std::unique_ptr<MobileNetV1> model,
-                    std::unique_ptr<EvaluationReader> reader, std::unique_ptr<Trainer> trainer)
+                    std::unique_ptr<EvaluationReader> reader, ParameterClient* client,
+                    int batch_size, std::function<void(const EvaluationResult&)> report)
       : every_(every),
         model_(std::move(model)),
         reader_(std::move(reader)),
-        trainer_(std::move(trainer)),
+        evaluator_(model_.get(), client, reader_.get(), batch_size),
+        report_(std::move(report)),
         thread_([this]() { Loop(); }) {}
   ~PeriodicEvaluator() {
     {
@@ -210,15 +200,20 @@ class PeriodicEvaluator {
         mu_.AwaitWithTimeout(absl::Condition(&stop_), every_);
         if (stop_) return;
       }
-      absl::StatusOr<EvaluationResult> eval = trainer_->Evaluate();  // reports via callback
-      if (!eval.ok()) PrintLine(absl::StrCat("evaluation failed: ", eval.status().ToString()));
+      absl::StatusOr<EvaluationResult> eval = evaluator_.Evaluate();
+      if (eval.ok()) {
+        report_(*eval);
+      } else {
+        PrintLine(absl::StrCat("evaluation failed: ", eval.status().ToString()));
+      }
     }
   }
 
   const absl::Duration every_;
   std::unique_ptr<MobileNetV1> model_;
   std::unique_ptr<EvaluationReader> reader_;
-  std::unique_ptr<Trainer> trainer_;
+  Evaluator evaluator_;
+  const std::function<void(const EvaluationResult&)> report_;
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
@@ -226,11 +221,17 @@ class PeriodicEvaluator {
 
 }  // namespace
 
-absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options) {
+absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options,
+                                                         const ConnectToServers& connect) {
   const ClusterSpec& cluster = options.cluster;
   if (cluster.job != JobName::kWorker) {
     return absl::InvalidArgumentError(
         absl::StrCat("cluster training runs workers; this task is ", cluster.Describe()));
+  }
+  if (options.trainer.batch_size < 1 || options.trainer.batch_size > kMaxExamplesPerPush) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "batch size %d; the parameter servers take 1 to %d examples per push",
+        options.trainer.batch_size, kMaxExamplesPerPush));
   }
   const int32_t worker_id = cluster.task_index;
   ClusterTrainingResult result;
@@ -241,53 +242,44 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   ASSIGN_OR_RETURN(Data data, LoadData(options, model_config));
   ASSIGN_OR_RETURN(std::unique_ptr<MobileNetV1> model, MobileNetV1::Create(model_config));
   ASSIGN_OR_RETURN(ShardingPlan plan, ShardingPlan::Create(model_config, cluster.num_ps()));
+  ASSIGN_OR_RETURN(std::unique_ptr<ParameterClient> client, connect(plan));
 
-  auto retry_logger = std::make_shared<RetryLogger>();
-  GrpcParameterClientOptions client_options = options.client;
-  client_options.worker_id = worker_id;
-  client_options.on_retry = [retry_logger](const std::string& what) { (*retry_logger)(what); };
-  ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
-                   GrpcParameterClient::Create(plan, cluster.PsTargets(), client_options));
-
-  // Join: wait for the servers (the client retries), refuse another model, and learn how
-  // much of this worker's share an earlier run already did.
-  const auto statuses = client->GetShardStatuses();
-  for (const auto& status : statuses) {
-    if (!status.ok()) return status.status();
-    if (status->plan_fingerprint() != plan.fingerprint()) {
+  // Join: wait for the servers (the client retries; a server of another plan ends it at
+  // once), and learn from their ledgers how much of this worker's share is done.
+  ASSIGN_OR_RETURN(const std::vector<ps::v1::StatusResponse> statuses, AllStatuses(*client));
+  for (const ps::v1::StatusResponse& status : statuses) {
+    if (status.num_workers() != cluster.num_workers()) {
       return absl::FailedPreconditionError(absl::StrFormat(
-          "parameter server %d holds model %s with %d parameter servers (plan %s); this worker "
-          "computes model %s with %d (plan %s): start every process with the same model flags "
-          "and --ps_hosts",
-          status->shard_index(), status->model(), status->num_shards(),
-          FormatFingerprint(status->plan_fingerprint()), plan.model(), plan.num_shards(),
-          FormatFingerprint(plan.fingerprint())));
+          "parameter server %d serves a cluster of %d workers; this worker was told of %d: "
+          "start every process with the same --worker_hosts",
+          status.shard_index(), status.num_workers(), cluster.num_workers()));
     }
   }
   const int64_t per_epoch = data.train->examples_per_epoch();
   TrainerConfig trainer_config = options.trainer;
   trainer_config.worker_id = worker_id;
-  const EarlierProgress before = ProgressBefore(statuses, worker_id, cluster.num_workers(),
-                                                trainer_config.batch_size);
-  const int64_t pushes_before = before.own_pushes;
+  const EarlierProgress before = ProgressBefore(statuses, worker_id, cluster.num_workers());
   const int64_t share = static_cast<int64_t>(std::llround(trainer_config.epochs * per_epoch));
-  result.examples_before = before.examples(trainer_config.batch_size);
+  result.examples_before = before.examples();
   const int64_t remaining = std::max<int64_t>(0, share - result.examples_before);
   trainer_config.epochs = static_cast<double>(remaining) / per_epoch;
   result.epochs = trainer_config.epochs;
+  // Continue this worker's data where its applied pushes end.
+  data.train->SkipTo(std::min(result.examples_before, share));
   PrintLine(absl::StrFormat(
       "Joined as %s: shard of %d examples, %.3g epoch(s) of it to train%s; cluster at global "
       "step %d",
       cluster.Describe(), per_epoch, trainer_config.epochs,
-      absl::StrCat(pushes_before > 0
-                       ? absl::StrFormat(" (%d steps were pushed by an earlier run)", pushes_before)
+      absl::StrCat(before.own_examples > 0
+                       ? absl::StrFormat(" (%d examples in %d steps were pushed by an earlier run)",
+                                         before.own_examples, before.own_pushes)
                        : "",
-                   before.restored_examples > 0
+                   before.unattributed_examples > 0
                        ? absl::StrFormat(" (%d examples counted as done: the servers restored "
-                                         "them from checkpoints)",
-                                         before.restored_examples)
+                                         "progress no worker record holds)",
+                                         before.unattributed_examples)
                        : ""),
-      statuses[0]->global_step()));
+      GlobalStep(statuses)));
 
   // The chief's test set: one reader for the training thread, one for the timed evaluator.
   std::unique_ptr<EvaluationReader> test;
@@ -300,30 +292,29 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   if (data.test_set != nullptr) {
     ASSIGN_OR_RETURN(test, make_reader());
   }
-  auto report = [&client, worker_id](const EvaluationResult& eval) {
-    absl::Status reported = client->ReportEvaluation(worker_id, eval);
+  ParameterClient* const servers = client.get();
+  auto report = [servers, worker_id](const EvaluationResult& eval) {
+    absl::Status reported = servers->ReportEvaluation(worker_id, eval);
     if (!reported.ok()) PrintLine(absl::StrCat("could not report evaluation: ", reported.ToString()));
   };
 
-  ProgressPublishingSource source(data.train.get(), client.get(), pushes_before);
+  ProgressPublishingSource source(data.train.get(), client.get(), before.own_pushes);
   ProgressReporter reporter(stdout, ProgressReporter::IsTerminal(stdout), absl::Seconds(10));
   Trainer trainer(trainer_config, model.get(), client.get(), &source, test.get(),
                   options.quiet ? nullptr : &reporter);
   trainer.set_evaluation_callback(report);
+  trainer.set_stop_flag(options.stop);
 
   std::unique_ptr<PeriodicEvaluator> timed;
   if (test != nullptr && options.eval_every_secs > 0) {
     ASSIGN_OR_RETURN(std::unique_ptr<MobileNetV1> eval_model, MobileNetV1::Create(model_config));
     ASSIGN_OR_RETURN(std::unique_ptr<EvaluationReader> eval_reader, make_reader());
-    auto eval_trainer = std::make_unique<Trainer>(trainer_config, eval_model.get(), client.get(),
-                                                  &source, eval_reader.get(), nullptr);
-    eval_trainer->set_evaluation_callback([report](const EvaluationResult& eval) {
-      report(eval);
-      PrintLine(absl::StrCat("timed evaluation: ", DescribeEvaluation(eval)));
-    });
-    timed = std::make_unique<PeriodicEvaluator>(absl::Seconds(options.eval_every_secs),
-                                                std::move(eval_model), std::move(eval_reader),
-                                                std::move(eval_trainer));
+    timed = std::make_unique<PeriodicEvaluator>(
+        absl::Seconds(options.eval_every_secs), std::move(eval_model), std::move(eval_reader),
+        client.get(), trainer_config.eval_batch_size, [report](const EvaluationResult& eval) {
+          report(eval);
+          PrintLine(absl::StrCat("timed evaluation: ", DescribeEvaluation(eval)));
+        });
   }
 
   if (remaining > 0) {
@@ -332,6 +323,16 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
   }
   timed.reset();
+  if (result.summary.stopped) {
+    result.stopped = true;
+    PrintLine(absl::StrFormat(
+        "Stopped on request after %d steps: %d of this worker's %d examples are done (%.3g of "
+        "%.3g epochs of its shard); started again, it resumes from there",
+        result.summary.steps, result.examples_before + result.summary.examples, share,
+        static_cast<double>(result.examples_before + result.summary.examples) / per_epoch,
+        static_cast<double>(share) / per_epoch));
+    return result;
+  }
 
   if (!result.chief) {
     RETURN_IF_ERROR(client->Finish(worker_id, /*training_complete=*/false));
@@ -343,8 +344,14 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   absl::Time last_note = absl::InfinitePast();
   bool waited = false;
   while (true) {
+    if (options.stop != nullptr && options.stop->load()) {
+      result.stopped = true;
+      PrintLine("Stopped on request while waiting for the other workers; the training is not "
+                "ended (a restarted chief ends it)");
+      return result;
+    }
     const std::set<int32_t> live =
-        LiveUnfinishedWorkers(client->GetShardStatuses(), worker_id, options.worker_liveness);
+        LiveUnfinishedWorkers(client->GetStatus(), worker_id, options.worker_liveness);
     if (live.empty()) break;
     if (absl::Now() - wait_start >= options.wait_for_workers) {
       PrintLine(absl::StrCat("stopped waiting for worker(s) ", absl::StrJoin(live, ", "),

@@ -1,29 +1,34 @@
 // A worker of distributed training: the same training loop as single-process training
-// (worker/trainer.h), against the parameter servers over gRPC, on this worker's disjoint
-// shard of the training data.
+// (worker/trainer.h), against the parameter servers through a ParameterClient (gRPC in
+// mobilenet-worker, in-process in tests), on this worker's disjoint shard of the training
+// data.
 //
 // Every worker trains `epochs` epochs of its own shard (so the cluster as a whole trains
-// `epochs` epochs of the data set), less what was done before it joined: what an earlier
-// run of the same worker id pushed (the servers count each worker's pushes), so a worker
-// that is killed and restarted finishes its share instead of starting over, and its part
-// of the examples the servers restored from checkpoints, so a whole cluster restarted on
-// the same checkpoint folder trains only the rest. Worker 0 is the chief: it also
-// evaluates on the test set (periodically and at the end) and reports every result to the
-// servers (Status shows it); when done it waits for the other live workers to finish,
-// evaluates the final weights, exports the ONNX model and tells the servers training is
-// complete, so they checkpoint and exit. The others tell the servers they are done and
-// exit.
+// `epochs` epochs of the data set), less what it did before: the servers' ledgers count
+// the examples of every push they applied from it, and keep that count in their
+// checkpoints, so a worker that is killed and restarted, or a whole cluster restarted on
+// the same checkpoint folder, continues its share where it ended, at that place of its
+// data. Worker 0 is the chief: it also evaluates on the test set (periodically and at the
+// end) and reports every result to the servers (Status shows it); when done it waits for
+// the other live workers to finish, evaluates the final weights, exports the ONNX model
+// and tells the servers training is complete, so they checkpoint and exit. The others
+// tell the servers they are done and exit. A stop request (SIGTERM) ends the worker after
+// its step in progress, without telling the servers it finished: a restart resumes it.
 #ifndef MOBILENET_WORKER_CLUSTER_TRAINING_H_
 #define MOBILENET_WORKER_CLUSTER_TRAINING_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/cluster_spec.h"
 #include "model/architecture.h"
-#include "worker/grpc_parameter_client.h"
+#include "parameter_server/core/sharding_plan.h"
+#include "worker/parameter_client.h"
 #include "worker/trainer.h"
 
 namespace mobilenet {
@@ -50,24 +55,32 @@ struct ClusterTrainingOptions {
   // training; a worker not seen for worker_liveness is not waited for.
   absl::Duration wait_for_workers = absl::Minutes(10);
   absl::Duration worker_liveness = absl::Seconds(30);
-  // Deadlines and retries (worker_id and on_retry are set here).
-  GrpcParameterClientOptions client;
   std::string export_onnx;         // chief only; empty: no export
   bool quiet = false;              // no progress line
+  // When *stop becomes true (e.g. on SIGTERM) the worker ends after its step in progress
+  // (see Trainer::set_stop_flag); not owned, may be null.
+  const std::atomic<bool>* stop = nullptr;
 };
+
+// Connects to the parameter servers of `plan` (the plan of the model the data implies).
+using ConnectToServers =
+    std::function<absl::StatusOr<std::unique_ptr<ParameterClient>>(const ShardingPlan& plan)>;
 
 struct ClusterTrainingResult {
   TrainingSummary summary;         // this worker's steps; the chief's final evaluation
   double epochs = 0;               // of its shard this worker trained in this run
   int64_t examples_before = 0;     // of its share, trained before it joined
+  bool stopped = false;            // ended by the stop flag; the share is not finished
   std::string onnx_path;           // chief, when exported
   bool chief = false;
 };
 
-// Trains as worker options.cluster.task_index. Errors name the failing part: the data, a
-// model the servers do not hold (plan fingerprint mismatch), a server unreachable beyond
-// the client's patience, a non-finite gradient.
-absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options);
+// Trains as worker options.cluster.task_index against the servers `connect` reaches.
+// Errors name the failing part: the data, a model the servers do not hold (plan
+// fingerprint mismatch), a server unreachable beyond the client's patience, a
+// non-finite gradient.
+absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options,
+                                                         const ConnectToServers& connect);
 
 }  // namespace mobilenet
 

@@ -1,32 +1,53 @@
 #include "worker/cluster_training.h"
 
+#include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parameter_server/ps_runner.h"
+#include "worker/grpc_parameter_client.h"
+#include "worker/in_process_parameter_client.h"
 
 namespace mobilenet {
 namespace {
 
 using ::testing::HasSubstr;
 
-// Two parameter servers in this process on loopback, and workers trained against them on
-// synthetic data (no test set), so the whole join / train / rejoin / finish protocol runs
-// without data files or child processes.
+MobileNetConfig Model() {
+  MobileNetConfig model;
+  model.alpha = 0.25f;
+  model.resolution = 32;
+  model.input_channels = 1;
+  model.num_classes = 10;
+  return model;
+}
+
+// Worker `task` of a cluster of 2 servers and 2 workers (server addresses left to the
+// caller), training `epochs` of a 5000-example synthetic shard in steps of 16.
+ClusterTrainingOptions WorkerOptions(int task, double epochs) {
+  ClusterTrainingOptions o;
+  o.cluster.worker_hosts = {{"127.0.0.1", 1}, {"127.0.0.1", 2}};
+  o.cluster.job = JobName::kWorker;
+  o.cluster.task_index = task;
+  o.model = Model();
+  o.synthetic = true;
+  o.threads = 1;
+  o.quiet = true;
+  o.trainer.batch_size = 16;
+  o.trainer.epochs = epochs;
+  o.wait_for_workers = absl::Seconds(30);
+  return o;
+}
+
+// Two parameter servers in this process on loopback, and workers trained against them
+// over gRPC on synthetic data (no test set), so the whole join / train / rejoin / finish
+// protocol runs without data files or child processes.
 class ClusterTrainingTest : public ::testing::Test {
  protected:
-  static MobileNetConfig Model() {
-    MobileNetConfig model;
-    model.alpha = 0.25f;
-    model.resolution = 32;
-    model.input_channels = 1;
-    model.num_classes = 10;
-    return model;
-  }
-
   void SetUp() override {
     log_ = tmpfile();
     for (int task = 0; task < 2; ++task) {
@@ -52,23 +73,27 @@ class ClusterTrainingTest : public ::testing::Test {
   }
 
   ClusterTrainingOptions Worker(int task, double epochs) {
-    ClusterTrainingOptions o;
+    ClusterTrainingOptions o = WorkerOptions(task, epochs);
     o.cluster.ps_hosts = {{"127.0.0.1", servers_[0]->port()}, {"127.0.0.1", servers_[1]->port()}};
-    o.cluster.worker_hosts = {{"127.0.0.1", 1}, {"127.0.0.1", 2}};
-    o.cluster.job = JobName::kWorker;
-    o.cluster.task_index = task;
-    o.model = Model();
-    o.synthetic = true;
-    o.threads = 1;
-    o.quiet = true;
-    o.trainer.batch_size = 16;
-    o.trainer.epochs = epochs;  // of a 5000-example synthetic shard
-    o.client.patience = absl::Seconds(20);
-    o.wait_for_workers = absl::Seconds(20);
     return o;
   }
 
-  ps::v1::StatusResponse Status(int task) { return servers_[task]->service().Status(); }
+  // Connects over gRPC to the two servers, as mobilenet-worker does.
+  ConnectToServers OverGrpc(int worker_id) {
+    const std::vector<std::string> targets = {absl::StrCat("127.0.0.1:", servers_[0]->port()),
+                                              absl::StrCat("127.0.0.1:", servers_[1]->port())};
+    return [targets, worker_id](const ShardingPlan& plan)
+               -> absl::StatusOr<std::unique_ptr<ParameterClient>> {
+      GrpcParameterClientOptions options;
+      options.patience = absl::Seconds(20);
+      options.worker_id = worker_id;
+      auto client = GrpcParameterClient::Create(plan, targets, options);
+      if (!client.ok()) return client.status();
+      return std::unique_ptr<ParameterClient>(std::move(*client));
+    };
+  }
+
+  ps::v1::StatusResponse Status(int task) { return servers_[task]->core().GetStatus(); }
 
   FILE* log_ = nullptr;
   std::vector<std::unique_ptr<ParameterServerRunner>> servers_;
@@ -76,38 +101,39 @@ class ClusterTrainingTest : public ::testing::Test {
 
 TEST_F(ClusterTrainingTest, WorkersTrainRejoinWithoutRepeatingAndTheChiefEndsTraining) {
   // Worker 1: 0.02 epochs of 5000 examples = 100 examples, 7 steps of 16.
-  auto first = RunClusterTraining(Worker(1, 0.02));
+  auto first = RunClusterTraining(Worker(1, 0.02), OverGrpc(1));
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE(first->chief);
   EXPECT_EQ(first->summary.steps, 7);
   EXPECT_EQ(first->examples_before, 0);
   for (int task = 0; task < 2; ++task) {
     EXPECT_EQ(Status(task).global_step(), 7);
-    ASSERT_EQ(Status(task).workers_size(), 1);
-    EXPECT_TRUE(Status(task).workers(0).finished());
-    EXPECT_EQ(Status(task).workers(0).steps(), 7);
+    ASSERT_EQ(Status(task).workers_size(), 2);
+    EXPECT_TRUE(Status(task).workers(1).finished());
+    EXPECT_EQ(Status(task).workers(1).steps(), 7);
+    EXPECT_EQ(Status(task).workers(1).examples(), 112);
   }
-  EXPECT_FALSE(servers_[0]->service().finishing());
+  EXPECT_FALSE(servers_[0]->core().finishing());
 
   // Run again with a share of 200 examples: it counts its 7 earlier pushes (112 examples)
   // and trains the remaining 88 (6 steps), which are applied, not taken for retries.
-  auto again = RunClusterTraining(Worker(1, 0.04));
+  auto again = RunClusterTraining(Worker(1, 0.04), OverGrpc(1));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->examples_before, 112);
   EXPECT_EQ(again->summary.steps, 6);
   for (int task = 0; task < 2; ++task) {
     EXPECT_EQ(Status(task).global_step(), 13);
     EXPECT_EQ(Status(task).pushes_duplicate(), 0);
-    EXPECT_EQ(Status(task).workers(0).steps(), 13);  // cumulative over both runs
+    EXPECT_EQ(Status(task).workers(1).steps(), 13);  // cumulative over both runs
   }
 
   // The chief trains its share, finds nobody left to wait for, and ends the training.
-  auto chief = RunClusterTraining(Worker(0, 0.02));
+  auto chief = RunClusterTraining(Worker(0, 0.02), OverGrpc(0));
   ASSERT_TRUE(chief.ok()) << chief.status();
   EXPECT_TRUE(chief->chief);
   EXPECT_EQ(chief->summary.steps, 7);
   for (int task = 0; task < 2; ++task) {
-    EXPECT_TRUE(servers_[task]->service().finishing());
+    EXPECT_TRUE(servers_[task]->core().finishing());
     EXPECT_EQ(Status(task).global_step(), 20);
     EXPECT_TRUE(servers_[task]->WaitAndShutdown().ok());
   }
@@ -116,7 +142,7 @@ TEST_F(ClusterTrainingTest, WorkersTrainRejoinWithoutRepeatingAndTheChiefEndsTra
 TEST_F(ClusterTrainingTest, AWorkerOfAnotherModelIsRefusedNamingBoth) {
   ClusterTrainingOptions o = Worker(1, 0.01);
   o.model.alpha = 0.5f;
-  auto result = RunClusterTraining(o);
+  auto result = RunClusterTraining(o, OverGrpc(1));
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("alpha=0.25"));
@@ -127,7 +153,114 @@ TEST_F(ClusterTrainingTest, AWorkerOfAnotherModelIsRefusedNamingBoth) {
 TEST_F(ClusterTrainingTest, OnlyWorkersRun) {
   ClusterTrainingOptions o = Worker(0, 0.01);
   o.cluster.job = JobName::kParameterServer;
-  EXPECT_EQ(RunClusterTraining(o).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunClusterTraining(o, OverGrpc(0)).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// The whole protocol inside one process: two parameter-server cores, two workers on
+// threads, each with its in-process client, and the chief's end of the training.
+class InProcessClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    plan_ = std::make_unique<ShardingPlan>(*ShardingPlan::Create(Model(), 2));
+    MakeCores();
+  }
+
+  void MakeCores() {
+    cores_.clear();
+    ParameterShardConfig config;
+    config.learning_rate.initial_learning_rate = 0.01f;
+    config.learning_rate.examples_per_epoch = 10000;
+    for (int i = 0; i < 2; ++i) {
+      CoreOptions options;
+      options.shard_index = i;
+      options.num_workers = 2;
+      cores_.push_back(*ParameterServerCore::Create(*plan_, config, options));
+    }
+  }
+
+  ClusterTrainingOptions Worker(int task, double epochs) {
+    ClusterTrainingOptions o = WorkerOptions(task, epochs);
+    o.cluster.ps_hosts = {{"ps0", 1}, {"ps1", 2}};  // not dialed: the cores are in process
+    return o;
+  }
+
+  ConnectToServers InProcess(int worker_id) {
+    return [this, worker_id](const ShardingPlan& plan)
+               -> absl::StatusOr<std::unique_ptr<ParameterClient>> {
+      auto client =
+          InProcessParameterClient::Create(plan, {cores_[0].get(), cores_[1].get()}, worker_id);
+      if (!client.ok()) return client.status();
+      return std::unique_ptr<ParameterClient>(std::move(*client));
+    };
+  }
+
+  std::unique_ptr<ShardingPlan> plan_;
+  std::vector<std::unique_ptr<ParameterServerCore>> cores_;
+};
+
+TEST_F(InProcessClusterTest, TwoWorkersTrainAndTheChiefEndsTheTraining) {
+  absl::StatusOr<ClusterTrainingResult> other;
+  std::thread worker([&] { other = RunClusterTraining(Worker(1, 0.03), InProcess(1)); });
+  absl::StatusOr<ClusterTrainingResult> chief = RunClusterTraining(Worker(0, 0.02), InProcess(0));
+  worker.join();
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  EXPECT_TRUE(chief->chief);
+  EXPECT_EQ(other->summary.steps, 10);  // 150 examples in steps of 16
+  EXPECT_EQ(chief->summary.steps, 7);   // 100
+  for (const auto& core : cores_) {
+    EXPECT_TRUE(core->finishing());
+    const ps::v1::StatusResponse status = core->GetStatus();
+    EXPECT_TRUE(status.training_complete());
+    EXPECT_EQ(status.global_step(), 17);
+    EXPECT_EQ(status.workers(0).examples(), 112);
+    EXPECT_EQ(status.workers(1).examples(), 160);
+    EXPECT_TRUE(status.workers(1).finished());
+  }
+}
+
+TEST_F(InProcessClusterTest, ARestartedClusterResumesEveryWorkerFromTheCheckpointedLedger) {
+  ASSERT_TRUE(RunClusterTraining(Worker(1, 0.02), InProcess(1)).ok());  // 7 steps, 112 examples
+  std::vector<CoreState> checkpoints;
+  for (const auto& core : cores_) checkpoints.push_back(core->ExportState());
+  // The whole cluster restarts from its checkpoints: new cores, new workers.
+  MakeCores();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(cores_[i]->RestoreState(checkpoints[i]).ok());
+  absl::StatusOr<ClusterTrainingResult> resumed = RunClusterTraining(Worker(1, 0.04), InProcess(1));
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->examples_before, 112);  // a fact, not a guess
+  EXPECT_EQ(resumed->summary.steps, 6);      // the 88 examples left of 200
+  // The chief did nothing before: its whole share is left.
+  absl::StatusOr<ClusterTrainingResult> chief = RunClusterTraining(Worker(0, 0.01), InProcess(0));
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  EXPECT_EQ(chief->examples_before, 0);
+  EXPECT_EQ(chief->summary.steps, 4);
+}
+
+TEST_F(InProcessClusterTest, AStoppedWorkerEndsWithoutFinishingAndResumesLater) {
+  std::atomic<bool> stop{false};
+  ClusterTrainingOptions o = Worker(1, 1.0);  // 5000 examples: far more than it will do
+  o.stop = &stop;
+  std::thread stopper([&] {
+    while (cores_[0]->GetStatus().global_step() < 5) absl::SleepFor(absl::Milliseconds(5));
+    stop = true;
+  });
+  absl::StatusOr<ClusterTrainingResult> stopped = RunClusterTraining(o, InProcess(1));
+  stopper.join();
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_TRUE(stopped->stopped);
+  const ps::v1::StatusResponse status = cores_[0]->GetStatus();
+  EXPECT_FALSE(status.workers(1).finished());  // a restart is to resume it
+  EXPECT_FALSE(cores_[0]->finishing());
+  const int64_t done = status.workers(1).examples();
+  EXPECT_EQ(done, 16 * status.workers(1).pushes());
+  EXPECT_GE(done, 5 * 16);
+  // Restarted with a share it has almost done, it trains only the rest.
+  absl::StatusOr<ClusterTrainingResult> resumed =
+      RunClusterTraining(Worker(1, (done + 32) / 5000.0), InProcess(1));
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->examples_before, done);
+  EXPECT_EQ(resumed->summary.steps, 2);
 }
 
 }  // namespace

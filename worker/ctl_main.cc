@@ -28,12 +28,12 @@
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/onnx_export.h"
-#include "parameter_server/sharding_plan.h"
+#include "parameter_server/core/sharding_plan.h"
 #include "worker/cluster_status.h"
 #include "worker/evaluation_reader.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
-#include "parameter_server/model_checkpoint.h"
+#include "parameter_server/core/model_checkpoint.h"
 #include "worker/preprocessing.h"
 
 ABSL_FLAG(std::string, checkpoint, "",

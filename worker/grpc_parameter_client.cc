@@ -25,11 +25,13 @@ struct RetryPolicy {
   absl::Duration patience;  // zero: a single attempt
   absl::Duration initial_backoff;
   absl::Duration max_backoff;
+  const std::atomic<bool>* stop = nullptr;  // see GrpcParameterClientOptions::stop
 };
 
 // The policy of every call of a client with `options`.
 RetryPolicy PolicyOf(const GrpcParameterClientOptions& options) {
-  return {options.rpc_timeout, options.patience, options.initial_backoff, options.max_backoff};
+  return {options.rpc_timeout, options.patience, options.initial_backoff, options.max_backoff,
+          options.stop};
 }
 
 // splitmix64: a small, good-enough source for backoff jitter.
@@ -56,30 +58,73 @@ struct CompletedAttempts {
   std::vector<std::pair<int, grpc::Status>> completed ABSL_GUARDED_BY(mu);
 };
 
+// What one call to every server came to: each server's result, and the first answer
+// that retrying could not change, which decided the call for every server.
+struct CallOutcome {
+  std::vector<absl::Status> results;
+  absl::Status decisive;
+
+  // The error the call fails with: the decisive one, else the first server's error.
+  absl::Status FirstError() const {
+    if (!decisive.ok()) return decisive;
+    for (const absl::Status& status : results) {
+      if (!status.ok()) return status;
+    }
+    return absl::OkStatus();
+  }
+};
+
 // Runs `start` for every server 0..names.size()-1 in parallel and waits for all, retrying
 // transient failures of each server with jittered, capped exponential backoff until
-// `policy.patience` has passed since the call began. Returns one status per server,
-// errors prefixed with "parameter server <i> (<name>) <rpc>".
-std::vector<absl::Status> CallAll(const std::vector<std::string>& names, absl::string_view rpc,
-                                  const RetryPolicy& policy, uint64_t seed,
-                                  const std::function<void(const std::string&)>& on_retry,
-                                  const StartAttempt& start) {
+// `policy.patience` has passed since the call began. The first non-transient error
+// decides the call: no server is tried again, and attempts still in flight are cancelled
+// unless the error is ABORTED (a push refused by one server may still be applied by the
+// others, which is fine to let finish). Errors are prefixed with "parameter server <i>
+// (<name>) <rpc>".
+CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc,
+                    const RetryPolicy& policy, uint64_t seed,
+                    const std::function<void(const std::string&)>& on_retry,
+                    const StartAttempt& start) {
   const int count = static_cast<int>(names.size());
   const absl::Time begin = absl::Now();
   const absl::Time give_up = begin + policy.patience;
   auto queue = std::make_shared<CompletedAttempts>();
-  std::vector<absl::Status> results(count);
+  CallOutcome outcome;
+  outcome.results.resize(count);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts(count);
   std::vector<int> attempts(count, 0);
   std::vector<absl::Time> next_attempt(count, begin);
   std::vector<bool> in_flight(count, false), finished(count, false);
-  int remaining = count;
+  int pending = count;  // servers whose last attempt has not come back or been settled
   const auto prefix = [&](int i) {
     return absl::StrFormat("parameter server %d (%s) %s", i, names[i], rpc);
   };
-  while (remaining > 0) {
+  // Settles every server not done yet once `decisive` decided the call; attempts in
+  // flight are cancelled when `cancel`.
+  const auto decide = [&](const absl::Status& decisive, bool cancel) {
+    outcome.decisive = decisive;
+    for (int j = 0; j < count; ++j) {
+      if (finished[j]) continue;
+      finished[j] = true;
+      outcome.results[j] = absl::Status(
+          decisive.code(), absl::StrFormat("%s: not tried again: %s", prefix(j), decisive.message()));
+      if (in_flight[j]) {
+        // Its completion still arrives (and is awaited: it refers to this call's state).
+        if (cancel) contexts[j]->TryCancel();
+      } else {
+        --pending;
+      }
+    }
+  };
+  while (pending > 0) {
+    if (policy.stop != nullptr && policy.stop->load() && outcome.decisive.ok()) {
+      decide(absl::CancelledError(absl::StrCat(rpc, ": stopped on request")), /*cancel=*/false);
+      if (pending == 0) break;
+    }
     absl::Time now = absl::Now();
-    absl::Time wake = absl::InfiniteFuture();
+    // With a stop flag, look at it at least this often.
+    absl::Time wake = policy.stop != nullptr ? now + absl::Milliseconds(200)
+                                             : absl::InfiniteFuture();
     for (int i = 0; i < count; ++i) {
       if (finished[i] || in_flight[i]) continue;
       if (next_attempt[i] > now) {
@@ -107,9 +152,13 @@ std::vector<absl::Status> CallAll(const std::vector<std::string>& names, absl::s
     now = absl::Now();
     for (auto& [i, status] : completed) {
       in_flight[i] = false;
+      if (finished[i]) {  // settled by another server's decisive error
+        --pending;
+        continue;
+      }
       if (status.ok()) {
         finished[i] = true;
-        --remaining;
+        --pending;
         continue;
       }
       // Backoff before retry k = attempts - 1: min(max, initial * 2^k) * [0.5, 1].
@@ -119,7 +168,8 @@ std::vector<absl::Status> CallAll(const std::vector<std::string>& names, absl::s
           std::min(policy.max_backoff,
                    policy.initial_backoff * (1 << std::min(attempts[i] - 1, 20))) *
           jitter;
-      if (IsTransient(status.error_code()) && now + backoff < give_up) {
+      const bool transient = IsTransient(status.error_code());
+      if (transient && now + backoff < give_up) {
         next_attempt[i] = now + backoff;
         if (on_retry) {
           on_retry(absl::StrFormat("%s: %s; retrying in %s (attempt %d)", prefix(i),
@@ -129,29 +179,29 @@ std::vector<absl::Status> CallAll(const std::vector<std::string>& names, absl::s
         continue;
       }
       finished[i] = true;
-      --remaining;
-      if (IsTransient(status.error_code()) && attempts[i] > 1) {
-        results[i] = FromGrpcStatus(
+      --pending;
+      if (transient && attempts[i] > 1) {
+        outcome.results[i] = FromGrpcStatus(
             status, absl::StrFormat("%s: gave up after %d attempts over %s", prefix(i),
                                     attempts[i], absl::FormatDuration(now - begin)));
       } else {
-        results[i] = FromGrpcStatus(status, prefix(i));
+        outcome.results[i] = FromGrpcStatus(status, prefix(i));
+      }
+      if (!transient && outcome.decisive.ok()) {
+        decide(outcome.results[i], status.error_code() != grpc::StatusCode::ABORTED);
       }
     }
   }
-  return results;
+  return outcome;
 }
 
-absl::Status FirstError(const std::vector<absl::Status>& statuses) {
-  for (const absl::Status& status : statuses) {
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
-}
-
-grpc::ChannelArguments ChannelArgumentsFor(const GrpcParameterClientOptions& options) {
+// Channel arguments with message limit `message_limit` and the options' reconnect backoff.
+grpc::ChannelArguments ChannelArgumentsWithLimit(int message_limit,
+                                                 const GrpcParameterClientOptions& options) {
   grpc::ChannelArguments args;
-  for (const auto& [name, value] : LargeMessageChannelArguments()) args.SetInt(name, value);
+  for (const auto& [name, value] : LargeMessageChannelArguments(message_limit)) {
+    args.SetInt(name, value);
+  }
   // Notice a restarted server within about max_backoff (gRPC's default waits up to 120 s).
   const int initial_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options.initial_backoff));
   const int max_ms = std::max<int64_t>(initial_ms, absl::ToInt64Milliseconds(options.max_backoff));
@@ -161,29 +211,18 @@ grpc::ChannelArguments ChannelArgumentsFor(const GrpcParameterClientOptions& opt
   return args;
 }
 
-ShardStatus ToShardStatus(const ps::v1::StatusResponse& response) {
-  ShardStatus status;
-  status.version = response.global_step();
-  status.examples_seen = response.examples_seen();
-  status.learning_rate = response.learning_rate();
-  status.pushes_applied = response.pushes_applied();
-  status.pushes_rejected_stale = response.pushes_rejected_stale();
-  status.pushes_invalid = response.pushes_invalid();
-  status.pushes_duplicate = response.pushes_duplicate();
-  status.staleness_p50 = response.staleness_p50();
-  status.staleness_p90 = response.staleness_p90();
-  status.staleness_max = response.staleness_max();
-  status.staleness_mean = response.staleness_mean();
-  status.parameter_count = response.parameter_count();
-  status.state_count = response.state_count();
-  return status;
-}
-
 }  // namespace
 
 bool IsTransient(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         code == grpc::StatusCode::CANCELLED;
+         code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+grpc::ChannelArguments ChannelArgumentsForPlan(const ShardingPlan& plan,
+                                               const GrpcParameterClientOptions& options) {
+  int64_t largest = 0;
+  for (int i = 0; i < plan.num_shards(); ++i) largest = std::max(largest, plan.shard_bytes(i));
+  return ChannelArgumentsWithLimit(MessageLimitForPayload(largest), options);
 }
 
 GrpcParameterClient::GrpcParameterClient(const ShardingPlan& plan, std::vector<Shard> shards,
@@ -204,7 +243,7 @@ absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create
           absl::StrFormat("parameter server %d has an empty address", i));
     }
     channels.push_back(grpc::CreateCustomChannel(
-        addresses[i], grpc::InsecureChannelCredentials(), ChannelArgumentsFor(options)));
+        addresses[i], grpc::InsecureChannelCredentials(), ChannelArgumentsForPlan(plan, options)));
   }
   return CreateWithChannels(plan, std::move(channels), std::move(addresses), options);
 }
@@ -227,22 +266,6 @@ absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create
   }
   RetainPayloadMemory(
       (plan.parameter_layout().total_size() + plan.state_layout().total_size()) * sizeof(float));
-  const auto route = [](const ParameterLayout& layout, const std::vector<TensorSlice>& slices)
-      -> absl::StatusOr<Routing> {
-    Routing routing;
-    for (const TensorSlice& slice : slices) {
-      ASSIGN_OR_RETURN(const TensorView* view, layout.Find(slice.tensor));
-      const int64_t flat_offset = view->offset + slice.begin;
-      if (!routing.segments.empty() &&
-          routing.segments.back().flat_offset + routing.segments.back().size == flat_offset) {
-        routing.segments.back().size += slice.size();  // adjacent in both buffers
-      } else {
-        routing.segments.push_back({flat_offset, routing.count, slice.size()});
-      }
-      routing.count += slice.size();
-    }
-    return routing;
-  };
   std::vector<Shard> shards;
   for (int i = 0; i < plan.num_shards(); ++i) {
     Shard shard;
@@ -250,9 +273,11 @@ absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create
     shard.stub = ps::v1::ParameterServer::NewStub(channels[i]);
     shard.generic_stub = std::make_unique<grpc::GenericStub>(channels[i]);
     shard.channel = std::move(channels[i]);
-    ASSIGN_OR_RETURN(shard.parameters, route(plan.parameter_layout(), plan.shard(i).parameters));
-    ASSIGN_OR_RETURN(shard.state, route(plan.state_layout(), plan.shard(i).state));
     shards.push_back(std::move(shard));
+  }
+  std::vector<ServerRouting> routing = RouteServers(plan);
+  for (int i = 0; i < plan.num_shards(); ++i) {
+    shards[i].routing = std::move(routing[i]);
   }
   return std::unique_ptr<GrpcParameterClient>(
       new GrpcParameterClient(plan, std::move(shards), options));
@@ -295,14 +320,9 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   std::vector<int64_t> versions(count, 0);
   std::vector<uint64_t> incarnations(count, 0);
   for (int i = 0; i < count; ++i) {
-    ps::v1::PullRequest request;
-    request.set_plan_fingerprint(plan_.fingerprint());
-    request.set_shard_index(i);
-    want_state[i] = !state.empty() && shards_[i].state.count > 0;
-    request.set_include_state(want_state[i]);
-    request.set_worker_id(options_.worker_id);
-    request.set_model(plan_.model());
-    request.set_num_shards(count);
+    want_state[i] = !state.empty() && shards_[i].routing.state.count > 0;
+    const ps::v1::PullRequest request =
+        MakePullRequest(plan_, i, options_.worker_id, want_state[i]);
     bool own_buffer;
     const grpc::Status serialized = grpc::SerializationTraits<ps::v1::PullRequest>::Serialize(
         request, &requests[i], &own_buffer);
@@ -335,7 +355,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
         RETURN_IF_ERROR(reader.SkipValue(wire_type));
         continue;
       }
-      const Routing& routing = is_parameters ? shard.parameters : shard.state;
+      const Routing& routing = is_parameters ? shard.routing.parameters : shard.routing.state;
       float* const target = is_parameters ? parameters.data() : state.data();
       ASSIGN_OR_RETURN(const uint64_t length, reader.ReadVarint());
       if (length != static_cast<uint64_t>(routing.count) * sizeof(float)) {
@@ -357,7 +377,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
     return absl::OkStatus();
   };
   const RetryPolicy policy = PolicyOf(options_);
-  const std::vector<absl::Status> results = CallAll(
+  const CallOutcome outcome = CallAll(
       Names(), "Pull", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
         shards_[i].generic_stub->UnaryCall(
@@ -366,7 +386,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
               done(status.ok() ? ToGrpcStatus(decode(i)) : status);
             });
       });
-  RETURN_IF_ERROR(FirstError(results));
+  RETURN_IF_ERROR(outcome.FirstError());
   ModelVersion version;
   version.shard_versions = std::move(versions);
   version.shard_incarnations = std::move(incarnations);
@@ -377,36 +397,8 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
   const ParameterLayout& parameter_layout = plan_.parameter_layout();
   const ParameterLayout& state_layout = plan_.state_layout();
   const int count = plan_.num_shards();
-  if (static_cast<int64_t>(request.gradients.size()) != parameter_layout.total_size()) {
-    return absl::InvalidArgumentError(absl::StrFormat("push: %d gradient values, expected %d",
-                                                      request.gradients.size(),
-                                                      parameter_layout.total_size()));
-  }
-  if (!request.batch_stats.empty() &&
-      static_cast<int64_t>(request.batch_stats.size()) != state_layout.total_size()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("push: %d batch statistics, expected %d or none",
-                        request.batch_stats.size(), state_layout.total_size()));
-  }
-  if (static_cast<int>(request.computed_from.shard_versions.size()) != count) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("push: computed from %d shard versions, expected %d (one per shard)",
-                        request.computed_from.shard_versions.size(), count));
-  }
   // Checked here as a whole so that no server applies its part of a malformed push.
-  for (const auto& [layout, values, what] :
-       {std::make_tuple(&parameter_layout, request.gradients, "gradient"),
-        std::make_tuple(&state_layout, request.batch_stats, "batch statistic")}) {
-    const int64_t bad = FindNonFinite(values);
-    if (bad < 0) continue;
-    for (const TensorView& view : layout->views()) {
-      if (bad < view.offset + view.size) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("push: %s for %s[%d] is %g; expected finite values", what, view.name,
-                            bad - view.offset, values[bad]));
-      }
-    }
-  }
+  RETURN_IF_ERROR(CheckPushRequest(request, parameter_layout, state_layout, count));
   double images_per_sec;
   int64_t steps;
   {
@@ -420,35 +412,22 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
   std::vector<grpc::ByteBuffer> requests(count), responses(count);
   for (int i = 0; i < count; ++i) {
     const Shard& shard = shards_[i];
-    ps::v1::PushRequest fields;
-    fields.set_plan_fingerprint(plan_.fingerprint());
-    fields.set_shard_index(i);
-    fields.set_worker_id(request.worker_id);
-    fields.set_request_id(request.request_id);
-    fields.set_computed_from_version(request.computed_from.shard_versions[i]);
-    if (request.computed_from.shard_incarnations.size() == static_cast<size_t>(count)) {
-      fields.set_server_incarnation(request.computed_from.shard_incarnations[i]);
-    }
-    fields.set_example_count(request.example_count);
-    fields.set_worker_images_per_sec(images_per_sec);
-    fields.set_worker_steps(steps);
-    fields.set_model(plan_.model());
-    fields.set_num_shards(count);
+    const ps::v1::PushRequest fields = MakePushFields(plan_, i, request, images_per_sec, steps);
     std::string header = fields.SerializeAsString();
     AppendLengthDelimitedHeader(ps::v1::PushRequest::kGradientsFieldNumber,
-                                shard.parameters.count * sizeof(float), header);
+                                shard.routing.parameters.count * sizeof(float), header);
     std::vector<grpc::Slice> slices;
     slices.emplace_back(header);
-    for (const Segment& segment : shard.parameters.segments) {
+    for (const Segment& segment : shard.routing.parameters.segments) {
       slices.push_back(borrowed.Borrow(request.gradients.data() + segment.flat_offset,
                                        segment.size * sizeof(float)));
     }
-    if (!request.batch_stats.empty() && shard.state.count > 0) {
+    if (!request.batch_stats.empty() && shard.routing.state.count > 0) {
       std::string stats_header;
       AppendLengthDelimitedHeader(ps::v1::PushRequest::kBatchStatsFieldNumber,
-                                  shard.state.count * sizeof(float), stats_header);
+                                  shard.routing.state.count * sizeof(float), stats_header);
       slices.emplace_back(stats_header);
-      for (const Segment& segment : shard.state.segments) {
+      for (const Segment& segment : shard.routing.state.segments) {
         slices.push_back(borrowed.Borrow(request.batch_stats.data() + segment.flat_offset,
                                          segment.size * sizeof(float)));
       }
@@ -457,7 +436,7 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
   }
   const RetryPolicy policy = PolicyOf(options_);
   // A retry resends the same request (same request_id): applied at most once.
-  std::vector<absl::Status> results = CallAll(
+  CallOutcome outcome = CallAll(
       Names(), "Push", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
         shards_[i].generic_stub->UnaryCall(context, kPushMethod, grpc::StubOptions(),
@@ -466,6 +445,7 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
   requests.clear();
   borrowed.WaitUntilReleased();
   std::vector<ps::v1::PushResponse> decoded(count);
+  std::vector<absl::Status>& results = outcome.results;
   for (int i = 0; i < count; ++i) {
     if (!results[i].ok()) continue;
     const grpc::Status parsed =
@@ -486,74 +466,69 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
     result.max_staleness = std::max(result.max_staleness, decoded[i].staleness());
     result.version.shard_versions.push_back(decoded[i].version());
   }
-  RETURN_IF_ERROR(FirstError(results));
+  RETURN_IF_ERROR(outcome.FirstError());
   return result;
 }
 
-std::vector<absl::StatusOr<ps::v1::StatusResponse>> GrpcParameterClient::GetShardStatuses() {
+std::vector<absl::StatusOr<ps::v1::StatusResponse>> GrpcParameterClient::GetStatus() {
   const int count = plan_.num_shards();
   const ps::v1::StatusRequest request;
   std::vector<ps::v1::StatusResponse> responses(count);
+  // A server of another plan (another model or number of servers) is an answer that
+  // retrying cannot change: it ends the call for every server at once.
+  const auto check_plan = [&](int i) -> grpc::Status {
+    const ps::v1::StatusResponse& status = responses[i];
+    if (status.plan_fingerprint() == plan_.fingerprint()) return grpc::Status::OK;
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrFormat(
+        "holds model %s with %d parameter servers (plan %s); this process computes model %s "
+        "with %d (plan %s): start every process with the same model flags and --ps_hosts",
+        status.model(), status.num_shards(), FormatFingerprint(status.plan_fingerprint()),
+        plan_.model(), plan_.num_shards(), FormatFingerprint(plan_.fingerprint()))));
+  };
   const RetryPolicy policy = PolicyOf(options_);
-  const std::vector<absl::Status> results = CallAll(
+  const CallOutcome outcome = CallAll(
       Names(), "GetStatus", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
-        shards_[i].stub->async()->GetStatus(context, &request, &responses[i], std::move(done));
+        shards_[i].stub->async()->GetStatus(
+            context, &request, &responses[i],
+            [&, i, done = std::move(done)](grpc::Status status) {
+              done(status.ok() ? check_plan(i) : status);
+            });
       });
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses;
   for (int i = 0; i < count; ++i) {
-    if (results[i].ok()) {
+    if (outcome.results[i].ok()) {
       statuses.push_back(std::move(responses[i]));
     } else {
-      statuses.push_back(results[i]);
+      statuses.push_back(outcome.results[i]);
     }
   }
   return statuses;
 }
 
-absl::StatusOr<ParameterServerStatus> GrpcParameterClient::GetStatus() {
-  ParameterServerStatus status;
-  for (absl::StatusOr<ps::v1::StatusResponse>& response : GetShardStatuses()) {
-    if (!response.ok()) return response.status();
-    status.shards.push_back(ToShardStatus(*response));
-  }
-  return status;
-}
-
 absl::Status GrpcParameterClient::ReportEvaluation(int32_t worker_id,
                                                    const EvaluationResult& result) {
-  ps::v1::EvaluationReport report;
-  report.set_plan_fingerprint(plan_.fingerprint());
-  report.set_worker_id(worker_id);
-  report.set_global_step(result.global_step);
-  report.set_examples(result.examples);
-  report.set_correct(result.correct);
-  report.set_loss(result.loss);
-  report.set_model(plan_.model());
-  report.set_num_shards(plan_.num_shards());
+  const ps::v1::EvaluationReport report = MakeEvaluationReport(plan_, worker_id, result);
   std::vector<ps::v1::EvaluationAck> acks(plan_.num_shards());
   const RetryPolicy policy = PolicyOf(options_);
-  return FirstError(CallAll(
-      Names(), "ReportEvaluation", policy, NextSeed(), options_.on_retry,
-      [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
-        shards_[i].stub->async()->ReportEvaluation(context, &report, &acks[i], std::move(done));
-      }));
+  return CallAll(Names(), "ReportEvaluation", policy, NextSeed(), options_.on_retry,
+                 [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
+                   shards_[i].stub->async()->ReportEvaluation(context, &report, &acks[i],
+                                                              std::move(done));
+                 })
+      .FirstError();
 }
 
 absl::Status GrpcParameterClient::Finish(int32_t worker_id, bool training_complete) {
-  ps::v1::FinishRequest request;
-  request.set_plan_fingerprint(plan_.fingerprint());
-  request.set_worker_id(worker_id);
-  request.set_training_complete(training_complete);
-  request.set_model(plan_.model());
-  request.set_num_shards(plan_.num_shards());
+  const ps::v1::FinishRequest request = MakeFinishRequest(plan_, worker_id, training_complete);
   std::vector<ps::v1::FinishResponse> responses(plan_.num_shards());
   const RetryPolicy policy = PolicyOf(options_);
-  return FirstError(CallAll(
-      Names(), "Finish", policy, NextSeed(), options_.on_retry,
-      [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
-        shards_[i].stub->async()->Finish(context, &request, &responses[i], std::move(done));
-      }));
+  return CallAll(Names(), "Finish", policy, NextSeed(), options_.on_retry,
+                 [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
+                   shards_[i].stub->async()->Finish(context, &request, &responses[i],
+                                                    std::move(done));
+                 })
+      .FirstError();
 }
 
 std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
@@ -562,18 +537,19 @@ std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
   std::vector<std::unique_ptr<ps::v1::ParameterServer::Stub>> stubs;
   for (const std::string& address : addresses) {
     stubs.push_back(ps::v1::ParameterServer::NewStub(grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), ChannelArgumentsFor(options))));
+        address, grpc::InsecureChannelCredentials(), ChannelArgumentsWithLimit(kSmallMessageLimit, options))));
   }
   const ps::v1::StatusRequest request;
   std::vector<ps::v1::StatusResponse> responses(addresses.size());
   // One attempt: no patience.
   const RetryPolicy policy{timeout, absl::ZeroDuration(), options.initial_backoff,
                            options.max_backoff};
-  const std::vector<absl::Status> results = CallAll(
-      addresses, "GetStatus", policy, /*seed=*/1, /*on_retry=*/nullptr,
-      [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
-        stubs[i]->async()->GetStatus(context, &request, &responses[i], std::move(done));
-      });
+  const std::vector<absl::Status> results =
+      CallAll(addresses, "GetStatus", policy, /*seed=*/1, /*on_retry=*/nullptr,
+              [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
+                stubs[i]->async()->GetStatus(context, &request, &responses[i], std::move(done));
+              })
+          .results;
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses;
   for (size_t i = 0; i < addresses.size(); ++i) {
     if (results[i].ok()) {

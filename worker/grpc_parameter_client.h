@@ -1,12 +1,14 @@
 // A ParameterClient over gRPC: one channel per parameter server (in plan order), every
-// Pull and Push sent to all servers in parallel with the callback API, each RPC attempt
-// under a deadline, and transient failures (see IsTransient) retried with
-// capped, jittered exponential backoff for up to a total patience, so a worker waits
-// while a parameter server restarts and fails with a clear error if it never returns.
-// A retried Push reuses its request_id and is applied exactly once.
+// call sent to all servers in parallel with the callback API, each RPC attempt under a
+// deadline, and transient failures (see IsTransient) retried with capped, jittered
+// exponential backoff for up to a total patience, so a worker waits while a parameter
+// server restarts and fails with a clear error if it never returns. An answer that
+// retrying cannot change (another plan, an invalid request) ends the call at once, for
+// every server. A retried Push reuses its request_id and is applied exactly once.
 #ifndef MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_
 #define MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,9 +25,9 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "mobilenet/ps/v1/parameter_server.grpc.pb.h"
-#include "parameter_server/sharding_plan.h"
+#include "parameter_server/core/sharding_plan.h"
 #include "worker/parameter_client.h"
-#include "worker/trainer.h"
+#include "worker/shard_routing.h"
 
 namespace mobilenet {
 
@@ -49,6 +51,10 @@ struct GrpcParameterClientOptions {
   // about to be retried, e.g. to tell the user the worker is waiting for a server; may be
   // empty.
   std::function<void(const std::string&)> on_retry;
+  // When *stop becomes true (e.g. on SIGTERM), calls retry no more and end with CANCELLED
+  // "stopped on request" once their attempts in flight are back (within rpc_timeout).
+  // Not owned; may be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Thread-safe: several training threads may share one client (each call has its own
@@ -56,8 +62,8 @@ struct GrpcParameterClientOptions {
 class GrpcParameterClient : public ParameterClient {
  public:
   // A client of the servers at `addresses` ("host:port", one per PS task, in plan order),
-  // over insecure channels with raised message limits and the large-message settings of
-  // common/grpc_status.h. Connects lazily: no RPC is made here. Calls
+  // over insecure channels whose message limit is the plan's largest server payload
+  // (MessageLimitForPayload) with the large-message settings of common/grpc_status.h. Connects lazily: no RPC is made here. Calls
   // RetainPayloadMemory() with the model's size (parameter_server/wire_payload.h). InvalidArgument when the
   // address count is not plan.num_shards(), an address is empty or an option is out of
   // range (rpc_timeout > 0, patience >= 0, 0 < initial_backoff <= max_backoff).
@@ -66,7 +72,7 @@ class GrpcParameterClient : public ParameterClient {
       const GrpcParameterClientOptions& options = {});
 
   // The same over ready-made channels (tests: e.g. grpc::Server::InProcessChannel), which
-  // should have their message limits raised (kMaxGrpcMessageBytes). `names` label the
+  // should have their message limits raised (ChannelArgumentsForPlan). `names` label the
   // servers in error messages. InvalidArgument when the counts differ from the plan.
   static absl::StatusOr<std::unique_ptr<GrpcParameterClient>> CreateWithChannels(
       const ShardingPlan& plan, std::vector<std::shared_ptr<grpc::Channel>> channels,
@@ -81,38 +87,14 @@ class GrpcParameterClient : public ParameterClient {
   // with set_progress (for the servers' status table).
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
-  absl::StatusOr<ParameterServerStatus> GetStatus() override;
-
-  // Every server's raw Status response in plan order, each its own result (a tool can
-  // show the servers that answer while others are down). Retries as the other calls.
-  std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetShardStatuses();
-
-  // Sends the chief's evaluation of the weights at result.global_step to every server;
-  // the first server's error (prefixed) if any refuses.
-  absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result);
-
-  // Tells every server that `worker_id` has finished (`training_complete`: the chief
-  // ends the training for everyone); the first server's error if any.
-  absl::Status Finish(int32_t worker_id, bool training_complete);
-
-  // The worker's own throughput and step count, sent with subsequent pushes so that the
-  // servers' Status shows them.
-  void set_progress(double images_per_sec, int64_t steps);
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
+  absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;
+  absl::Status Finish(int32_t worker_id, bool training_complete) override;
+  void set_progress(double images_per_sec, int64_t steps) override;
 
   const ShardingPlan& plan() const { return plan_; }
 
  private:
-  // Where `size` floats at `shard_offset` of a shard's payload live in the full-model
-  // buffer.
-  struct Segment {
-    int64_t flat_offset = 0;
-    int64_t shard_offset = 0;
-    int64_t size = 0;
-  };
-  struct Routing {
-    std::vector<Segment> segments;
-    int64_t count = 0;  // floats in the shard's payload
-  };
   struct Shard {
     std::string name;  // the address, for messages
     std::shared_ptr<grpc::Channel> channel;
@@ -121,8 +103,7 @@ class GrpcParameterClient : public ParameterClient {
     // parameter_server/wire_payload.h): pushed gradients are sent straight from the
     // caller's buffer and pulled weights copied straight from the received bytes into it.
     std::unique_ptr<grpc::GenericStub> generic_stub;
-    Routing parameters;
-    Routing state;
+    ServerRouting routing;
   };
 
   GrpcParameterClient(const ShardingPlan& plan, std::vector<Shard> shards,
@@ -144,10 +125,15 @@ class GrpcParameterClient : public ParameterClient {
 };
 
 // Failures a call retries: UNAVAILABLE (no server yet, connection lost), DEADLINE_EXCEEDED
-// (an attempt ran out of time) and CANCELLED (a server shutting down, e.g. on SIGTERM,
-// cancels the calls it is serving; the client never cancels its own). A retried Push is
-// applied once, by request id.
+// (an attempt ran out of time), CANCELLED (a server shutting down, e.g. on SIGTERM,
+// cancels the calls it is serving) and RESOURCE_EXHAUSTED (a server's memory budget for
+// requests in flight is full; this client never sends a message above the limit). A
+// retried Push is applied once, by request id.
 bool IsTransient(grpc::StatusCode code);
+
+// The channel arguments of a client of `plan`'s servers (message limits from the plan).
+grpc::ChannelArguments ChannelArgumentsForPlan(const ShardingPlan& plan,
+                                               const GrpcParameterClientOptions& options);
 
 // One Status attempt per address, in parallel, each under `timeout`, without a plan (for
 // `mobilenet-ctl status`): each server's response or its error prefixed with its address.

@@ -1,5 +1,6 @@
 #include "worker/grpc_parameter_client.h"
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -11,6 +12,8 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/grpc_status.h"
+#include "parameter_server/grpc_server.h"
 #include "parameter_server/parameter_service.h"
 #include "worker/in_process_parameter_client.h"
 
@@ -41,18 +44,17 @@ ParameterShardConfig ShardConfig() {
 // demand, so a test can start one late).
 class LocalCluster {
  public:
+  // Servers of `plan` for a cluster of 5 workers.
   explicit LocalCluster(const ShardingPlan& plan) : plan_(plan) {
     for (int i = 0; i < plan.num_shards(); ++i) {
-      absl::StatusOr<std::unique_ptr<ParameterShard>> shard = ParameterShard::Create(
-          plan.parameter_layout(), plan.state_layout(), plan.shard(i), ShardConfig());
-      EXPECT_TRUE(shard.ok()) << shard.status();
-      shards_.push_back(std::move(*shard));
-      ParameterServiceOptions options;
+      CoreOptions options;
       options.shard_index = i;
-      options.num_shards = plan.num_shards();
-      options.plan_fingerprint = plan.fingerprint();
-      options.model = plan.model();
-      services_.push_back(std::make_unique<ParameterService>(shards_.back().get(), options));
+      options.num_workers = 5;
+      absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+          ParameterServerCore::Create(plan, ShardConfig(), options);
+      EXPECT_TRUE(core.ok()) << core.status();
+      cores_.push_back(std::move(*core));
+      services_.push_back(std::make_unique<ParameterService>(cores_.back().get()));
       servers_.emplace_back();
     }
   }
@@ -64,8 +66,9 @@ class LocalCluster {
 
   // Starts server `i` on `port` (0: any free port); returns its address.
   std::string Start(int i, int port = 0) {
-    absl::StatusOr<StartedServer> started =
-        StartGrpcServer(absl::StrCat("127.0.0.1:", port), {services_[i].get()});
+    absl::StatusOr<StartedServer> started = StartGrpcServer(
+        absl::StrCat("127.0.0.1:", port), {services_[i].get()},
+        ParameterServerLimits(MessageLimitForPayload(plan_.shard_bytes(i)), 5));
     EXPECT_TRUE(started.ok()) << started.status();
     if (!started.ok()) return "";
     servers_[i] = std::move(*started);
@@ -78,23 +81,23 @@ class LocalCluster {
     return addresses;
   }
 
-  ParameterShard* shard(int i) { return shards_[i].get(); }
-  std::vector<ParameterShard*> shard_pointers() {
-    std::vector<ParameterShard*> pointers;
-    for (auto& shard : shards_) pointers.push_back(shard.get());
+  ParameterServerCore* core(int i) { return cores_[i].get(); }
+  std::vector<ParameterServerCore*> core_pointers() {
+    std::vector<ParameterServerCore*> pointers;
+    for (auto& core : cores_) pointers.push_back(core.get());
     return pointers;
   }
 
  private:
   const ShardingPlan& plan_;
-  std::vector<std::unique_ptr<ParameterShard>> shards_;
+  std::vector<std::unique_ptr<ParameterServerCore>> cores_;
   std::vector<std::unique_ptr<ParameterService>> services_;
   std::vector<StartedServer> servers_;
 };
 
 // A port nothing listens on right now (a server is started there and stopped).
 int FreePort() {
-  absl::StatusOr<StartedServer> probe = StartGrpcServer("127.0.0.1:0", {});
+  absl::StatusOr<StartedServer> probe = StartGrpcServer("127.0.0.1:0", {}, GrpcServerLimits());
   EXPECT_TRUE(probe.ok()) << probe.status();
   const int port = probe->port;
   probe->server->Shutdown();
@@ -139,8 +142,7 @@ TEST_F(GrpcParameterClientTest, TrainsExactlyLikeTheInProcessClient) {
   ASSERT_NE(remote, nullptr);
   LocalCluster reference_shards(*plan_);
   absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
-      InProcessParameterClient::Create(plan_->parameter_layout(), plan_->state_layout(),
-                                       reference_shards.shard_pointers());
+      InProcessParameterClient::Create(*plan_, reference_shards.core_pointers(), 1);
   ASSERT_TRUE(local.ok()) << local.status();
 
   std::vector<float> remote_params(parameter_count()), local_params(parameter_count());
@@ -179,14 +181,14 @@ TEST_F(GrpcParameterClientTest, TrainsExactlyLikeTheInProcessClient) {
   EXPECT_EQ(remote_params, local_params);
   EXPECT_EQ(remote_state, local_state);
 
-  absl::StatusOr<ParameterServerStatus> status = remote->GetStatus();
+  absl::StatusOr<std::vector<ps::v1::StatusResponse>> status = AllStatuses(*remote);
   ASSERT_TRUE(status.ok()) << status.status();
-  ASSERT_EQ(status->shards.size(), 2u);
-  EXPECT_EQ(status->global_step(), 4);
-  EXPECT_EQ(status->examples_seen(), 256);
-  EXPECT_EQ(status->shards[0].pushes_applied, 4);
-  EXPECT_EQ(status->shards[1].parameter_count + status->shards[0].parameter_count,
-            parameter_count());
+  ASSERT_EQ(status->size(), 2u);
+  EXPECT_EQ(GlobalStep(*status), 4);
+  EXPECT_EQ((*status)[1].examples_seen(), 256);
+  EXPECT_EQ((*status)[0].pushes_applied(), 4);
+  EXPECT_EQ((*status)[0].workers(1).examples(), 256);
+  EXPECT_EQ((*status)[1].parameter_count() + (*status)[0].parameter_count(), parameter_count());
 }
 
 TEST_F(GrpcParameterClientTest, RetriedPushIsAppliedOnce) {
@@ -213,8 +215,8 @@ TEST_F(GrpcParameterClientTest, RetriedPushIsAppliedOnce) {
   EXPECT_EQ(after_again, after_first);
   EXPECT_NE(after_first, params);
   for (int i = 0; i < 2; ++i) {
-    EXPECT_EQ(cluster_->shard(i)->status().version, 1);
-    EXPECT_EQ(cluster_->shard(i)->status().pushes_duplicate, 1);
+    EXPECT_EQ(cluster_->core(i)->shard().version(), 1);
+    EXPECT_EQ(cluster_->core(i)->GetStatus().pushes_duplicate(), 1);
   }
 }
 
@@ -231,7 +233,7 @@ TEST_F(GrpcParameterClientTest, NonFiniteGradientIsRefusedBeforeSending) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(result.status().message(), HasSubstr("Logits"));
   EXPECT_THAT(result.status().message(), HasSubstr("inf"));
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->shard(i)->status().pushes_invalid, 0);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->core(i)->GetStatus().pushes_invalid(), 0);
 }
 
 TEST_F(GrpcParameterClientTest, WrongSizesAndVersionCountsAreRefused) {
@@ -266,7 +268,7 @@ TEST_F(GrpcParameterClientTest, ServerErrorsNameTheServer) {
               HasSubstr(absl::StrCat("parameter server 1 (", addresses[1], ") Push")));
   std::vector<float> after(parameter_count());
   ASSERT_TRUE(client->Pull(absl::MakeSpan(after), {}).ok());
-  EXPECT_EQ(cluster_->shard(1)->status().version, 0);
+  EXPECT_EQ(cluster_->core(1)->shard().version(), 0);
 }
 
 TEST_F(GrpcParameterClientTest, AnotherModelsPlanIsRefused) {
@@ -307,8 +309,7 @@ TEST_F(GrpcParameterClientTest, WaitsForAServerThatStartsLate) {
   EXPECT_GT(retries, 0);
   std::vector<float> expected(parameter_count());
   absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
-      InProcessParameterClient::Create(plan_->parameter_layout(), plan_->state_layout(),
-                                       cluster_->shard_pointers());
+      InProcessParameterClient::Create(*plan_, cluster_->core_pointers(), kToolWorkerId);
   ASSERT_TRUE(local.ok());
   ASSERT_TRUE((*local)->Pull(absl::MakeSpan(expected), {}).ok());
   EXPECT_EQ(params, expected);
@@ -370,7 +371,7 @@ TEST_F(GrpcParameterClientTest, PushTimingOutIsRetriedThenReportedAndAppliedAtMo
   absl::StatusOr<PushResult> resent = patient->Push(push);
   ASSERT_TRUE(resent.ok()) << resent.status();
   EXPECT_EQ(resent->version.shard_versions, std::vector<int64_t>({1, 1}));
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->shard(i)->status().version, 1);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->core(i)->shard().version(), 1);
 }
 
 TEST_F(GrpcParameterClientTest, EvaluationFinishAndProgressReachEveryServer) {
@@ -394,18 +395,71 @@ TEST_F(GrpcParameterClientTest, EvaluationFinishAndProgressReachEveryServer) {
   evaluation.global_step = 1;
   ASSERT_TRUE(client->ReportEvaluation(0, evaluation).ok());
   ASSERT_TRUE(client->Finish(0, /*training_complete=*/true).ok());
-  std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses = client->GetShardStatuses();
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses = client->GetStatus();
   ASSERT_EQ(statuses.size(), 2u);
   for (int i = 0; i < 2; ++i) {
     ASSERT_TRUE(statuses[i].ok()) << statuses[i].status();
     EXPECT_EQ(statuses[i]->shard_index(), i);
     EXPECT_DOUBLE_EQ(statuses[i]->eval_accuracy(), 0.91);
     EXPECT_TRUE(statuses[i]->finishing());
-    ASSERT_EQ(statuses[i]->workers_size(), 1);
+    EXPECT_TRUE(statuses[i]->training_complete());
+    ASSERT_EQ(statuses[i]->workers_size(), 5);
     EXPECT_DOUBLE_EQ(statuses[i]->workers(0).images_per_sec(), 250.0);
     EXPECT_EQ(statuses[i]->workers(0).steps(), 12);
     EXPECT_TRUE(statuses[i]->workers(0).finished());
   }
+}
+
+TEST_F(GrpcParameterClientTest, AServerOfAnotherShapeEndsTheCallAtOnceWhileAnotherIsDown) {
+  // The worker is told of 2 servers; the first was started for a plan of 1, the second
+  // does not exist. The first answer says the cluster is wrong: no waiting out the
+  // patience for the second (before, this took the whole patience, 300 s by default).
+  absl::StatusOr<ShardingPlan> single = ShardingPlan::Create(SmallModel(), 1);
+  ASSERT_TRUE(single.ok());
+  LocalCluster one(*single);
+  const std::string only = one.Start(0);
+  const std::string missing = absl::StrCat("127.0.0.1:", FreePort());
+  GrpcParameterClientOptions options;
+  options.patience = absl::Seconds(60);
+  options.max_backoff = absl::Milliseconds(500);
+  std::unique_ptr<GrpcParameterClient> client = MakeClient({only, missing}, options);
+  const absl::Time begin = absl::Now();
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> statuses = client->GetStatus();
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(10));
+  ASSERT_EQ(statuses.size(), 2u);
+  EXPECT_EQ(statuses[0].status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(statuses[0].status().message(), HasSubstr("with 1 parameter servers"));
+  EXPECT_THAT(statuses[0].status().message(), HasSubstr("with 2 (plan"));
+  EXPECT_THAT(statuses[1].status().message(), HasSubstr("not tried again"));
+  EXPECT_EQ(AllStatuses(*client).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  std::vector<float> params(parameter_count());
+  const absl::Time pull_begin = absl::Now();
+  const absl::Status pulled = client->Pull(absl::MakeSpan(params), {}).status();
+  EXPECT_LT(absl::Now() - pull_begin, absl::Seconds(10));
+  EXPECT_EQ(pulled.code(), absl::StatusCode::kFailedPrecondition) << pulled;
+  EXPECT_THAT(pulled.message(), HasSubstr(absl::StrCat("parameter server 0 (", only, ") Pull")));
+}
+
+TEST_F(GrpcParameterClientTest, AStopRequestEndsTheRetriesPromptly) {
+  const std::string first = cluster_->Start(0);
+  const std::string missing = absl::StrCat("127.0.0.1:", FreePort());
+  std::atomic<bool> stop{false};
+  GrpcParameterClientOptions options;
+  options.patience = absl::Seconds(60);
+  options.stop = &stop;
+  std::unique_ptr<GrpcParameterClient> client = MakeClient({first, missing}, options);
+  std::thread stopper([&stop] {
+    absl::SleepFor(absl::Milliseconds(300));
+    stop = true;
+  });
+  std::vector<float> params(parameter_count());
+  const absl::Time begin = absl::Now();
+  const absl::Status pulled = client->Pull(absl::MakeSpan(params), {}).status();
+  stopper.join();
+  EXPECT_LT(absl::Now() - begin, absl::Seconds(5));
+  EXPECT_EQ(pulled.code(), absl::StatusCode::kCancelled) << pulled;
+  EXPECT_THAT(pulled.message(), HasSubstr("stopped on request"));
 }
 
 TEST(IsTransientTest, RetriesWhatAServerRestartingOrShuttingDownAnswers) {
@@ -414,6 +468,8 @@ TEST(IsTransientTest, RetriesWhatAServerRestartingOrShuttingDownAnswers) {
   // A parameter server stopping on SIGTERM cancels a push it is serving; the retry
   // reaches it once restarted (seen in cluster_e2e_ps_restart).
   EXPECT_TRUE(IsTransient(grpc::StatusCode::CANCELLED));
+  // A server whose memory budget for requests in flight is full refuses new ones.
+  EXPECT_TRUE(IsTransient(grpc::StatusCode::RESOURCE_EXHAUSTED));
   EXPECT_FALSE(IsTransient(grpc::StatusCode::INVALID_ARGUMENT));
   EXPECT_FALSE(IsTransient(grpc::StatusCode::FAILED_PRECONDITION));
   EXPECT_FALSE(IsTransient(grpc::StatusCode::ABORTED));  // dropped by the trainer instead

@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/initializer.h"
-#include "parameter_server/tiny_layouts_for_test.h"
+#include "parameter_server/core/tiny_layouts_for_test.h"
 
 namespace mobilenet {
 namespace {
@@ -27,254 +27,206 @@ ParameterShardConfig SgdConfig() {
   return config;
 }
 
-class InProcessParameterClientTest : public ::testing::Test {
- protected:
-  std::unique_ptr<ParameterShard> MakeShard(const ShardSpec& spec) {
-    absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
-        ParameterShard::Create(params_, state_, spec, SgdConfig());
-    EXPECT_TRUE(shard.ok()) << shard.status();
-    return shard.ok() ? std::move(*shard) : nullptr;
-  }
+// The servers of a plan of the tiny model over `num_servers`, for a cluster of 3 workers.
+struct Servers {
+  std::unique_ptr<ShardingPlan> plan;
+  std::vector<std::unique_ptr<ParameterServerCore>> cores;
 
-  // Two shards with interleaved, out-of-order slices (exercising the gather/scatter path)
-  // and a client over them.
-  void MakeTwoShards() {
-    ShardSpec first;
-    first.parameters = {{"fc/weights", 0, 6}, {"a/weights", 0, 2}};
-    first.state = {{"a/BatchNorm/moving_variance", 0, 3}};
-    ShardSpec second;
-    second.parameters = {{"a/weights", 2, 6}, {"a/BatchNorm/gamma", 0, 3}, {"fc/biases", 0, 2}};
-    second.state = {{"a/BatchNorm/moving_mean", 0, 3}};
-    shards_.push_back(MakeShard(first));
-    shards_.push_back(MakeShard(second));
+  explicit Servers(int num_servers) {
+    absl::StatusOr<ShardingPlan> made =
+        ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), num_servers, "tiny");
+    EXPECT_TRUE(made.ok()) << made.status();
+    plan = std::make_unique<ShardingPlan>(*made);
+    for (int i = 0; i < num_servers; ++i) {
+      CoreOptions options;
+      options.shard_index = i;
+      options.num_workers = 3;
+      absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+          ParameterServerCore::Create(*plan, SgdConfig(), options);
+      EXPECT_TRUE(core.ok()) << core.status();
+      cores.push_back(std::move(*core));
+    }
+  }
+  std::vector<ParameterServerCore*> pointers() const {
+    std::vector<ParameterServerCore*> out;
+    for (const auto& core : cores) out.push_back(core.get());
+    return out;
+  }
+  std::unique_ptr<InProcessParameterClient> Client(int32_t worker_id = 0) const {
     absl::StatusOr<std::unique_ptr<InProcessParameterClient>> client =
-        InProcessParameterClient::Create(params_, state_, {shards_[0].get(), shards_[1].get()});
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
+        InProcessParameterClient::Create(*plan, pointers(), worker_id);
+    EXPECT_TRUE(client.ok()) << client.status();
+    return client.ok() ? std::move(*client) : nullptr;
   }
-
-  ParameterLayout params_ = TinyParameters();
-  ParameterLayout state_ = TinyState();
-  std::vector<std::unique_ptr<ParameterShard>> shards_;
-  std::unique_ptr<InProcessParameterClient> client_;
 };
 
-TEST_F(InProcessParameterClientTest, SingleShardPullsAndPushesTheWholeModel) {
-  shards_.push_back(MakeShard(WholeModelShardSpec(params_, state_)));
-  absl::StatusOr<std::unique_ptr<InProcessParameterClient>> client =
-      InProcessParameterClient::Create(params_, state_, {shards_[0].get()});
-  ASSERT_TRUE(client.ok()) << client.status();
-
-  std::vector<float> weights(17), state(6);
-  absl::StatusOr<ModelVersion> version =
-      (*client)->Pull(absl::MakeSpan(weights), absl::MakeSpan(state));
-  ASSERT_TRUE(version.ok()) << version.status();
-  EXPECT_EQ(version->shard_versions, (std::vector<int64_t>{0}));
-  std::vector<float> expected(17), expected_state(6);
-  InitializeAll(params_, 3, expected.data());
-  InitializeAll(state_, 3, expected_state.data());
-  EXPECT_EQ(weights, expected);
-  EXPECT_EQ(state, expected_state);
-
-  const std::vector<float> g(17, 1.0f);
+PushRequest MakePush(const ModelVersion& from, absl::Span<const float> gradients,
+                     absl::Span<const float> stats, uint64_t request_id, int32_t worker = 0) {
   PushRequest push;
-  push.worker_id = 1;
-  push.request_id = 1;
-  push.computed_from = *version;
-  push.example_count = 8;
-  push.gradients = g;
-  absl::StatusOr<PushResult> result = (*client)->Push(push);
-  ASSERT_TRUE(result.ok()) << result.status();
-  EXPECT_EQ(result->version.shard_versions, (std::vector<int64_t>{1}));
-  EXPECT_EQ(result->version.global_step(), 1);
-  EXPECT_EQ(result->max_staleness, 0);
-  EXPECT_FLOAT_EQ(result->learning_rate, 0.5f);
-
-  ASSERT_TRUE((*client)->Pull(absl::MakeSpan(weights), {}).ok());
-  for (int i = 0; i < 17; ++i) EXPECT_FLOAT_EQ(weights[i], expected[i] - 0.5f);
-
-  absl::StatusOr<ParameterServerStatus> status = (*client)->GetStatus();
-  ASSERT_TRUE(status.ok()) << status.status();
-  ASSERT_EQ(status->shards.size(), 1u);
-  EXPECT_EQ(status->global_step(), 1);
-  EXPECT_EQ(status->examples_seen(), 8);
-}
-
-TEST_F(InProcessParameterClientTest, InterleavedShardsBehaveLikeOneWholeModelShard) {
-  MakeTwoShards();
-  std::unique_ptr<ParameterShard> reference = MakeShard(WholeModelShardSpec(params_, state_));
-
-  std::vector<float> weights(17), state(6), expected(17), expected_state(6);
-  absl::StatusOr<ModelVersion> version =
-      client_->Pull(absl::MakeSpan(weights), absl::MakeSpan(state));
-  ASSERT_TRUE(version.ok()) << version.status();
-  EXPECT_EQ(version->shard_versions, (std::vector<int64_t>{0, 0}));
-  ASSERT_TRUE(reference->Pull(absl::MakeSpan(expected), absl::MakeSpan(expected_state)).ok());
-  EXPECT_EQ(weights, expected);
-  EXPECT_EQ(state, expected_state);
-
-  std::vector<float> g(17), stats(6);
-  for (int i = 0; i < 17; ++i) g[i] = 0.25f * i;
-  for (int i = 0; i < 6; ++i) stats[i] = 2.0f * i;
-  for (int step = 0; step < 2; ++step) {
-    PushRequest push;
-    push.request_id = step;
-    push.computed_from = *version;
-    push.example_count = 4;
-    push.gradients = g;
-    push.batch_stats = stats;
-    absl::StatusOr<PushResult> result = client_->Push(push);
-    ASSERT_TRUE(result.ok()) << result.status();
-    EXPECT_EQ(result->version.shard_versions, (std::vector<int64_t>{step + 1, step + 1}));
-    EXPECT_EQ(result->max_staleness, step);
-
-    ShardPushRequest reference_push;
-    reference_push.request_id = step;
-    reference_push.computed_from_version = 0;
-    reference_push.example_count = 4;
-    reference_push.gradients = g;
-    reference_push.batch_stats = stats;
-    ASSERT_TRUE(reference->ApplyGradients(reference_push).ok());
-  }
-  ASSERT_TRUE(client_->Pull(absl::MakeSpan(weights), absl::MakeSpan(state)).ok());
-  ASSERT_TRUE(reference->Pull(absl::MakeSpan(expected), absl::MakeSpan(expected_state)).ok());
-  EXPECT_EQ(weights, expected);
-  EXPECT_EQ(state, expected_state);
-
-  absl::StatusOr<ParameterServerStatus> status = client_->GetStatus();
-  ASSERT_TRUE(status.ok());
-  ASSERT_EQ(status->shards.size(), 2u);
-  EXPECT_EQ(status->shards[0].parameter_count, 8);
-  EXPECT_EQ(status->shards[1].parameter_count, 9);
-  EXPECT_EQ(status->global_step(), 2);
-}
-
-TEST_F(InProcessParameterClientTest, CreateRequiresAnExactCover) {
-  std::unique_ptr<ParameterShard> whole = MakeShard(WholeModelShardSpec(params_, state_));
-  ShardSpec part;
-  part.parameters = {{"a/weights", 2, 4}};
-  std::unique_ptr<ParameterShard> overlapping = MakeShard(part);
-
-  absl::StatusOr<std::unique_ptr<InProcessParameterClient>> client =
-      InProcessParameterClient::Create(params_, state_, {whole.get(), overlapping.get()});
-  ASSERT_FALSE(client.ok());
-  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(client.status().message(), HasSubstr("parameter elements [2, 4)"));
-  EXPECT_THAT(client.status().message(), HasSubstr("more than one"));
-
-  client = InProcessParameterClient::Create(params_, state_, {overlapping.get()});
-  ASSERT_FALSE(client.ok());
-  EXPECT_THAT(client.status().message(), HasSubstr("parameter elements [0, 2) are held by no"));
-
-  ShardSpec no_state = WholeModelShardSpec(params_, state_);
-  no_state.state.pop_back();
-  std::unique_ptr<ParameterShard> stateless = MakeShard(no_state);
-  client = InProcessParameterClient::Create(params_, state_, {stateless.get()});
-  ASSERT_FALSE(client.ok());
-  EXPECT_THAT(client.status().message(), HasSubstr("state elements [3, 6) are held by no"));
-
-  EXPECT_FALSE(InProcessParameterClient::Create(params_, state_, {}).ok());
-}
-
-TEST_F(InProcessParameterClientTest, RejectsMalformedRequestsAndPrefixesShardErrors) {
-  MakeTwoShards();
-  std::vector<float> weights(16), state(6);
-  absl::StatusOr<ModelVersion> version =
-      client_->Pull(absl::MakeSpan(weights), absl::MakeSpan(state));
-  EXPECT_EQ(version.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(version.status().message(), HasSubstr("16 floats, expected 17"));
-
-  const std::vector<float> g(17, 1.0f);
-  PushRequest push;
-  push.computed_from.shard_versions = {0};
-  push.example_count = 1;
-  push.gradients = g;
-  absl::StatusOr<PushResult> result = client_->Push(push);
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(result.status().message(), HasSubstr("1 shard versions, expected 2"));
-
-  push.computed_from.shard_versions = {0, 0};
-  push.gradients = absl::MakeConstSpan(g).subspan(1);
-  EXPECT_THAT(client_->Push(push).status().message(), HasSubstr("16 gradient values"));
-
-  // A NaN in the second shard's range is refused before any shard applies its part.
-  std::vector<float> bad = g;
-  bad[16] = std::nanf("");  // fc/biases[1], held by shard 1
-  push.gradients = bad;
-  result = client_->Push(push);
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(result.status().message(), HasSubstr("gradient for fc/biases[1] is nan"));
-  std::vector<float> stats(6, 1.0f);
-  stats[4] = std::numeric_limits<float>::infinity();
-  push.gradients = g;
+  push.worker_id = worker;
+  push.request_id = request_id;
+  push.computed_from = from;
+  push.example_count = 4;
+  push.gradients = gradients;
   push.batch_stats = stats;
-  result = client_->Push(push);
-  EXPECT_THAT(result.status().message(),
-              HasSubstr("batch statistic for a/BatchNorm/moving_variance[1] is inf"));
-  EXPECT_EQ(shards_[0]->status().version, 0);
-  EXPECT_EQ(shards_[1]->status().version, 0);
-
-  // A shard's own error comes back prefixed with its index.
-  push.batch_stats = {};
-  push.computed_from.shard_versions = {0, 5};
-  result = client_->Push(push);
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(result.status().message(), HasSubstr("shard 1: "));
-  EXPECT_THAT(result.status().message(), HasSubstr("computed from version 5"));
+  return push;
 }
 
-TEST_F(InProcessParameterClientTest, ResentPushIsAppliedOnce) {
-  MakeTwoShards();
-  std::vector<float> weights(17), before(17);
-  absl::StatusOr<ModelVersion> version = client_->Pull(absl::MakeSpan(before), {});
+TEST(InProcessParameterClientTest, OneServerPullsAndPushesTheWholeModel) {
+  Servers servers(1);
+  std::unique_ptr<InProcessParameterClient> client = servers.Client();
+  std::vector<float> params(17), state(6), expected(17), expected_state(6);
+  InitializeAll(TinyParameters(), 3, expected.data());
+  InitializeAll(TinyState(), 3, expected_state.data());
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), absl::MakeSpan(state));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->shard_versions, std::vector<int64_t>{0});
+  EXPECT_EQ(version->shard_incarnations, std::vector<uint64_t>{servers.cores[0]->incarnation()});
+  EXPECT_EQ(params, expected);
+  EXPECT_EQ(state, expected_state);
+
+  std::vector<float> gradients(17);
+  for (int i = 0; i < 17; ++i) gradients[i] = 0.1f * i;
+  const std::vector<float> stats = {2, 2, 2, 3, 3, 3};
+  absl::StatusOr<PushResult> pushed = client->Push(MakePush(*version, gradients, stats, 1));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->version.shard_versions, std::vector<int64_t>{1});
+  EXPECT_FLOAT_EQ(pushed->learning_rate, 0.5f);
+  ASSERT_TRUE(client->Pull(absl::MakeSpan(params), absl::MakeSpan(state)).ok());
+  for (int i = 0; i < 17; ++i) EXPECT_NEAR(params[i], expected[i] - 0.5f * gradients[i], 1e-6);
+  // Means 0 -> 0.5 * 0 + 0.5 * 2; variances 1 -> 0.5 * 1 + 0.5 * 3.
+  EXPECT_EQ(state, (std::vector<float>{1, 1, 1, 2, 2, 2}));
+}
+
+TEST(InProcessParameterClientTest, TwoServersBehaveLikeOne) {
+  Servers one(1), two(2);
+  std::unique_ptr<InProcessParameterClient> a = one.Client(), b = two.Client();
+  std::vector<float> pa(17), pb(17), sa(6), sb(6);
+  for (int step = 0; step < 3; ++step) {
+    absl::StatusOr<ModelVersion> va = a->Pull(absl::MakeSpan(pa), absl::MakeSpan(sa));
+    absl::StatusOr<ModelVersion> vb = b->Pull(absl::MakeSpan(pb), absl::MakeSpan(sb));
+    ASSERT_TRUE(va.ok() && vb.ok());
+    ASSERT_EQ(pa, pb) << "step " << step;
+    ASSERT_EQ(sa, sb) << "step " << step;
+    EXPECT_EQ(vb->shard_versions, (std::vector<int64_t>{step, step}));
+    std::vector<float> g(17);
+    for (int i = 0; i < 17; ++i) g[i] = 0.05f * (i - 8) + 0.1f * step;
+    const std::vector<float> stats(6, 0.5f * (step + 1));
+    ASSERT_TRUE(a->Push(MakePush(*va, g, stats, step + 1)).ok());
+    ASSERT_TRUE(b->Push(MakePush(*vb, g, stats, step + 1)).ok());
+  }
+  absl::StatusOr<std::vector<ps::v1::StatusResponse>> statuses = AllStatuses(*b);
+  ASSERT_TRUE(statuses.ok());
+  ASSERT_EQ(statuses->size(), 2u);
+  EXPECT_EQ(GlobalStep(*statuses), 3);
+  EXPECT_EQ((*statuses)[0].parameter_count() + (*statuses)[1].parameter_count(), 17);
+  EXPECT_EQ((*statuses)[1].workers(0).examples(), 12);
+}
+
+TEST(InProcessParameterClientTest, CreateChecksTheCoresAgainstThePlan) {
+  Servers two(2), other(1);
+  EXPECT_THAT(InProcessParameterClient::Create(*two.plan, {two.cores[0].get()}, 0).status().message(),
+              HasSubstr("1 parameter server cores for a plan of 2"));
+  EXPECT_THAT(InProcessParameterClient::Create(*two.plan, {two.cores[1].get(), two.cores[0].get()}, 0)
+                  .status()
+                  .message(),
+              HasSubstr("core 0 does not serve server 0"));
+  EXPECT_FALSE(InProcessParameterClient::Create(*two.plan, {other.cores[0].get(), two.cores[1].get()},
+                                                0)
+                   .ok());
+}
+
+TEST(InProcessParameterClientTest, MalformedPushesReachNoServerAndServerErrorsAreNamed) {
+  Servers servers(2);
+  std::unique_ptr<InProcessParameterClient> client = servers.Client();
+  std::vector<float> params(17);
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
   ASSERT_TRUE(version.ok());
-  const std::vector<float> g(17, 1.0f);
-  PushRequest push;
-  push.worker_id = 2;
-  push.request_id = 9;
-  push.computed_from = *version;
-  push.example_count = 1;
-  push.gradients = g;
-  ASSERT_TRUE(client_->Push(push).ok());
-  absl::StatusOr<PushResult> again = client_->Push(push);
+  std::vector<float> nan_gradients(17, 0.1f);
+  nan_gradients[16] = std::numeric_limits<float>::quiet_NaN();  // fc/biases[1]
+  absl::Status refused = client->Push(MakePush(*version, nan_gradients, {}, 1)).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("gradient for fc/biases[1] is nan"));
+  const std::vector<float> short_gradients(16, 0.1f);
+  EXPECT_THAT(client->Push(MakePush(*version, short_gradients, {}, 2)).status().message(),
+              HasSubstr("16 gradient values, expected 17"));
+  ModelVersion one_version;
+  one_version.shard_versions = {0};
+  EXPECT_THAT(client->Push(MakePush(one_version, std::vector<float>(17, 0.1f), {}, 3))
+                  .status()
+                  .message(),
+              HasSubstr("computed from 1 shard versions, expected 2"));
+  for (const auto& core : servers.cores) EXPECT_EQ(core->GetStatus().pushes_invalid(), 0);
+
+  // A server's own refusal (a worker id outside the cluster) names it.
+  absl::Status stranger =
+      client->Push(MakePush(*version, std::vector<float>(17, 0.1f), {}, 4, /*worker=*/7)).status();
+  EXPECT_EQ(stranger.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(stranger.message(), HasSubstr("parameter server 0 (in process) Push"));
+  EXPECT_THAT(stranger.message(), HasSubstr("worker_id: 7"));
+}
+
+TEST(InProcessParameterClientTest, ResentPushIsAppliedOnce) {
+  Servers servers(2);
+  std::unique_ptr<InProcessParameterClient> client = servers.Client();
+  std::vector<float> params(17);
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+  ASSERT_TRUE(version.ok());
+  const std::vector<float> g(17, 0.2f);
+  ASSERT_TRUE(client->Push(MakePush(*version, g, {}, 9)).ok());
+  absl::StatusOr<PushResult> again = client->Push(MakePush(*version, g, {}, 9));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->version.shard_versions, (std::vector<int64_t>{1, 1}));
-  ASSERT_TRUE(client_->Pull(absl::MakeSpan(weights), {}).ok());
-  for (int i = 0; i < 17; ++i) EXPECT_FLOAT_EQ(weights[i], before[i] - 0.5f);
+  for (const auto& core : servers.cores) {
+    EXPECT_EQ(core->GetStatus().pushes_duplicate(), 1);
+    EXPECT_EQ(core->shard().version(), 1);
+  }
 }
 
-TEST_F(InProcessParameterClientTest, ThreadsShareOneClient) {
-  MakeTwoShards();
-  constexpr int kThreads = 4, kSteps = 25;
-  std::vector<float> before(17);
-  ASSERT_TRUE(client_->Pull(absl::MakeSpan(before), {}).ok());
+TEST(InProcessParameterClientTest, EvaluationFinishAndProgressReachEveryServer) {
+  Servers servers(2);
+  std::unique_ptr<InProcessParameterClient> client = servers.Client();
+  client->set_progress(321.0, 5);
+  std::vector<float> params(17);
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+  ASSERT_TRUE(client->Push(MakePush(*version, std::vector<float>(17, 0.1f), {}, 1)).ok());
+  EvaluationResult evaluation;
+  evaluation.examples = 10;
+  evaluation.correct = 7;
+  evaluation.loss = 0.5;
+  evaluation.global_step = 1;
+  ASSERT_TRUE(client->ReportEvaluation(0, evaluation).ok());
+  EXPECT_EQ(client->ReportEvaluation(1, evaluation).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(client->Finish(2, false).ok());
+  ASSERT_TRUE(client->Finish(0, true).ok());
+  for (const absl::StatusOr<ps::v1::StatusResponse>& status : client->GetStatus()) {
+    ASSERT_TRUE(status.ok());
+    EXPECT_DOUBLE_EQ(status->eval_accuracy(), 0.7);
+    EXPECT_TRUE(status->finishing());
+    EXPECT_DOUBLE_EQ(status->workers(0).images_per_sec(), 321.0);
+    EXPECT_EQ(status->workers(0).steps(), 5);
+    EXPECT_TRUE(status->workers(2).finished());
+  }
+}
+
+TEST(InProcessParameterClientTest, ThreadsShareOneClient) {
+  Servers servers(2);
+  std::unique_ptr<InProcessParameterClient> client = servers.Client();
+  constexpr int kThreads = 4, kPushes = 25;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([this, t] {
-      std::vector<float> weights(17), state(6);
-      const std::vector<float> g(17, 0.125f);
-      for (int step = 0; step < kSteps; ++step) {
-        absl::StatusOr<ModelVersion> version =
-            client_->Pull(absl::MakeSpan(weights), absl::MakeSpan(state));
-        ASSERT_TRUE(version.ok()) << version.status();
-        PushRequest push;
-        push.worker_id = t;
-        push.request_id = step;
-        push.computed_from = *version;
-        push.example_count = 1;
-        push.gradients = g;
-        absl::StatusOr<PushResult> result = client_->Push(push);
-        EXPECT_TRUE(result.ok()) << result.status();
+    threads.emplace_back([&, t] {
+      std::vector<float> params(17);
+      const std::vector<float> g(17, 0.01f);
+      for (int p = 0; p < kPushes; ++p) {
+        absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+        ASSERT_TRUE(version.ok());
+        EXPECT_TRUE(client->Push(MakePush(*version, g, {}, t * 1000 + p + 1, t % 3)).ok());
       }
     });
   }
   for (std::thread& thread : threads) thread.join();
-  std::vector<float> after(17);
-  absl::StatusOr<ModelVersion> version = client_->Pull(absl::MakeSpan(after), {});
-  ASSERT_TRUE(version.ok());
-  EXPECT_EQ(version->shard_versions, (std::vector<int64_t>{kThreads * kSteps, kThreads * kSteps}));
-  // 100 SGD steps of 0.5 * 0.125.
-  for (int i = 0; i < 17; ++i) EXPECT_NEAR(after[i], before[i] - 100 * 0.0625f, 1e-4);
+  for (const auto& core : servers.cores) EXPECT_EQ(core->shard().version(), kThreads * kPushes);
 }
 
 }  // namespace

@@ -6,16 +6,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/checkpoint_series.h"
 #include "common/status_macros.h"
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/onnx_export.h"
+#include "parameter_server/core/model_checkpoint.h"
+#include "parameter_server/core/parameter_server_core.h"
+#include "parameter_server/core/shard_checkpointer.h"
+#include "parameter_server/core/sharding_plan.h"
 #include "worker/batch_source.h"
 #include "worker/data_shard.h"
 #include "worker/idx_reader.h"
 #include "worker/in_process_parameter_client.h"
-#include "parameter_server/model_checkpoint.h"
 #include "worker/synthetic_source.h"
 
 namespace mobilenet {
@@ -54,63 +56,57 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
     test = std::make_unique<EvaluationReader>(std::move(reader));
   }
 
-  // Model and the in-process parameter store.
+  // Model and the in-process parameter server: the same core mobilenet-ps runs, as the
+  // one server of a one-worker cluster, with its checkpoint series "ckpt".
   ASSIGN_OR_RETURN(std::unique_ptr<MobileNetV1> model, MobileNetV1::Create(model_config));
   ParameterShardConfig store = options.store;
   store.learning_rate.examples_per_epoch = train->examples_per_epoch();
-  ASSIGN_OR_RETURN(std::unique_ptr<ParameterShard> shard,
-                   ParameterShard::Create(model->parameter_layout(), model->state_layout(),
-                                          WholeModelShardSpec(model->parameter_layout(),
-                                                              model->state_layout()),
-                                          store));
-  std::unique_ptr<CheckpointSeries> series;
+  ASSIGN_OR_RETURN(const ShardingPlan plan, ShardingPlan::Create(model_config, 1));
+  CoreOptions core_options;
+  core_options.num_workers = 1;
+  ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerCore> core,
+                   ParameterServerCore::Create(plan, store, core_options));
+  std::unique_ptr<ShardCheckpointer> checkpointer;
   if (!options.checkpoint_dir.empty()) {
-    series = std::make_unique<CheckpointSeries>(options.checkpoint_dir, "ckpt",
-                                                options.keep_checkpoints);
-    auto restored = series->RestoreLatest();
-    if (restored.ok()) {
-      for (const std::string& note : restored->skipped) fprintf(stderr, "skipped %s\n", note.c_str());
-      ASSIGN_OR_RETURN(MobileNetConfig saved, GetModelConfig(restored->checkpoint, restored->path));
-      if (saved.alpha != model_config.alpha || saved.resolution != model_config.resolution ||
-          saved.input_channels != model_config.input_channels ||
-          saved.num_classes != model_config.num_classes || saved.shallow != model_config.shallow) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            restored->path, ": checkpoint is of another model configuration than the flags "
-            "ask for; use another --checkpoint_dir"));
-      }
-      ASSIGN_OR_RETURN(ShardState state, CheckpointToShardState(restored->checkpoint));
-      RETURN_IF_ERROR(shard->RestoreState(state));
-      result.resumed_from_step = state.version;
-      printf("Resumed from %s (step %lld, %lld examples seen)\n", restored->path.c_str(),
-             static_cast<long long>(state.version), static_cast<long long>(state.examples_seen));
-    } else if (!absl::IsNotFound(restored.status())) {
-      return restored.status();
+    ShardCheckpointerOptions checkpoints;
+    checkpoints.directory = options.checkpoint_dir;
+    checkpoints.prefix = "ckpt";
+    checkpoints.keep_last = options.keep_checkpoints;
+    checkpointer = std::make_unique<ShardCheckpointer>(
+        core.get(),
+        ModelShardCheckpointCodec(model_config, plan, OptimizerKindName(store.optimizer.kind), 0),
+        checkpoints);
+    ASSIGN_OR_RETURN(const RestoredShardCheckpoint restored, checkpointer->Restore());
+    for (const std::string& note : restored.set_aside) fprintf(stderr, "refused %s\n", note.c_str());
+    if (!restored.path.empty()) {
+      result.resumed_from_step = restored.step;
+      printf("Resumed from %s (step %lld, %lld examples seen)\n", restored.path.c_str(),
+             static_cast<long long>(restored.step), static_cast<long long>(restored.examples_seen));
     }
   }
   ASSIGN_OR_RETURN(std::unique_ptr<InProcessParameterClient> client,
-                   InProcessParameterClient::Create(model->parameter_layout(),
-                                                    model->state_layout(), {shard.get()}));
+                   InProcessParameterClient::Create(plan, {core.get()}, /*worker_id=*/0));
 
   auto save = [&]() -> absl::Status {
-    if (series == nullptr) return absl::OkStatus();
-    const ShardState state = shard->ExportState();
-    Checkpoint checkpoint = ShardStateToCheckpoint(state, model_config, model->parameter_layout(),
-                                                   model->state_layout());
-    checkpoint.metadata["optimizer"] = OptimizerKindName(store.optimizer.kind);
-    ASSIGN_OR_RETURN(result.checkpoint_path, series->Save(state.version, checkpoint));
+    if (checkpointer == nullptr) return absl::OkStatus();
+    ASSIGN_OR_RETURN(const SavedShardCheckpoint saved, checkpointer->Save());
+    result.checkpoint_path = saved.path;
     return absl::OkStatus();
   };
 
   TrainerConfig trainer_config = options.trainer;
   if (result.resumed_from_step >= 0) {
-    const double done = static_cast<double>(shard->status().examples_seen) /
-                        train->examples_per_epoch();
-    trainer_config.epochs = std::max(0.0, trainer_config.epochs - done);
+    // The one worker's progress is the server's: continue its data where it ended.
+    const int64_t done = core->shard().examples_seen();
+    trainer_config.epochs =
+        std::max(0.0, trainer_config.epochs - static_cast<double>(done) / train->examples_per_epoch());
+    train->SkipTo(done);
   }
   ProgressReporter reporter(stdout, ProgressReporter::IsTerminal(stdout), absl::Seconds(10));
   Trainer trainer(trainer_config, model.get(), client.get(), train.get(), test.get(),
                   options.quiet ? nullptr : &reporter);
   trainer.set_epoch_callback([&](int) { return save(); });
+  trainer.set_stop_flag(options.stop);
   ASSIGN_OR_RETURN(result.summary, trainer.Run());
   RETURN_IF_ERROR(save());
 

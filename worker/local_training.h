@@ -1,15 +1,16 @@
 // Single-process training: the worker's training loop against an in-process parameter
-// store (the same ParameterShard and optimizer code the parameter servers run, behind the
-// same ParameterClient interface), with checkpoints, evaluation and ONNX export.
+// server (the same core mobilenet-ps runs, behind the same ParameterClient interface),
+// with checkpoints, evaluation and ONNX export.
 #ifndef MOBILENET_WORKER_LOCAL_TRAINING_H_
 #define MOBILENET_WORKER_LOCAL_TRAINING_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "model/architecture.h"
-#include "parameter_server/parameter_shard.h"
+#include "parameter_server/core/parameter_shard.h"
 #include "worker/trainer.h"
 
 namespace mobilenet {
@@ -32,6 +33,9 @@ struct LocalTrainingOptions {
   int keep_checkpoints = 3;
   std::string export_onnx;         // empty: no export
   bool quiet = false;              // no progress line
+  // When *stop becomes true (e.g. on SIGTERM), training ends after the step in progress
+  // and a checkpoint is written; not owned, may be null.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct LocalTrainingResult {

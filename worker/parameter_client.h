@@ -1,7 +1,8 @@
-// The interface a worker trains against: pull the whole model, push gradients for the
-// whole model, ask for status. Implementations route the full-model buffers to the
-// parameter-server shards holding each range: in the same process
-// (in_process_parameter_client.h) or over gRPC.
+// The interface a worker (and a tool) talks to the parameter servers through: the whole
+// mobilenet.ps.v1.ParameterServer protocol for the whole model. Pull and Push take
+// full-model buffers, which implementations route to the servers holding each range: in
+// the same process (in_process_parameter_client.h) or over gRPC
+// (grpc_parameter_client.h).
 #ifndef MOBILENET_WORKER_PARAMETER_CLIENT_H_
 #define MOBILENET_WORKER_PARAMETER_CLIENT_H_
 
@@ -11,7 +12,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "parameter_server/parameter_shard.h"
+#include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "model/parameter_layout.h"
+#include "parameter_server/core/sharding_plan.h"
 
 namespace mobilenet {
 
@@ -20,8 +23,8 @@ namespace mobilenet {
 struct ModelVersion {
   std::vector<int64_t> shard_versions;
   // Which run of each shard's server served the pull (PullResponse.server_incarnation),
-  // in the same order; empty when the transport has none (in-process). A push carries it
-  // back so that a restarted server refuses gradients computed from its earlier run.
+  // in the same order. A push carries it back so that a restarted server refuses
+  // gradients computed from its earlier run.
   std::vector<uint64_t> shard_incarnations;
 
   // The smallest shard version (pushes applied everywhere); 0 when there are no shards.
@@ -42,7 +45,7 @@ struct PushRequest {
   // The full parameter layout: d loss / d weights, weight decay and clipping applied.
   absl::Span<const float> gradients;
   // Empty, or the full state layout: batch means and UNBIASED batch variances (see
-  // parameter_server/batch_statistics.h).
+  // worker/batch_statistics.h).
   absl::Span<const float> batch_stats;
 };
 
@@ -52,25 +55,14 @@ struct PushResult {
   float learning_rate = 0.0f;  // the rate the first shard applied
 };
 
-struct ParameterServerStatus {
-  std::vector<ShardStatus> shards;  // in the client's shard order
-
-  // The smallest shard version and examples seen; 0 when there are no shards.
-  int64_t global_step() const;
-  int64_t examples_seen() const;
+// The chief's evaluation of the weights at one global step.
+struct EvaluationResult {
+  int64_t examples = 0;
+  int64_t correct = 0;
+  double loss = 0;          // mean cross-entropy (no label smoothing)
+  int64_t global_step = 0;  // of the weights evaluated
+  double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
 };
-
-inline int64_t ParameterServerStatus::global_step() const {
-  int64_t step = shards.empty() ? 0 : shards[0].version;
-  for (const ShardStatus& s : shards) step = std::min(step, s.version);
-  return step;
-}
-
-inline int64_t ParameterServerStatus::examples_seen() const {
-  int64_t seen = shards.empty() ? 0 : shards[0].examples_seen;
-  for (const ShardStatus& s : shards) seen = std::min(seen, s.examples_seen);
-  return seen;
-}
 
 // Implementations are thread-safe: several training threads may share one client.
 class ParameterClient {
@@ -79,22 +71,63 @@ class ParameterClient {
 
   // Copies the current weights into `parameters` (the full parameter layout) and moving
   // statistics into `state` (the full state layout, or empty to skip them); returns the
-  // versions read. InvalidArgument for a wrong buffer size; a shard's or the transport's
+  // versions read. InvalidArgument for a wrong buffer size; a server's or the transport's
   // error otherwise (the buffers may then be partly written).
   virtual absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters,
                                             absl::Span<float> state) = 0;
 
-  // Sends each shard its ranges of the request. Errors: InvalidArgument for wrong sizes, a
-  // version list of the wrong length or a NaN/infinite value (named by tensor and index),
-  // found before any shard is sent anything; otherwise the first failing shard's error,
-  // prefixed with its index (e.g. Aborted when too stale: pull again). A push is not
-  // atomic across shards: after a shard's error, the others may have applied it;
-  // resending the same request_id is safe.
+  // Sends each server its ranges of the request, with the progress figures of
+  // set_progress. Errors: InvalidArgument for wrong sizes, a version list of the wrong
+  // length or a NaN/infinite value (named by tensor and index), found before any server is
+  // sent anything; otherwise the first failing server's error, prefixed with its index
+  // (e.g. Aborted when too stale: pull again). A push is not atomic across servers: after
+  // one server's error, the others may have applied it; resending the same request_id is
+  // safe.
   virtual absl::StatusOr<PushResult> Push(const PushRequest& request) = 0;
 
-  // Counters of every shard.
-  virtual absl::StatusOr<ParameterServerStatus> GetStatus() = 0;
+  // Every server's status, in plan order, each its own result (a tool can show the
+  // servers that answer while others are down). A server holding another plan is
+  // FailedPrecondition naming both sides.
+  virtual std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() = 0;
+
+  // Sends the chief's evaluation of the weights at result.global_step to every server;
+  // the first server's error if any refuses.
+  virtual absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) = 0;
+
+  // Tells every server that `worker_id` has finished (`training_complete`: the chief
+  // ends the training for everyone); the first server's error if any.
+  virtual absl::Status Finish(int32_t worker_id, bool training_complete) = 0;
+
+  // The worker's own throughput and cumulative step count, sent with subsequent pushes
+  // so that the servers' status shows them.
+  virtual void set_progress(double images_per_sec, int64_t steps) = 0;
 };
+
+// What every client checks before it sends a push anywhere, so that no server applies its
+// part of a malformed one: sizes against `parameters` and `state` (the full layouts), one
+// computed-from version per server (`num_servers`), every value finite (InvalidArgument
+// naming the tensor and element otherwise).
+absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout& parameters,
+                              const ParameterLayout& state, int num_servers);
+
+// The protocol's requests of a client of `plan`, for server `server` (in plan order) or
+// for every server; both clients send exactly these.
+ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
+                                    bool include_state);
+// Every field but the payloads; the push's progress figures are `images_per_sec` and
+// `steps`.
+ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const PushRequest& request,
+                                   double images_per_sec, int64_t steps);
+ps::v1::EvaluationReport MakeEvaluationReport(const ShardingPlan& plan, int32_t worker_id,
+                                              const EvaluationResult& result);
+ps::v1::FinishRequest MakeFinishRequest(const ShardingPlan& plan, int32_t worker_id,
+                                        bool training_complete);
+
+// The statuses of every server, or the first error among them.
+absl::StatusOr<std::vector<ps::v1::StatusResponse>> AllStatuses(ParameterClient& client);
+
+// The smallest global step over `statuses` (0 when empty).
+int64_t GlobalStep(const std::vector<ps::v1::StatusResponse>& statuses);
 
 }  // namespace mobilenet
 

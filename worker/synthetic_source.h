@@ -35,6 +35,10 @@ class SyntheticBatchSource : public BatchSource {
   int64_t examples_per_epoch() const override { return config_.examples_per_epoch; }
   int64_t epoch() const override { return epoch_; }
   int64_t position() const override { return position_; }
+  void SkipTo(int64_t examples) override {
+    epoch_ = examples / config_.examples_per_epoch;
+    position_ = examples % config_.examples_per_epoch;
+  }
 
  private:
   explicit SyntheticBatchSource(const SyntheticConfig& config) : config_(config) {}

@@ -10,8 +10,8 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "model/layers/softmax_cross_entropy.h"
-#include "parameter_server/batch_statistics.h"
-#include "parameter_server/weight_decay.h"
+#include "worker/batch_statistics.h"
+#include "worker/weight_decay.h"
 
 namespace mobilenet {
 
@@ -21,7 +21,9 @@ Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClien
       model_(model),
       client_(client),
       train_(train),
-      test_(test),
+      evaluator_(test != nullptr
+                     ? std::make_unique<Evaluator>(model, client, test, config.eval_batch_size)
+                     : nullptr),
       reporter_(reporter) {
   next_request_id_ = (static_cast<uint64_t>(std::random_device{}()) << 32) + 1;
   decay_ranges_ = WeightDecayRanges(model_->parameter_layout());
@@ -143,33 +145,8 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
 }
 
 absl::StatusOr<EvaluationResult> Trainer::Evaluate() {
-  if (test_ == nullptr) return absl::FailedPreconditionError("no test set to evaluate on");
-  // Its own weights buffer: a step's weights, or the next step's being pulled, stay as
-  // they are.
-  eval_params_.resize(params_.size());
-  ASSIGN_OR_RETURN(ModelVersion version,
-                   client_->Pull(absl::MakeSpan(eval_params_), absl::MakeSpan(state_)));
-  EvaluationResult eval;
-  eval.global_step = version.global_step();
-  const ImageShape shape = test_->output_shape();
-  const int k = model_->architecture().classifier_out;
-  std::vector<float> images(static_cast<size_t>(config_.eval_batch_size) * shape.elements());
-  std::vector<int> labels(config_.eval_batch_size);
-  std::vector<float> logits(static_cast<size_t>(config_.eval_batch_size) * k);
-  test_->Reset();
-  double loss_sum = 0;
-  while (true) {
-    ASSIGN_OR_RETURN(int n, test_->NextBatch(config_.eval_batch_size, images.data(),
-                                             labels.data()));
-    if (n == 0) break;
-    model_->Infer(eval_params_.data(), state_.data(), images.data(), n, logits.data());
-    int correct = 0;
-    loss_sum += static_cast<double>(SoftmaxCrossEntropy(n, k, logits.data(), labels.data(),
-                                                        0.0f, nullptr, &correct)) * n;
-    eval.correct += correct;
-    eval.examples += n;
-  }
-  eval.loss = eval.examples ? loss_sum / eval.examples : 0;
+  if (evaluator_ == nullptr) return absl::FailedPreconditionError("no test set to evaluate on");
+  ASSIGN_OR_RETURN(const EvaluationResult eval, evaluator_->Evaluate());
   if (evaluation_callback_) evaluation_callback_(eval);
   return eval;
 }
@@ -193,7 +170,17 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
   int64_t last_epoch = train_->epoch();
 
   while (train_->examples_seen() - start_seen < total_examples) {
-    ASSIGN_OR_RETURN(TrainStepResult step, Step());
+    if (stop_ != nullptr && stop_->load()) {
+      summary.stopped = true;
+      break;
+    }
+    absl::StatusOr<TrainStepResult> stepped = Step();
+    if (!stepped.ok() && stop_ != nullptr && stop_->load()) {
+      // The client gave up its retries because of the stop: not a failure.
+      summary.stopped = true;
+      break;
+    }
+    ASSIGN_OR_RETURN(TrainStepResult step, std::move(stepped));
     const absl::Time now = absl::Now();
     const int64_t done = train_->examples_seen() - start_seen;
     window.push_back({now, done, step.loss, step.correct});
@@ -232,7 +219,7 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
       if (epoch_callback_) RETURN_IF_ERROR(epoch_callback_(static_cast<int>(last_epoch)));
     }
     const double epochs_done = static_cast<double>(done) / per_epoch;
-    if (test_ != nullptr && epochs_done >= next_eval_epoch && done < total_examples) {
+    if (evaluator_ != nullptr && epochs_done >= next_eval_epoch && done < total_examples) {
       next_eval_epoch += config_.eval_every_epochs;
       ASSIGN_OR_RETURN(EvaluationResult eval, Evaluate());
       if (reporter_ != nullptr) {
@@ -244,13 +231,14 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
       }
     }
   }
-  RETURN_IF_ERROR(Flush());
+  const absl::Status flushed = Flush();
+  if (!flushed.ok() && !(stop_ != nullptr && stop_->load())) return flushed;
   summary.steps = steps_;
   summary.examples = train_->examples_seen() - start_seen;
   summary.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   summary.images_per_sec = summary.seconds > 0 ? summary.examples / summary.seconds : 0;
   if (reporter_ != nullptr) reporter_->Finish();
-  if (test_ != nullptr) {
+  if (evaluator_ != nullptr && !summary.stopped) {
     ASSIGN_OR_RETURN(summary.final_evaluation, Evaluate());
   }
   return summary;

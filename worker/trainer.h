@@ -4,6 +4,7 @@
 #ifndef MOBILENET_WORKER_TRAINER_H_
 #define MOBILENET_WORKER_TRAINER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -15,6 +16,7 @@
 #include "model/mobilenet_v1.h"
 #include "worker/batch_source.h"
 #include "worker/evaluation_reader.h"
+#include "worker/evaluator.h"
 #include "worker/parameter_client.h"
 #include "worker/progress_reporter.h"
 
@@ -38,14 +40,6 @@ struct TrainerConfig {
   bool overlap_communication = false;
 };
 
-struct EvaluationResult {
-  int64_t examples = 0;
-  int64_t correct = 0;
-  double loss = 0;          // mean cross-entropy (no label smoothing)
-  int64_t global_step = 0;  // of the weights evaluated
-  double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
-};
-
 struct TrainingSummary {
   int64_t steps = 0;
   int64_t examples = 0;
@@ -53,6 +47,7 @@ struct TrainingSummary {
   double images_per_sec = 0;
   double final_loss = 0;     // recent training loss
   EvaluationResult final_evaluation;  // examples == 0 when not evaluated
+  bool stopped = false;      // ended early by the stop flag (see set_stop_flag)
 };
 
 // Not thread-safe: one Trainer per training thread.
@@ -74,10 +69,16 @@ class Trainer {
   void set_evaluation_callback(std::function<void(const EvaluationResult&)> callback) {
     evaluation_callback_ = std::move(callback);
   }
+  // When *stop becomes true (e.g. set from a SIGTERM), Run ends after the step in
+  // progress: that step's gradients are pushed whole (a gradient is never pushed
+  // half-computed), communication in flight is waited for, and the summary says
+  // stopped. Not owned; may be null.
+  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
 
-  // Trains config.epochs epochs; evaluates at the end when a test reader was given.
-  // Errors: the client's (after its own retries), the batch source's, or a non-finite
-  // gradient (InvalidArgument naming the tensor).
+  // Trains config.epochs epochs (or until the stop flag); evaluates at the end when a
+  // test reader was given and training was not stopped. Errors: the client's (after its
+  // own retries), the batch source's, or a non-finite gradient (InvalidArgument naming
+  // the tensor).
   absl::StatusOr<TrainingSummary> Run();
 
   // One step: pull, forward/backward, push. Returns the training loss. A push refused as
@@ -95,7 +96,8 @@ class Trainer {
   // dropped and training went on with fresh weights.
   int64_t rejected_pushes() const { return rejected_pushes_; }
 
-  // Pulls the current weights and moving statistics and evaluates the test set.
+  // Pulls the current weights and moving statistics and evaluates the test set (the
+  // result also goes to the evaluation callback). FailedPrecondition without a test set.
   absl::StatusOr<EvaluationResult> Evaluate();
 
  private:
@@ -118,8 +120,9 @@ class Trainer {
   MobileNetV1* model_;
   ParameterClient* client_;
   BatchSource* train_;
-  EvaluationReader* test_;
+  std::unique_ptr<Evaluator> evaluator_;  // null without a test set
   ProgressReporter* reporter_;
+  const std::atomic<bool>* stop_ = nullptr;
   std::function<absl::Status(int)> epoch_callback_;
   std::function<void(const EvaluationResult&)> evaluation_callback_;
 
@@ -129,7 +132,6 @@ class Trainer {
   // the other is computed.
   std::vector<float> params_, next_params_, state_, images_;
   std::vector<float> grads_[2], batch_stats_[2];
-  std::vector<float> eval_params_;
   std::vector<int> labels_;
   int grad_buffer_ = 0;          // the gradient set the next step computes into
   bool have_weights_ = false;    // params_ holds weights to compute on (overlap mode)

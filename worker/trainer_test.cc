@@ -1,12 +1,14 @@
 #include "worker/trainer.h"
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "model/layers/compute_threads.h"
-#include "parameter_server/parameter_shard.h"
+#include "parameter_server/core/parameter_server_core.h"
+#include "parameter_server/core/sharding_plan.h"
 #include "worker/in_process_parameter_client.h"
 #include "worker/synthetic_source.h"
 
@@ -35,11 +37,9 @@ class TrainerTest : public ::testing::Test {
     store.learning_rate.initial_learning_rate = 0.1f;
     store.learning_rate.decay_factor = 1.0f;
     store.learning_rate.examples_per_epoch = 32;
-    shard_ = *ParameterShard::Create(
-        model_->parameter_layout(), model_->state_layout(),
-        WholeModelShardSpec(model_->parameter_layout(), model_->state_layout()), store);
-    client_ = *InProcessParameterClient::Create(model_->parameter_layout(),
-                                                model_->state_layout(), {shard_.get()});
+    plan_ = std::make_unique<ShardingPlan>(*ShardingPlan::Create(config_, 1));
+    core_ = *ParameterServerCore::Create(*plan_, store, CoreOptions());
+    client_ = *InProcessParameterClient::Create(*plan_, {core_.get()}, 0);
     trainer_config_.batch_size = 8;
     trainer_config_.label_smoothing = 0;
   }
@@ -47,7 +47,8 @@ class TrainerTest : public ::testing::Test {
   MobileNetConfig config_;
   std::unique_ptr<MobileNetV1> model_;
   std::unique_ptr<SyntheticBatchSource> source_;
-  std::unique_ptr<ParameterShard> shard_;
+  std::unique_ptr<ShardingPlan> plan_;
+  std::unique_ptr<ParameterServerCore> core_;
   std::unique_ptr<InProcessParameterClient> client_;
   TrainerConfig trainer_config_;
 };
@@ -61,8 +62,8 @@ TEST_F(TrainerTest, StepsPushToTheStoreAndTheLossFalls) {
     if (i < 4) first += result->loss / 4;
     if (i >= 196) last += result->loss / 4;
   }
-  EXPECT_EQ(shard_->status().version, 200);
-  EXPECT_EQ(shard_->status().examples_seen, 200 * 8);
+  EXPECT_EQ(core_->shard().version(), 200);
+  EXPECT_EQ(core_->shard().examples_seen(), 200 * 8);
   EXPECT_LT(last, 0.7 * first) << "first " << first << " last " << last;
 }
 
@@ -88,7 +89,7 @@ TEST_F(TrainerTest, AnEpochCallbackErrorStopsTraining) {
   trainer.set_epoch_callback([](int) { return absl::DataLossError("disk full"); });
   auto summary = trainer.Run();
   EXPECT_EQ(summary.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(shard_->status().version, 4);  // stopped after the first epoch
+  EXPECT_EQ(core_->shard().version(), 4);  // stopped after the first epoch
 }
 
 TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
@@ -111,22 +112,44 @@ TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
   EXPECT_EQ(eval->global_step, 0);
 }
 
-// Refuses every other push as too stale, as a parameter server with
-// --staleness_policy=reject does.
-class RejectingClient : public ParameterClient {
+// Passes every call on to another client; tests override what they change.
+class ForwardingClient : public ParameterClient {
  public:
-  explicit RejectingClient(ParameterClient* inner) : inner_(inner) {}
+  explicit ForwardingClient(ParameterClient* inner) : inner_(inner) {}
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
     return inner_->Pull(p, s);
   }
   absl::StatusOr<PushResult> Push(const PushRequest& request) override {
+    return inner_->Push(request);
+  }
+  std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override {
+    return inner_->GetStatus();
+  }
+  absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override {
+    return inner_->ReportEvaluation(worker_id, result);
+  }
+  absl::Status Finish(int32_t worker_id, bool complete) override {
+    return inner_->Finish(worker_id, complete);
+  }
+  void set_progress(double images_per_sec, int64_t steps) override {
+    inner_->set_progress(images_per_sec, steps);
+  }
+
+ protected:
+  ParameterClient* inner_;
+};
+
+// Refuses every other push as too stale, as a parameter server with
+// --staleness_policy=reject does.
+class RejectingClient : public ForwardingClient {
+ public:
+  using ForwardingClient::ForwardingClient;
+  absl::StatusOr<PushResult> Push(const PushRequest& request) override {
     if (++pushes_ % 2 == 0) return absl::AbortedError("too stale; pull again");
     return inner_->Push(request);
   }
-  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
 
  private:
-  ParameterClient* inner_;
   int pushes_ = 0;
 };
 
@@ -135,7 +158,7 @@ TEST_F(TrainerTest, APushRefusedAsTooStaleIsDroppedAndTrainingGoesOn) {
   Trainer trainer(trainer_config_, model_.get(), &rejecting, source_.get(), nullptr, nullptr);
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(trainer.Step().ok());
   EXPECT_EQ(trainer.rejected_pushes(), 3);
-  EXPECT_EQ(shard_->status().version, 3);
+  EXPECT_EQ(core_->shard().version(), 3);
 }
 
 TEST_F(TrainerTest, ARestartedWorkerWithTheSameIdIsNotTakenForRetries) {
@@ -144,8 +167,8 @@ TEST_F(TrainerTest, ARestartedWorkerWithTheSameIdIsNotTakenForRetries) {
   Trainer restarted(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr,
                     nullptr);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(restarted.Step().ok());
-  EXPECT_EQ(shard_->status().pushes_duplicate, 0);
-  EXPECT_EQ(shard_->status().version, 6);
+  EXPECT_EQ(core_->GetStatus().pushes_duplicate(), 0);
+  EXPECT_EQ(core_->shard().version(), 6);
 }
 
 TEST_F(TrainerTest, OverlappedStepsPushEveryGradientOneStepStaler) {
@@ -159,32 +182,27 @@ TEST_F(TrainerTest, OverlappedStepsPushEveryGradientOneStepStaler) {
     if (i >= 196) last += result->loss / 4;
   }
   ASSERT_TRUE(trainer.Flush().ok());
-  const ShardStatus status = shard_->status();
-  EXPECT_EQ(status.version, 200);
-  EXPECT_EQ(status.examples_seen, 200 * 8);
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_EQ(status.global_step(), 200);
+  EXPECT_EQ(status.examples_seen(), 200 * 8);
   // Alone, each gradient was computed from weights that lacked only the previous push
   // (the first two both from version 0).
-  EXPECT_EQ(status.staleness_max, 1);
-  EXPECT_EQ(status.staleness_p50, 1);
+  EXPECT_EQ(status.staleness_max(), 1);
+  EXPECT_EQ(status.staleness_p50(), 1);
   EXPECT_LT(last, 0.7 * first) << "first " << first << " last " << last;
 }
 
 // Holds every push until released.
-class BlockingPushClient : public ParameterClient {
+class BlockingPushClient : public ForwardingClient {
  public:
-  explicit BlockingPushClient(ParameterClient* inner) : inner_(inner) {}
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
-    return inner_->Pull(p, s);
-  }
+  using ForwardingClient::ForwardingClient;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override {
     release_.WaitForNotification();
     return inner_->Push(request);
   }
-  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
   void Release() { release_.Notify(); }
 
  private:
-  ParameterClient* inner_;
   absl::Notification release_;
 };
 
@@ -193,10 +211,10 @@ TEST_F(TrainerTest, AnOverlappedStepReturnsBeforeItsPushEnds) {
   BlockingPushClient blocking(client_.get());
   Trainer trainer(trainer_config_, model_.get(), &blocking, source_.get(), nullptr, nullptr);
   ASSERT_TRUE(trainer.Step().ok());  // returns with its push held by the client
-  EXPECT_EQ(shard_->status().version, 0);
+  EXPECT_EQ(core_->shard().version(), 0);
   blocking.Release();
   ASSERT_TRUE(trainer.Flush().ok());
-  EXPECT_EQ(shard_->status().version, 1);
+  EXPECT_EQ(core_->shard().version(), 1);
 }
 
 TEST_F(TrainerTest, OverlappedRunPushesEveryStepBeforeReturning) {
@@ -206,7 +224,7 @@ TEST_F(TrainerTest, OverlappedRunPushesEveryStepBeforeReturning) {
   auto summary = trainer.Run();
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(summary->steps, 12);
-  EXPECT_EQ(shard_->status().version, 12);
+  EXPECT_EQ(core_->shard().version(), 12);
 }
 
 TEST_F(TrainerTest, OverlappedPushesRefusedAsTooStaleAreDropped) {
@@ -216,23 +234,16 @@ TEST_F(TrainerTest, OverlappedPushesRefusedAsTooStaleAreDropped) {
   for (int i = 0; i < 6; ++i) ASSERT_TRUE(trainer.Step().ok());
   ASSERT_TRUE(trainer.Flush().ok());
   EXPECT_EQ(trainer.rejected_pushes(), 3);
-  EXPECT_EQ(shard_->status().version, 3);
+  EXPECT_EQ(core_->shard().version(), 3);
 }
 
 // Fails every push as a server that never comes back does.
-class FailingPushClient : public ParameterClient {
+class FailingPushClient : public ForwardingClient {
  public:
-  explicit FailingPushClient(ParameterClient* inner) : inner_(inner) {}
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
-    return inner_->Pull(p, s);
-  }
+  using ForwardingClient::ForwardingClient;
   absl::StatusOr<PushResult> Push(const PushRequest&) override {
     return absl::UnavailableError("parameter server 0 (ps0:2222) Push: gone");
   }
-  absl::StatusOr<ParameterServerStatus> GetStatus() override { return inner_->GetStatus(); }
-
- private:
-  ParameterClient* inner_;
 };
 
 TEST_F(TrainerTest, AnOverlappedPushErrorIsReturnedByTheNextStep) {
@@ -243,6 +254,42 @@ TEST_F(TrainerTest, AnOverlappedPushErrorIsReturnedByTheNextStep) {
   const absl::Status next = trainer.Step().status();
   EXPECT_EQ(next.code(), absl::StatusCode::kUnavailable);
   EXPECT_NE(next.message().find("gone"), std::string::npos) << next;
+}
+
+TEST_F(TrainerTest, AStopRequestEndsRunAfterTheStepInProgressWithEveryPushWhole) {
+  // The flag is raised while the third step computes (from the batch source, which the
+  // step reads first): that step still pushes its whole gradient, and Run stops there.
+  trainer_config_.epochs = 10;
+  trainer_config_.overlap_communication = true;
+  std::atomic<bool> stop{false};
+  class StoppingSource : public BatchSource {
+   public:
+    StoppingSource(BatchSource* inner, std::atomic<bool>* stop) : inner_(inner), stop_(stop) {}
+    absl::Status NextBatch(int batch_size, float* images, int* labels) override {
+      if (++batches_ == 3) *stop_ = true;
+      return inner_->NextBatch(batch_size, images, labels);
+    }
+    ImageShape output_shape() const override { return inner_->output_shape(); }
+    int num_classes() const override { return inner_->num_classes(); }
+    int64_t examples_per_epoch() const override { return inner_->examples_per_epoch(); }
+    int64_t epoch() const override { return inner_->epoch(); }
+    int64_t position() const override { return inner_->position(); }
+    void SkipTo(int64_t examples) override { inner_->SkipTo(examples); }
+
+   private:
+    BatchSource* inner_;
+    std::atomic<bool>* stop_;
+    int batches_ = 0;
+  } source(source_.get(), &stop);
+  Trainer trainer(trainer_config_, model_.get(), client_.get(), &source, nullptr, nullptr);
+  trainer.set_stop_flag(&stop);
+  auto summary = trainer.Run();
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_TRUE(summary->stopped);
+  EXPECT_EQ(summary->steps, 3);
+  EXPECT_EQ(core_->shard().version(), 3);  // the in-flight push completed, nothing more
+  EXPECT_EQ(core_->shard().examples_seen(), 3 * 8);
+  EXPECT_EQ(summary->final_evaluation.examples, 0);
 }
 
 TEST_F(TrainerTest, EvaluateWithoutATestSetIsAnError) {

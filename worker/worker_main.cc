@@ -2,9 +2,15 @@
 // against an in-process parameter store (the parameter servers' own shard code); with
 // them (or MOBILENET_CLUSTER) it is one worker of a distributed training against the
 // mobilenet-ps parameter servers (worker/cluster_training.h).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -12,9 +18,13 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/cluster_spec.h"
 #include "parameter_server/cluster_flags.h"
+#include "parameter_server/core/parameter_shard.h"
 #include "worker/cluster_training.h"
+#include "worker/grpc_parameter_client.h"
 #include "worker/local_training.h"
 
 // The cluster, model, optimizer and schedule flags are shared with mobilenet-ps
@@ -72,6 +82,39 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// Set by the first SIGTERM or SIGINT: training ends after the step in progress (a second
+// signal ends the process at once). A lock-free atomic is all a handler may touch.
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
+
+void OnStopSignal(int) { stop_requested.store(true); }
+
+void InstallStopSignals() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  action.sa_flags = SA_RESETHAND;  // the second signal takes the default action
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+// Says that the worker is waiting for a server, at most once every few seconds.
+class RetryLogger {
+ public:
+  void operator()(const std::string& what) {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    if (now - last_ < absl::Seconds(5)) return;
+    last_ = now;
+    printf("%swaiting: %s\n", isatty(fileno(stdout)) == 1 ? "\r\033[K" : "", what.c_str());
+    fflush(stdout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
 // One worker of a distributed training; `local` carries the flags the two modes share.
 int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
                      const mobilenet::LocalTrainingOptions& local) {
@@ -96,6 +139,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.quiet = local.quiet;
   o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
   o.trainer.overlap_communication = absl::GetFlag(FLAGS_overlap_communication);
+  o.stop = &stop_requested;
   const double wait = absl::GetFlag(FLAGS_wait_for_workers_secs);
   const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
   const double timeout = absl::GetFlag(FLAGS_rpc_timeout_secs);
@@ -107,8 +151,20 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   if (patience < 0) return Fail("--ps_patience_secs must be >= 0");
   o.wait_for_workers = absl::Seconds(wait);
   o.worker_liveness = absl::Seconds(liveness);
-  o.client.rpc_timeout = absl::Seconds(timeout);
-  o.client.patience = absl::Seconds(patience);
+  mobilenet::GrpcParameterClientOptions client;
+  client.rpc_timeout = absl::Seconds(timeout);
+  client.patience = absl::Seconds(patience);
+  client.worker_id = cluster.task_index;
+  client.stop = &stop_requested;
+  auto retry_logger = std::make_shared<RetryLogger>();
+  client.on_retry = [retry_logger](const std::string& what) { (*retry_logger)(what); };
+  const std::vector<std::string> targets = cluster.PsTargets();
+  const mobilenet::ConnectToServers connect = [&](const mobilenet::ShardingPlan& plan)
+      -> absl::StatusOr<std::unique_ptr<mobilenet::ParameterClient>> {
+    auto created = mobilenet::GrpcParameterClient::Create(plan, targets, client);
+    if (!created.ok()) return created.status();
+    return std::unique_ptr<mobilenet::ParameterClient>(std::move(*created));
+  };
   if (!local.checkpoint_dir.empty()) {
     printf("Note: --checkpoint_dir is ignored by workers in a cluster; the parameter servers "
            "checkpoint (mobilenet-ps --checkpoint_dir)\n");
@@ -117,9 +173,15 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
          o.model.resolution, o.model.resolution, o.model.input_channels, o.trainer.batch_size,
          o.threads, cluster.Describe().c_str());
   fflush(stdout);
-  auto result = mobilenet::RunClusterTraining(o);
+  auto result = mobilenet::RunClusterTraining(o, connect);
   if (!result.ok()) return Fail(result.status().ToString());
   const auto& s = result->summary;
+  if (result->stopped) {
+    printf("Worker %d stopped on request (SIGTERM/SIGINT) after %lld steps this run; it did not "
+           "finish its share, and a restart with the same flags resumes it\n",
+           cluster.task_index, static_cast<long long>(s.steps));
+    return 0;
+  }
   printf("Worker %d trained %lld steps (%lld examples) in %s, %.1f images/s\n",
          cluster.task_index, static_cast<long long>(s.steps), static_cast<long long>(s.examples),
          mobilenet::FormatDuration(s.seconds).c_str(), s.images_per_sec);
@@ -154,6 +216,7 @@ int main(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage_config);
   absl::ParseCommandLine(argc, argv);
   using mobilenet::LocalTrainingOptions;
+  InstallStopSignals();
 
   LocalTrainingOptions o;
   mobilenet::ModelFromSharedFlags(o.model);
@@ -184,7 +247,9 @@ int main(int argc, char** argv) {
 
   // Flag checks the libraries below do not make themselves.
   if (o.threads < 1 || o.threads > 256) return Fail("--threads must be in [1, 256]");
-  if (o.trainer.batch_size < 1) return Fail("--batch_size must be >= 1");
+  if (o.trainer.batch_size < 1 || o.trainer.batch_size > mobilenet::kMaxExamplesPerPush) {
+    return Fail(absl::StrFormat("--batch_size must be in [1, %d]", mobilenet::kMaxExamplesPerPush));
+  }
   if (!(o.trainer.epochs > 0)) return Fail("--epochs must be > 0");
   if (o.crop_padding < 0) return Fail("--crop_padding must be >= 0");
   if (o.trainer.label_smoothing < 0 || o.trainer.label_smoothing >= 1) {
@@ -202,9 +267,17 @@ int main(int argc, char** argv) {
          o.model.alpha, o.model.resolution, o.model.resolution, o.model.input_channels,
          mobilenet::OptimizerKindName(o.store.optimizer.kind), o.trainer.batch_size, o.threads);
   fflush(stdout);
+  o.stop = &stop_requested;
   auto result = mobilenet::RunLocalTraining(o);
   if (!result.ok()) return Fail(result.status().ToString());
   const auto& s = result->summary;
+  if (s.stopped) {
+    printf("Stopped on request (SIGTERM/SIGINT) after %lld steps%s%s\n",
+           static_cast<long long>(s.steps),
+           result->checkpoint_path.empty() ? "" : "; checkpoint ",
+           result->checkpoint_path.c_str());
+    return 0;
+  }
   printf("Trained %lld steps (%lld examples) in %s, %.1f images/s\n",
          static_cast<long long>(s.steps), static_cast<long long>(s.examples),
          mobilenet::FormatDuration(s.seconds).c_str(), s.images_per_sec);

@@ -1,0 +1,188 @@
+#include "parameter_server/core/cluster_ledger.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "common/check.h"
+
+namespace mobilenet {
+
+absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
+  if (static_cast<int>(state.workers.size()) != num_workers) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ledger holds %d worker records for a cluster of %d", state.workers.size(), num_workers));
+  }
+  for (size_t i = 0; i < state.workers.size(); ++i) {
+    const WorkerProgress& w = state.workers[i];
+    if (w.pushes < 0 || w.examples < 0 || w.reported_steps < 0 || w.examples < w.pushes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ledger: worker %d has %d pushes, %d examples, %d steps; expected counts >= 0 and at "
+          "least one example per push",
+          i, w.pushes, w.examples, w.reported_steps));
+    }
+  }
+  if (state.unattributed_pushes < 0 || state.unattributed_examples < state.unattributed_pushes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ledger: %d unattributed pushes with %d examples; expected counts >= 0 and at least one "
+        "example per push",
+        state.unattributed_pushes, state.unattributed_examples));
+  }
+  if (state.evaluation.has_value()) {
+    const Evaluation& e = *state.evaluation;
+    if (e.global_step < 0 || e.examples < 0 || e.correct < 0 || e.correct > e.examples ||
+        !std::isfinite(e.loss) || e.loss < 0 || !std::isfinite(e.unix_seconds)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ledger: evaluation of %d correct of %d examples, loss %g at step %d is impossible",
+          e.correct, e.examples, e.loss, e.global_step));
+    }
+  }
+  return absl::OkStatus();
+}
+
+ClusterLedger::ClusterLedger(int num_workers, int remembered_receipts)
+    : num_workers_(num_workers), remembered_receipts_(remembered_receipts) {
+  MOBILENET_CHECK(num_workers >= 1);
+  MOBILENET_CHECK(remembered_receipts >= 1);
+  absl::MutexLock lock(&mu_);
+  members_.resize(num_workers);
+}
+
+std::optional<PushReceipt> ClusterLedger::FindReceipt(int32_t worker_id,
+                                                      uint64_t request_id) const {
+  MOBILENET_CHECK(IsMember(worker_id));
+  absl::MutexLock lock(&mu_);
+  const Member& member = members_[worker_id];
+  auto it = member.receipts.find(request_id);
+  if (it == member.receipts.end()) return std::nullopt;
+  return it->second;
+}
+
+void ClusterLedger::RecordPush(int32_t worker_id, uint64_t request_id,
+                               const PushReceipt& receipt, int64_t examples,
+                               int64_t reported_steps, double images_per_sec, absl::Time now) {
+  MOBILENET_CHECK(IsMember(worker_id));
+  absl::MutexLock lock(&mu_);
+  Member& member = members_[worker_id];
+  ++member.progress.pushes;
+  member.progress.examples += examples;
+  member.progress.reported_steps = reported_steps;
+  member.progress.finished = false;
+  member.images_per_sec = images_per_sec;
+  member.last_seen = member.last_push = now;
+  member.receipt_order.push_back(request_id);
+  member.receipts[request_id] = receipt;
+  if (static_cast<int>(member.receipt_order.size()) > remembered_receipts_) {
+    member.receipts.erase(member.receipt_order.front());
+    member.receipt_order.pop_front();
+  }
+}
+
+void ClusterLedger::RecordContact(int32_t worker_id, absl::Time now) {
+  MOBILENET_CHECK(IsMember(worker_id));
+  absl::MutexLock lock(&mu_);
+  members_[worker_id].last_seen = now;
+}
+
+bool ClusterLedger::RecordFinish(int32_t worker_id, bool training_complete, absl::Time now) {
+  MOBILENET_CHECK(IsMember(worker_id));
+  absl::MutexLock lock(&mu_);
+  members_[worker_id].last_seen = now;
+  members_[worker_id].progress.finished = true;
+  if (training_complete) {
+    training_complete_ = true;
+    return true;
+  }
+  for (const Member& member : members_) {
+    if (!member.progress.finished) return false;
+  }
+  return true;
+}
+
+void ClusterLedger::RecordEvaluation(const Evaluation& evaluation) {
+  absl::MutexLock lock(&mu_);
+  evaluation_ = evaluation;
+}
+
+LedgerState ClusterLedger::Export() const {
+  LedgerState state;
+  absl::MutexLock lock(&mu_);
+  for (const Member& member : members_) state.workers.push_back(member.progress);
+  state.unattributed_pushes = unattributed_pushes_;
+  state.unattributed_examples = unattributed_examples_;
+  state.training_complete = training_complete_;
+  state.evaluation = evaluation_;
+  return state;
+}
+
+absl::Status ClusterLedger::Restore(const LedgerState& state) {
+  LedgerState mapped = state;
+  if (static_cast<int>(mapped.workers.size()) != num_workers_) {
+    // Another cluster size: its workers trained other data shards.
+    for (const WorkerProgress& w : mapped.workers) {
+      mapped.unattributed_pushes += w.pushes;
+      mapped.unattributed_examples += w.examples;
+    }
+    mapped.workers.assign(num_workers_, WorkerProgress());
+  }
+  const absl::Status valid = CheckLedgerState(mapped, num_workers_);
+  if (!valid.ok()) return valid;
+  absl::MutexLock lock(&mu_);
+  for (int i = 0; i < num_workers_; ++i) {
+    members_[i] = Member();
+    members_[i].progress = mapped.workers[i];
+  }
+  unattributed_pushes_ = mapped.unattributed_pushes;
+  unattributed_examples_ = mapped.unattributed_examples;
+  training_complete_ = mapped.training_complete;
+  evaluation_ = mapped.evaluation;
+  return absl::OkStatus();
+}
+
+int64_t ClusterLedger::total_pushes() const {
+  absl::MutexLock lock(&mu_);
+  int64_t total = unattributed_pushes_;
+  for (const Member& member : members_) total += member.progress.pushes;
+  return total;
+}
+
+int64_t ClusterLedger::total_examples() const {
+  absl::MutexLock lock(&mu_);
+  int64_t total = unattributed_examples_;
+  for (const Member& member : members_) total += member.progress.examples;
+  return total;
+}
+
+void ClusterLedger::FillStatus(absl::Time now, ps::v1::StatusResponse& status) const {
+  const auto seconds_since = [now](absl::Time then) {
+    return then == absl::InfinitePast() ? -1.0 : absl::ToDoubleSeconds(now - then);
+  };
+  absl::MutexLock lock(&mu_);
+  status.set_num_workers(num_workers_);
+  for (int id = 0; id < num_workers_; ++id) {
+    const Member& member = members_[id];
+    ps::v1::WorkerStatus* worker = status.add_workers();
+    worker->set_worker_id(id);
+    worker->set_seconds_since_last_seen(seconds_since(member.last_seen));
+    worker->set_seconds_since_last_push(seconds_since(member.last_push));
+    worker->set_steps(member.progress.reported_steps);
+    worker->set_images_per_sec(member.images_per_sec);
+    worker->set_pushes(member.progress.pushes);
+    worker->set_examples(member.progress.examples);
+    worker->set_finished(member.progress.finished);
+  }
+  status.set_pushes_unattributed(unattributed_pushes_);
+  status.set_examples_unattributed(unattributed_examples_);
+  status.set_training_complete(training_complete_);
+  if (evaluation_.has_value()) {
+    status.set_eval_examples(evaluation_->examples);
+    status.set_eval_accuracy(evaluation_->examples > 0 ? static_cast<double>(evaluation_->correct) /
+                                                             evaluation_->examples
+                                                       : 0.0);
+    status.set_eval_loss(evaluation_->loss);
+    status.set_eval_step(evaluation_->global_step);
+    status.set_eval_unix_seconds(evaluation_->unix_seconds);
+  }
+}
+
+}  // namespace mobilenet

@@ -1,0 +1,211 @@
+#include "parameter_server/core/model_checkpoint.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "common/checkpoint_series.h"
+#include "gtest/gtest.h"
+#include "model/mobilenet_v1.h"
+
+namespace mobilenet {
+namespace {
+
+class ModelCheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "model_checkpoint_test_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    config_.alpha = 0.25f;
+    config_.resolution = 32;
+    config_.input_channels = 1;
+    config_.num_classes = 10;
+    arch_ = *BuildArchitecture(config_);
+    params_ = BuildParameterLayout(arch_);
+    state_ = BuildStateLayout(arch_);
+  }
+
+  std::unique_ptr<ParameterShard> MakeShard(const ShardSpec& spec) {
+    ParameterShardConfig shard_config;
+    shard_config.seed = 7;
+    shard_config.learning_rate.examples_per_epoch = 1000;
+    return *ParameterShard::Create(params_, state_, spec, shard_config);
+  }
+
+  std::string dir_;
+  MobileNetConfig config_;
+  Architecture arch_;
+  ParameterLayout params_, state_;
+};
+
+TEST_F(ModelCheckpointTest, ModelConfigRoundTripsAndMissingKeysAreNamed) {
+  Checkpoint c;
+  config_.shallow = true;
+  PutModelConfig(config_, &c);
+  auto back = GetModelConfig(c, "x.mnck");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->alpha, 0.25f);
+  EXPECT_EQ(back->resolution, 32);
+  EXPECT_EQ(back->input_channels, 1);
+  EXPECT_EQ(back->num_classes, 10);
+  EXPECT_TRUE(back->shallow);
+  c.metadata.erase("model.resolution");
+  auto missing = GetModelConfig(c, "x.mnck");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("model.resolution"), std::string::npos);
+  c.metadata["model.resolution"] = "abc";
+  EXPECT_NE(GetModelConfig(c, "x.mnck").status().message().find("abc"), std::string::npos);
+}
+
+TEST_F(ModelCheckpointTest, WholeShardRoundTripsThroughAFileAndLoadsAsAModel) {
+  auto shard = MakeShard(WholeModelShardSpec(params_, state_));
+  const ShardState exported = shard->ExportState();
+  Checkpoint c = ShardStateToCheckpoint(exported, config_, params_, state_);
+  // Whole tensors keep their names and shapes.
+  const CheckpointTensor* w = c.FindTensor("MobilenetV1/Conv2d_0/weights");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->shape, (*params_.Find("MobilenetV1/Conv2d_0/weights"))->shape);
+  const std::string path = dir_ + "/one.mnck";
+  ASSERT_TRUE(WriteCheckpoint(path, c).ok());
+
+  auto restored = CheckpointToShardState(*ReadCheckpoint(path));
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  auto other = MakeShard(WholeModelShardSpec(params_, state_));
+  ASSERT_TRUE(other->RestoreState(*restored).ok());
+
+  auto model = LoadModel(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  std::vector<float> expected(params_.total_size()), expected_state(state_.total_size());
+  shard->Pull(absl::MakeSpan(expected), absl::MakeSpan(expected_state));
+  EXPECT_EQ(model->parameters, expected);
+  EXPECT_EQ(model->state, expected_state);
+  EXPECT_EQ(model->config.num_classes, 10);
+}
+
+TEST_F(ModelCheckpointTest, FolderOfSlicedShardsAssemblesTheWholeModel) {
+  // Two shards splitting the first tensor in the middle, as a parameter-server plan may.
+  ShardSpec a, b;
+  bool first = true;
+  for (const TensorView& v : params_.views()) {
+    if (first) {
+      a.parameters.push_back({v.name, 0, v.size / 2});
+      b.parameters.push_back({v.name, v.size / 2, v.size});
+      first = false;
+    } else {
+      (a.parameters.size() <= b.parameters.size() ? a : b).parameters.push_back({v.name, 0, v.size});
+    }
+  }
+  for (const TensorView& v : state_.views()) a.state.push_back({v.name, 0, v.size});
+  auto shard_a = MakeShard(a);
+  auto shard_b = MakeShard(b);
+  ASSERT_TRUE(CheckpointSeries(dir_, "ps-0-of-2").Save(
+      0, ShardStateToCheckpoint(shard_a->ExportState(), config_, params_, state_)).ok());
+  ASSERT_TRUE(CheckpointSeries(dir_, "ps-1-of-2").Save(
+      0, ShardStateToCheckpoint(shard_b->ExportState(), config_, params_, state_)).ok());
+
+  auto model = LoadModel(dir_);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->files.size(), 2u);
+  auto whole = MakeShard(WholeModelShardSpec(params_, state_));
+  std::vector<float> expected(params_.total_size());
+  whole->Pull(absl::MakeSpan(expected), {});
+  EXPECT_EQ(model->parameters, expected);  // initialization is independent of the slicing
+
+  // A sliced tensor name round-trips to the same ranges.
+  auto state = CheckpointToShardState(
+      ShardStateToCheckpoint(shard_b->ExportState(), config_, params_, state_));
+  ASSERT_TRUE(state.ok());
+  EXPECT_TRUE(shard_b->RestoreState(*state).ok());
+
+  // Without the second shard, the load names the uncovered tensor.
+  std::filesystem::remove(CheckpointSeries(dir_, "ps-1-of-2").PathForStep(0));
+  auto partial = LoadModel(dir_);
+  EXPECT_EQ(partial.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(partial.status().message().find("MobilenetV1/"), std::string::npos);
+}
+
+TEST_F(ModelCheckpointTest, ErrorsNameThePath) {
+  auto missing = LoadModel(dir_ + "/nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
+  auto empty = LoadModel(dir_);
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kNotFound);
+  const std::string junk = dir_ + "/junk.mnck";
+  FILE* f = fopen(junk.c_str(), "w");
+  fputs("not a checkpoint", f);
+  fclose(f);
+  auto bad = LoadModel(junk);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("junk.mnck"), std::string::npos);
+
+  Checkpoint c;
+  CheckpointTensor t;
+  t.name = "x@5:3";
+  t.shape = {2};
+  t.data = {1, 2};
+  c.tensors.push_back(t);
+  EXPECT_EQ(CheckpointToShardState(c).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ModelCheckpointTest, TheLedgerRoundTripsAndAnOldCheckpointHasItUnattributed) {
+  LedgerState ledger;
+  ledger.workers = {{3, 192, 4, false}, {2, 128, 2, true}};
+  ledger.unattributed_pushes = 1;
+  ledger.unattributed_examples = 64;
+  ledger.training_complete = true;
+  ledger.evaluation = Evaluation{6, 10000, 8765, 0.3456789012345, 1700000000.25};
+  Checkpoint c;
+  PutLedger(ledger, &c);
+  absl::StatusOr<LedgerState> back = GetLedger(c, "x.mnck", 6, 384);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->workers.size(), 2u);
+  EXPECT_EQ(back->workers[0].examples, 192);
+  EXPECT_EQ(back->workers[0].reported_steps, 4);
+  EXPECT_TRUE(back->workers[1].finished);
+  EXPECT_EQ(back->unattributed_pushes, 1);
+  EXPECT_TRUE(back->training_complete);
+  ASSERT_TRUE(back->evaluation.has_value());
+  EXPECT_EQ(back->evaluation->correct, 8765);
+  EXPECT_EQ(back->evaluation->loss, 0.3456789012345);  // bit for bit
+  EXPECT_EQ(back->evaluation->unix_seconds, 1700000000.25);
+
+  c.counters.erase("ledger.worker.1.examples");
+  EXPECT_NE(GetLedger(c, "x.mnck", 6, 384).status().message().find("ledger.worker.1.examples"),
+            std::string::npos);
+
+  // A checkpoint written before the ledger existed: all progress unattributed.
+  absl::StatusOr<LedgerState> old = GetLedger(Checkpoint(), "old.mnck", 12, 768);
+  ASSERT_TRUE(old.ok());
+  EXPECT_TRUE(old->workers.empty());
+  EXPECT_EQ(old->unattributed_pushes, 12);
+  EXPECT_EQ(old->unattributed_examples, 768);
+}
+
+TEST_F(ModelCheckpointTest, TheServerCodecKeepsShardAndLedgerAndRefusesAnotherModel) {
+  absl::StatusOr<ShardingPlan> plan = ShardingPlan::Create(config_, 2);
+  ASSERT_TRUE(plan.ok());
+  const ShardCheckpointCodec codec = ModelShardCheckpointCodec(config_, *plan, "rmsprop", 1);
+  CoreState state;
+  state.shard = MakeShard(plan->shard(1))->ExportState();
+  state.ledger.workers = {{0, 0, 0, false}};
+  const Checkpoint c = codec.encode(state);
+  EXPECT_EQ(c.metadata.at("ps_task"), "1/2");
+  absl::StatusOr<CoreState> back = codec.decode(c, "ps-1-of-2-0.mnck");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ledger.workers.size(), 1u);
+  EXPECT_EQ(back->shard.tensors.size(), state.shard.tensors.size());
+
+  MobileNetConfig other = config_;
+  other.alpha = 0.5f;
+  absl::StatusOr<ShardingPlan> other_plan = ShardingPlan::Create(other, 2);
+  ASSERT_TRUE(other_plan.ok());
+  const absl::Status refused =
+      ModelShardCheckpointCodec(other, *other_plan, "rmsprop", 1).decode(c, "p.mnck").status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("use another --checkpoint_dir"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mobilenet

@@ -1,0 +1,283 @@
+#include "parameter_server/core/parameter_server_core.h"
+
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+
+namespace mobilenet {
+namespace {
+
+// A random nonzero 64-bit value.
+uint64_t RandomIncarnation() {
+  std::random_device device;
+  uint64_t value = 0;
+  while (value == 0) value = (static_cast<uint64_t>(device()) << 32) ^ device();
+  return value;
+}
+
+double UnixSecondsOf(absl::Time time) { return absl::ToDoubleSeconds(time - absl::UnixEpoch()); }
+
+// Bytes of a PullResponse's fields besides the payloads (version, incarnation, headers).
+constexpr int64_t kPullResponseOverhead = 32;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create(
+    const ShardingPlan& plan, const ParameterShardConfig& shard_config,
+    const CoreOptions& options) {
+  if (options.shard_index < 0 || options.shard_index >= plan.num_shards()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "parameter server %d of a plan for %d: expected 0 <= index < %d", options.shard_index,
+        plan.num_shards(), plan.num_shards()));
+  }
+  if (options.num_workers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("a cluster of %d workers; expected at least 1", options.num_workers));
+  }
+  if (options.remembered_receipts_per_worker < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("remembered_receipts_per_worker must be >= 1, got %d",
+                        options.remembered_receipts_per_worker));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ParameterShard> shard,
+                   ParameterShard::Create(plan.parameter_layout(), plan.state_layout(),
+                                          plan.shard(options.shard_index), shard_config));
+  ServerIdentity identity;
+  identity.shard_index = options.shard_index;
+  identity.num_shards = plan.num_shards();
+  identity.plan_fingerprint = plan.fingerprint();
+  identity.model = plan.model();
+  identity.num_workers = options.num_workers;
+  identity.incarnation = options.incarnation != 0 ? options.incarnation : RandomIncarnation();
+  return std::unique_ptr<ParameterServerCore>(
+      new ParameterServerCore(plan, std::move(identity), std::move(shard), options));
+}
+
+ParameterServerCore::ParameterServerCore(const ShardingPlan& plan, ServerIdentity identity,
+                                         std::unique_ptr<ParameterShard> shard,
+                                         const CoreOptions& options)
+    : plan_(plan),
+      identity_(std::move(identity)),
+      shard_(std::move(shard)),
+      ledger_(options.num_workers, options.remembered_receipts_per_worker),
+      start_time_(absl::Now()) {}
+
+void ParameterServerCore::CountRefusal(Refusal refusal, int64_t worker_id) {
+  if (ledger_.IsMember(worker_id)) ledger_.RecordContact(static_cast<int32_t>(worker_id), absl::Now());
+  absl::MutexLock lock(&stats_mu_);
+  switch (refusal) {
+    case Refusal::kInvalidPush:
+      ++pushes_invalid_;
+      break;
+    case Refusal::kStalePush:
+      ++pushes_rejected_stale_;
+      break;
+    case Refusal::kPushFromEarlierRun:
+      ++pushes_restarted_;
+      break;
+    case Refusal::kOther:
+      break;
+  }
+}
+
+absl::StatusOr<int64_t> ParameterServerCore::Pull(const ps::v1::PullRequest& request,
+                                                  absl::Span<float> parameters,
+                                                  absl::Span<float> state) {
+  const absl::Status valid = ValidatePullRequest(request, identity_);
+  if (!valid.ok()) {
+    CountRefusal(Refusal::kOther, request.worker_id());
+    return valid;
+  }
+  const bool with_state = request.include_state() && shard_->state_count() > 0;
+  MOBILENET_CHECK(with_state || state.empty());
+  const int64_t version = shard_->Pull(parameters, state);
+  if (ledger_.IsMember(request.worker_id())) ledger_.RecordContact(request.worker_id(), absl::Now());
+  absl::MutexLock lock(&stats_mu_);
+  bytes_in_ += static_cast<int64_t>(request.ByteSizeLong());
+  bytes_out_ += static_cast<int64_t>((parameters.size() + state.size()) * sizeof(float)) +
+                kPullResponseOverhead;
+  return version;
+}
+
+absl::Status ParameterServerCore::Push(const ps::v1::PushRequest& request,
+                                       ps::v1::PushResponse& response) {
+  response.Clear();
+  const int64_t bytes_in = static_cast<int64_t>(request.ByteSizeLong());
+  {
+    absl::MutexLock lock(&stats_mu_);
+    bytes_in_ += bytes_in;
+  }
+  absl::StatusOr<ValidatedPush> push = ValidatePushRequest(request, identity_, *shard_);
+  if (!push.ok()) {
+    // Validation's only ABORTED: weights pulled from an earlier run of this server.
+    CountRefusal(absl::IsAborted(push.status()) ? Refusal::kPushFromEarlierRun
+                                                : Refusal::kInvalidPush,
+                 request.worker_id());
+    return push.status();
+  }
+  const absl::Time now = absl::Now();
+  absl::MutexLock push_lock(&push_mu_);
+  if (std::optional<PushReceipt> receipt = ledger_.FindReceipt(push->worker_id, push->request_id)) {
+    ledger_.RecordContact(push->worker_id, now);
+    response.set_version(receipt->version);
+    response.set_staleness(receipt->staleness);
+    response.set_learning_rate(receipt->learning_rate);
+    response.set_duplicate(true);
+    absl::MutexLock lock(&stats_mu_);
+    ++pushes_duplicate_;
+    bytes_out_ += static_cast<int64_t>(response.ByteSizeLong());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<AppliedUpdate> applied = shard_->Apply(push->update);
+  if (!applied.ok()) {
+    // The shard's only ABORTED: too stale under the reject policy.
+    CountRefusal(absl::IsAborted(applied.status()) ? Refusal::kStalePush : Refusal::kInvalidPush,
+                 push->worker_id);
+    return applied.status();
+  }
+  const PushReceipt receipt{applied->version, applied->staleness, applied->learning_rate};
+  ledger_.RecordPush(push->worker_id, push->request_id, receipt, push->update.example_count(),
+                     push->reported_steps, push->images_per_sec, now);
+  response.set_version(receipt.version);
+  response.set_staleness(receipt.staleness);
+  response.set_learning_rate(receipt.learning_rate);
+  absl::MutexLock lock(&stats_mu_);
+  ++pushes_applied_;
+  staleness_.Add(applied->staleness);
+  bytes_out_ += static_cast<int64_t>(response.ByteSizeLong());
+  return absl::OkStatus();
+}
+
+absl::Status ParameterServerCore::ReportEvaluation(const ps::v1::EvaluationReport& request) {
+  const absl::Status valid = ValidateEvaluationReport(request, identity_);
+  if (!valid.ok()) {
+    CountRefusal(Refusal::kOther, request.worker_id());
+    return valid;
+  }
+  const absl::Time now = absl::Now();
+  ledger_.RecordContact(request.worker_id(), now);
+  Evaluation evaluation;
+  evaluation.global_step = request.global_step();
+  evaluation.examples = request.examples();
+  evaluation.correct = request.correct();
+  evaluation.loss = request.loss();
+  evaluation.unix_seconds = UnixSecondsOf(now);
+  ledger_.RecordEvaluation(evaluation);
+  return absl::OkStatus();
+}
+
+absl::Status ParameterServerCore::Finish(const ps::v1::FinishRequest& request) {
+  const absl::Status valid = ValidateFinishRequest(request, identity_);
+  if (!valid.ok()) {
+    CountRefusal(Refusal::kOther, request.worker_id());
+    return valid;
+  }
+  if (ledger_.RecordFinish(request.worker_id(), request.training_complete(), absl::Now())) {
+    RequestFinish();
+  }
+  return absl::OkStatus();
+}
+
+ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
+  ps::v1::StatusResponse response;
+  response.set_shard_index(identity_.shard_index);
+  response.set_num_shards(identity_.num_shards);
+  response.set_plan_fingerprint(identity_.plan_fingerprint);
+  response.set_model(identity_.model);
+  for (const std::vector<TensorSlice>* slices : {&shard_->spec().parameters,
+                                                 &shard_->spec().state}) {
+    for (const TensorSlice& slice : *slices) {
+      ps::v1::SliceInfo* info = response.add_slices();
+      info->set_tensor(slice.tensor);
+      info->set_begin(slice.begin);
+      info->set_end(slice.end);
+    }
+  }
+  response.set_parameter_count(shard_->parameter_count());
+  response.set_state_count(shard_->state_count());
+  response.set_parameter_bytes(shard_->parameter_count() * sizeof(float));
+  response.set_state_bytes(shard_->state_count() * sizeof(float));
+  const int64_t examples_seen = shard_->examples_seen();
+  const int64_t per_epoch = shard_->config().learning_rate.examples_per_epoch;
+  response.set_global_step(shard_->version());
+  response.set_examples_seen(examples_seen);
+  response.set_epoch(per_epoch > 0 ? static_cast<double>(examples_seen) / per_epoch : 0.0);
+  response.set_learning_rate(shard_->learning_rate());
+
+  const absl::Time now = absl::Now();
+  ledger_.FillStatus(now, response);
+  {
+    absl::MutexLock lock(&stats_mu_);
+    response.set_pushes_applied(pushes_applied_);
+    response.set_pushes_rejected_stale(pushes_rejected_stale_);
+    response.set_pushes_invalid(pushes_invalid_);
+    response.set_pushes_duplicate(pushes_duplicate_);
+    response.set_pushes_rejected_restarted(pushes_restarted_);
+    response.set_staleness_p50(staleness_.Percentile(0.5));
+    response.set_staleness_p90(staleness_.Percentile(0.9));
+    response.set_staleness_max(staleness_.max());
+    response.set_staleness_mean(staleness_.mean());
+    response.set_bytes_in(bytes_in_);
+    response.set_bytes_out(bytes_out_);
+  }
+  absl::MutexLock lock(&lifecycle_mu_);
+  if (checkpoint_time_ != absl::InfinitePast()) {
+    response.set_last_checkpoint_unix_seconds(UnixSecondsOf(checkpoint_time_));
+    response.set_last_checkpoint_step(checkpoint_step_);
+    response.set_last_checkpoint_path(checkpoint_path_);
+  }
+  response.set_uptime_seconds(absl::ToDoubleSeconds(now - start_time_));
+  response.set_finishing(finishing_);
+  return response;
+}
+
+void ParameterServerCore::WaitForFinish() {
+  absl::MutexLock lock(&lifecycle_mu_);
+  lifecycle_mu_.Await(absl::Condition(&finishing_));
+}
+
+bool ParameterServerCore::WaitForFinishWithTimeout(absl::Duration timeout) {
+  absl::MutexLock lock(&lifecycle_mu_);
+  return lifecycle_mu_.AwaitWithTimeout(absl::Condition(&finishing_), timeout);
+}
+
+void ParameterServerCore::RequestFinish() {
+  absl::MutexLock lock(&lifecycle_mu_);
+  finishing_ = true;
+}
+
+bool ParameterServerCore::finishing() const {
+  absl::MutexLock lock(&lifecycle_mu_);
+  return finishing_;
+}
+
+void ParameterServerCore::SetLastCheckpoint(absl::Time time, int64_t step, std::string path) {
+  absl::MutexLock lock(&lifecycle_mu_);
+  checkpoint_time_ = time;
+  checkpoint_step_ = step;
+  checkpoint_path_ = std::move(path);
+}
+
+CoreState ParameterServerCore::ExportState() const {
+  absl::MutexLock push_lock(&push_mu_);
+  CoreState state;
+  state.shard = shard_->ExportState();
+  state.ledger = ledger_.Export();
+  return state;
+}
+
+absl::Status ParameterServerCore::RestoreState(const CoreState& state) {
+  RETURN_IF_ERROR(CheckCoreState(state, plan_.state_layout()));
+  absl::MutexLock push_lock(&push_mu_);
+  // The shard may still refuse (a tensor its slices need is missing); the ledger, checked
+  // above, cannot.
+  RETURN_IF_ERROR(shard_->RestoreState(state.shard));
+  const absl::Status ledger = ledger_.Restore(state.ledger);
+  MOBILENET_CHECK(ledger.ok());
+  return absl::OkStatus();
+}
+
+}  // namespace mobilenet

@@ -1,0 +1,143 @@
+// One parameter server, free of any transport: the mobilenet.ps.v1.ParameterServer
+// protocol (Pull, Push, GetStatus, ReportEvaluation, Finish) over its shard of the model
+// (parameter_shard.h) and its ledger of the cluster (cluster_ledger.h). Every request is
+// validated first (request_validation.h); the gRPC service (parameter_service.h) and the
+// in-process client (worker/in_process_parameter_client.h) only carry messages to and
+// from it, so a whole cluster can run inside one test process.
+//
+// Also the protocol's rules around the data: exactly-once pushes (a retry with the same
+// worker and request id is answered from the ledger), restart detection (a push carries
+// the server_incarnation of the pull its gradients came from; another run's is refused),
+// the end of training (the chief's Finish, or every member finished), and a consistent
+// export and restore of shard and ledger together for checkpoints (core_state.h).
+#ifndef MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SERVER_CORE_H_
+#define MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SERVER_CORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "parameter_server/core/cluster_ledger.h"
+#include "parameter_server/core/core_state.h"
+#include "parameter_server/core/parameter_shard.h"
+#include "parameter_server/core/request_validation.h"
+#include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/core/staleness_histogram.h"
+
+namespace mobilenet {
+
+struct CoreOptions {
+  int shard_index = 0;  // this server's task in the plan
+  int num_workers = 1;  // members of the cluster (--worker_hosts); >= 1
+  // Identifies this run of the server in pulls (PullResponse.server_incarnation); 0: a
+  // random nonzero value (tests may fix it).
+  uint64_t incarnation = 0;
+  // Push receipts remembered per worker for exactly-once retries; >= 1.
+  int remembered_receipts_per_worker = 64;
+};
+
+// Thread-safe. Pushes are applied one at a time; pulls and status proceed alongside.
+class ParameterServerCore {
+ public:
+  // Server `options.shard_index` of `plan`, with a fresh shard (shard_config's seed,
+  // optimizer, schedule with examples_per_epoch the whole training set, staleness policy)
+  // and an empty ledger. InvalidArgument for a shard index outside the plan, fewer than
+  // one worker, or what ParameterShard::Create refuses.
+  static absl::StatusOr<std::unique_ptr<ParameterServerCore>> Create(
+      const ShardingPlan& plan, const ParameterShardConfig& shard_config,
+      const CoreOptions& options);
+
+  ParameterServerCore(const ParameterServerCore&) = delete;
+  ParameterServerCore& operator=(const ParameterServerCore&) = delete;
+
+  const ShardingPlan& plan() const { return plan_; }
+  const ServerIdentity& identity() const { return identity_; }
+  uint64_t incarnation() const { return identity_.incarnation; }
+  const ParameterShard& shard() const { return *shard_; }
+  int64_t parameter_count() const { return shard_->parameter_count(); }
+  int64_t state_count() const { return shard_->state_count(); }
+
+  // The protocol. A refused request changes nothing but the refusal counters (and the
+  // caller's last-seen time, when it is a member).
+
+  // Copies the weights into `parameters` (parameter_count() floats) and, when the request
+  // asks for state, the moving statistics into `state` (state_count() floats; otherwise
+  // empty: checked); returns the version of exactly those values. Errors of
+  // ValidatePullRequest.
+  absl::StatusOr<int64_t> Pull(const ps::v1::PullRequest& request, absl::Span<float> parameters,
+                               absl::Span<float> state);
+  // Applies the push (or answers a retry from the ledger, duplicate = true). Errors of
+  // ValidatePushRequest and of ParameterShard::Apply (ABORTED when too stale).
+  absl::Status Push(const ps::v1::PushRequest& request, ps::v1::PushResponse& response);
+  ps::v1::StatusResponse GetStatus() const;
+  absl::Status ReportEvaluation(const ps::v1::EvaluationReport& request);
+  // Records the worker's Finish; the chief's training_complete, or the last member's
+  // Finish, ends the training (finishing() becomes true).
+  absl::Status Finish(const ps::v1::FinishRequest& request);
+
+  // The life of the server process around the protocol.
+
+  // Blocks until the training ends (see Finish) or RequestFinish is called.
+  void WaitForFinish();
+  // As WaitForFinish, but gives up after `timeout`; true when finishing.
+  bool WaitForFinishWithTimeout(absl::Duration timeout);
+  // Marks the training as over for this process (e.g. on SIGTERM) and wakes the waiters.
+  void RequestFinish();
+  bool finishing() const;
+  // Records the latest checkpoint written (or restored), shown by GetStatus.
+  void SetLastCheckpoint(absl::Time time, int64_t step, std::string path);
+
+  // Checkpoints.
+
+  // Shard and ledger as of one moment between pushes; satisfies CheckCoreState.
+  CoreState ExportState() const;
+  // Replaces shard and ledger with `state`, or changes nothing: errors of CheckCoreState,
+  // ParameterShard::RestoreState and ClusterLedger::Restore. Forgets push receipts.
+  absl::Status RestoreState(const CoreState& state);
+
+ private:
+  ParameterServerCore(const ShardingPlan& plan, ServerIdentity identity,
+                      std::unique_ptr<ParameterShard> shard, const CoreOptions& options);
+
+  enum class Refusal { kInvalidPush, kStalePush, kPushFromEarlierRun, kOther };
+  // Counts a refused request and, for a member, that it was heard from.
+  void CountRefusal(Refusal refusal, int64_t worker_id);
+
+  const ShardingPlan plan_;
+  const ServerIdentity identity_;
+  const std::unique_ptr<ParameterShard> shard_;
+  ClusterLedger ledger_;
+  const absl::Time start_time_;
+
+  // Held through a push's receipt lookup, apply and record, and by ExportState and
+  // RestoreState, so that the shard and the ledger always agree. Acquired before the
+  // shard's and the ledger's own locks and before stats_mu_.
+  mutable absl::Mutex push_mu_;
+
+  mutable absl::Mutex stats_mu_;
+  int64_t pushes_applied_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t pushes_rejected_stale_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t pushes_invalid_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t pushes_duplicate_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t pushes_restarted_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  StalenessHistogram staleness_ ABSL_GUARDED_BY(stats_mu_);
+  int64_t bytes_in_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t bytes_out_ ABSL_GUARDED_BY(stats_mu_) = 0;
+
+  mutable absl::Mutex lifecycle_mu_;
+  bool finishing_ ABSL_GUARDED_BY(lifecycle_mu_) = false;
+  absl::Time checkpoint_time_ ABSL_GUARDED_BY(lifecycle_mu_) = absl::InfinitePast();
+  int64_t checkpoint_step_ ABSL_GUARDED_BY(lifecycle_mu_) = 0;
+  std::string checkpoint_path_ ABSL_GUARDED_BY(lifecycle_mu_);
+};
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SERVER_CORE_H_

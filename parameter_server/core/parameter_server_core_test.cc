@@ -1,0 +1,311 @@
+#include "parameter_server/core/parameter_server_core.h"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "parameter_server/core/tiny_layouts_for_test.h"
+
+namespace mobilenet {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Bytes(const std::vector<float>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
+
+// Server 0 of a one-server plan of the tiny model, in a cluster of 2 workers.
+class ParameterServerCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<ShardingPlan> plan =
+        ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 1, "tiny");
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    plan_ = std::make_unique<ShardingPlan>(*plan);
+    core_ = MakeCore(/*incarnation=*/1001);
+  }
+
+  std::unique_ptr<ParameterServerCore> MakeCore(uint64_t incarnation,
+                                                StalenessPolicy policy = StalenessPolicy::kApply) {
+    ParameterShardConfig config;
+    config.seed = 3;
+    config.optimizer.kind = OptimizerKind::kRmsProp;
+    config.learning_rate.initial_learning_rate = 0.1f;
+    config.learning_rate.decay_factor = 1.0f;
+    config.learning_rate.examples_per_epoch = 100;
+    config.staleness_policy = policy;
+    config.max_staleness = 1;
+    CoreOptions options;
+    options.num_workers = 2;
+    options.incarnation = incarnation;
+    absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+        ParameterServerCore::Create(*plan_, config, options);
+    EXPECT_TRUE(core.ok()) << core.status();
+    return core.ok() ? std::move(*core) : nullptr;
+  }
+
+  ps::v1::PullRequest PullRequest(int32_t worker_id = kToolWorkerId) const {
+    ps::v1::PullRequest request;
+    request.set_plan_fingerprint(plan_->fingerprint());
+    request.set_include_state(true);
+    request.set_worker_id(worker_id);
+    return request;
+  }
+
+  struct Pulled {
+    int64_t version = -1;
+    std::vector<float> weights = std::vector<float>(17), state = std::vector<float>(6);
+  };
+  Pulled PullAll(ParameterServerCore& core) const {
+    Pulled pulled;
+    absl::StatusOr<int64_t> version =
+        core.Pull(PullRequest(), absl::MakeSpan(pulled.weights), absl::MakeSpan(pulled.state));
+    EXPECT_TRUE(version.ok()) << version.status();
+    pulled.version = version.value_or(-1);
+    return pulled;
+  }
+
+  ps::v1::PushRequest Push(int32_t worker_id, uint64_t request_id, int64_t from_version,
+                           float gradient = 0.5f) const {
+    ps::v1::PushRequest push;
+    push.set_plan_fingerprint(plan_->fingerprint());
+    push.set_worker_id(worker_id);
+    push.set_request_id(request_id);
+    push.set_computed_from_version(from_version);
+    push.set_example_count(16);
+    push.set_gradients(Bytes(std::vector<float>(17, gradient)));
+    push.set_batch_stats(Bytes(std::vector<float>(6, 1.0f)));
+    push.set_worker_steps(7);
+    push.set_worker_images_per_sec(99.5);
+    push.set_server_incarnation(core_->incarnation());
+    return push;
+  }
+
+  absl::StatusOr<ps::v1::PushResponse> Send(ParameterServerCore& core,
+                                            const ps::v1::PushRequest& push) {
+    ps::v1::PushResponse response;
+    absl::Status status = core.Push(push, response);
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  ps::v1::FinishRequest Finish(int32_t worker_id, bool complete) const {
+    ps::v1::FinishRequest finish;
+    finish.set_plan_fingerprint(plan_->fingerprint());
+    finish.set_worker_id(worker_id);
+    finish.set_training_complete(complete);
+    return finish;
+  }
+
+  std::unique_ptr<ShardingPlan> plan_;
+  std::unique_ptr<ParameterServerCore> core_;
+};
+
+TEST_F(ParameterServerCoreTest, PullsAndPushesFollowTheProtocol) {
+  const Pulled first = PullAll(*core_);
+  EXPECT_EQ(first.version, 0);
+  absl::StatusOr<ps::v1::PushResponse> pushed = Send(*core_, Push(1, 10, 0));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(pushed->version(), 1);
+  EXPECT_EQ(pushed->staleness(), 0);
+  EXPECT_FLOAT_EQ(pushed->learning_rate(), 0.1f);
+  EXPECT_FALSE(pushed->duplicate());
+  const Pulled second = PullAll(*core_);
+  EXPECT_EQ(second.version, 1);
+  EXPECT_NE(second.weights, first.weights);
+
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_EQ(status.global_step(), 1);
+  EXPECT_EQ(status.examples_seen(), 16);
+  EXPECT_EQ(status.pushes_applied(), 1);
+  EXPECT_EQ(status.num_workers(), 2);
+  ASSERT_EQ(status.workers_size(), 2);
+  EXPECT_EQ(status.workers(1).pushes(), 1);
+  EXPECT_EQ(status.workers(1).examples(), 16);
+  EXPECT_EQ(status.workers(1).steps(), 7);
+  EXPECT_DOUBLE_EQ(status.workers(1).images_per_sec(), 99.5);
+  EXPECT_EQ(status.workers(0).seconds_since_last_seen(), -1);
+  EXPECT_GT(status.bytes_in(), 17 * 4);
+  EXPECT_GT(status.bytes_out(), 2 * 17 * 4);
+}
+
+TEST_F(ParameterServerCoreTest, ARetryIsAnsweredFromTheLedgerAndAppliedOnce) {
+  ASSERT_TRUE(Send(*core_, Push(1, 10, 0)).ok());
+  const Pulled once = PullAll(*core_);
+  absl::StatusOr<ps::v1::PushResponse> retry = Send(*core_, Push(1, 10, 0));
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate());
+  EXPECT_EQ(retry->version(), 1);
+  EXPECT_EQ(PullAll(*core_).weights, once.weights);
+  // The same request id from the other worker is another push.
+  absl::StatusOr<ps::v1::PushResponse> other = Send(*core_, Push(0, 10, 1));
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->duplicate());
+  EXPECT_EQ(other->version(), 2);
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_EQ(status.pushes_duplicate(), 1);
+  EXPECT_EQ(status.pushes_applied(), 2);
+  EXPECT_EQ(status.workers(1).pushes(), 1);
+}
+
+TEST_F(ParameterServerCoreTest, RefusedPushesChangeNothingAndAreCounted) {
+  ASSERT_TRUE(Send(*core_, Push(0, 1, 0)).ok());
+  const CoreState before = core_->ExportState();
+  std::vector<ps::v1::PushRequest> refused;
+  refused.push_back(Push(2, 2, 1));  // not a member
+  refused.push_back(Push(-1, 3, 1));
+  refused.push_back(Push(0, 4, 1));
+  refused.back().set_example_count(int64_t{1} << 62);  // used to overflow examples seen
+  refused.push_back(Push(0, 5, 1, 1e30f));  // used to make the rms slot inf
+  refused.push_back(Push(0, 6, 5));  // from the future
+  refused.push_back(Push(0, 7, 1));
+  refused.back().set_gradients("abc");
+  refused.push_back(Push(0, 8, 1));
+  refused.back().set_plan_fingerprint(plan_->fingerprint() + 1);
+  for (const ps::v1::PushRequest& push : refused) {
+    EXPECT_FALSE(Send(*core_, push).ok()) << push.ShortDebugString().substr(0, 200);
+  }
+  const CoreState after = core_->ExportState();
+  EXPECT_EQ(after.shard.version, before.shard.version);
+  EXPECT_EQ(after.shard.examples_seen, before.shard.examples_seen);
+  ASSERT_EQ(after.shard.tensors.size(), before.shard.tensors.size());
+  for (size_t i = 0; i < after.shard.tensors.size(); ++i) {
+    EXPECT_EQ(after.shard.tensors[i].values, before.shard.tensors[i].values);
+  }
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_EQ(status.pushes_invalid(), static_cast<int64_t>(refused.size()));
+  EXPECT_EQ(status.workers_size(), 2);  // unknown ids were not recorded
+  EXPECT_EQ(status.workers(0).pushes(), 1);
+  EXPECT_TRUE(CheckCoreState(after, plan_->state_layout()).ok());
+  // A refused request id is not remembered: sent again correctly, it is applied.
+  absl::StatusOr<ps::v1::PushResponse> again = Send(*core_, Push(0, 5, 1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->duplicate());
+}
+
+TEST_F(ParameterServerCoreTest, APushFromAnEarlierRunIsAbortedAndCountedApart) {
+  ps::v1::PushRequest push = Push(0, 1, 0);
+  push.set_server_incarnation(999);
+  const absl::Status status = Send(*core_, push).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(core_->GetStatus().pushes_rejected_restarted(), 1);
+  EXPECT_EQ(core_->GetStatus().pushes_invalid(), 0);
+  EXPECT_EQ(core_->GetStatus().global_step(), 0);
+}
+
+TEST_F(ParameterServerCoreTest, TooStalePushesAreAbortedUnderTheRejectPolicy) {
+  core_ = MakeCore(1001, StalenessPolicy::kReject);
+  for (uint64_t id = 1; id <= 2; ++id) ASSERT_TRUE(Send(*core_, Push(0, id, 0)).ok());
+  const absl::Status stale = Send(*core_, Push(1, 3, 0)).status();  // staleness 2 > 1
+  EXPECT_EQ(stale.code(), absl::StatusCode::kAborted);
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_EQ(status.pushes_rejected_stale(), 1);
+  EXPECT_EQ(status.staleness_max(), 1);
+  EXPECT_EQ(status.workers(1).pushes(), 0);
+}
+
+TEST_F(ParameterServerCoreTest, OnlyTheChiefEndsTheTrainingOrTheLastMemberDoes) {
+  EXPECT_EQ(core_->Finish(Finish(1, true)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(core_->finishing());
+  ASSERT_TRUE(core_->Finish(Finish(1, false)).ok());
+  EXPECT_FALSE(core_->finishing());
+  EXPECT_TRUE(core_->GetStatus().workers(1).finished());
+  ASSERT_TRUE(core_->Finish(Finish(0, false)).ok());  // every member has finished
+  EXPECT_TRUE(core_->finishing());
+
+  std::unique_ptr<ParameterServerCore> chief = MakeCore(1);
+  ASSERT_TRUE(chief->Finish(Finish(0, true)).ok());
+  EXPECT_TRUE(chief->WaitForFinishWithTimeout(absl::ZeroDuration()));
+  EXPECT_TRUE(chief->GetStatus().training_complete());
+  EXPECT_EQ(chief->Finish(Finish(5, false)).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ParameterServerCoreTest, TheChiefsEvaluationIsKeptAndOthersAreRefused) {
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(plan_->fingerprint());
+  report.set_worker_id(0);
+  report.set_global_step(4);
+  report.set_examples(200);
+  report.set_correct(150);
+  report.set_loss(0.7);
+  ASSERT_TRUE(core_->ReportEvaluation(report).ok());
+  report.set_worker_id(1);
+  report.set_correct(200);
+  EXPECT_EQ(core_->ReportEvaluation(report).code(), absl::StatusCode::kInvalidArgument);
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
+  EXPECT_EQ(status.eval_step(), 4);
+  EXPECT_GT(status.eval_unix_seconds(), 0);
+}
+
+TEST_F(ParameterServerCoreTest, ExportedStateRestoresShardAndLedgerTogether) {
+  ASSERT_TRUE(Send(*core_, Push(0, 1, 0)).ok());
+  ASSERT_TRUE(Send(*core_, Push(1, 2, 1)).ok());
+  ASSERT_TRUE(Send(*core_, Push(1, 3, 1)).ok());
+  ASSERT_TRUE(core_->Finish(Finish(1, false)).ok());
+  const CoreState exported = core_->ExportState();
+  EXPECT_TRUE(CheckCoreState(exported, plan_->state_layout()).ok());
+
+  std::unique_ptr<ParameterServerCore> restored = MakeCore(2002);
+  ASSERT_TRUE(restored->RestoreState(exported).ok());
+  const ps::v1::StatusResponse status = restored->GetStatus();
+  EXPECT_EQ(status.global_step(), 3);
+  EXPECT_EQ(status.examples_seen(), 48);
+  EXPECT_EQ(status.workers(0).pushes(), 1);
+  EXPECT_EQ(status.workers(1).pushes(), 2);
+  EXPECT_EQ(status.workers(1).examples(), 32);
+  EXPECT_TRUE(status.workers(1).finished());
+  EXPECT_EQ(PullAll(*restored).weights, PullAll(*core_).weights);
+  EXPECT_FALSE(restored->finishing());  // the end of training is an event of a run
+
+  // An inconsistent state is refused whole: neither the shard nor the ledger changes.
+  CoreState inconsistent = exported;
+  inconsistent.ledger.workers[0].pushes = 5;
+  std::unique_ptr<ParameterServerCore> fresh = MakeCore(3003);
+  const absl::Status refused = fresh->RestoreState(inconsistent);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("account for 7 pushes"));
+  EXPECT_EQ(fresh->GetStatus().global_step(), 0);
+  EXPECT_EQ(fresh->GetStatus().workers(0).pushes(), 0);
+}
+
+TEST_F(ParameterServerCoreTest, ToolsPullAndMembersAreSeenButStrangersAreNot) {
+  Pulled pulled;
+  EXPECT_TRUE(core_->Pull(PullRequest(1), absl::MakeSpan(pulled.weights),
+                          absl::MakeSpan(pulled.state)).ok());
+  EXPECT_GE(core_->GetStatus().workers(1).seconds_since_last_seen(), 0);
+  const absl::Status stranger = core_->Pull(PullRequest(9), absl::MakeSpan(pulled.weights),
+                                            absl::MakeSpan(pulled.state)).status();
+  EXPECT_EQ(stranger.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->GetStatus().workers_size(), 2);
+}
+
+TEST(ParameterServerCoreCreateTest, RefusesIndexesOutsideThePlanAndEmptyClusters) {
+  absl::StatusOr<ShardingPlan> plan =
+      ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 2, "tiny");
+  ASSERT_TRUE(plan.ok());
+  ParameterShardConfig config;
+  config.learning_rate.examples_per_epoch = 10;
+  CoreOptions options;
+  options.shard_index = 2;
+  EXPECT_THAT(ParameterServerCore::Create(*plan, config, options).status().message(),
+              HasSubstr("parameter server 2 of a plan for 2"));
+  options.shard_index = 1;
+  options.num_workers = 0;
+  EXPECT_THAT(ParameterServerCore::Create(*plan, config, options).status().message(),
+              HasSubstr("a cluster of 0 workers"));
+  options.num_workers = 1;
+  absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+      ParameterServerCore::Create(*plan, config, options);
+  ASSERT_TRUE(core.ok());
+  EXPECT_NE((*core)->incarnation(), 0u);
+  EXPECT_EQ((*core)->identity().shard_index, 1);
+}
+
+}  // namespace
+}  // namespace mobilenet

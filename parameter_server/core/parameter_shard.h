@@ -1,0 +1,251 @@
+// One parameter server's share of the model, free of any transport: the values of its
+// slices of the trainable tensors in one flat buffer, the optimizer's slots in flat
+// buffers of the same layout (owned by the Optimizer), the moving statistics of its slices
+// of the batch-norm state in another, a version (global step) counter, the number of
+// training examples seen and the learning-rate schedule evaluated on it.
+//
+// An update is all or nothing. Before a push changes anything, the optimizer either
+// clears it from bounds it keeps on its state (the common case, free) or computes it
+// without storing it; a push that would leave any weight, slot or statistic NaN or
+// infinite is refused whole. The update is then written in place under the same lock a
+// pull copies under, so a pull returns the values of exactly the version it reports.
+#ifndef MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_
+#define MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "common/learning_rate_schedule.h"
+#include "common/optimizer.h"
+#include "model/parameter_layout.h"
+
+namespace mobilenet {
+
+// No push carries more examples than this; counters and checkpoint invariants rely on it
+// (a worker refuses a larger --batch_size).
+inline constexpr int64_t kMaxExamplesPerPush = int64_t{1} << 20;
+
+// Elements [begin, end) of one tensor (indices within the tensor, not the flat buffer).
+struct TensorSlice {
+  std::string tensor;  // a name in the layout
+  int64_t begin = 0;
+  int64_t end = 0;
+
+  int64_t size() const { return end - begin; }
+};
+
+// What a shard holds. Every buffer a shard exchanges (pulled weights, pushed gradients,
+// batch statistics) is its slices' elements concatenated in this order.
+struct ShardSpec {
+  std::vector<TensorSlice> parameters;  // of the trainable layout
+  std::vector<TensorSlice> state;       // of the moving-statistics layout
+};
+
+// Every tensor of both layouts, whole, in layout order: the shard of a single parameter
+// server. Its concatenated buffers are then exactly the layouts' flat buffers.
+ShardSpec WholeModelShardSpec(const ParameterLayout& parameters, const ParameterLayout& state);
+
+// What a shard does with a push computed from an old version.
+enum class StalenessPolicy {
+  kApply,              // apply as is
+  kScaleLearningRate,  // learning rate / max(1, staleness) (Zhang et al., 2016)
+  kReject,             // Aborted when staleness > max_staleness
+};
+
+// "apply", "scale" or "reject".
+const char* StalenessPolicyName(StalenessPolicy policy);
+// Parses StalenessPolicyName's spellings; otherwise InvalidArgument listing them.
+absl::StatusOr<StalenessPolicy> ParseStalenessPolicy(absl::string_view text);
+
+struct ParameterShardConfig {
+  uint64_t seed = 0;  // of model/initializer.h; the same on every shard of a model
+  OptimizerConfig optimizer;
+  LearningRateScheduleConfig learning_rate;
+  StalenessPolicy staleness_policy = StalenessPolicy::kApply;
+  int64_t max_staleness = 16;  // kReject only; >= 0
+  // moving = decay * moving + (1 - decay) * batch, once per push carrying batch
+  // statistics. 0.99 averages over roughly the last 100 pushes, which settles within a
+  // few hundred steps; TensorFlow's 0.9997 is meant for runs of ~100k steps and would
+  // leave the statistics near their initial values in a short training. In [0, 1).
+  float moving_average_decay = 0.99f;
+};
+
+class ParameterShard;
+
+// The content of one push, checked against a shard: the only way to make one is Check,
+// so a ShardUpdate in hand has the shard's sizes, finite values and the bounds the
+// shard's finiteness reasoning needs. The spans are not owned.
+class ShardUpdate {
+ public:
+  // `gradients`: parameter_count() floats, d loss / d weights of the shard's parameter
+  // slices in spec order (weight decay and clipping, if any, already applied by the
+  // worker). `batch_stats`: empty (leave the moving statistics alone) or state_count()
+  // floats in spec order: each batch norm's batch mean (in its moving_mean slice) and
+  // UNBIASED batch variance (in its moving_variance slice; the worker applies M / (M - 1),
+  // see worker/batch_statistics.h). InvalidArgument naming the problem: a wrong size,
+  // example_count outside [1, kMaxExamplesPerPush], a negative version, a NaN or infinite
+  // value or a negative variance (named by tensor and element). `what` starts messages
+  // (e.g. "push from worker 3").
+  static absl::StatusOr<ShardUpdate> Check(const ParameterShard& shard, absl::string_view what,
+                                           int64_t computed_from_version, int64_t example_count,
+                                           absl::Span<const float> gradients,
+                                           absl::Span<const float> batch_stats);
+
+  int64_t computed_from_version() const { return computed_from_version_; }
+  int64_t example_count() const { return example_count_; }
+  absl::Span<const float> gradients() const { return gradients_; }
+  absl::Span<const float> batch_stats() const { return batch_stats_; }
+
+ private:
+  friend class ParameterShard;
+  ShardUpdate() = default;
+
+  std::string what_;
+  int64_t computed_from_version_ = 0;
+  int64_t example_count_ = 0;
+  absl::Span<const float> gradients_;
+  absl::Span<const float> batch_stats_;
+  float max_abs_gradient_ = 0.0f;
+  float max_abs_batch_stat_ = 0.0f;
+};
+
+struct AppliedUpdate {
+  int64_t version = 0;         // the shard's version once this push is applied
+  int64_t staleness = 0;       // version before the push - computed_from_version
+  float learning_rate = 0.0f;  // the rate the update used (after the staleness policy)
+};
+
+// Elements [begin, end) of a named tensor, for checkpoints. Names are the layout's tensor
+// names for weights and moving statistics, "<tensor>/<slot>" for optimizer slots (e.g.
+// "MobilenetV1/Conv2d_0/weights/rms").
+struct ShardTensor {
+  std::string name;
+  int64_t begin = 0;
+  int64_t end = 0;
+  std::vector<float> values;  // end - begin floats
+};
+
+// A shard's complete restorable state.
+struct ShardState {
+  int64_t version = 0;
+  int64_t examples_seen = 0;
+  std::vector<ShardTensor> tensors;
+};
+
+// Thread-safe. Updates are serialized; pulls, status and exports proceed alongside the
+// part of an update that only reads (its finiteness check) and wait for its write.
+class ParameterShard {
+ public:
+  // A shard holding `spec`'s slices, initialized with model/initializer.h from
+  // config.seed (each slice equals the same range of a whole-model initialization), with
+  // fresh optimizer slots, version 0 and no examples seen. InvalidArgument or NotFound
+  // naming the problem for: an unknown tensor, a slice out of its tensor's range or
+  // empty, overlapping slices, a moving statistic among the parameters or a trainable
+  // tensor among the state, no parameter slices, or an invalid config value.
+  static absl::StatusOr<std::unique_ptr<ParameterShard>> Create(const ParameterLayout& parameters,
+                                                                const ParameterLayout& state,
+                                                                const ShardSpec& spec,
+                                                                const ParameterShardConfig& config);
+
+  ParameterShard(const ParameterShard&) = delete;
+  ParameterShard& operator=(const ParameterShard&) = delete;
+
+  const ShardSpec& spec() const { return spec_; }
+  const ParameterShardConfig& config() const { return config_; }
+  // Floats in the concatenation of the parameter (state) slices.
+  int64_t parameter_count() const { return parameter_count_; }
+  int64_t state_count() const { return state_count_; }
+
+  // Copies the current weights into `weights` (parameter_count() floats) and moving
+  // statistics into `state` (state_count() floats, or empty to skip them); returns the
+  // version of exactly these values. A span of another size is a programming error
+  // (checked).
+  int64_t Pull(absl::Span<float> weights, absl::Span<float> state) const;
+
+  // Applies one push, or nothing: the optimizer with the schedule's rate at the examples
+  // seen before this push (adjusted by the staleness policy), the moving averages when
+  // the update carries batch statistics, then version + 1 and examples seen +
+  // example_count. Errors change nothing:
+  //   InvalidArgument: computed from a version newer than the shard's (from the future),
+  //     or an update that would leave a weight, slot or statistic NaN or infinite (named
+  //     by tensor, element and what it would become);
+  //   Aborted: kReject and staleness > max_staleness (the message names both); the
+  //     worker should pull again;
+  //   OutOfRange: the version or examples-seen counter would overflow.
+  absl::StatusOr<AppliedUpdate> Apply(const ShardUpdate& update);
+
+  int64_t version() const;
+  int64_t examples_seen() const;
+  // The schedule's learning rate at examples_seen().
+  float learning_rate() const;
+
+  // A consistent snapshot (no update half-applied) of weights, optimizer slots, moving
+  // statistics, version and examples seen.
+  ShardState ExportState() const;
+
+  // Replaces the state with `state`. Each tensor this shard needs (weights and slots of
+  // every parameter slice, every state slice) must be found by name in `state.tensors` in
+  // an entry whose [begin, end) covers the slice, so a checkpoint written under another
+  // sharding restores too; other entries are ignored. On error (NotFound naming the
+  // missing tensor and range, InvalidArgument for an entry whose values do not match its
+  // range, a negative counter, a non-finite value or a value below its slot's or
+  // statistic's lower bound, such as a negative mean square or variance) nothing changes.
+  absl::Status RestoreState(const ShardState& state);
+
+  // "<tensor>[<element>]" of index `i` of the concatenated parameter (state) buffer.
+  std::string DescribeParameter(int64_t i) const;
+  std::string DescribeState(int64_t i) const;
+
+  // InvalidArgument unless every value of `state` (empty, or state_count() floats in spec
+  // order) is finite and no moving variance is negative; `what` starts the message.
+  absl::Status CheckStatistics(absl::Span<const float> state, absl::string_view what) const;
+
+ private:
+  struct Slice {
+    TensorView view;     // of the layout the slice belongs to
+    int64_t begin = 0;   // within the tensor
+    int64_t end = 0;
+    int64_t offset = 0;  // of element `begin` in the shard's concatenated buffer
+  };
+
+  ParameterShard(const ShardSpec& spec, const ParameterShardConfig& config,
+                 const LearningRateSchedule& schedule);
+
+  static std::string Describe(const std::vector<Slice>& slices, int64_t i);
+
+  const ShardSpec spec_;
+  const ParameterShardConfig config_;
+  const LearningRateSchedule schedule_;
+  int64_t parameter_count_ = 0;
+  int64_t state_count_ = 0;
+  // Set once in Create: where each slice lives in the flat buffers, and which state
+  // elements are variances (never negative).
+  std::vector<Slice> parameter_slices_;
+  std::vector<Slice> state_slices_;
+  std::vector<std::pair<int64_t, int64_t>> variance_ranges_;  // [begin, end) of the state
+
+  // Serializes Apply and RestoreState (one writer at a time); acquired before data_mu_.
+  absl::Mutex update_mu_;
+  // Shared by readers (pulls, exports, an update's check), exclusive for writing.
+  mutable absl::Mutex data_mu_;
+  std::vector<float> weights_ ABSL_GUARDED_BY(data_mu_);
+  std::unique_ptr<Optimizer> optimizer_ ABSL_GUARDED_BY(data_mu_);  // owns the slots
+  std::vector<float> moving_ ABSL_GUARDED_BY(data_mu_);
+  int64_t version_ ABSL_GUARDED_BY(data_mu_) = 0;
+  int64_t examples_seen_ ABSL_GUARDED_BY(data_mu_) = 0;
+  // Upper bounds of |weight| and |moving statistic|, for the finiteness reasoning.
+  float max_abs_weight_ ABSL_GUARDED_BY(data_mu_) = 0.0f;
+  float max_abs_moving_ ABSL_GUARDED_BY(data_mu_) = 0.0f;
+};
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_

@@ -1,0 +1,627 @@
+#include "parameter_server/core/parameter_shard.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "model/initializer.h"
+#include "model/mobilenet_v1.h"
+#include "parameter_server/core/tiny_layouts_for_test.h"
+
+namespace mobilenet {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Constant learning rate 0.1 unless a test changes it.
+ParameterShardConfig TinyConfig(OptimizerKind kind) {
+  ParameterShardConfig config;
+  config.seed = 7;
+  config.optimizer.kind = kind;
+  config.learning_rate.initial_learning_rate = 0.1f;
+  config.learning_rate.decay_factor = 1.0f;
+  config.learning_rate.examples_per_epoch = 100;
+  return config;
+}
+
+class ParameterShardTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ParameterShard> MakeShard(const ParameterShardConfig& config) {
+    return MakeShard(WholeModelShardSpec(params_, state_), config);
+  }
+  std::unique_ptr<ParameterShard> MakeShard(const ShardSpec& spec,
+                                            const ParameterShardConfig& config) {
+    absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
+        ParameterShard::Create(params_, state_, spec, config);
+    EXPECT_TRUE(shard.ok()) << shard.status();
+    return shard.ok() ? std::move(*shard) : nullptr;
+  }
+
+  struct Pulled {
+    int64_t version = -1;
+    std::vector<float> weights, state;
+  };
+  static Pulled PullAll(const ParameterShard& shard) {
+    Pulled pulled;
+    pulled.weights.resize(shard.parameter_count());
+    pulled.state.resize(shard.state_count());
+    pulled.version = shard.Pull(absl::MakeSpan(pulled.weights), absl::MakeSpan(pulled.state));
+    return pulled;
+  }
+
+  // Checks and applies one push of `example_count` examples computed from `from_version`.
+  static absl::StatusOr<AppliedUpdate> Apply(ParameterShard& shard,
+                                             absl::Span<const float> gradients,
+                                             int64_t from_version,
+                                             absl::Span<const float> batch_stats = {},
+                                             int64_t example_count = 4) {
+    absl::StatusOr<ShardUpdate> update =
+        ShardUpdate::Check(shard, "push", from_version, example_count, gradients, batch_stats);
+    if (!update.ok()) return update.status();
+    return shard.Apply(*update);
+  }
+
+  // Every tensor of the exported state, for before/after comparisons.
+  static std::vector<std::vector<float>> Values(const ParameterShard& shard) {
+    std::vector<std::vector<float>> values;
+    for (const ShardTensor& tensor : shard.ExportState().tensors) values.push_back(tensor.values);
+    return values;
+  }
+
+  ParameterLayout params_ = TinyParameters();
+  ParameterLayout state_ = TinyState();
+};
+
+TEST_F(ParameterShardTest, InitialWeightsEqualWholeModelInitialization) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kRmsProp));
+  ASSERT_NE(shard, nullptr);
+  EXPECT_EQ(shard->parameter_count(), 17);
+  EXPECT_EQ(shard->state_count(), 6);
+  std::vector<float> expected_weights(params_.total_size()), expected_state(state_.total_size());
+  InitializeAll(params_, 7, expected_weights.data());
+  InitializeAll(state_, 7, expected_state.data());
+  Pulled pulled = PullAll(*shard);
+  EXPECT_EQ(pulled.version, 0);
+  EXPECT_EQ(pulled.weights, expected_weights);
+  EXPECT_EQ(pulled.state, expected_state);
+}
+
+TEST_F(ParameterShardTest, SlicesOfTheRealModelEqualTheSameRangesOfWholeModelInit) {
+  MobileNetConfig model_config;
+  model_config.alpha = 0.25f;
+  model_config.resolution = 32;
+  model_config.num_classes = 10;
+  absl::StatusOr<Architecture> arch = BuildArchitecture(model_config);
+  ASSERT_TRUE(arch.ok()) << arch.status();
+  const ParameterLayout params = BuildParameterLayout(*arch);
+  const ParameterLayout state = BuildStateLayout(*arch);
+  std::vector<float> whole(params.total_size()), whole_state(state.total_size());
+  InitializeAll(params, 42, whole.data());
+  InitializeAll(state, 42, whole_state.data());
+
+  const std::string pointwise = "MobilenetV1/Conv2d_3_pointwise/weights";
+  const std::string classifier = "MobilenetV1/Logits/Conv2d_1c_1x1/weights";
+  const std::string variance = "MobilenetV1/Conv2d_5_depthwise/BatchNorm/moving_variance";
+  ShardSpec spec;
+  spec.parameters = {{classifier, 100, 300}, {pointwise, 5, 77}};
+  spec.state = {{variance, 1, 4}};
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kRmsProp);
+  config.seed = 42;
+  absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
+      ParameterShard::Create(params, state, spec, config);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  Pulled pulled = PullAll(**shard);
+  ASSERT_EQ(pulled.weights.size(), 200u + 72u);
+  const int64_t classifier_offset = (*params.Find(classifier))->offset;
+  const int64_t pointwise_offset = (*params.Find(pointwise))->offset;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(pulled.weights[i], whole[classifier_offset + 100 + i]) << i;
+  }
+  for (int i = 0; i < 72; ++i) {
+    ASSERT_EQ(pulled.weights[200 + i], whole[pointwise_offset + 5 + i]) << i;
+  }
+  const int64_t variance_offset = (*state.Find(variance))->offset;
+  ASSERT_EQ(pulled.state.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(pulled.state[i], whole_state[variance_offset + 1 + i]);
+
+  // The whole-model spec pulls exactly the layouts' flat buffers.
+  absl::StatusOr<std::unique_ptr<ParameterShard>> whole_shard =
+      ParameterShard::Create(params, state, WholeModelShardSpec(params, state), config);
+  ASSERT_TRUE(whole_shard.ok()) << whole_shard.status();
+  Pulled all = PullAll(**whole_shard);
+  EXPECT_EQ(all.weights, whole);
+  EXPECT_EQ(all.state, whole_state);
+}
+
+TEST_F(ParameterShardTest, CreateRejectsBadSpecsAndConfigs) {
+  const ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  struct Case {
+    ShardSpec spec;
+    absl::StatusCode code;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {{{{"nope", 0, 1}}, {}}, absl::StatusCode::kNotFound, "nope"},
+      {{{{"a/weights", 0, 7}}, {}}, absl::StatusCode::kInvalidArgument, "within [0, 6)"},
+      {{{{"a/weights", 3, 3}}, {}}, absl::StatusCode::kInvalidArgument, "non-empty"},
+      {{{{"a/weights", 0, 4}, {"a/weights", 3, 6}}, {}},
+       absl::StatusCode::kInvalidArgument,
+       "overlap"},
+      {{{}, {{"a/BatchNorm/moving_mean", 0, 3}}},
+       absl::StatusCode::kInvalidArgument,
+       "no parameter slices"},
+      {{{{"a/weights", 0, 6}}, {{"fc/biases", 0, 2}}}, absl::StatusCode::kNotFound, "fc/biases"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
+        ParameterShard::Create(params_, state_, c.spec, config);
+    ASSERT_FALSE(shard.ok()) << c.message;
+    EXPECT_EQ(shard.status().code(), c.code) << shard.status();
+    EXPECT_THAT(shard.status().message(), HasSubstr(c.message));
+  }
+  // A moving statistic passed among the parameters (its name exists only in the state
+  // layout, so pass the state layout as both).
+  absl::StatusOr<std::unique_ptr<ParameterShard>> mixed =
+      ParameterShard::Create(state_, state_, {{{"a/BatchNorm/moving_mean", 0, 3}}, {}}, config);
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_THAT(mixed.status().message(), HasSubstr("expected trainable tensor"));
+
+  ParameterShardConfig bad = config;
+  bad.moving_average_decay = 1.0f;
+  EXPECT_THAT(ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), bad)
+                  .status()
+                  .message(),
+              HasSubstr("moving_average_decay"));
+  bad = config;
+  bad.learning_rate.examples_per_epoch = 0;
+  EXPECT_THAT(ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), bad)
+                  .status()
+                  .message(),
+              HasSubstr("examples per epoch"));
+  bad = TinyConfig(OptimizerKind::kRmsProp);
+  bad.optimizer.epsilon = -1.0f;
+  EXPECT_THAT(ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), bad)
+                  .status()
+                  .message(),
+              HasSubstr("epsilon"));
+}
+
+TEST_F(ParameterShardTest, ApplyMatchesTheRmsPropFormula) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kRmsProp));
+  ASSERT_NE(shard, nullptr);
+  std::vector<float> w = PullAll(*shard).weights;
+  std::vector<float> ms(17, 1.0f), mom(17, 0.0f);
+  for (int step = 0; step < 3; ++step) {
+    std::vector<float> g(17);
+    for (int i = 0; i < 17; ++i) g[i] = 0.1f * (i - 8) + 0.05f * step;
+    absl::StatusOr<AppliedUpdate> result = Apply(*shard, g, step);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->version, step + 1);
+    EXPECT_EQ(result->staleness, 0);
+    EXPECT_FLOAT_EQ(result->learning_rate, 0.1f);
+    // ms = 0.9 ms + 0.1 g^2;  mom = 0.9 mom + lr g / sqrt(ms + 1);  w -= mom.
+    for (int i = 0; i < 17; ++i) {
+      ms[i] = 0.9 * ms[i] + 0.1 * g[i] * g[i];
+      mom[i] = 0.9 * mom[i] + 0.1 * g[i] / std::sqrt(ms[i] + 1.0);
+      w[i] -= mom[i];
+    }
+    Pulled pulled = PullAll(*shard);
+    EXPECT_EQ(pulled.version, step + 1);
+    for (int i = 0; i < 17; ++i) EXPECT_NEAR(pulled.weights[i], w[i], 1e-6) << i;
+  }
+}
+
+TEST_F(ParameterShardTest, ConcatenatedBuffersFollowSpecOrderAcrossPartialSlices) {
+  ShardSpec spec;
+  spec.parameters = {{"fc/weights", 2, 5}, {"a/weights", 0, 3}};
+  spec.state = {{"a/BatchNorm/moving_variance", 1, 3}};
+  std::unique_ptr<ParameterShard> shard = MakeShard(spec, TinyConfig(OptimizerKind::kSgd));
+  ASSERT_NE(shard, nullptr);
+  EXPECT_EQ(shard->parameter_count(), 6);
+  EXPECT_EQ(shard->state_count(), 2);
+  EXPECT_EQ(shard->DescribeParameter(0), "fc/weights[2]");
+  EXPECT_EQ(shard->DescribeParameter(4), "a/weights[1]");
+  EXPECT_EQ(shard->DescribeState(1), "a/BatchNorm/moving_variance[2]");
+  Pulled before = PullAll(*shard);
+  const std::vector<float> g = {1, 2, 3, 4, 5, 6};
+  const std::vector<float> batch_stats = {3.0f, 5.0f};
+  ASSERT_TRUE(Apply(*shard, g, 0, batch_stats).ok());
+  Pulled after = PullAll(*shard);
+  for (int i = 0; i < 6; ++i) EXPECT_NEAR(after.weights[i], before.weights[i] - 0.1f * g[i], 1e-6);
+  // Moving variances start at 1: 0.99 * 1 + 0.01 * b.
+  EXPECT_FLOAT_EQ(after.state[0], 0.99f + 0.03f);
+  EXPECT_FLOAT_EQ(after.state[1], 0.99f + 0.05f);
+}
+
+TEST_F(ParameterShardTest, MovingStatisticsFollowTheConfiguredDecay) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.moving_average_decay = 0.5f;
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> g(17, 0.0f);
+  // Means start at 0, variances at 1; batch means 2, batch variances 3.
+  const std::vector<float> batch_stats = {2, 2, 2, 3, 3, 3};
+  ASSERT_TRUE(Apply(*shard, g, 0, batch_stats).ok());
+  // mean 0.5*0 + 0.5*2 = 1, variance 0.5*1 + 0.5*3 = 2.
+  EXPECT_EQ(PullAll(*shard).state, (std::vector<float>{1, 1, 1, 2, 2, 2}));
+  ASSERT_TRUE(Apply(*shard, g, 1, batch_stats).ok());
+  // mean 0.5*1 + 1 = 1.5, variance 0.5*2 + 1.5 = 2.5.
+  EXPECT_EQ(PullAll(*shard).state, (std::vector<float>{1.5, 1.5, 1.5, 2.5, 2.5, 2.5}));
+  // A push without statistics leaves them alone.
+  ASSERT_TRUE(Apply(*shard, g, 2).ok());
+  EXPECT_EQ(PullAll(*shard).state, (std::vector<float>{1.5, 1.5, 1.5, 2.5, 2.5, 2.5}));
+}
+
+TEST_F(ParameterShardTest, VersionExamplesAndScheduleAdvanceWithPushes) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.learning_rate.decay_factor = 0.5f;
+  config.learning_rate.epochs_per_decay = 1.0f;
+  config.learning_rate.examples_per_epoch = 8;  // halves every 8 examples
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> g(17, 1.0f);
+  const float expected_rates[] = {0.1f, 0.1f, 0.05f, 0.05f, 0.025f};  // at 0, 4, 8, 12, 16
+  for (int step = 0; step < 5; ++step) {
+    absl::StatusOr<AppliedUpdate> result = Apply(*shard, g, step);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->version, step + 1);
+    EXPECT_FLOAT_EQ(result->learning_rate, expected_rates[step]) << "step " << step;
+  }
+  EXPECT_EQ(shard->version(), 5);
+  EXPECT_EQ(shard->examples_seen(), 20);
+  EXPECT_FLOAT_EQ(shard->learning_rate(), 0.025f);  // floor(20 / 8) = 2 decays
+}
+
+TEST_F(ParameterShardTest, ApplyPolicyReportsStalenessWithoutChangingTheRate) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kSgd));
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> g(17, 1.0f);
+  // Eight pushes all computed from version 0: staleness 0..7.
+  for (int i = 0; i < 8; ++i) {
+    absl::StatusOr<AppliedUpdate> result = Apply(*shard, g, 0);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->staleness, i);
+    EXPECT_FLOAT_EQ(result->learning_rate, 0.1f);
+  }
+}
+
+TEST_F(ParameterShardTest, ScalePolicyDividesTheRateByStaleness) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.staleness_policy = StalenessPolicy::kScaleLearningRate;
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> g(17, 1.0f);
+  const std::vector<float> w0 = PullAll(*shard).weights;
+  // Four pushes computed from version 0: staleness 0, 1, 2, 3 -> rates 0.1 / max(1, s).
+  const float expected_rates[] = {0.1f, 0.1f, 0.05f, 0.1f / 3};
+  float total_rate = 0;
+  for (int i = 0; i < 4; ++i) {
+    absl::StatusOr<AppliedUpdate> result = Apply(*shard, g, 0);
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->staleness, i);
+    EXPECT_FLOAT_EQ(result->learning_rate, expected_rates[i]);
+    total_rate += expected_rates[i];
+  }
+  // SGD with g = 1: every weight moved by the sum of the rates.
+  const std::vector<float> w = PullAll(*shard).weights;
+  for (int i = 0; i < 17; ++i) EXPECT_NEAR(w[i], w0[i] - total_rate, 1e-6);
+}
+
+TEST_F(ParameterShardTest, RejectPolicyRefusesPushesStalerThanTheBound) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.staleness_policy = StalenessPolicy::kReject;
+  config.max_staleness = 1;
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> g(17, 1.0f);
+  ASSERT_TRUE(Apply(*shard, g, 0).ok());  // staleness 0
+  ASSERT_TRUE(Apply(*shard, g, 0).ok());  // staleness 1
+  const Pulled before = PullAll(*shard);
+  absl::StatusOr<AppliedUpdate> rejected = Apply(*shard, g, 0);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.status().code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(rejected.status().message(), HasSubstr("2 versions stale"));
+  EXPECT_THAT(rejected.status().message(), HasSubstr("max_staleness 1"));
+  const Pulled after = PullAll(*shard);
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(after.weights, before.weights);
+  // A fresh push still goes through.
+  ASSERT_TRUE(Apply(*shard, g, 2).ok());
+  EXPECT_EQ(shard->examples_seen(), 12);
+}
+
+TEST_F(ParameterShardTest, MalformedUpdatesAreRefusedByTheCheckNamingTheProblem) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kRmsProp));
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> good(17, 0.5f);
+  const std::vector<float> short_gradients(16, 0.5f);
+  std::vector<float> nan_gradients = good;
+  nan_gradients[10] = std::nanf("");  // fc/weights element 1
+  const std::vector<float> stats(6, 1.0f);
+  std::vector<float> inf_stats = stats;
+  inf_stats[4] = std::numeric_limits<float>::infinity();  // moving_variance element 1
+  std::vector<float> negative_variance = stats;
+  negative_variance[5] = -0.5f;  // moving_variance element 2
+  std::vector<float> negative_mean = stats;
+  negative_mean[0] = -3.0f;  // a mean may be negative
+  const std::vector<float> short_stats(5, 1.0f);
+  struct Case {
+    absl::Span<const float> gradients;
+    absl::Span<const float> stats;
+    int64_t version;
+    int64_t examples;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {short_gradients, {}, 0, 4, "16 gradient values, expected 17"},
+      {nan_gradients, {}, 0, 4, "gradient for fc/weights[1] is nan"},
+      {good, inf_stats, 0, 4, "batch statistic for a/BatchNorm/moving_variance[1] is inf"},
+      {good, negative_variance, 0, 4,
+       "a/BatchNorm/moving_variance[2] is -0.5; a variance is never negative"},
+      {good, short_stats, 0, 4, "5 batch statistics, expected 6 or none"},
+      {good, {}, 0, 0, "example count 0, expected 1 to 1048576"},
+      {good, {}, 0, kMaxExamplesPerPush + 1, "example count 1048577"},
+      {good, {}, 0, int64_t{1} << 62, "example count 4611686018427387904"},
+      {good, {}, -1, 4, "computed from version -1"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<ShardUpdate> update =
+        ShardUpdate::Check(*shard, "push from worker 3", c.version, c.examples, c.gradients, c.stats);
+    ASSERT_FALSE(update.ok()) << c.message;
+    EXPECT_EQ(update.status().code(), absl::StatusCode::kInvalidArgument) << update.status();
+    EXPECT_THAT(update.status().message(), HasSubstr(c.message));
+    EXPECT_THAT(update.status().message(), HasSubstr("push from worker 3"));
+  }
+  EXPECT_TRUE(ShardUpdate::Check(*shard, "push", 0, 4, good, negative_mean).ok());
+}
+
+TEST_F(ParameterShardTest, AnUpdateThatWouldOverflowIsRefusedWholeAndChangesNothing) {
+  // Finite but huge gradients: RMSprop's mean square g^2 overflows. Before, such a push
+  // was applied, the slot became inf, and the next checkpoint could not be restored.
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kRmsProp));
+  ASSERT_NE(shard, nullptr);
+  ASSERT_TRUE(Apply(*shard, std::vector<float>(17, 0.5f), 0).ok());
+  const std::vector<std::vector<float>> before = Values(*shard);
+  std::vector<float> huge(17, 0.5f);
+  huge[12] = 1e30f;  // fc/weights[3]
+  absl::StatusOr<AppliedUpdate> refused = Apply(*shard, huge, 1, std::vector<float>(6, 1.0f));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("would make the rms of fc/weights[3] inf (gradient 1e+30"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("nothing applied"));
+  EXPECT_EQ(shard->version(), 1);
+  EXPECT_EQ(shard->examples_seen(), 4);
+  EXPECT_EQ(Values(*shard), before);
+  // Large but safe gradients are applied (the exact check clears what the bounds cannot).
+  std::vector<float> large(17, 0.5f);
+  large[0] = 1e17f;
+  ASSERT_TRUE(Apply(*shard, large, 1).ok());
+  for (const std::vector<float>& values : Values(*shard)) {
+    for (float v : values) ASSERT_TRUE(std::isfinite(v));
+  }
+  // SGD: a (restored) weight near the float range pushed beyond it.
+  std::unique_ptr<ParameterShard> sgd = MakeShard(TinyConfig(OptimizerKind::kSgd));
+  ASSERT_NE(sgd, nullptr);
+  ShardState near_limit = sgd->ExportState();
+  near_limit.tensors[0].values[2] = 3.3e38f;  // a/weights[2]
+  ASSERT_TRUE(sgd->RestoreState(near_limit).ok());
+  const std::vector<std::vector<float>> sgd_before = Values(*sgd);
+  std::vector<float> push_up(17, 0.0f);
+  push_up[2] = -3.4e38f;  // 3.3e38 + 0.1 * 3.4e38 overflows
+  absl::StatusOr<AppliedUpdate> overflow = Apply(*sgd, push_up, 0);
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_THAT(overflow.status().message(), HasSubstr("the weight of a/weights[2] inf"));
+  EXPECT_EQ(Values(*sgd), sgd_before);
+  EXPECT_EQ(sgd->version(), 0);
+}
+
+TEST_F(ParameterShardTest, AVersionFromTheFutureIsRefused) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kSgd));
+  ASSERT_NE(shard, nullptr);
+  absl::StatusOr<AppliedUpdate> refused = Apply(*shard, std::vector<float>(17, 1.0f), 5);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("computed from version 5, but the shard is only at version 0"));
+  EXPECT_EQ(shard->version(), 0);
+}
+
+TEST_F(ParameterShardTest, APullReturnsTheWeightsOfExactlyTheVersionItReports) {
+  // SGD with learning rate 1 and gradients 1 from weights 0: after version v every weight
+  // is exactly -v. Concurrent pulls must never see a version with other weights (before,
+  // the version was counted before the update was written, so a pull could report v + 1
+  // with the weights of v).
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.learning_rate.initial_learning_rate = 1.0f;
+  MobileNetConfig model;
+  model.alpha = 0.25f;
+  model.resolution = 32;
+  model.num_classes = 10;
+  absl::StatusOr<Architecture> arch = BuildArchitecture(model);
+  ASSERT_TRUE(arch.ok());
+  const ParameterLayout params = BuildParameterLayout(*arch);
+  const ParameterLayout state = BuildStateLayout(*arch);
+  absl::StatusOr<std::unique_ptr<ParameterShard>> created =
+      ParameterShard::Create(params, state, WholeModelShardSpec(params, state), config);
+  ASSERT_TRUE(created.ok()) << created.status();
+  ParameterShard& shard = **created;
+  ShardState zeros = shard.ExportState();
+  for (ShardTensor& tensor : zeros.tensors) std::fill(tensor.values.begin(), tensor.values.end(), 0);
+  ASSERT_TRUE(shard.RestoreState(zeros).ok());
+
+  constexpr int kPushes = 300;
+  std::atomic<bool> done{false};
+  std::atomic<int> inconsistent{0}, pulls{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      std::vector<float> weights(shard.parameter_count());
+      while (!done) {
+        const int64_t version = shard.Pull(absl::MakeSpan(weights), {});
+        ++pulls;
+        for (float w : weights) {
+          if (w != -static_cast<float>(version)) {
+            ++inconsistent;
+            break;
+          }
+        }
+      }
+    });
+  }
+  const std::vector<float> ones(shard.parameter_count(), 1.0f);
+  for (int i = 0; i < kPushes; ++i) ASSERT_TRUE(Apply(shard, ones, i).ok());
+  done = true;
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(inconsistent, 0) << "of " << pulls << " pulls";
+  EXPECT_GT(pulls, 10);
+  EXPECT_EQ(shard.version(), kPushes);
+}
+
+TEST_F(ParameterShardTest, ConcurrentPushesAreAppliedOneAtATimeAndAllCount) {
+  constexpr int kThreads = 4;
+  constexpr int kPushesPerThread = 50;
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.learning_rate.initial_learning_rate = 1.0f;
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  ShardState zeros = shard->ExportState();
+  for (ShardTensor& tensor : zeros.tensors) std::fill(tensor.values.begin(), tensor.values.end(), 0);
+  ASSERT_TRUE(shard->RestoreState(zeros).ok());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::vector<float> weights(17);
+      const std::vector<float> ones(17, 1.0f);
+      for (int p = 0; p < kPushesPerThread; ++p) {
+        const int64_t version = shard->Pull(absl::MakeSpan(weights), {});
+        absl::StatusOr<AppliedUpdate> result = Apply(*shard, ones, version);
+        EXPECT_TRUE(result.ok()) << result.status();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const Pulled after = PullAll(*shard);
+  EXPECT_EQ(after.version, kThreads * kPushesPerThread);
+  EXPECT_EQ(after.weights, std::vector<float>(17, -kThreads * kPushesPerThread));
+  EXPECT_EQ(shard->examples_seen(), 4 * kThreads * kPushesPerThread);
+}
+
+TEST_F(ParameterShardTest, ExportedStateRestoresWeightsSlotsStatisticsAndCounters) {
+  std::unique_ptr<ParameterShard> source = MakeShard(TinyConfig(OptimizerKind::kRmsProp));
+  ASSERT_NE(source, nullptr);
+  std::vector<float> g(17);
+  for (int i = 0; i < 17; ++i) g[i] = 0.05f * (i - 5);
+  const std::vector<float> stats = {1, 2, 3, 4, 5, 6};
+  for (int step = 0; step < 3; ++step) ASSERT_TRUE(Apply(*source, g, step, stats).ok());
+  const ShardState exported = source->ExportState();
+  EXPECT_EQ(exported.version, 3);
+  EXPECT_EQ(exported.examples_seen, 12);
+  // 4 parameter tensors x (weights, rms, momentum) + 2 moving statistics.
+  ASSERT_EQ(exported.tensors.size(), 14u);
+  EXPECT_EQ(exported.tensors[0].name, "a/weights");
+  EXPECT_EQ(exported.tensors[1].name, "a/weights/rms");
+  EXPECT_EQ(exported.tensors[2].name, "a/weights/momentum");
+  EXPECT_EQ(exported.tensors[13].name, "a/BatchNorm/moving_variance");
+
+  ParameterShardConfig other_seed = TinyConfig(OptimizerKind::kRmsProp);
+  other_seed.seed = 99;
+  std::unique_ptr<ParameterShard> restored = MakeShard(other_seed);
+  ASSERT_NE(restored, nullptr);
+  ASSERT_TRUE(restored->RestoreState(exported).ok());
+  Pulled a = PullAll(*source);
+  Pulled b = PullAll(*restored);
+  EXPECT_EQ(b.version, 3);
+  EXPECT_EQ(b.weights, a.weights);
+  EXPECT_EQ(b.state, a.state);
+  EXPECT_EQ(restored->examples_seen(), 12);
+  // The slots came along: one more identical step stays identical.
+  ASSERT_TRUE(Apply(*source, g, 3).ok());
+  ASSERT_TRUE(Apply(*restored, g, 3).ok());
+  EXPECT_EQ(PullAll(*restored).weights, PullAll(*source).weights);
+
+  // A whole-model export restores a shard holding only part of the model.
+  ShardSpec part;
+  part.parameters = {{"fc/weights", 1, 4}};
+  part.state = {{"a/BatchNorm/moving_mean", 0, 2}};
+  std::unique_ptr<ParameterShard> partial = MakeShard(part, other_seed);
+  ASSERT_NE(partial, nullptr);
+  ASSERT_TRUE(partial->RestoreState(exported).ok());
+  Pulled p = PullAll(*partial);
+  EXPECT_EQ(p.weights, (std::vector<float>{a.weights[10], a.weights[11], a.weights[12]}));
+  EXPECT_EQ(p.state, (std::vector<float>{a.state[0], a.state[1]}));
+}
+
+TEST_F(ParameterShardTest, InvalidRestoreChangesNothing) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kRmsProp));
+  ASSERT_NE(shard, nullptr);
+  ASSERT_TRUE(Apply(*shard, std::vector<float>(17, 1.0f), 0).ok());
+  const std::vector<std::vector<float>> before = Values(*shard);
+  ShardState good = shard->ExportState();
+  for (ShardTensor& tensor : good.tensors) {
+    for (float& v : tensor.values) v += 1.0f;
+  }
+  good.version = 50;
+
+  ShardState missing_slot = good;
+  missing_slot.tensors.erase(missing_slot.tensors.begin() + 1);  // a/weights/rms
+  absl::Status status = shard->RestoreState(missing_slot);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("a/weights/rms covering [0, 6)"));
+
+  ShardState too_short = good;
+  too_short.tensors[3].values.pop_back();
+  status = shard->RestoreState(too_short);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("holds 2 values, expected 3"));
+
+  ShardState non_finite = good;
+  non_finite.tensors.back().values[2] = std::nanf("");
+  status = shard->RestoreState(non_finite);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("moving_variance[2] is nan"));
+
+  ShardState negative_rms = good;
+  negative_rms.tensors[1].values[4] = -1.0f;  // a/weights/rms
+  status = shard->RestoreState(negative_rms);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("a/weights/rms[4] is -1; expected finite values >= 0"));
+
+  ShardState negative_variance = good;
+  negative_variance.tensors.back().values[0] = -2.0f;
+  status = shard->RestoreState(negative_variance);
+  EXPECT_THAT(status.message(), HasSubstr("moving_variance[0] is -2"));
+
+  ShardState negative = good;
+  negative.examples_seen = -1;
+  EXPECT_EQ(shard->RestoreState(negative).code(), absl::StatusCode::kInvalidArgument);
+
+  // A momentum checkpoint has no "rms" slots for an rmsprop shard.
+  std::unique_ptr<ParameterShard> momentum = MakeShard(TinyConfig(OptimizerKind::kMomentum));
+  ASSERT_NE(momentum, nullptr);
+  EXPECT_EQ(shard->RestoreState(momentum->ExportState()).code(), absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(Values(*shard), before);
+  EXPECT_EQ(shard->version(), 1);
+  EXPECT_TRUE(shard->RestoreState(good).ok());
+  EXPECT_EQ(PullAll(*shard).version, 50);
+}
+
+TEST(StalenessPolicyTest, ParsesItsNames) {
+  for (StalenessPolicy policy :
+       {StalenessPolicy::kApply, StalenessPolicy::kScaleLearningRate, StalenessPolicy::kReject}) {
+    EXPECT_EQ(*ParseStalenessPolicy(StalenessPolicyName(policy)), policy);
+  }
+  absl::StatusOr<StalenessPolicy> bad = ParseStalenessPolicy("ignore");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("apply, scale, reject"));
+}
+
+}  // namespace
+}  // namespace mobilenet

@@ -1,0 +1,207 @@
+#include "parameter_server/core/request_validation.h"
+
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "parameter_server/core/sharding_plan.h"
+
+namespace mobilenet {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "payloads are little-endian float32 read as memory");
+
+// The most test examples an evaluation may claim (far beyond any test set).
+constexpr int64_t kMaxEvaluationExamples = int64_t{1} << 32;
+
+// " (model \"...\", N parameter servers)", or "" when the caller sent neither.
+std::string DescribePlanSide(absl::string_view model, int32_t num_shards) {
+  if (model.empty() && num_shards <= 0) return "";
+  return absl::StrFormat(" (model \"%s\", %d parameter servers)", model, num_shards);
+}
+
+// FAILED_PRECONDITION unless the caller's plan is this server's (shard_index < 0: the
+// request names no shard).
+absl::Status CheckPlan(absl::string_view rpc, uint64_t fingerprint, absl::string_view model,
+                       int32_t num_shards, int32_t shard_index, bool names_shard,
+                       const ServerIdentity& server) {
+  if (fingerprint != server.plan_fingerprint) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: sharding plan mismatch: the caller's plan has fingerprint %s%s, parameter server "
+        "%d's has %s%s; start every process with the same model flags and --ps_hosts",
+        rpc, FormatFingerprint(fingerprint), DescribePlanSide(model, num_shards),
+        server.shard_index, FormatFingerprint(server.plan_fingerprint),
+        DescribePlanSide(server.model, server.num_shards)));
+  }
+  if (names_shard && shard_index != server.shard_index) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: addressed to parameter server %d, but this is parameter server %d of %d; check "
+        "the order of --ps_hosts",
+        rpc, shard_index, server.shard_index, server.num_shards));
+  }
+  return absl::OkStatus();
+}
+
+// Collects field errors into one INVALID_ARGUMENT.
+class FieldErrors {
+ public:
+  explicit FieldErrors(absl::string_view rpc) : rpc_(rpc) {}
+
+  template <typename... Args>
+  void Add(const absl::FormatSpec<Args...>& format, const Args&... args) {
+    errors_.push_back(absl::StrFormat(format, args...));
+  }
+  absl::Status status() const {
+    if (errors_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(rpc_, ": ", absl::StrJoin(errors_, "; ")));
+  }
+
+ private:
+  std::string rpc_;
+  std::vector<std::string> errors_;
+};
+
+void CheckMember(FieldErrors& errors, int64_t worker_id, const ServerIdentity& server) {
+  if (worker_id < 0 || worker_id >= server.num_workers) {
+    errors.Add("worker_id: %d is not a worker of this cluster (ids 0 to %d)", worker_id,
+               server.num_workers - 1);
+  }
+}
+
+// The byte size of a float32 payload field that must hold `count` floats (or nothing,
+// when `may_be_empty`).
+void CheckPayloadSize(FieldErrors& errors, absl::string_view field, size_t bytes, int64_t count,
+                      bool may_be_empty) {
+  if (may_be_empty && bytes == 0) return;
+  const uint64_t expected = static_cast<uint64_t>(count) * sizeof(float);
+  if (bytes != expected) {
+    errors.Add("%s: %d bytes, expected %d (%d float32 values)%s", field, bytes, expected, count,
+               may_be_empty ? " or none" : "");
+  }
+}
+
+// The floats of `bytes` (size checked to be a multiple of 4): a view when float-aligned,
+// else a copy appended to `copy`.
+absl::Span<const float> FloatsOf(const std::string& bytes, std::vector<float>& copy,
+                                 size_t copy_offset) {
+  const size_t count = bytes.size() / sizeof(float);
+  if (count == 0) return {};
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
+    return absl::MakeConstSpan(reinterpret_cast<const float*>(bytes.data()), count);
+  }
+  std::memcpy(copy.data() + copy_offset, bytes.data(), bytes.size());
+  return absl::MakeConstSpan(copy.data() + copy_offset, count);
+}
+
+}  // namespace
+
+absl::Status ValidatePullRequest(const ps::v1::PullRequest& request,
+                                 const ServerIdentity& server) {
+  absl::Status plan = CheckPlan("Pull", request.plan_fingerprint(), request.model(),
+                                request.num_shards(), request.shard_index(), true, server);
+  if (!plan.ok()) return plan;
+  FieldErrors errors("Pull");
+  if (request.worker_id() != kToolWorkerId) CheckMember(errors, request.worker_id(), server);
+  return errors.status();
+}
+
+absl::StatusOr<ValidatedPush> ValidatePushRequest(const ps::v1::PushRequest& request,
+                                                  const ServerIdentity& server,
+                                                  const ParameterShard& shard) {
+  absl::Status plan = CheckPlan("Push", request.plan_fingerprint(), request.model(),
+                                request.num_shards(), request.shard_index(), true, server);
+  if (!plan.ok()) return plan;
+  FieldErrors errors("Push");
+  CheckMember(errors, request.worker_id(), server);
+  if (request.example_count() < 1 || request.example_count() > kMaxExamplesPerPush) {
+    errors.Add("example_count: %d, expected 1 to %d", request.example_count(),
+               kMaxExamplesPerPush);
+  }
+  if (request.computed_from_version() < 0) {
+    errors.Add("computed_from_version: %d, expected >= 0", request.computed_from_version());
+  }
+  if (request.worker_steps() < 0) {
+    errors.Add("worker_steps: %d, expected >= 0", request.worker_steps());
+  }
+  if (!std::isfinite(request.worker_images_per_sec()) || request.worker_images_per_sec() < 0) {
+    errors.Add("worker_images_per_sec: %g, expected a finite value >= 0",
+               request.worker_images_per_sec());
+  }
+  CheckPayloadSize(errors, "gradients", request.gradients().size(), shard.parameter_count(),
+                   /*may_be_empty=*/false);
+  CheckPayloadSize(errors, "batch_stats", request.batch_stats().size(), shard.state_count(),
+                   /*may_be_empty=*/true);
+  absl::Status fields = errors.status();
+  if (!fields.ok()) return fields;
+
+  if (request.server_incarnation() != 0 && request.server_incarnation() != server.incarnation) {
+    return absl::AbortedError(absl::StrFormat(
+        "Push: worker %d's gradients were computed from weights parameter server %d served "
+        "before it restarted; pull again",
+        request.worker_id(), server.shard_index));
+  }
+
+  std::vector<float> aligned_copy;
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(request.gradients().data()) % alignof(float) == 0 &&
+      reinterpret_cast<uintptr_t>(request.batch_stats().data()) % alignof(float) == 0;
+  if (!aligned) aligned_copy.resize(shard.parameter_count() + shard.state_count());
+  const absl::Span<const float> gradients = FloatsOf(request.gradients(), aligned_copy, 0);
+  const absl::Span<const float> batch_stats =
+      FloatsOf(request.batch_stats(), aligned_copy, shard.parameter_count());
+  absl::StatusOr<ShardUpdate> update = ShardUpdate::Check(
+      shard, absl::StrCat("push from worker ", request.worker_id()),
+      request.computed_from_version(), request.example_count(), gradients, batch_stats);
+  if (!update.ok()) return update.status();
+  ValidatedPush push(*std::move(update));
+  push.worker_id = request.worker_id();
+  push.request_id = request.request_id();
+  push.reported_steps = request.worker_steps();
+  push.images_per_sec = request.worker_images_per_sec();
+  push.aligned_copy = std::move(aligned_copy);  // the spans stay valid: the buffer moves
+  return push;
+}
+
+absl::Status ValidateEvaluationReport(const ps::v1::EvaluationReport& request,
+                                      const ServerIdentity& server) {
+  absl::Status plan = CheckPlan("ReportEvaluation", request.plan_fingerprint(), request.model(),
+                                request.num_shards(), -1, false, server);
+  if (!plan.ok()) return plan;
+  FieldErrors errors("ReportEvaluation");
+  if (request.worker_id() != 0) {
+    errors.Add("worker_id: %d; only the chief (worker 0) reports evaluations",
+               request.worker_id());
+  }
+  if (request.examples() < 0 || request.examples() > kMaxEvaluationExamples ||
+      request.correct() < 0 || request.correct() > request.examples()) {
+    errors.Add("correct, examples: %d correct of %d; expected 0 <= correct <= examples <= %d",
+               request.correct(), request.examples(), kMaxEvaluationExamples);
+  }
+  if (!std::isfinite(request.loss()) || request.loss() < 0) {
+    errors.Add("loss: %g, expected a finite value >= 0", request.loss());
+  }
+  if (request.global_step() < 0) {
+    errors.Add("global_step: %d, expected >= 0", request.global_step());
+  }
+  return errors.status();
+}
+
+absl::Status ValidateFinishRequest(const ps::v1::FinishRequest& request,
+                                   const ServerIdentity& server) {
+  absl::Status plan = CheckPlan("Finish", request.plan_fingerprint(), request.model(),
+                                request.num_shards(), -1, false, server);
+  if (!plan.ok()) return plan;
+  FieldErrors errors("Finish");
+  CheckMember(errors, request.worker_id(), server);
+  if (request.training_complete() && request.worker_id() != 0) {
+    errors.Add("training_complete: only the chief (worker 0) ends the training, not worker %d",
+               request.worker_id());
+  }
+  return errors.status();
+}
+
+}  // namespace mobilenet

@@ -1,0 +1,79 @@
+// The one place where a request to a parameter server becomes trusted: a function per
+// request type, called before the request touches any state, returning every problem it
+// finds. What comes after may assume what it checked.
+//
+// Order of the checks, and the code each gives:
+//   1. the plan: the caller's sharding-plan fingerprint (and, for Pull and Push, the
+//      shard it addresses) must be this server's: FAILED_PRECONDITION, naming both sides;
+//      nothing else is looked at under another plan;
+//   2. the fields: worker ids that are members of the cluster, payload sizes that are
+//      exactly the plan's, counts, versions and figures in range, the chief's rights:
+//      INVALID_ARGUMENT listing every field in error ("push: worker_id: ...; ...");
+//   3. Push only: a server_incarnation of another run of this server: ABORTED (the
+//      weights were pulled before a restart; pull again);
+//   4. Push only: the payload values (finite; variances not negative), through
+//      ShardUpdate::Check: INVALID_ARGUMENT naming the tensor and element.
+#ifndef MOBILENET_PARAMETER_SERVER_CORE_REQUEST_VALIDATION_H_
+#define MOBILENET_PARAMETER_SERVER_CORE_REQUEST_VALIDATION_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "parameter_server/core/parameter_shard.h"
+
+namespace mobilenet {
+
+// What a request is validated against: this server's place in the plan and the cluster.
+struct ServerIdentity {
+  int shard_index = 0;
+  int num_shards = 1;
+  uint64_t plan_fingerprint = 0;
+  std::string model;      // ModelConfigString of the plan's model, for messages
+  int num_workers = 1;    // members are worker ids [0, num_workers); 0 is the chief
+  uint64_t incarnation = 0;  // this run's PullResponse.server_incarnation (nonzero)
+};
+
+// Tools (mobilenet-ctl) pull with this worker id.
+inline constexpr int32_t kToolWorkerId = -1;
+
+// A Pull by a member (worker_id in [0, num_workers)) or a tool (kToolWorkerId).
+absl::Status ValidatePullRequest(const ps::v1::PullRequest& request,
+                                 const ServerIdentity& server);
+
+// A push that passed ValidatePushRequest. It refers to the request's payload bytes (or,
+// when they are not float-aligned, to its own copy), so it must not outlive the request.
+// Move-only.
+struct ValidatedPush {
+  int32_t worker_id = 0;
+  uint64_t request_id = 0;
+  int64_t reported_steps = 0;     // >= 0
+  double images_per_sec = 0.0;    // finite, >= 0
+  ShardUpdate update;
+  std::vector<float> aligned_copy;  // the payloads, when the request's bytes were unaligned
+
+  ValidatedPush(ShardUpdate checked) : update(std::move(checked)) {}
+  ValidatedPush(ValidatedPush&&) = default;
+  ValidatedPush& operator=(ValidatedPush&&) = default;
+};
+
+// A Push from a member, against `shard` (sizes, value checks). See the file comment.
+absl::StatusOr<ValidatedPush> ValidatePushRequest(const ps::v1::PushRequest& request,
+                                                  const ServerIdentity& server,
+                                                  const ParameterShard& shard);
+
+// A ReportEvaluation: only the chief reports, with 0 <= correct <= examples, a finite
+// loss >= 0 and a global step >= 0.
+absl::Status ValidateEvaluationReport(const ps::v1::EvaluationReport& request,
+                                      const ServerIdentity& server);
+
+// A Finish by a member; training_complete only from the chief.
+absl::Status ValidateFinishRequest(const ps::v1::FinishRequest& request,
+                                   const ServerIdentity& server);
+
+}  // namespace mobilenet
+
+#endif  // MOBILENET_PARAMETER_SERVER_CORE_REQUEST_VALIDATION_H_

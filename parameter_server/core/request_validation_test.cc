@@ -1,0 +1,200 @@
+#include "parameter_server/core/request_validation.h"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/core/tiny_layouts_for_test.h"
+
+namespace mobilenet {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+std::string Bytes(const std::vector<float>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
+
+class RequestValidationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ParameterShardConfig config;
+    config.learning_rate.examples_per_epoch = 100;
+    auto shard = ParameterShard::Create(TinyParameters(), TinyState(),
+                                        WholeModelShardSpec(TinyParameters(), TinyState()), config);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    shard_ = std::move(*shard);
+    server_.shard_index = 1;
+    server_.num_shards = 2;
+    server_.plan_fingerprint = 0xabcdef;
+    server_.model = "tiny";
+    server_.num_workers = 2;
+    server_.incarnation = 42;
+  }
+
+  ps::v1::PushRequest GoodPush() const {
+    ps::v1::PushRequest push;
+    push.set_plan_fingerprint(server_.plan_fingerprint);
+    push.set_shard_index(1);
+    push.set_worker_id(1);
+    push.set_request_id(9);
+    push.set_example_count(64);
+    push.set_gradients(Bytes(std::vector<float>(17, 0.5f)));
+    push.set_batch_stats(Bytes(std::vector<float>(6, 1.0f)));
+    push.set_server_incarnation(42);
+    return push;
+  }
+
+  std::unique_ptr<ParameterShard> shard_;
+  ServerIdentity server_;
+};
+
+TEST_F(RequestValidationTest, APullOfAnotherPlanOrShardIsAFailedPreconditionNamingBothSides) {
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(0x1234);
+  pull.set_shard_index(1);
+  pull.set_model("alpha=1");
+  pull.set_num_shards(3);
+  absl::Status status = ValidatePullRequest(pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("0000000000001234"), HasSubstr("0000000000abcdef"),
+                                      HasSubstr("\"alpha=1\", 3 parameter servers"),
+                                      HasSubstr("\"tiny\", 2 parameter servers")));
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(0);
+  status = ValidatePullRequest(pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("addressed to parameter server 0"));
+}
+
+TEST_F(RequestValidationTest, PullsComeFromMembersOrTools) {
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  for (int32_t id : {kToolWorkerId, 0, 1}) {
+    pull.set_worker_id(id);
+    EXPECT_TRUE(ValidatePullRequest(pull, server_).ok()) << id;
+  }
+  for (int32_t id : {2, -2, std::numeric_limits<int32_t>::max()}) {
+    pull.set_worker_id(id);
+    const absl::Status status = ValidatePullRequest(pull, server_);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << id;
+    EXPECT_THAT(status.message(), HasSubstr("is not a worker of this cluster (ids 0 to 1)"));
+  }
+}
+
+TEST_F(RequestValidationTest, AValidPushYieldsItsCheckedUpdate) {
+  const ps::v1::PushRequest push = GoodPush();
+  absl::StatusOr<ValidatedPush> validated = ValidatePushRequest(push, server_, *shard_);
+  ASSERT_TRUE(validated.ok()) << validated.status();
+  EXPECT_EQ(validated->worker_id, 1);
+  EXPECT_EQ(validated->request_id, 9u);
+  EXPECT_EQ(validated->update.example_count(), 64);
+  EXPECT_EQ(validated->update.gradients().size(), 17u);
+  EXPECT_EQ(validated->update.batch_stats().size(), 6u);
+  EXPECT_EQ(validated->update.gradients()[16], 0.5f);
+  // No incarnation (a client that does not know it) is accepted; so are no statistics.
+  ps::v1::PushRequest plain = GoodPush();
+  plain.clear_server_incarnation();
+  plain.clear_batch_stats();
+  EXPECT_TRUE(ValidatePushRequest(plain, server_, *shard_).ok());
+}
+
+TEST_F(RequestValidationTest, EveryBadPushFieldIsListedInOneError) {
+  ps::v1::PushRequest push = GoodPush();
+  push.set_worker_id(7);
+  push.set_example_count(int64_t{1} << 62);
+  push.set_computed_from_version(-3);
+  push.set_worker_steps(-1);
+  push.set_worker_images_per_sec(std::numeric_limits<double>::infinity());
+  push.set_gradients(push.gradients() + "x");  // 69 bytes
+  push.set_batch_stats(push.batch_stats().substr(4));
+  const absl::Status status = ValidatePushRequest(push, server_, *shard_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("worker_id: 7 is not a worker"),
+                    HasSubstr("example_count: 4611686018427387904, expected 1 to 1048576"),
+                    HasSubstr("computed_from_version: -3"), HasSubstr("worker_steps: -1"),
+                    HasSubstr("worker_images_per_sec: inf"),
+                    HasSubstr("gradients: 69 bytes, expected 68 (17 float32 values)"),
+                    HasSubstr("batch_stats: 20 bytes, expected 24 (6 float32 values) or none")));
+}
+
+TEST_F(RequestValidationTest, APushOfAnEarlierRunIsAbortedAfterTheFieldsAreValid) {
+  ps::v1::PushRequest push = GoodPush();
+  push.set_server_incarnation(41);
+  absl::Status status = ValidatePushRequest(push, server_, *shard_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(status.message(), HasSubstr("before it restarted; pull again"));
+  push.set_worker_id(5);  // invalid fields win: the push could never be applied
+  EXPECT_EQ(ValidatePushRequest(push, server_, *shard_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  push.set_plan_fingerprint(1);  // and another plan wins over both
+  EXPECT_EQ(ValidatePushRequest(push, server_, *shard_).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RequestValidationTest, PayloadValuesAreCheckedByTensorAndElement) {
+  ps::v1::PushRequest push = GoodPush();
+  std::vector<float> gradients(17, 0.5f);
+  gradients[7] = std::numeric_limits<float>::quiet_NaN();  // a/BatchNorm/gamma is [6, 9)
+  push.set_gradients(Bytes(gradients));
+  absl::Status status = ValidatePushRequest(push, server_, *shard_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("push from worker 1: gradient for a/BatchNorm/gamma[1] is nan"));
+
+  push = GoodPush();
+  std::vector<float> stats(6, 1.0f);
+  stats[3] = -1.0f;  // moving_variance[0]
+  push.set_batch_stats(Bytes(stats));
+  status = ValidatePushRequest(push, server_, *shard_).status();
+  EXPECT_THAT(status.message(), HasSubstr("a/BatchNorm/moving_variance[0] is -1"));
+}
+
+TEST_F(RequestValidationTest, OnlyTheChiefReportsPlausibleEvaluations) {
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(server_.plan_fingerprint);
+  report.set_worker_id(0);
+  report.set_examples(100);
+  report.set_correct(90);
+  report.set_loss(0.3);
+  report.set_global_step(12);
+  EXPECT_TRUE(ValidateEvaluationReport(report, server_).ok());
+  report.set_worker_id(1);
+  report.set_correct(101);
+  report.set_loss(std::nan(""));
+  report.set_global_step(-2);
+  const absl::Status status = ValidateEvaluationReport(report, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("only the chief (worker 0) reports evaluations"),
+                    HasSubstr("101 correct of 100"), HasSubstr("loss: nan"),
+                    HasSubstr("global_step: -2")));
+  report.set_plan_fingerprint(5);
+  EXPECT_EQ(ValidateEvaluationReport(report, server_).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RequestValidationTest, OnlyTheChiefEndsTheTraining) {
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(server_.plan_fingerprint);
+  finish.set_worker_id(1);
+  EXPECT_TRUE(ValidateFinishRequest(finish, server_).ok());
+  finish.set_training_complete(true);
+  absl::Status status = ValidateFinishRequest(finish, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("only the chief (worker 0) ends the training, not worker 1"));
+  finish.set_worker_id(0);
+  EXPECT_TRUE(ValidateFinishRequest(finish, server_).ok());
+  finish.set_worker_id(2);
+  EXPECT_THAT(ValidateFinishRequest(finish, server_).message(), HasSubstr("worker_id: 2"));
+}
+
+}  // namespace
+}  // namespace mobilenet

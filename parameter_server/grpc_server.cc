@@ -1,0 +1,59 @@
+#include "parameter_server/grpc_server.h"
+
+#include <algorithm>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+
+namespace mobilenet {
+
+GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers) {
+  GrpcServerLimits limits;
+  limits.max_message_bytes = max_message_bytes;
+  // A push and a pull per worker, and as much again for tools and retries.
+  limits.memory_budget_bytes = std::max<int64_t>(
+      int64_t{64} << 20, int64_t{4} * (std::max(num_workers, 1) + 2) * max_message_bytes);
+  return limits;
+}
+
+absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
+                                              const std::vector<grpc::Service*>& services,
+                                              const GrpcServerLimits& limits) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon + 1 == address.size() ||
+      !std::all_of(address.begin() + colon + 1, address.end(),
+                   [](char c) { return absl::ascii_isdigit(c); })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listening address \"", address, "\": expected host:port"));
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  StartedServer started;
+  builder.AddListeningPort(std::string(address), grpc::InsecureServerCredentials(),
+                           &started.port);
+  builder.SetMaxReceiveMessageSize(limits.max_message_bytes);
+  builder.SetMaxSendMessageSize(limits.max_message_bytes);
+  for (const auto& [name, value] : LargeMessageChannelArguments(limits.max_message_bytes)) {
+    builder.AddChannelArgument(name, value);
+  }
+  grpc::ResourceQuota quota(absl::StrCat("server ", address));
+  quota.Resize(static_cast<size_t>(limits.memory_budget_bytes));
+  builder.SetResourceQuota(quota);
+  // A second server on a taken port must fail, not share it (gRPC's Linux default).
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  started.server = builder.BuildAndStart();
+  if (started.server == nullptr || started.port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "could not listen on ", address, " (address in use, or not an address of this host?)"));
+  }
+  return started;
+}
+
+}  // namespace mobilenet

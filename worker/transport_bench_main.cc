@@ -1,0 +1,259 @@
+// mobilenet-transport-bench: the cost of moving the model between a worker and its
+// parameter servers, and of applying it on a server.
+//
+// Transport (default): starts --num_ps parameter servers in this process on loopback TCP
+// (127.0.0.1, real sockets) and times one Pull plus one Push of the whole model (weights
+// and batch-norm statistics each way) per iteration through GrpcParameterClient; prints
+// the median seconds and the effective rate (bytes pulled + bytes pushed) / time.
+//
+// Capacity (--capacity): full-model pushes per second that one parameter server core
+// handles with one thread (ParameterServerCore::Push: validation, the all-or-nothing
+// RMSprop apply, the ledger; no transport), and how many workers that serves at a given
+// worker step time.
+//
+//   mobilenet-transport-bench [--num_ps=2] [--iterations=10] [--json]
+//   mobilenet-transport-bench --capacity [--worker_step_seconds=1.5] [--json]
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "common/grpc_status.h"
+#include "parameter_server/core/parameter_server_core.h"
+#include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/grpc_server.h"
+#include "parameter_server/parameter_service.h"
+#include "worker/grpc_parameter_client.h"
+
+ABSL_FLAG(double, alpha, 1.0, "Width multiplier");
+ABSL_FLAG(int, resolution, 224, "Input height and width");
+ABSL_FLAG(int, channels, 3, "Input channels");
+ABSL_FLAG(int, classes, 1000, "Number of classes");
+ABSL_FLAG(int, num_ps, 2, "Parameter servers (transport mode)");
+ABSL_FLAG(int, warmup, 2, "Untimed iterations before measuring");
+ABSL_FLAG(int, iterations, 10, "Timed iterations; the median is reported");
+ABSL_FLAG(bool, capacity, false,
+          "Measure full-model RMSprop applications per second on one server thread instead");
+ABSL_FLAG(double, worker_step_seconds, 1.0,
+          "Capacity mode: one worker's time per training step, for the number of workers one "
+          "server can serve");
+ABSL_FLAG(bool, json, false, "Print one JSON object instead of readable lines");
+
+namespace mobilenet {
+namespace {
+
+double Seconds(std::chrono::steady_clock::duration duration) {
+  return std::chrono::duration<double>(duration).count();
+}
+
+// User plus system CPU seconds this process has used so far (all threads).
+double ProcessCpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+MobileNetConfig ConfigFromFlags() {
+  MobileNetConfig config;
+  config.alpha = static_cast<float>(absl::GetFlag(FLAGS_alpha));
+  config.resolution = absl::GetFlag(FLAGS_resolution);
+  config.input_channels = absl::GetFlag(FLAGS_channels);
+  config.num_classes = absl::GetFlag(FLAGS_classes);
+  return config;
+}
+
+ParameterShardConfig ShardConfig() {
+  ParameterShardConfig config;
+  config.seed = 1;
+  config.learning_rate.examples_per_epoch = 1281167;  // ImageNet
+  return config;
+}
+
+absl::Status CheckIterations(int warmup, int iterations) {
+  if (warmup < 0 || iterations < 1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--warmup=%d --iterations=%d: expected warmup >= 0 and iterations >= 1", warmup,
+        iterations));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunTransport() {
+  const MobileNetConfig config = ConfigFromFlags();
+  const int num_ps = absl::GetFlag(FLAGS_num_ps);
+  const int warmup = absl::GetFlag(FLAGS_warmup);
+  const int iterations = absl::GetFlag(FLAGS_iterations);
+  RETURN_IF_ERROR(CheckIterations(warmup, iterations));
+  ASSIGN_OR_RETURN(const ShardingPlan plan, ShardingPlan::Create(config, num_ps));
+
+  std::vector<std::unique_ptr<ParameterServerCore>> cores;
+  std::vector<std::unique_ptr<ParameterService>> services;
+  std::vector<StartedServer> servers;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < num_ps; ++i) {
+    CoreOptions options;
+    options.shard_index = i;
+    ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerCore> core,
+                     ParameterServerCore::Create(plan, ShardConfig(), options));
+    services.push_back(std::make_unique<ParameterService>(core.get()));
+    const int message_limit = MessageLimitForPayload(plan.shard_bytes(i));
+    cores.push_back(std::move(core));
+    ASSIGN_OR_RETURN(StartedServer server,
+                     StartGrpcServer("127.0.0.1:0", {services.back().get()},
+                                     ParameterServerLimits(message_limit, /*num_workers=*/1)));
+    addresses.push_back(absl::StrCat("127.0.0.1:", server.port));
+    servers.push_back(std::move(server));
+  }
+  GrpcParameterClientOptions client_options;
+  client_options.worker_id = 0;
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
+                   GrpcParameterClient::Create(plan, addresses, client_options));
+
+  const int64_t parameter_count = plan.parameter_layout().total_size();
+  const int64_t state_count = plan.state_layout().total_size();
+  std::vector<float> parameters(parameter_count), state(state_count);
+  std::vector<float> gradients(parameter_count, 1e-4f), batch_stats(state_count, 0.5f);
+  std::vector<double> pull_seconds, push_seconds, total_seconds;
+  double cpu_start = 0;
+  for (int it = 0; it < warmup + iterations; ++it) {
+    if (it == warmup) cpu_start = ProcessCpuSeconds();
+    const auto start = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(const ModelVersion version,
+                     client->Pull(absl::MakeSpan(parameters), absl::MakeSpan(state)));
+    const auto pulled = std::chrono::steady_clock::now();
+    PushRequest push;
+    push.worker_id = 0;
+    push.request_id = static_cast<uint64_t>(it + 1);
+    push.computed_from = version;
+    push.example_count = 64;
+    push.gradients = gradients;
+    push.batch_stats = batch_stats;
+    RETURN_IF_ERROR(client->Push(push).status());
+    const auto pushed = std::chrono::steady_clock::now();
+    if (it < warmup) continue;
+    pull_seconds.push_back(Seconds(pulled - start));
+    push_seconds.push_back(Seconds(pushed - pulled));
+    total_seconds.push_back(Seconds(pushed - start));
+  }
+  // Client and servers together: what one pull + push costs the machine.
+  const double cpu_per_iteration = (ProcessCpuSeconds() - cpu_start) / iterations;
+  for (StartedServer& server : servers) server.server->Shutdown();
+
+  const double bytes_each_way = static_cast<double>(parameter_count + state_count) * sizeof(float);
+  const double median = Median(total_seconds);
+  const double gbps = 2 * bytes_each_way / median / 1e9;
+  if (absl::GetFlag(FLAGS_json)) {
+    absl::PrintF(
+        "{\"mode\": \"transport\", \"model\": \"%s\", \"num_ps\": %d, \"floats\": %d, "
+        "\"bytes_each_way\": %.0f, \"iterations\": %d, \"median_seconds\": %.6f, "
+        "\"median_pull_seconds\": %.6f, \"median_push_seconds\": %.6f, "
+        "\"effective_gb_per_sec\": %.3f, \"cpu_seconds_per_iteration\": %.6f}\n",
+        plan.model(), num_ps, parameter_count + state_count, bytes_each_way, iterations, median,
+        Median(pull_seconds), Median(push_seconds), gbps, cpu_per_iteration);
+  } else {
+    absl::PrintF("model            %s\n", plan.model());
+    absl::PrintF("parameter servers %d on 127.0.0.1 (gRPC over TCP)\n", num_ps);
+    absl::PrintF("payload          %.1f MB each way (%d floats)\n", bytes_each_way / 1e6,
+                parameter_count + state_count);
+    absl::PrintF("pull + push      %.4f s median of %d (pull %.4f s, push %.4f s)\n", median,
+                iterations, Median(pull_seconds), Median(push_seconds));
+    absl::PrintF("effective rate   %.2f GB/s ((pulled + pushed bytes) / time)\n", gbps);
+    absl::PrintF("CPU              %.4f s per pull + push (client and servers, all threads)\n",
+                 cpu_per_iteration);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunCapacity() {
+  const MobileNetConfig config = ConfigFromFlags();
+  const int warmup = absl::GetFlag(FLAGS_warmup);
+  const int iterations = absl::GetFlag(FLAGS_iterations);
+  const double step_seconds = absl::GetFlag(FLAGS_worker_step_seconds);
+  RETURN_IF_ERROR(CheckIterations(warmup, iterations));
+  if (!(step_seconds > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--worker_step_seconds=%g: expected > 0", step_seconds));
+  }
+  ASSIGN_OR_RETURN(const ShardingPlan plan, ShardingPlan::Create(config, 1));
+  ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerCore> core,
+                   ParameterServerCore::Create(plan, ShardConfig(), CoreOptions()));
+  const ParameterShard& shard = core->shard();
+  // A push as the server receives it, handled whole by the core: validation (sizes, ids,
+  // finite values), the all-or-nothing RMSprop apply, the moving averages, the ledger.
+  const std::vector<float> gradients(shard.parameter_count(), 1e-4f);
+  const std::vector<float> batch_stats(shard.state_count(), 0.5f);
+  ps::v1::PushRequest push;
+  push.set_plan_fingerprint(plan.fingerprint());
+  push.set_worker_id(0);
+  push.set_example_count(64);
+  push.set_gradients(reinterpret_cast<const char*>(gradients.data()),
+                     gradients.size() * sizeof(float));
+  push.set_batch_stats(reinterpret_cast<const char*>(batch_stats.data()),
+                       batch_stats.size() * sizeof(float));
+  ps::v1::PushResponse response;
+  std::vector<double> seconds;
+  for (int it = 0; it < warmup + iterations; ++it) {
+    push.set_request_id(static_cast<uint64_t>(it + 1));
+    push.set_computed_from_version(response.version());
+    const auto start = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(core->Push(push, response));
+    const auto end = std::chrono::steady_clock::now();
+    if (it >= warmup) seconds.push_back(Seconds(end - start));
+  }
+  const double median = Median(seconds);
+  const double per_second = 1.0 / median;
+  const double workers = per_second * step_seconds;
+  if (absl::GetFlag(FLAGS_json)) {
+    absl::PrintF(
+        "{\"mode\": \"capacity\", \"model\": \"%s\", \"floats\": %d, \"threads\": 1, "
+        "\"iterations\": %d, \"median_apply_seconds\": %.6f, \"applications_per_sec\": %.2f, "
+        "\"worker_step_seconds\": %.4f, \"workers_per_ps\": %.1f}\n",
+        plan.model(), shard.parameter_count() + shard.state_count(), iterations, median,
+        per_second, step_seconds, workers);
+  } else {
+    absl::PrintF("model            %s\n", plan.model());
+    absl::PrintF("one RMSprop apply %.4f s median of %d (%d floats, 1 thread)\n", median,
+                iterations, shard.parameter_count() + shard.state_count());
+    absl::PrintF("capacity         %.1f full-model applications/s per PS core\n", per_second);
+    absl::PrintF("workers per PS   %.1f at %.3g s per worker step (applications/s x step time)\n",
+                workers, step_seconds);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace mobilenet
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Times one Pull plus one Push of the whole model through gRPC on loopback, or "
+      "(--capacity) full-model RMSprop applications per second on one parameter server.");
+  absl::ParseCommandLine(argc, argv);
+  const absl::Status status = absl::GetFlag(FLAGS_capacity) ? mobilenet::RunCapacity()
+                                                            : mobilenet::RunTransport();
+  if (!status.ok()) {
+    std::fprintf(stderr, "mobilenet-transport-bench: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

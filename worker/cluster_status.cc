@@ -139,6 +139,7 @@ ClusterSummary SummarizeCluster(const std::vector<ParameterServerReport>& report
     s.parameter_bytes += r.parameter_bytes();
     s.state_bytes += r.state_bytes();
     s.finishing = s.finishing || r.finishing();
+    s.training_complete = s.training_complete || r.training_complete();
     if (r.eval_examples() > 0 && r.eval_unix_seconds() >= s.eval_unix_seconds) {
       s.eval_accuracy = r.eval_accuracy();
       s.eval_loss = r.eval_loss();
@@ -193,7 +194,11 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
     out += "WARNING: the servers report different sharding plans (model flags or --ps_hosts "
            "differ between them)\n";
   }
-  if (s.finishing) out += "Training has ended; the servers are shutting down.\n";
+  if (s.finishing) {
+    out += "Training has ended; the servers are shutting down.\n";
+  } else if (s.training_complete) {
+    out += "Training is complete (the chief ended it); the servers serve the trained weights.\n";
+  }
 
   Table servers({"PS", "ADDRESS", "SLICES", "BYTES", "STEP", "EXAMPLES", "EPOCH", "LR",
                  "CHECKPOINT", "UPTIME", "EVAL"});
@@ -233,14 +238,15 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
   if (s.workers.empty()) {
     out += "none seen yet\n";
   } else {
-    Table workers({"WORKER", "LAST SEEN", "STEPS", "IMAGES/S", "PUSHES", "STATE"});
+    Table workers({"WORKER", "LAST SEEN", "STEPS", "IMAGES/S", "PUSHES", "EXAMPLES", "STATE"});
     for (const ClusterWorker& w : s.workers) {
       workers.AddRow({absl::StrCat(w.worker_id, w.worker_id == 0 ? " (chief)" : ""),
                       w.seconds_since_seen < 0
                           ? std::string("not yet")
                           : absl::StrCat(FormatDuration(w.seconds_since_seen), " ago"),
                       absl::StrCat(w.steps), absl::StrFormat("%.1f", w.images_per_sec),
-                      absl::StrCat(w.pushes), w.finished ? "finished" : "training"});
+                      absl::StrCat(w.pushes), absl::StrCat(w.examples),
+                      w.finished ? "finished" : "training"});
     }
     out += workers.Render();
   }
@@ -347,6 +353,7 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
       {"state_bytes", absl::StrCat(s.state_bytes)},
       {"plans_agree", JsonBool(s.plans_agree)},
       {"finishing", JsonBool(s.finishing)},
+      {"training_complete", JsonBool(s.training_complete)},
       {"evaluation", evaluation(s.eval_examples, s.eval_accuracy, s.eval_loss, s.eval_step,
                                 s.eval_unix_seconds)},
   });

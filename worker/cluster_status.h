@@ -44,6 +44,7 @@ struct ClusterSummary {
   int64_t state_bytes = 0;
   bool plans_agree = true;        // every answering server has the same fingerprint
   bool finishing = false;         // a server reports training has ended
+  bool training_complete = false; // a server's ledger says the chief ended the training
   // The latest evaluation any server holds (by eval time); eval_examples == 0 when none.
   double eval_accuracy = 0;
   double eval_loss = 0;

@@ -144,6 +144,30 @@ TEST(FormatClusterStatusTextTest, ShowsEveryFigure) {
   EXPECT_EQ(text.find("STEP", header) - header, text.find("1234", row) - row);
 }
 
+TEST(SummarizeClusterTest, AWorkerNotSeenByOneServerTakesTheOthersSightingOrNotYet) {
+  std::vector<ParameterServerReport> reports;
+  for (int index = 0; index < 2; ++index) {
+    ps::v1::StatusResponse r = Server(index, 10, 640);
+    ps::v1::WorkerStatus* late = r.add_workers();
+    late->set_worker_id(2);
+    // Server 0 restarted and has not heard from it yet; server 1 saw it 4 s ago.
+    late->set_seconds_since_last_seen(index == 0 ? -1 : 4);
+    late->set_examples(64 * (index + 1));
+    ps::v1::WorkerStatus* absent = r.add_workers();
+    absent->set_worker_id(3);
+    absent->set_seconds_since_last_seen(-1);
+    reports.push_back({"ps" + std::to_string(index), r});
+  }
+  const ClusterSummary s = SummarizeCluster(reports);
+  ASSERT_EQ(s.workers.size(), 4u);
+  EXPECT_DOUBLE_EQ(s.workers[2].seconds_since_seen, 4);
+  EXPECT_EQ(s.workers[2].examples, 128);  // the most any server counted
+  EXPECT_DOUBLE_EQ(s.workers[3].seconds_since_seen, -1);
+  const std::string text = FormatClusterStatusText(reports, kNow);
+  EXPECT_THAT(text, HasSubstr("not yet"));
+  EXPECT_THAT(text, HasSubstr("EXAMPLES"));
+}
+
 TEST(FormatClusterStatusTextTest, SaysWhenNothingAnswers) {
   std::vector<ParameterServerReport> reports;
   reports.push_back({"h:1", absl::DeadlineExceededError("deadline")});

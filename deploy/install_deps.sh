@@ -3,7 +3,8 @@
 # missing. Quiet (no output) when everything is already installed. Idempotent.
 #   deploy/install_deps.sh           build + run dependencies
 #   deploy/install_deps.sh --test    also what the test suite uses (numpy/onnx for the ONNX check,
-#                                    yaml for the Kubernetes manifests check, clang for the
+#                                    yaml for the Kubernetes manifests check, grpcio for the
+#                                    fuzz and hostile-client tests, clang for the
 #                                    thread-safety analysis)
 #   deploy/install_deps.sh --bench   also PyTorch, for tests/benchmarks/compare_pytorch.sh
 #   deploy/install_deps.sh --docker  also the Docker engine, docker-compose and what builds the
@@ -18,7 +19,8 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(python3 python3-numpy python3-onnx python3-yaml clang) ;;
+    --test) packages+=(python3 python3-numpy python3-onnx python3-yaml python3-grpcio
+                       python3-protobuf clang) ;;
     --bench) packages+=(python3 python3-numpy python3-torch) ;;
     --docker) packages+=(docker.io docker-compose debootstrap iptables) ;;
     *) echo "install_deps.sh: unknown option '$arg' (expected --test, --bench or --docker)" >&2; exit 2 ;;

@@ -1,16 +1,38 @@
 #include "parameter_server/grpc_server.h"
 
-#include <algorithm>
-
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
 #include <grpcpp/resource_quota.h>
+
+#include <algorithm>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 
 namespace mobilenet {
+namespace {
+
+// Takes the reflection plugin (added to every builder once initialized) off one server.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+                                    return plugin->name() == kReflectionPlugin;
+                                  }),
+                   plugins->end());
+  }
+
+ private:
+  // grpc::reflection::ProtoServerReflectionPlugin::name().
+  static constexpr char kReflectionPlugin[] = "proto_server_reflection";
+};
+
+}  // namespace
 
 GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers) {
   GrpcServerLimits limits;
@@ -23,7 +45,9 @@ GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers) {
 
 absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
                                               const std::vector<grpc::Service*>& services,
-                                              const GrpcServerLimits& limits) {
+                                              const GrpcServerLimits& limits,
+                                              std::shared_ptr<grpc::ServerCredentials> credentials,
+                                              bool reflection) {
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos || colon + 1 == address.size() ||
       !std::all_of(address.begin() + colon + 1, address.end(),
@@ -32,10 +56,14 @@ absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
         absl::StrCat("listening address \"", address, "\": expected host:port"));
   }
   grpc::EnableDefaultHealthCheckService(true);
+  // The plugin, once initialized, adds reflection to every server built afterwards; a
+  // server without it must remove it (below).
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   StartedServer started;
-  builder.AddListeningPort(std::string(address), grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(std::string(address),
+                           credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
                            &started.port);
   builder.SetMaxReceiveMessageSize(limits.max_message_bytes);
   builder.SetMaxSendMessageSize(limits.max_message_bytes);

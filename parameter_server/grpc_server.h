@@ -39,15 +39,18 @@ struct StartedServer {
 };
 
 // Builds and starts a server listening on `address` exactly as given ("127.0.0.1:2222",
-// "[::1]:0", "0.0.0.0:2222" only if asked), without TLS, serving `services` (not owned;
-// they must outlive the server) plus the standard health service (reporting SERVING) and
-// server reflection, with `limits` and the large-message settings of common/grpc_status.h;
+// "[::1]:0", "0.0.0.0:2222" only if asked) with `credentials` (null: insecure), serving
+// `services` (not owned; they must outlive the server) plus the standard health service
+// (reporting SERVING) and, when `reflection`, server reflection (off when callers are
+// authenticated: it would describe the service to anyone), with `limits` and the
+// large-message settings of common/grpc_status.h;
 // a port already taken by another server is an error (no SO_REUSEPORT sharing). Port 0
 // picks a free port, returned in `port`. Unavailable naming the address when it cannot be
 // bound; InvalidArgument for an address without a port.
-absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
-                                              const std::vector<grpc::Service*>& services,
-                                              const GrpcServerLimits& limits);
+absl::StatusOr<StartedServer> StartGrpcServer(
+    absl::string_view address, const std::vector<grpc::Service*>& services,
+    const GrpcServerLimits& limits, std::shared_ptr<grpc::ServerCredentials> credentials = nullptr,
+    bool reflection = true);
 
 }  // namespace mobilenet
 

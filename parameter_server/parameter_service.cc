@@ -72,8 +72,11 @@ class ParameterService::ReusedMessages {
   MessagePool<ps::v1::PushRequest, ps::v1::PushResponse> push{kIdleMessagesPerMethod};
 };
 
-ParameterService::ParameterService(ParameterServerCore* core)
-    : core_(core), reused_messages_(std::make_unique<ReusedMessages>()) {
+ParameterService::ParameterService(ParameterServerCore* core,
+                                   const CallerAuthenticator* authenticator)
+    : core_(core),
+      authenticator_(authenticator),
+      reused_messages_(std::make_unique<ReusedMessages>()) {
   MOBILENET_CHECK(core_ != nullptr);
   SetMessageAllocatorFor_Push(&reused_messages_->push);
   RetainPayloadMemory((core_->parameter_count() + core_->state_count()) * sizeof(float));
@@ -81,7 +84,14 @@ ParameterService::ParameterService(ParameterServerCore* core)
 
 ParameterService::~ParameterService() = default;
 
-absl::Status ParameterService::DoPull(const grpc::ByteBuffer& request_bytes,
+absl::StatusOr<Caller> ParameterService::Identify(const grpc::CallbackServerContext& context) {
+  if (authenticator_ == nullptr) return Caller::Trusted();
+  absl::StatusOr<Caller> caller = authenticator_->Authenticate(context);
+  if (!caller.ok()) core_->CountUnauthenticated();
+  return caller;
+}
+
+absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuffer& request_bytes,
                                       grpc::ByteBuffer& response) {
   ps::v1::PullRequest request;
   {
@@ -124,7 +134,7 @@ absl::Status ParameterService::DoPull(const grpc::ByteBuffer& request_bytes,
               state_header.size());
   ASSIGN_OR_RETURN(
       const int64_t version,
-      core_->Pull(request,
+      core_->Pull(caller, request,
                   absl::MakeSpan(reinterpret_cast<float*>(base + parameters_offset),
                                  core_->parameter_count()),
                   with_state ? absl::MakeSpan(reinterpret_cast<float*>(base + state_offset),
@@ -150,7 +160,9 @@ grpc::ServerUnaryReactor* ParameterService::Pull(grpc::CallbackServerContext* co
                                                  const grpc::ByteBuffer* request,
                                                  grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(DoPull(*request, *response)));
+  absl::StatusOr<Caller> caller = Identify(*context);
+  reactor->Finish(
+      ToGrpcStatus(caller.ok() ? DoPull(*caller, *request, *response) : caller.status()));
   return reactor;
 }
 
@@ -158,16 +170,19 @@ grpc::ServerUnaryReactor* ParameterService::Push(grpc::CallbackServerContext* co
                                                  const ps::v1::PushRequest* request,
                                                  ps::v1::PushResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(core_->Push(*request, *response)));
+  absl::StatusOr<Caller> caller = Identify(*context);
+  reactor->Finish(
+      ToGrpcStatus(caller.ok() ? core_->Push(*caller, *request, *response) : caller.status()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ParameterService::GetStatus(grpc::CallbackServerContext* context,
                                                       const ps::v1::StatusRequest* request,
                                                       ps::v1::StatusResponse* response) {
-  *response = core_->GetStatus();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  absl::StatusOr<Caller> caller = Identify(*context);
+  if (caller.ok()) *response = core_->GetStatus();  // every identified caller may read it
+  reactor->Finish(ToGrpcStatus(caller.status()));
   return reactor;
 }
 
@@ -175,7 +190,9 @@ grpc::ServerUnaryReactor* ParameterService::ReportEvaluation(
     grpc::CallbackServerContext* context, const ps::v1::EvaluationReport* request,
     ps::v1::EvaluationAck* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(core_->ReportEvaluation(*request)));
+  absl::StatusOr<Caller> caller = Identify(*context);
+  reactor->Finish(
+      ToGrpcStatus(caller.ok() ? core_->ReportEvaluation(*caller, *request) : caller.status()));
   return reactor;
 }
 
@@ -183,7 +200,8 @@ grpc::ServerUnaryReactor* ParameterService::Finish(grpc::CallbackServerContext* 
                                                    const ps::v1::FinishRequest* request,
                                                    ps::v1::FinishResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(core_->Finish(*request)));
+  absl::StatusOr<Caller> caller = Identify(*context);
+  reactor->Finish(ToGrpcStatus(caller.ok() ? core_->Finish(*caller, *request) : caller.status()));
   return reactor;
 }
 

@@ -1,7 +1,8 @@
-// The gRPC edge of a parameter server: carries mobilenet.ps.v1.ParameterServer requests
-// to a ParameterServerCore (parameter_server/core/parameter_server_core.h), which
-// validates and answers them, and carries the answers back, converting absl::Status to
-// grpc::Status. Nothing here decides anything about a request.
+// The gRPC edge of a parameter server: identifies the caller of every request
+// (security/caller_authentication.h; UNAUTHENTICATED when it cannot), carries the request
+// to a ParameterServerCore (parameter_server/core/parameter_server_core.h), which checks
+// the caller's rights, validates and answers it, and carries the answer back, converting
+// absl::Status to grpc::Status. Nothing here decides anything about a request.
 //
 // Pull is served raw: the response is a PullResponse encoded by hand around a pooled
 // buffer that the core copies the weights straight into (see wire_payload.h). Push
@@ -10,13 +11,14 @@
 #ifndef MOBILENET_PARAMETER_SERVER_PARAMETER_SERVICE_H_
 #define MOBILENET_PARAMETER_SERVER_PARAMETER_SERVICE_H_
 
-#include <memory>
-
 #include <grpcpp/grpcpp.h>
+
+#include <memory>
 
 #include "absl/status/status.h"
 #include "mobilenet/ps/v1/parameter_server.grpc.pb.h"
 #include "parameter_server/core/parameter_server_core.h"
+#include "security/caller_authentication.h"
 
 namespace mobilenet {
 
@@ -24,9 +26,12 @@ namespace mobilenet {
 class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMethod_Pull<
                                    ps::v1::ParameterServer::CallbackService> {
  public:
-  // Serves `core` (not owned; must outlive the service and the server it is registered
-  // with). Calls RetainPayloadMemory (wire_payload.h) with the shard's size.
-  explicit ParameterService(ParameterServerCore* core);
+  // Serves `core` to the callers `authenticator` identifies (neither owned; both must
+  // outlive the service and the server it is registered with; a null authenticator
+  // trusts every caller). Calls RetainPayloadMemory (wire_payload.h) with the shard's
+  // size.
+  explicit ParameterService(ParameterServerCore* core,
+                            const CallerAuthenticator* authenticator = nullptr);
   ~ParameterService() override;
 
   // RPC handlers: the core's answers (see ParameterServerCore and request_validation.h
@@ -48,8 +53,11 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
                                    ps::v1::FinishResponse* response) override;
 
  private:
+  // The caller of the RPC of `context`; an UNAUTHENTICATED refusal is counted.
+  absl::StatusOr<Caller> Identify(const grpc::CallbackServerContext& context);
   // A serialized PullResponse in `response`.
-  absl::Status DoPull(const grpc::ByteBuffer& request, grpc::ByteBuffer& response);
+  absl::Status DoPull(const Caller& caller, const grpc::ByteBuffer& request,
+                      grpc::ByteBuffer& response);
 
   // Push request/response objects and Pull response buffers reused across calls, so the
   // payload buffers keep their capacity instead of being allocated (and page-faulted in)
@@ -57,6 +65,7 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
   class ReusedMessages;
 
   ParameterServerCore* const core_;
+  const CallerAuthenticator* const authenticator_;
   std::unique_ptr<ReusedMessages> reused_messages_;
 };
 

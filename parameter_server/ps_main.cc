@@ -24,12 +24,17 @@
 #include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/ps_runner.h"
 #include "parameter_server/wire_payload.h"
+#include "security/security_flags.h"
 
 // The cluster, model, optimizer and schedule flags are shared with mobilenet-worker
 // (parameter_server/cluster_flags.h).
 ABSL_FLAG(std::string, bind_address, "",
           "host:port to listen on instead of this task's own --ps_hosts entry (e.g. "
           "0.0.0.0:2222 to listen on every interface; nothing does unless asked).");
+ABSL_FLAG(std::string, health_address, "",
+          "host:port of a second, plaintext listener serving only the gRPC health service, for "
+          "probes that speak no TLS (Kubernetes gRPC probes); empty: none. The parameter "
+          "service is never served there.");
 ABSL_FLAG(int, classes, 10, "Classes (the workers take theirs from the data: 10 for Fashion-MNIST).");
 ABSL_FLAG(int64_t, examples_per_epoch, 60000,
           "Training examples per epoch (the whole training set, over all workers): the "
@@ -87,7 +92,8 @@ int main(int argc, char** argv) {
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "/ps_main.cc") || mobilenet::IsClusterFlagsFile(path);
+    return absl::EndsWith(path, "/ps_main.cc") || mobilenet::IsClusterFlagsFile(path) ||
+           mobilenet::IsSecurityFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);
@@ -117,6 +123,8 @@ int main(int argc, char** argv) {
   o.num_ps = spec.num_ps();
   o.num_workers = spec.num_workers();  // the members: worker ids [0, num_workers)
   o.bind_address = *bind;
+  o.security = TransportSecurityFromFlags();
+  o.health_address = absl::GetFlag(FLAGS_health_address);
   ModelFromSharedFlags(o.model);
   o.model.num_classes = absl::GetFlag(FLAGS_classes);
 

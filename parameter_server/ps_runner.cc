@@ -30,6 +30,8 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   if (!options.checkpoint_dir.empty() && options.checkpoint_every <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the checkpoint interval must be > 0");
   }
+  RETURN_IF_ERROR(CheckTransportSecurity(options.security));
+  RETURN_IF_ERROR(CheckListeningAllowed(options.bind_address, options.security));
   ASSIGN_OR_RETURN(ShardingPlan plan, ShardingPlan::Create(options.model, options.num_ps));
   std::unique_ptr<ParameterServerRunner> runner(
       new ParameterServerRunner(std::move(options), std::move(plan)));
@@ -39,6 +41,11 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   CoreOptions core_options;
   core_options.shard_index = o.task_index;
   core_options.num_workers = o.num_workers;
+  const bool loopback = IsLoopbackAddress(o.bind_address);
+  core_options.insecure = !loopback && !o.security.enabled();
+  core_options.transport_security = o.security.enabled()
+                                        ? o.security.Describe()
+                                        : (loopback ? "none (loopback only)" : "none (--insecure)");
   ASSIGN_OR_RETURN(runner->core_, ParameterServerCore::Create(p, o.shard, core_options));
   runner->Log(absl::StrFormat(
       "model %s, %d parameter server(s) (plan %s): this one holds %d slices, %.2f MB",
@@ -75,16 +82,36 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
     runner->Log("no --checkpoint_dir: this shard is not checkpointed");
   }
 
-  runner->service_ = std::make_unique<ParameterService>(runner->core_.get());
+  if (core_options.insecure) {
+    runner->Log(absl::StrCat("WARNING: listening on ", o.bind_address,
+                             " without transport security (--insecure): anyone who reaches it "
+                             "can read the weights, push gradients and end the training"));
+  }
+  ASSIGN_OR_RETURN(runner->authenticator_, CallerAuthenticator::Create(o.security));
+  runner->service_ =
+      std::make_unique<ParameterService>(runner->core_.get(), runner->authenticator_.get());
   const int message_limit = MessageLimitForPayload(
       (runner->core_->parameter_count() + runner->core_->state_count()) * sizeof(float));
   ASSIGN_OR_RETURN(StartedServer started,
                    StartGrpcServer(o.bind_address, {runner->service_.get()},
-                                   ParameterServerLimits(message_limit, o.num_workers)));
+                                   ParameterServerLimits(message_limit, o.num_workers),
+                                   ServerCredentialsFor(o.security),
+                                   /*reflection=*/!runner->authenticator_->enabled()));
   runner->server_ = std::move(started.server);
   runner->port_ = started.port;
   const size_t colon = o.bind_address.rfind(':');
-  runner->Log(absl::StrCat("serving on ", o.bind_address.substr(0, colon), ":", runner->port_));
+  runner->Log(absl::StrCat("serving on ", o.bind_address.substr(0, colon), ":", runner->port_,
+                           " (transport security: ", core_options.transport_security, ")"));
+  if (!o.health_address.empty()) {
+    ASSIGN_OR_RETURN(StartedServer health,
+                     StartGrpcServer(o.health_address, {}, GrpcServerLimits(), nullptr,
+                                     /*reflection=*/false));
+    runner->health_server_ = std::move(health.server);
+    runner->health_port_ = health.port;
+    runner->Log(absl::StrCat("health checks (only) on ",
+                             o.health_address.substr(0, o.health_address.rfind(':')), ":",
+                             runner->health_port_));
+  }
 
   if (runner->checkpointer_ != nullptr) {
     ParameterServerRunner* self = runner.get();
@@ -110,6 +137,7 @@ ParameterServerRunner::~ParameterServerRunner() {
   if (server_ != nullptr && !shut_down_) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }
+  if (health_server_ != nullptr) health_server_->Shutdown();
 }
 
 void ParameterServerRunner::Log(const std::string& line) const {

@@ -22,6 +22,8 @@
 #include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/grpc_server.h"
 #include "parameter_server/parameter_service.h"
+#include "security/caller_authentication.h"
+#include "security/transport_security.h"
 
 namespace mobilenet {
 
@@ -30,6 +32,12 @@ struct ParameterServerRunnerOptions {
   int num_ps = 1;
   int num_workers = 1;           // members of the cluster (--worker_hosts), >= 1
   std::string bind_address;      // "host:port" exactly as to listen on (port 0: any free)
+  // How callers are identified (checked: see CheckTransportSecurity and
+  // CheckListeningAllowed: beyond loopback, security or `insecure` is required).
+  TransportSecurity security;
+  // "host:port" of a second, plaintext listener serving only the health service (for
+  // Kubernetes gRPC probes, which speak no TLS); empty: none.
+  std::string health_address;
   MobileNetConfig model;
   // Seed, optimizer, learning-rate schedule (with examples_per_epoch: the whole training
   // set), staleness policy, moving-average decay.
@@ -69,8 +77,10 @@ class ParameterServerRunner {
 
   ~ParameterServerRunner();
 
-  // The port listened on (the bound one when the address asked for port 0).
+  // The port listened on (the bound one when the address asked for port 0), and the
+  // health listener's (0 without one).
   int port() const { return port_; }
+  int health_port() const { return health_port_; }
   const ShardingPlan& plan() const { return plan_; }
   ParameterServerCore& core() { return *core_; }
 
@@ -97,9 +107,12 @@ class ParameterServerRunner {
   const ShardingPlan plan_;
   std::unique_ptr<ParameterServerCore> core_;
   std::unique_ptr<ShardCheckpointer> checkpointer_;
+  std::unique_ptr<CallerAuthenticator> authenticator_;
   std::unique_ptr<ParameterService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // null without health_address
   int port_ = 0;
+  int health_port_ = 0;
   std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;  // notified by RequestStop
   std::atomic<bool> shut_down_{false};

@@ -202,6 +202,8 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
 
   Table servers({"PS", "ADDRESS", "SLICES", "BYTES", "STEP", "EXAMPLES", "EPOCH", "LR",
                  "CHECKPOINT", "UPTIME", "EVAL"});
+  Table security({"PS", "TRANSPORT SECURITY", "DENIED", "UNAUTHENTICATED"});
+  std::vector<std::string> insecure;
   Table pushes({"PS", "APPLIED", "REJECTED STALE", "BEFORE RESTART", "INVALID", "DUPLICATE",
                 "STALENESS P50/P90/MAX", "BYTES IN", "BYTES OUT"});
   for (size_t i = 0; i < reports.size(); ++i) {
@@ -230,9 +232,25 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
                    absl::StrCat(r.staleness_p50(), "/", r.staleness_p90(), "/",
                                 r.staleness_max()),
                    FormatBytes(r.bytes_in()), FormatBytes(r.bytes_out())});
+    security.AddRow({absl::StrCat(r.shard_index()),
+                     absl::StrCat(r.transport_security().empty() ? "unknown"
+                                                                 : r.transport_security(),
+                                  r.insecure() ? " (--insecure)" : ""),
+                     absl::StrCat(r.requests_denied()), absl::StrCat(r.requests_unauthenticated())});
+    if (r.insecure()) insecure.push_back(absl::StrCat(r.shard_index()));
+  }
+  if (!insecure.empty()) {
+    absl::StrAppend(&out, "WARNING: parameter server(s) ", absl::StrJoin(insecure, ", "),
+                    " listen beyond loopback without transport security (--insecure): anyone "
+                    "who reaches them can read the weights, push and end the training\n");
   }
   absl::StrAppend(&out, "\nParameter servers\n", servers.Render());
-  if (s.servers_answering > 0) absl::StrAppend(&out, "\nPushes\n", pushes.Render());
+  if (s.servers_answering > 0) {
+    absl::StrAppend(&out, "\nPushes\n", pushes.Render());
+    absl::StrAppend(&out, "\nRequests refused to callers (denied: not allowed to; "
+                          "unauthenticated: unidentified)\n",
+                    security.Render());
+  }
 
   out += "\nWorkers\n";
   if (s.workers.empty()) {
@@ -322,6 +340,10 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
                                   {"mean", JsonNumber(r.staleness_mean())}})},
         {"bytes_in", absl::StrCat(r.bytes_in())},
         {"bytes_out", absl::StrCat(r.bytes_out())},
+        {"transport_security", JsonString(r.transport_security())},
+        {"insecure", JsonBool(r.insecure())},
+        {"requests_denied", absl::StrCat(r.requests_denied())},
+        {"requests_unauthenticated", absl::StrCat(r.requests_unauthenticated())},
         {"last_checkpoint", checkpoint},
         {"uptime_seconds", JsonNumber(r.uptime_seconds())},
         {"evaluation", evaluation(r.eval_examples(), r.eval_accuracy(), r.eval_loss(),

@@ -42,6 +42,9 @@ ps::v1::StatusResponse Server(int index, int64_t step, int64_t examples) {
   r.set_bytes_in(5LL << 30);
   r.set_bytes_out(4LL << 30);
   r.set_uptime_seconds(302);
+  r.set_transport_security("mutual TLS");
+  r.set_requests_denied(4 + index);
+  r.set_requests_unauthenticated(9);
   r.set_last_checkpoint_unix_seconds(Unix(kNow) - 20);
   r.set_last_checkpoint_step(step - 10);
   r.set_last_checkpoint_path(absl::StrCat("/ckpt/ps-", index, "-of-2-", step - 10, ".mnck"));
@@ -168,6 +171,21 @@ TEST(SummarizeClusterTest, AWorkerNotSeenByOneServerTakesTheOthersSightingOrNotY
   EXPECT_THAT(text, HasSubstr("EXAMPLES"));
 }
 
+TEST(FormatClusterStatusTextTest, ShowsTransportSecurityAndWarnsWhenDeliberatelyInsecure) {
+  std::vector<ParameterServerReport> reports = TwoServers();
+  std::string text = FormatClusterStatusText(reports, kNow);
+  EXPECT_THAT(text, HasSubstr("TRANSPORT SECURITY  DENIED  UNAUTHENTICATED"));
+  EXPECT_THAT(text, HasSubstr("1   mutual TLS          5       9"));
+  ps::v1::StatusResponse open = *reports[1].status;
+  open.set_transport_security("none");
+  open.set_insecure(true);
+  reports[1].status = open;
+  text = FormatClusterStatusText(reports, kNow);
+  EXPECT_THAT(text, HasSubstr("none (--insecure)"));
+  EXPECT_THAT(text, HasSubstr("WARNING: parameter server(s) 1 listen beyond loopback without "
+                              "transport security"));
+}
+
 TEST(FormatClusterStatusTextTest, SaysWhenNothingAnswers) {
   std::vector<ParameterServerReport> reports;
   reports.push_back({"h:1", absl::DeadlineExceededError("deadline")});
@@ -205,6 +223,10 @@ TEST(FormatClusterStatusJsonTest, IsValidJsonWithTheSameFigures) {
   EXPECT_EQ(ps0.at("bytes_in").number_value(), static_cast<double>(5LL << 30));
   EXPECT_EQ(ps0.at("last_checkpoint").struct_value().fields().at("step").number_value(), 1224);
   EXPECT_EQ(ps0.at("workers").list_value().values_size(), 2);
+  EXPECT_EQ(ps0.at("transport_security").string_value(), "mutual TLS");
+  EXPECT_FALSE(ps0.at("insecure").bool_value());
+  EXPECT_EQ(ps0.at("requests_denied").number_value(), 4);
+  EXPECT_EQ(ps0.at("requests_unauthenticated").number_value(), 9);
   const auto& down = servers[2].struct_value().fields();
   EXPECT_EQ(down.at("address").string_value(), "bad\"host:1");
   EXPECT_FALSE(down.at("ok").bool_value());

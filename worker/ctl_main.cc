@@ -28,12 +28,13 @@
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/onnx_export.h"
+#include "parameter_server/core/model_checkpoint.h"
 #include "parameter_server/core/sharding_plan.h"
+#include "security/security_flags.h"
 #include "worker/cluster_status.h"
 #include "worker/evaluation_reader.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
-#include "parameter_server/core/model_checkpoint.h"
 #include "worker/preprocessing.h"
 
 ABSL_FLAG(std::string, checkpoint, "",
@@ -73,7 +74,10 @@ constexpr char kUsage[] =
     "PATH: a checkpoint file, or a folder of checkpoints: a single-process run's\n"
     "--checkpoint_dir or the parameter servers' (the newest valid file of every shard).\n"
     "export/predict/eval take --ps_hosts=h1:p1,... instead of --checkpoint to read the\n"
-    "current model from running parameter servers.";
+    "current model from running parameter servers. Servers that identify their callers\n"
+    "take a monitor's credentials: --tls_cert_file=DIR/monitor.crt\n"
+    "--tls_key_file=DIR/monitor.key --tls_ca_file=DIR/ca.crt (deploy/make_certs.sh) and/or\n"
+    "--auth_token_file=DIR/monitor.token.";
 
 struct Loaded {
   LoadedModel model;
@@ -86,7 +90,7 @@ absl::StatusOr<std::vector<std::string>> StatusTargets();
 // Status, the weights and moving statistics pulled as a worker would.
 absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targets) {
   const absl::Duration timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_secs));
-  const auto statuses = QueryParameterServerStatus(targets, timeout);
+  const auto statuses = QueryParameterServerStatus(targets, timeout, TransportSecurityFromFlags());
   for (const auto& status : statuses) {
     if (!status.ok()) return status.status();
   }
@@ -97,6 +101,7 @@ absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targ
   GrpcParameterClientOptions options;
   options.rpc_timeout = std::max(timeout, absl::Seconds(30));
   options.patience = absl::ZeroDuration();
+  options.security = TransportSecurityFromFlags();
   ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
                    GrpcParameterClient::Create(plan, targets, options));
   model.parameters.resize(plan.parameter_layout().total_size());
@@ -295,7 +300,8 @@ absl::Status ShowStatus() {
   const bool json = absl::GetFlag(FLAGS_json);
   const bool clear = watch > 0 && !json && isatty(fileno(stdout)) == 1;
   while (true) {
-    const auto responses = QueryParameterServerStatus(targets, absl::Seconds(timeout));
+    const auto responses =
+        QueryParameterServerStatus(targets, absl::Seconds(timeout), TransportSecurityFromFlags());
     std::vector<ParameterServerReport> reports;
     for (size_t i = 0; i < targets.size(); ++i) reports.push_back({targets[i], responses[i]});
     const absl::Time now = absl::Now();
@@ -336,7 +342,7 @@ int main(int argc, char** argv) {
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "/ctl_main.cc");
+    return absl::EndsWith(path, "/ctl_main.cc") || mobilenet::IsSecurityFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);

@@ -13,6 +13,7 @@
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "parameter_server/wire_payload.h"
+#include "security/token_file.h"
 
 namespace mobilenet {
 namespace {
@@ -26,12 +27,16 @@ struct RetryPolicy {
   absl::Duration initial_backoff;
   absl::Duration max_backoff;
   const std::atomic<bool>* stop = nullptr;  // see GrpcParameterClientOptions::stop
+  std::string authorization;                // metadata of every attempt; empty: none
+  // Each server's error settles that server only (a status query: every server answers
+  // for itself); otherwise the first non-transient error decides the call.
+  bool independent = false;
 };
 
 // The policy of every call of a client with `options`.
-RetryPolicy PolicyOf(const GrpcParameterClientOptions& options) {
-  return {options.rpc_timeout, options.patience, options.initial_backoff, options.max_backoff,
-          options.stop};
+RetryPolicy PolicyOf(const GrpcParameterClientOptions& options, std::string authorization) {
+  return {options.rpc_timeout, options.patience, options.initial_backoff,
+          options.max_backoff, options.stop,     std::move(authorization)};
 }
 
 // splitmix64: a small, good-enough source for backoff jitter.
@@ -76,10 +81,10 @@ struct CallOutcome {
 
 // Runs `start` for every server 0..names.size()-1 in parallel and waits for all, retrying
 // transient failures of each server with jittered, capped exponential backoff until
-// `policy.patience` has passed since the call began. The first non-transient error
-// decides the call: no server is tried again, and attempts still in flight are cancelled
-// unless the error is ABORTED (a push refused by one server may still be applied by the
-// others, which is fine to let finish). Errors are prefixed with "parameter server <i>
+// `policy.patience` has passed since the call began. Unless `policy.independent`, the
+// first non-transient error decides the call: no server is tried again, and attempts
+// still in flight are cancelled unless the error is ABORTED (a push refused by one server
+// may still be applied by the others, which is fine to let finish). Errors are prefixed with "parameter server <i>
 // (<name>) <rpc>".
 CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc,
                     const RetryPolicy& policy, uint64_t seed,
@@ -133,6 +138,9 @@ CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc
       }
       contexts[i] = std::make_unique<grpc::ClientContext>();
       contexts[i]->set_deadline(absl::ToChronoTime(now + policy.rpc_timeout));
+      if (!policy.authorization.empty()) {
+        contexts[i]->AddMetadata("authorization", policy.authorization);
+      }
       in_flight[i] = true;
       ++attempts[i];
       start(i, contexts[i].get(), [queue, i](grpc::Status status) {
@@ -187,7 +195,7 @@ CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc
       } else {
         outcome.results[i] = FromGrpcStatus(status, prefix(i));
       }
-      if (!transient && outcome.decisive.ok()) {
+      if (!transient && outcome.decisive.ok() && !policy.independent) {
         decide(outcome.results[i], status.error_code() != grpc::StatusCode::ABORTED);
       }
     }
@@ -218,16 +226,21 @@ bool IsTransient(grpc::StatusCode code) {
          code == grpc::StatusCode::CANCELLED || code == grpc::StatusCode::RESOURCE_EXHAUSTED;
 }
 
-grpc::ChannelArguments ChannelArgumentsForPlan(const ShardingPlan& plan,
+grpc::ChannelArguments ChannelArgumentsForPlan(const ShardingPlan& plan, int server,
                                                const GrpcParameterClientOptions& options) {
-  int64_t largest = 0;
-  for (int i = 0; i < plan.num_shards(); ++i) largest = std::max(largest, plan.shard_bytes(i));
-  return ChannelArgumentsWithLimit(MessageLimitForPayload(largest), options);
+  grpc::ChannelArguments args =
+      ChannelArgumentsWithLimit(MessageLimitForPayload(plan.shard_bytes(server)), options);
+  SetExpectedServerName(options.security, absl::StrCat("ps-", server), args);
+  return args;
 }
 
 GrpcParameterClient::GrpcParameterClient(const ShardingPlan& plan, std::vector<Shard> shards,
-                                         const GrpcParameterClientOptions& options)
-    : plan_(plan), shards_(std::move(shards)), options_(options) {
+                                         const GrpcParameterClientOptions& options,
+                                         std::string authorization)
+    : plan_(plan),
+      shards_(std::move(shards)),
+      options_(options),
+      authorization_(std::move(authorization)) {
   absl::MutexLock lock(&mu_);
   seed_state_ = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
                 reinterpret_cast<uintptr_t>(this);
@@ -236,14 +249,21 @@ GrpcParameterClient::GrpcParameterClient(const ShardingPlan& plan, std::vector<S
 absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create(
     const ShardingPlan& plan, std::vector<std::string> addresses,
     const GrpcParameterClientOptions& options) {
+  if (static_cast<int>(addresses.size()) != plan.num_shards()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d parameter server addresses for a plan of %d parameter servers",
+                        addresses.size(), plan.num_shards()));
+  }
+  RETURN_IF_ERROR(CheckTransportSecurity(options.security));
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   for (size_t i = 0; i < addresses.size(); ++i) {
     if (addresses[i].empty()) {
       return absl::InvalidArgumentError(
           absl::StrFormat("parameter server %d has an empty address", i));
     }
-    channels.push_back(grpc::CreateCustomChannel(
-        addresses[i], grpc::InsecureChannelCredentials(), ChannelArgumentsForPlan(plan, options)));
+    channels.push_back(grpc::CreateCustomChannel(addresses[i],
+                                                 ChannelCredentialsFor(options.security),
+                                                 ChannelArgumentsForPlan(plan, i, options)));
   }
   return CreateWithChannels(plan, std::move(channels), std::move(addresses), options);
 }
@@ -264,6 +284,10 @@ absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create
         "client options: expected rpc_timeout > 0, patience >= 0 and "
         "0 < initial_backoff <= max_backoff");
   }
+  std::string authorization;
+  if (options.security.tokens()) {
+    ASSIGN_OR_RETURN(authorization, ClientAuthorization(options.security.auth_token_file));
+  }
   RetainPayloadMemory(
       (plan.parameter_layout().total_size() + plan.state_layout().total_size()) * sizeof(float));
   std::vector<Shard> shards;
@@ -280,7 +304,7 @@ absl::StatusOr<std::unique_ptr<GrpcParameterClient>> GrpcParameterClient::Create
     shards[i].routing = std::move(routing[i]);
   }
   return std::unique_ptr<GrpcParameterClient>(
-      new GrpcParameterClient(plan, std::move(shards), options));
+      new GrpcParameterClient(plan, std::move(shards), options, std::move(authorization)));
 }
 
 std::vector<std::string> GrpcParameterClient::Names() const {
@@ -376,7 +400,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
     }
     return absl::OkStatus();
   };
-  const RetryPolicy policy = PolicyOf(options_);
+  const RetryPolicy policy = PolicyOf(options_, authorization_);
   const CallOutcome outcome = CallAll(
       Names(), "Pull", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
@@ -434,7 +458,7 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
     }
     requests[i] = grpc::ByteBuffer(slices.data(), slices.size());
   }
-  const RetryPolicy policy = PolicyOf(options_);
+  const RetryPolicy policy = PolicyOf(options_, authorization_);
   // A retry resends the same request (same request_id): applied at most once.
   CallOutcome outcome = CallAll(
       Names(), "Push", policy, NextSeed(), options_.on_retry,
@@ -485,7 +509,7 @@ std::vector<absl::StatusOr<ps::v1::StatusResponse>> GrpcParameterClient::GetStat
         status.model(), status.num_shards(), FormatFingerprint(status.plan_fingerprint()),
         plan_.model(), plan_.num_shards(), FormatFingerprint(plan_.fingerprint()))));
   };
-  const RetryPolicy policy = PolicyOf(options_);
+  const RetryPolicy policy = PolicyOf(options_, authorization_);
   const CallOutcome outcome = CallAll(
       Names(), "GetStatus", policy, NextSeed(), options_.on_retry,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
@@ -510,7 +534,7 @@ absl::Status GrpcParameterClient::ReportEvaluation(int32_t worker_id,
                                                    const EvaluationResult& result) {
   const ps::v1::EvaluationReport report = MakeEvaluationReport(plan_, worker_id, result);
   std::vector<ps::v1::EvaluationAck> acks(plan_.num_shards());
-  const RetryPolicy policy = PolicyOf(options_);
+  const RetryPolicy policy = PolicyOf(options_, authorization_);
   return CallAll(Names(), "ReportEvaluation", policy, NextSeed(), options_.on_retry,
                  [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
                    shards_[i].stub->async()->ReportEvaluation(context, &report, &acks[i],
@@ -522,7 +546,7 @@ absl::Status GrpcParameterClient::ReportEvaluation(int32_t worker_id,
 absl::Status GrpcParameterClient::Finish(int32_t worker_id, bool training_complete) {
   const ps::v1::FinishRequest request = MakeFinishRequest(plan_, worker_id, training_complete);
   std::vector<ps::v1::FinishResponse> responses(plan_.num_shards());
-  const RetryPolicy policy = PolicyOf(options_);
+  const RetryPolicy policy = PolicyOf(options_, authorization_);
   return CallAll(Names(), "Finish", policy, NextSeed(), options_.on_retry,
                  [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
                    shards_[i].stub->async()->Finish(context, &request, &responses[i],
@@ -532,18 +556,32 @@ absl::Status GrpcParameterClient::Finish(int32_t worker_id, bool training_comple
 }
 
 std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
-    const std::vector<std::string>& addresses, absl::Duration timeout) {
+    const std::vector<std::string>& addresses, absl::Duration timeout,
+    const TransportSecurity& security) {
   GrpcParameterClientOptions options;
+  options.security = security;
+  std::string authorization;
+  absl::Status usable = CheckTransportSecurity(security);
+  if (usable.ok() && security.tokens()) {
+    absl::StatusOr<std::string> loaded = ClientAuthorization(security.auth_token_file);
+    usable = loaded.status();
+    if (loaded.ok()) authorization = *loaded;
+  }
+  if (!usable.ok()) {
+    return std::vector<absl::StatusOr<ps::v1::StatusResponse>>(addresses.size(), usable);
+  }
   std::vector<std::unique_ptr<ps::v1::ParameterServer::Stub>> stubs;
-  for (const std::string& address : addresses) {
-    stubs.push_back(ps::v1::ParameterServer::NewStub(grpc::CreateCustomChannel(
-        address, grpc::InsecureChannelCredentials(), ChannelArgumentsWithLimit(kSmallMessageLimit, options))));
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    grpc::ChannelArguments args = ChannelArgumentsWithLimit(kSmallMessageLimit, options);
+    SetExpectedServerName(security, absl::StrCat("ps-", i), args);
+    stubs.push_back(ps::v1::ParameterServer::NewStub(
+        grpc::CreateCustomChannel(addresses[i], ChannelCredentialsFor(security), args)));
   }
   const ps::v1::StatusRequest request;
   std::vector<ps::v1::StatusResponse> responses(addresses.size());
-  // One attempt: no patience.
+  // One attempt (no patience) to each server, on its own.
   const RetryPolicy policy{timeout, absl::ZeroDuration(), options.initial_backoff,
-                           options.max_backoff};
+                           options.max_backoff, nullptr, authorization, /*independent=*/true};
   const std::vector<absl::Status> results =
       CallAll(addresses, "GetStatus", policy, /*seed=*/1, /*on_retry=*/nullptr,
               [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {

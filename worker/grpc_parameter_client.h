@@ -8,15 +8,15 @@
 #ifndef MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_
 #define MOBILENET_WORKER_GRPC_PARAMETER_CLIENT_H_
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -26,6 +26,7 @@
 #include "absl/types/span.h"
 #include "mobilenet/ps/v1/parameter_server.grpc.pb.h"
 #include "parameter_server/core/sharding_plan.h"
+#include "security/transport_security.h"
 #include "worker/parameter_client.h"
 #include "worker/shard_routing.h"
 
@@ -51,6 +52,10 @@ struct GrpcParameterClientOptions {
   // about to be retried, e.g. to tell the user the worker is waiting for a server; may be
   // empty.
   std::function<void(const std::string&)> on_retry;
+  // How this client proves who it is and checks the servers (security/transport_security.h):
+  // with TLS, server i must present a certificate naming "ps-<i>"; with a token file, its
+  // secret goes with every call.
+  TransportSecurity security;
   // When *stop becomes true (e.g. on SIGTERM), calls retry no more and end with CANCELLED
   // "stopped on request" once their attempts in flight are back (within rpc_timeout).
   // Not owned; may be null.
@@ -62,11 +67,13 @@ struct GrpcParameterClientOptions {
 class GrpcParameterClient : public ParameterClient {
  public:
   // A client of the servers at `addresses` ("host:port", one per PS task, in plan order),
-  // over insecure channels whose message limit is the plan's largest server payload
-  // (MessageLimitForPayload) with the large-message settings of common/grpc_status.h. Connects lazily: no RPC is made here. Calls
-  // RetainPayloadMemory() with the model's size (parameter_server/wire_payload.h). InvalidArgument when the
-  // address count is not plan.num_shards(), an address is empty or an option is out of
-  // range (rpc_timeout > 0, patience >= 0, 0 < initial_backoff <= max_backoff).
+  // over channels with options.security's credentials whose message limit is the plan's
+  // largest server payload (MessageLimitForPayload), with the large-message settings of
+  // common/grpc_status.h. Connects lazily: no RPC is made here. Calls
+  // RetainPayloadMemory() with the model's size (parameter_server/wire_payload.h).
+  // InvalidArgument when the address count is not plan.num_shards(), an address is empty,
+  // an option is out of range (rpc_timeout > 0, patience >= 0, 0 < initial_backoff <=
+  // max_backoff) or a security setting is (CheckTransportSecurity, the token file).
   static absl::StatusOr<std::unique_ptr<GrpcParameterClient>> Create(
       const ShardingPlan& plan, std::vector<std::string> addresses,
       const GrpcParameterClientOptions& options = {});
@@ -107,7 +114,7 @@ class GrpcParameterClient : public ParameterClient {
   };
 
   GrpcParameterClient(const ShardingPlan& plan, std::vector<Shard> shards,
-                      const GrpcParameterClientOptions& options);
+                      const GrpcParameterClientOptions& options, std::string authorization);
 
   // The servers' names (addresses), in plan order, for messages.
   std::vector<std::string> Names() const;
@@ -117,6 +124,8 @@ class GrpcParameterClient : public ParameterClient {
   const ShardingPlan plan_;
   const std::vector<Shard> shards_;
   const GrpcParameterClientOptions options_;
+  // "Bearer <secret>" sent with every call, or empty without a token file.
+  std::string authorization_;
 
   mutable absl::Mutex mu_;
   double images_per_sec_ ABSL_GUARDED_BY(mu_) = 0;
@@ -131,14 +140,17 @@ class GrpcParameterClient : public ParameterClient {
 // retried Push is applied once, by request id.
 bool IsTransient(grpc::StatusCode code);
 
-// The channel arguments of a client of `plan`'s servers (message limits from the plan).
-grpc::ChannelArguments ChannelArgumentsForPlan(const ShardingPlan& plan,
+// The channel arguments of a client of `plan`'s server `server` (message limits from the
+// plan, the name the server's certificate must carry).
+grpc::ChannelArguments ChannelArgumentsForPlan(const ShardingPlan& plan, int server,
                                                const GrpcParameterClientOptions& options);
 
-// One Status attempt per address, in parallel, each under `timeout`, without a plan (for
-// `mobilenet-ctl status`): each server's response or its error prefixed with its address.
+// One Status attempt per address (server i checked against the name "ps-<i>" with TLS),
+// in parallel, each under `timeout`, without a plan (for `mobilenet-ctl status`): each
+// server's response or its error prefixed with its address.
 std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
-    const std::vector<std::string>& addresses, absl::Duration timeout);
+    const std::vector<std::string>& addresses, absl::Duration timeout,
+    const TransportSecurity& security = {});
 
 }  // namespace mobilenet
 

@@ -23,11 +23,16 @@ absl::Status ServerError(int i, absl::string_view rpc, const absl::Status& statu
 
 InProcessParameterClient::InProcessParameterClient(const ShardingPlan& plan,
                                                    std::vector<ParameterServerCore*> cores,
-                                                   int32_t worker_id)
-    : plan_(plan), cores_(std::move(cores)), routing_(RouteServers(plan_)), worker_id_(worker_id) {}
+                                                   int32_t worker_id, const Caller& caller)
+    : plan_(plan),
+      cores_(std::move(cores)),
+      routing_(RouteServers(plan_)),
+      worker_id_(worker_id),
+      caller_(caller) {}
 
 absl::StatusOr<std::unique_ptr<InProcessParameterClient>> InProcessParameterClient::Create(
-    const ShardingPlan& plan, std::vector<ParameterServerCore*> cores, int32_t worker_id) {
+    const ShardingPlan& plan, std::vector<ParameterServerCore*> cores, int32_t worker_id,
+    const Caller& caller) {
   if (static_cast<int>(cores.size()) != plan.num_shards()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%d parameter server cores for a plan of %d", cores.size(), plan.num_shards()));
@@ -41,7 +46,7 @@ absl::StatusOr<std::unique_ptr<InProcessParameterClient>> InProcessParameterClie
     }
   }
   return std::unique_ptr<InProcessParameterClient>(
-      new InProcessParameterClient(plan, std::move(cores), worker_id));
+      new InProcessParameterClient(plan, std::move(cores), worker_id, caller));
 }
 
 void InProcessParameterClient::set_progress(double images_per_sec, int64_t steps) {
@@ -69,7 +74,7 @@ absl::StatusOr<ModelVersion> InProcessParameterClient::Pull(absl::Span<float> pa
     const bool want_state = !state.empty() && routing.state.count > 0;
     const ps::v1::PullRequest request = MakePullRequest(plan_, i, worker_id_, want_state);
     absl::StatusOr<int64_t> shard_version = cores_[i]->Pull(
-        request, routing.parameters.Target(parameters, parameter_scratch),
+        caller_, request, routing.parameters.Target(parameters, parameter_scratch),
         want_state ? routing.state.Target(state, state_scratch) : absl::Span<float>());
     if (!shard_version.ok()) return ServerError(i, "Pull", shard_version.status());
     version.shard_versions.push_back(*shard_version);
@@ -105,7 +110,7 @@ absl::StatusOr<PushResult> InProcessParameterClient::Push(const PushRequest& req
                               stats.size() * sizeof(float));
     }
     ps::v1::PushResponse response;
-    const absl::Status pushed = cores_[i]->Push(message, response);
+    const absl::Status pushed = cores_[i]->Push(caller_, message, response);
     if (!pushed.ok()) {
       if (first_error.ok()) first_error = ServerError(i, "Push", pushed);
       result.version.shard_versions.push_back(-1);
@@ -129,7 +134,7 @@ absl::Status InProcessParameterClient::ReportEvaluation(int32_t worker_id,
                                                         const EvaluationResult& result) {
   const ps::v1::EvaluationReport report = MakeEvaluationReport(plan_, worker_id, result);
   for (size_t i = 0; i < cores_.size(); ++i) {
-    const absl::Status reported = cores_[i]->ReportEvaluation(report);
+    const absl::Status reported = cores_[i]->ReportEvaluation(caller_, report);
     if (!reported.ok()) return ServerError(i, "ReportEvaluation", reported);
   }
   return absl::OkStatus();
@@ -138,7 +143,7 @@ absl::Status InProcessParameterClient::ReportEvaluation(int32_t worker_id,
 absl::Status InProcessParameterClient::Finish(int32_t worker_id, bool training_complete) {
   const ps::v1::FinishRequest request = MakeFinishRequest(plan_, worker_id, training_complete);
   for (size_t i = 0; i < cores_.size(); ++i) {
-    const absl::Status finished = cores_[i]->Finish(request);
+    const absl::Status finished = cores_[i]->Finish(caller_, request);
     if (!finished.ok()) return ServerError(i, "Finish", finished);
   }
   return absl::OkStatus();

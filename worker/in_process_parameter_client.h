@@ -24,10 +24,13 @@ namespace mobilenet {
 class InProcessParameterClient : public ParameterClient {
  public:
   // A client of `cores` (not owned; they must outlive the client), server i of `plan` at
-  // index i, pulling as `worker_id` (kToolWorkerId for tools). InvalidArgument when the
-  // count differs from the plan's or a core serves another plan or index.
+  // index i, pulling as `worker_id` (kToolWorkerId for tools), calling as `caller` (what
+  // a transport would have identified; in the same process, trusted unless a test says
+  // otherwise). InvalidArgument when the count differs from the plan's or a core serves
+  // another plan or index.
   static absl::StatusOr<std::unique_ptr<InProcessParameterClient>> Create(
-      const ShardingPlan& plan, std::vector<ParameterServerCore*> cores, int32_t worker_id);
+      const ShardingPlan& plan, std::vector<ParameterServerCore*> cores, int32_t worker_id,
+      const Caller& caller = Caller::Trusted());
 
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
@@ -38,12 +41,13 @@ class InProcessParameterClient : public ParameterClient {
 
  private:
   InProcessParameterClient(const ShardingPlan& plan, std::vector<ParameterServerCore*> cores,
-                           int32_t worker_id);
+                           int32_t worker_id, const Caller& caller);
 
   const ShardingPlan plan_;
   const std::vector<ParameterServerCore*> cores_;
   const std::vector<ServerRouting> routing_;
   const int32_t worker_id_;
+  const Caller caller_;
 
   mutable absl::Mutex mu_;
   double images_per_sec_ ABSL_GUARDED_BY(mu_) = 0;

@@ -30,12 +30,15 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/status_macros.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 #include "parameter_server/core/parameter_server_core.h"
 #include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/grpc_server.h"
 #include "parameter_server/parameter_service.h"
+#include "security/caller_authentication.h"
+#include "security/security_flags.h"
+#include "security/transport_security.h"
 #include "worker/grpc_parameter_client.h"
 
 ABSL_FLAG(double, alpha, 1.0, "Width multiplier");
@@ -51,6 +54,10 @@ ABSL_FLAG(double, worker_step_seconds, 1.0,
           "Capacity mode: one worker's time per training step, for the number of workers one "
           "server can serve");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of readable lines");
+ABSL_FLAG(std::string, server_certs_dir, "",
+          "Transport mode with transport security: a deploy/make_certs.sh folder whose "
+          "ps-<i>.crt/.key (with TLS) and tokens/server.tokens (with tokens) the bench's own "
+          "servers use; the client uses the --tls_*/--auth_token_file flags.");
 
 namespace mobilenet {
 namespace {
@@ -110,22 +117,44 @@ absl::Status RunTransport() {
   std::vector<std::unique_ptr<ParameterService>> services;
   std::vector<StartedServer> servers;
   std::vector<std::string> addresses;
+  const TransportSecurity client_security = TransportSecurityFromFlags();
+  const std::string certs_dir = absl::GetFlag(FLAGS_server_certs_dir);
+  if (client_security.enabled() && certs_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "with transport security, --server_certs_dir must name the servers' certificates");
+  }
+  std::vector<std::unique_ptr<CallerAuthenticator>> authenticators;
   for (int i = 0; i < num_ps; ++i) {
+    TransportSecurity server_security;
+    if (client_security.tls()) {
+      server_security.tls_cert_file = absl::StrCat(certs_dir, "/ps-", i, ".crt");
+      server_security.tls_key_file = absl::StrCat(certs_dir, "/ps-", i, ".key");
+      server_security.tls_ca_file = client_security.tls_ca_file;
+    }
+    if (client_security.tokens()) {
+      server_security.auth_token_file = absl::StrCat(certs_dir, "/tokens/server.tokens");
+    }
+    RETURN_IF_ERROR(CheckTransportSecurity(server_security));
+    ASSIGN_OR_RETURN(std::unique_ptr<CallerAuthenticator> authenticator,
+                     CallerAuthenticator::Create(server_security));
     CoreOptions options;
     options.shard_index = i;
     ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerCore> core,
                      ParameterServerCore::Create(plan, ShardConfig(), options));
-    services.push_back(std::make_unique<ParameterService>(core.get()));
+    services.push_back(std::make_unique<ParameterService>(core.get(), authenticator.get()));
     const int message_limit = MessageLimitForPayload(plan.shard_bytes(i));
     cores.push_back(std::move(core));
+    authenticators.push_back(std::move(authenticator));
     ASSIGN_OR_RETURN(StartedServer server,
                      StartGrpcServer("127.0.0.1:0", {services.back().get()},
-                                     ParameterServerLimits(message_limit, /*num_workers=*/1)));
+                                     ParameterServerLimits(message_limit, /*num_workers=*/1),
+                                     ServerCredentialsFor(server_security)));
     addresses.push_back(absl::StrCat("127.0.0.1:", server.port));
     servers.push_back(std::move(server));
   }
   GrpcParameterClientOptions client_options;
   client_options.worker_id = 0;
+  client_options.security = client_security;
   ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
                    GrpcParameterClient::Create(plan, addresses, client_options));
 
@@ -167,12 +196,15 @@ absl::Status RunTransport() {
         "{\"mode\": \"transport\", \"model\": \"%s\", \"num_ps\": %d, \"floats\": %d, "
         "\"bytes_each_way\": %.0f, \"iterations\": %d, \"median_seconds\": %.6f, "
         "\"median_pull_seconds\": %.6f, \"median_push_seconds\": %.6f, "
-        "\"effective_gb_per_sec\": %.3f, \"cpu_seconds_per_iteration\": %.6f}\n",
+        "\"effective_gb_per_sec\": %.3f, \"cpu_seconds_per_iteration\": %.6f, "
+        "\"transport_security\": \"%s\"}\n",
         plan.model(), num_ps, parameter_count + state_count, bytes_each_way, iterations, median,
-        Median(pull_seconds), Median(push_seconds), gbps, cpu_per_iteration);
+        Median(pull_seconds), Median(push_seconds), gbps, cpu_per_iteration,
+        client_security.Describe());
   } else {
     absl::PrintF("model            %s\n", plan.model());
-    absl::PrintF("parameter servers %d on 127.0.0.1 (gRPC over TCP)\n", num_ps);
+    absl::PrintF("parameter servers %d on 127.0.0.1 (gRPC over TCP, transport security: %s)\n",
+                 num_ps, client_security.Describe());
     absl::PrintF("payload          %.1f MB each way (%d floats)\n", bytes_each_way / 1e6,
                 parameter_count + state_count);
     absl::PrintF("pull + push      %.4f s median of %d (pull %.4f s, push %.4f s)\n", median,
@@ -216,7 +248,7 @@ absl::Status RunCapacity() {
     push.set_request_id(static_cast<uint64_t>(it + 1));
     push.set_computed_from_version(response.version());
     const auto start = std::chrono::steady_clock::now();
-    RETURN_IF_ERROR(core->Push(push, response));
+    RETURN_IF_ERROR(core->Push(Caller::Trusted(), push, response));
     const auto end = std::chrono::steady_clock::now();
     if (it >= warmup) seconds.push_back(Seconds(end - start));
   }

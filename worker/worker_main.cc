@@ -23,6 +23,7 @@
 #include "common/cluster_spec.h"
 #include "parameter_server/cluster_flags.h"
 #include "parameter_server/core/parameter_shard.h"
+#include "security/security_flags.h"
 #include "worker/cluster_training.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/local_training.h"
@@ -161,6 +162,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   client.patience = absl::Seconds(patience);
   client.worker_id = cluster.task_index;
   client.stop = &stop_requested;
+  client.security = mobilenet::TransportSecurityFromFlags();
   auto retry_logger = std::make_shared<RetryLogger>();
   client.on_retry = [retry_logger](const std::string& what) { (*retry_logger)(what); };
   const std::vector<std::string> targets = cluster.PsTargets();
@@ -215,7 +217,8 @@ int main(int argc, char** argv) {
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "/worker_main.cc") || mobilenet::IsClusterFlagsFile(path);
+    return absl::EndsWith(path, "/worker_main.cc") || mobilenet::IsClusterFlagsFile(path) ||
+           mobilenet::IsSecurityFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);

@@ -63,11 +63,22 @@ ParameterServerCore::ParameterServerCore(const ShardingPlan& plan, ServerIdentit
       identity_(std::move(identity)),
       shard_(std::move(shard)),
       ledger_(options.num_workers, options.remembered_receipts_per_worker),
-      start_time_(absl::Now()) {}
+      start_time_(absl::Now()),
+      transport_security_(options.transport_security),
+      insecure_(options.insecure) {}
 
-void ParameterServerCore::CountRefusal(Refusal refusal, int64_t worker_id) {
-  if (ledger_.IsMember(worker_id)) ledger_.RecordContact(static_cast<int32_t>(worker_id), absl::Now());
+void ParameterServerCore::CountRefusal(Refusal refusal, const absl::Status& status,
+                                       const Caller& caller, int64_t worker_id) {
+  const bool denied = absl::IsPermissionDenied(status);
+  // A worker is heard from only when it is who it says it is.
+  if (!denied && ledger_.IsMember(worker_id)) {
+    ledger_.RecordContact(static_cast<int32_t>(worker_id), absl::Now());
+  }
   absl::MutexLock lock(&stats_mu_);
+  if (denied) {
+    ++requests_denied_;
+    return;
+  }
   switch (refusal) {
     case Refusal::kInvalidPush:
       ++pushes_invalid_;
@@ -83,12 +94,13 @@ void ParameterServerCore::CountRefusal(Refusal refusal, int64_t worker_id) {
   }
 }
 
-absl::StatusOr<int64_t> ParameterServerCore::Pull(const ps::v1::PullRequest& request,
+absl::StatusOr<int64_t> ParameterServerCore::Pull(const Caller& caller,
+                                                  const ps::v1::PullRequest& request,
                                                   absl::Span<float> parameters,
                                                   absl::Span<float> state) {
-  const absl::Status valid = ValidatePullRequest(request, identity_);
+  const absl::Status valid = ValidatePullRequest(caller, request, identity_);
   if (!valid.ok()) {
-    CountRefusal(Refusal::kOther, request.worker_id());
+    CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
     return valid;
   }
   const bool with_state = request.include_state() && shard_->state_count() > 0;
@@ -102,7 +114,7 @@ absl::StatusOr<int64_t> ParameterServerCore::Pull(const ps::v1::PullRequest& req
   return version;
 }
 
-absl::Status ParameterServerCore::Push(const ps::v1::PushRequest& request,
+absl::Status ParameterServerCore::Push(const Caller& caller, const ps::v1::PushRequest& request,
                                        ps::v1::PushResponse& response) {
   response.Clear();
   const int64_t bytes_in = static_cast<int64_t>(request.ByteSizeLong());
@@ -110,12 +122,12 @@ absl::Status ParameterServerCore::Push(const ps::v1::PushRequest& request,
     absl::MutexLock lock(&stats_mu_);
     bytes_in_ += bytes_in;
   }
-  absl::StatusOr<ValidatedPush> push = ValidatePushRequest(request, identity_, *shard_);
+  absl::StatusOr<ValidatedPush> push = ValidatePushRequest(caller, request, identity_, *shard_);
   if (!push.ok()) {
     // Validation's only ABORTED: weights pulled from an earlier run of this server.
-    CountRefusal(absl::IsAborted(push.status()) ? Refusal::kPushFromEarlierRun
-                                                : Refusal::kInvalidPush,
-                 request.worker_id());
+    CountRefusal(
+        absl::IsAborted(push.status()) ? Refusal::kPushFromEarlierRun : Refusal::kInvalidPush,
+        push.status(), caller, request.worker_id());
     return push.status();
   }
   const absl::Time now = absl::Now();
@@ -135,7 +147,7 @@ absl::Status ParameterServerCore::Push(const ps::v1::PushRequest& request,
   if (!applied.ok()) {
     // The shard's only ABORTED: too stale under the reject policy.
     CountRefusal(absl::IsAborted(applied.status()) ? Refusal::kStalePush : Refusal::kInvalidPush,
-                 push->worker_id);
+                 applied.status(), caller, push->worker_id);
     return applied.status();
   }
   const PushReceipt receipt{applied->version, applied->staleness, applied->learning_rate};
@@ -151,10 +163,11 @@ absl::Status ParameterServerCore::Push(const ps::v1::PushRequest& request,
   return absl::OkStatus();
 }
 
-absl::Status ParameterServerCore::ReportEvaluation(const ps::v1::EvaluationReport& request) {
-  const absl::Status valid = ValidateEvaluationReport(request, identity_);
+absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
+                                                   const ps::v1::EvaluationReport& request) {
+  const absl::Status valid = ValidateEvaluationReport(caller, request, identity_);
   if (!valid.ok()) {
-    CountRefusal(Refusal::kOther, request.worker_id());
+    CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
     return valid;
   }
   const absl::Time now = absl::Now();
@@ -169,10 +182,11 @@ absl::Status ParameterServerCore::ReportEvaluation(const ps::v1::EvaluationRepor
   return absl::OkStatus();
 }
 
-absl::Status ParameterServerCore::Finish(const ps::v1::FinishRequest& request) {
-  const absl::Status valid = ValidateFinishRequest(request, identity_);
+absl::Status ParameterServerCore::Finish(const Caller& caller,
+                                         const ps::v1::FinishRequest& request) {
+  const absl::Status valid = ValidateFinishRequest(caller, request, identity_);
   if (!valid.ok()) {
-    CountRefusal(Refusal::kOther, request.worker_id());
+    CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
     return valid;
   }
   if (ledger_.RecordFinish(request.worker_id(), request.training_complete(), absl::Now())) {
@@ -222,7 +236,11 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
     response.set_staleness_mean(staleness_.mean());
     response.set_bytes_in(bytes_in_);
     response.set_bytes_out(bytes_out_);
+    response.set_requests_denied(requests_denied_);
+    response.set_requests_unauthenticated(requests_unauthenticated_);
   }
+  response.set_transport_security(transport_security_);
+  response.set_insecure(insecure_);
   absl::MutexLock lock(&lifecycle_mu_);
   if (checkpoint_time_ != absl::InfinitePast()) {
     response.set_last_checkpoint_unix_seconds(UnixSecondsOf(checkpoint_time_));
@@ -232,6 +250,11 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
   response.set_uptime_seconds(absl::ToDoubleSeconds(now - start_time_));
   response.set_finishing(finishing_);
   return response;
+}
+
+void ParameterServerCore::CountUnauthenticated() {
+  absl::MutexLock lock(&stats_mu_);
+  ++requests_unauthenticated_;
 }
 
 void ParameterServerCore::WaitForFinish() {

@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "parameter_server/core/caller.h"
 #include "parameter_server/core/cluster_ledger.h"
 #include "parameter_server/core/core_state.h"
 #include "parameter_server/core/parameter_shard.h"
@@ -41,6 +42,10 @@ struct CoreOptions {
   uint64_t incarnation = 0;
   // Push receipts remembered per worker for exactly-once retries; >= 1.
   int remembered_receipts_per_worker = 64;
+  // How the transport identifies callers, for Status (e.g. "mutual TLS"), and whether it
+  // listens beyond loopback without doing so.
+  std::string transport_security = "none (in process)";
+  bool insecure = false;
 };
 
 // Thread-safe. Pushes are applied one at a time; pulls and status proceed alongside.
@@ -64,23 +69,28 @@ class ParameterServerCore {
   int64_t parameter_count() const { return shard_->parameter_count(); }
   int64_t state_count() const { return shard_->state_count(); }
 
-  // The protocol. A refused request changes nothing but the refusal counters (and the
-  // caller's last-seen time, when it is a member).
+  // The protocol, for `caller` as the transport identified it (caller.h; the rights are
+  // checked by the validation functions). A refused request changes nothing but the
+  // refusal counters (and the caller's last-seen time, when it is a member).
 
   // Copies the weights into `parameters` (parameter_count() floats) and, when the request
   // asks for state, the moving statistics into `state` (state_count() floats; otherwise
   // empty: checked); returns the version of exactly those values. Errors of
   // ValidatePullRequest.
-  absl::StatusOr<int64_t> Pull(const ps::v1::PullRequest& request, absl::Span<float> parameters,
-                               absl::Span<float> state);
+  absl::StatusOr<int64_t> Pull(const Caller& caller, const ps::v1::PullRequest& request,
+                               absl::Span<float> parameters, absl::Span<float> state);
   // Applies the push (or answers a retry from the ledger, duplicate = true). Errors of
   // ValidatePushRequest and of ParameterShard::Apply (ABORTED when too stale).
-  absl::Status Push(const ps::v1::PushRequest& request, ps::v1::PushResponse& response);
+  absl::Status Push(const Caller& caller, const ps::v1::PushRequest& request,
+                    ps::v1::PushResponse& response);
+  // Every identified caller may read the status.
   ps::v1::StatusResponse GetStatus() const;
-  absl::Status ReportEvaluation(const ps::v1::EvaluationReport& request);
+  absl::Status ReportEvaluation(const Caller& caller, const ps::v1::EvaluationReport& request);
   // Records the worker's Finish; the chief's training_complete, or the last member's
   // Finish, ends the training (finishing() becomes true).
-  absl::Status Finish(const ps::v1::FinishRequest& request);
+  absl::Status Finish(const Caller& caller, const ps::v1::FinishRequest& request);
+  // Counts a request the transport refused because it could not identify the caller.
+  void CountUnauthenticated();
 
   // The life of the server process around the protocol.
 
@@ -107,14 +117,18 @@ class ParameterServerCore {
                       std::unique_ptr<ParameterShard> shard, const CoreOptions& options);
 
   enum class Refusal { kInvalidPush, kStalePush, kPushFromEarlierRun, kOther };
-  // Counts a refused request and, for a member, that it was heard from.
-  void CountRefusal(Refusal refusal, int64_t worker_id);
+  // Counts a refused request (and a PERMISSION_DENIED one apart) and, for a member whose
+  // identity is established, that it was heard from.
+  void CountRefusal(Refusal refusal, const absl::Status& status, const Caller& caller,
+                    int64_t worker_id);
 
   const ShardingPlan plan_;
   const ServerIdentity identity_;
   const std::unique_ptr<ParameterShard> shard_;
   ClusterLedger ledger_;
   const absl::Time start_time_;
+  const std::string transport_security_;
+  const bool insecure_;
 
   // Held through a push's receipt lookup, apply and record, and by ExportState and
   // RestoreState, so that the shard and the ledger always agree. Acquired before the
@@ -127,6 +141,8 @@ class ParameterServerCore {
   int64_t pushes_invalid_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_duplicate_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_restarted_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t requests_denied_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  int64_t requests_unauthenticated_ ABSL_GUARDED_BY(stats_mu_) = 0;
   StalenessHistogram staleness_ ABSL_GUARDED_BY(stats_mu_);
   int64_t bytes_in_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t bytes_out_ ABSL_GUARDED_BY(stats_mu_) = 0;

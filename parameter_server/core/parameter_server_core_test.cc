@@ -64,7 +64,8 @@ class ParameterServerCoreTest : public ::testing::Test {
   Pulled PullAll(ParameterServerCore& core) const {
     Pulled pulled;
     absl::StatusOr<int64_t> version =
-        core.Pull(PullRequest(), absl::MakeSpan(pulled.weights), absl::MakeSpan(pulled.state));
+        core.Pull(Caller::Trusted(), PullRequest(), absl::MakeSpan(pulled.weights),
+                  absl::MakeSpan(pulled.state));
     EXPECT_TRUE(version.ok()) << version.status();
     pulled.version = version.value_or(-1);
     return pulled;
@@ -89,7 +90,7 @@ class ParameterServerCoreTest : public ::testing::Test {
   absl::StatusOr<ps::v1::PushResponse> Send(ParameterServerCore& core,
                                             const ps::v1::PushRequest& push) {
     ps::v1::PushResponse response;
-    absl::Status status = core.Push(push, response);
+    absl::Status status = core.Push(Caller::Trusted(), push, response);
     if (!status.ok()) return status;
     return response;
   }
@@ -210,19 +211,22 @@ TEST_F(ParameterServerCoreTest, TooStalePushesAreAbortedUnderTheRejectPolicy) {
 }
 
 TEST_F(ParameterServerCoreTest, OnlyTheChiefEndsTheTrainingOrTheLastMemberDoes) {
-  EXPECT_EQ(core_->Finish(Finish(1, true)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->Finish(Caller::Trusted(), Finish(1, true)).code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(core_->finishing());
-  ASSERT_TRUE(core_->Finish(Finish(1, false)).ok());
+  ASSERT_TRUE(core_->Finish(Caller::Trusted(), Finish(1, false)).ok());
   EXPECT_FALSE(core_->finishing());
   EXPECT_TRUE(core_->GetStatus().workers(1).finished());
-  ASSERT_TRUE(core_->Finish(Finish(0, false)).ok());  // every member has finished
+  ASSERT_TRUE(
+      core_->Finish(Caller::Trusted(), Finish(0, false)).ok());  // every member has finished
   EXPECT_TRUE(core_->finishing());
 
   std::unique_ptr<ParameterServerCore> chief = MakeCore(1);
-  ASSERT_TRUE(chief->Finish(Finish(0, true)).ok());
+  ASSERT_TRUE(chief->Finish(Caller::Trusted(), Finish(0, true)).ok());
   EXPECT_TRUE(chief->WaitForFinishWithTimeout(absl::ZeroDuration()));
   EXPECT_TRUE(chief->GetStatus().training_complete());
-  EXPECT_EQ(chief->Finish(Finish(5, false)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(chief->Finish(Caller::Trusted(), Finish(5, false)).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(ParameterServerCoreTest, TheChiefsEvaluationIsKeptAndOthersAreRefused) {
@@ -233,10 +237,11 @@ TEST_F(ParameterServerCoreTest, TheChiefsEvaluationIsKeptAndOthersAreRefused) {
   report.set_examples(200);
   report.set_correct(150);
   report.set_loss(0.7);
-  ASSERT_TRUE(core_->ReportEvaluation(report).ok());
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Trusted(), report).ok());
   report.set_worker_id(1);
   report.set_correct(200);
-  EXPECT_EQ(core_->ReportEvaluation(report).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(core_->ReportEvaluation(Caller::Trusted(), report).code(),
+            absl::StatusCode::kInvalidArgument);
   const ps::v1::StatusResponse status = core_->GetStatus();
   EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
   EXPECT_EQ(status.eval_step(), 4);
@@ -247,7 +252,7 @@ TEST_F(ParameterServerCoreTest, ExportedStateRestoresShardAndLedgerTogether) {
   ASSERT_TRUE(Send(*core_, Push(0, 1, 0)).ok());
   ASSERT_TRUE(Send(*core_, Push(1, 2, 1)).ok());
   ASSERT_TRUE(Send(*core_, Push(1, 3, 1)).ok());
-  ASSERT_TRUE(core_->Finish(Finish(1, false)).ok());
+  ASSERT_TRUE(core_->Finish(Caller::Trusted(), Finish(1, false)).ok());
   const CoreState exported = core_->ExportState();
   EXPECT_TRUE(CheckCoreState(exported, plan_->state_layout()).ok());
 
@@ -276,11 +281,16 @@ TEST_F(ParameterServerCoreTest, ExportedStateRestoresShardAndLedgerTogether) {
 
 TEST_F(ParameterServerCoreTest, ToolsPullAndMembersAreSeenButStrangersAreNot) {
   Pulled pulled;
-  EXPECT_TRUE(core_->Pull(PullRequest(1), absl::MakeSpan(pulled.weights),
-                          absl::MakeSpan(pulled.state)).ok());
+  EXPECT_TRUE(core_
+                  ->Pull(Caller::Trusted(), PullRequest(1), absl::MakeSpan(pulled.weights),
+                         absl::MakeSpan(pulled.state))
+                  .ok());
   EXPECT_GE(core_->GetStatus().workers(1).seconds_since_last_seen(), 0);
-  const absl::Status stranger = core_->Pull(PullRequest(9), absl::MakeSpan(pulled.weights),
-                                            absl::MakeSpan(pulled.state)).status();
+  const absl::Status stranger =
+      core_
+          ->Pull(Caller::Trusted(), PullRequest(9), absl::MakeSpan(pulled.weights),
+                 absl::MakeSpan(pulled.state))
+          .status();
   EXPECT_EQ(stranger.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(core_->GetStatus().workers_size(), 2);
 }
@@ -305,6 +315,47 @@ TEST(ParameterServerCoreCreateTest, RefusesIndexesOutsideThePlanAndEmptyClusters
   ASSERT_TRUE(core.ok());
   EXPECT_NE((*core)->incarnation(), 0u);
   EXPECT_EQ((*core)->identity().shard_index, 1);
+}
+
+TEST_F(ParameterServerCoreTest, DeniedRequestsChangeNothingAndAreCountedApart) {
+  ASSERT_TRUE(Send(*core_, Push(1, 1, 0)).ok());
+  const Pulled before = PullAll(*core_);
+  const CoreState state_before = core_->ExportState();
+  ps::v1::PushResponse response;
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(plan_->fingerprint());
+  report.set_examples(10);
+  report.set_correct(10);
+
+  EXPECT_EQ(core_->Push(Caller::Worker(1), Push(0, 2, 1), response).code(),
+            absl::StatusCode::kPermissionDenied);  // as the chief
+  EXPECT_EQ(core_->Push(Caller::Monitor(), Push(1, 3, 1), response).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->Finish(Caller::Worker(1), Finish(1, true)).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->Finish(Caller::Monitor(), Finish(0, true)).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->ReportEvaluation(Caller::Worker(1), report).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core_->ReportEvaluation(Caller::Monitor(), report).code(),
+            absl::StatusCode::kPermissionDenied);
+  core_->CountUnauthenticated();
+
+  EXPECT_FALSE(core_->finishing());
+  const Pulled after = PullAll(*core_);
+  EXPECT_EQ(after.version, before.version);
+  EXPECT_EQ(after.weights, before.weights);
+  const CoreState state_after = core_->ExportState();
+  EXPECT_EQ(state_after.ledger.workers[0].pushes, state_before.ledger.workers[0].pushes);
+  EXPECT_EQ(state_after.ledger.workers[1].pushes, 1);
+  EXPECT_EQ(state_after.ledger.workers[1].finished, false);
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  EXPECT_EQ(status.requests_denied(), 6);
+  EXPECT_EQ(status.requests_unauthenticated(), 1);
+  EXPECT_EQ(status.pushes_invalid(), 0);
+  EXPECT_EQ(status.eval_examples(), 0);  // no evaluation was recorded
+  // A denied request is not contact: worker 0, named by worker 1's push, was never heard.
+  EXPECT_EQ(status.workers(0).seconds_since_last_seen(), -1);
 }
 
 }  // namespace

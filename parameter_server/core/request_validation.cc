@@ -97,10 +97,32 @@ absl::Span<const float> FloatsOf(const std::string& bytes, std::vector<float>& c
   return absl::MakeConstSpan(copy.data() + copy_offset, count);
 }
 
+absl::Status Denied(absl::string_view rpc, const Caller& caller, absl::string_view what) {
+  return absl::PermissionDeniedError(absl::StrCat(rpc, ": ", caller.name(), " may not ", what));
+}
+
+// PERMISSION_DENIED unless `caller` may act as worker `worker_id` (its own id only).
+absl::Status CheckActsAsItself(absl::string_view rpc, const Caller& caller, int64_t worker_id,
+                               absl::string_view what) {
+  if (caller.role == CallerRole::kTrusted) return absl::OkStatus();
+  if (caller.role != CallerRole::kWorker) return Denied(rpc, caller, what);
+  if (worker_id != caller.index) {
+    return Denied(rpc, caller, absl::StrCat(what, " as worker ", worker_id));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::Status ValidatePullRequest(const ps::v1::PullRequest& request,
+absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest& request,
                                  const ServerIdentity& server) {
+  // Workers pull as themselves or as a tool (their evaluations); monitors as tools.
+  if (caller.role == CallerRole::kParameterServer ||
+      (caller.role == CallerRole::kMonitor && request.worker_id() != kToolWorkerId) ||
+      (caller.role == CallerRole::kWorker && request.worker_id() != kToolWorkerId &&
+       request.worker_id() != caller.index)) {
+    return Denied("Pull", caller, absl::StrCat("pull as worker ", request.worker_id()));
+  }
   absl::Status plan = CheckPlan("Pull", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), request.shard_index(), true, server);
   if (!plan.ok()) return plan;
@@ -109,9 +131,12 @@ absl::Status ValidatePullRequest(const ps::v1::PullRequest& request,
   return errors.status();
 }
 
-absl::StatusOr<ValidatedPush> ValidatePushRequest(const ps::v1::PushRequest& request,
+absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
+                                                  const ps::v1::PushRequest& request,
                                                   const ServerIdentity& server,
                                                   const ParameterShard& shard) {
+  absl::Status rights = CheckActsAsItself("Push", caller, request.worker_id(), "push");
+  if (!rights.ok()) return rights;
   absl::Status plan = CheckPlan("Push", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), request.shard_index(), true, server);
   if (!plan.ok()) return plan;
@@ -166,8 +191,11 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const ps::v1::PushRequest& req
   return push;
 }
 
-absl::Status ValidateEvaluationReport(const ps::v1::EvaluationReport& request,
+absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::EvaluationReport& request,
                                       const ServerIdentity& server) {
+  if (caller.role != CallerRole::kTrusted && !caller.is_chief()) {
+    return Denied("ReportEvaluation", caller, "report evaluations (only the chief, worker-0)");
+  }
   absl::Status plan = CheckPlan("ReportEvaluation", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), -1, false, server);
   if (!plan.ok()) return plan;
@@ -190,8 +218,13 @@ absl::Status ValidateEvaluationReport(const ps::v1::EvaluationReport& request,
   return errors.status();
 }
 
-absl::Status ValidateFinishRequest(const ps::v1::FinishRequest& request,
+absl::Status ValidateFinishRequest(const Caller& caller, const ps::v1::FinishRequest& request,
                                    const ServerIdentity& server) {
+  absl::Status rights = CheckActsAsItself("Finish", caller, request.worker_id(), "finish");
+  if (!rights.ok()) return rights;
+  if (request.training_complete() && caller.role != CallerRole::kTrusted && !caller.is_chief()) {
+    return Denied("Finish", caller, "end the training (only the chief, worker-0)");
+  }
   absl::Status plan = CheckPlan("Finish", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), -1, false, server);
   if (!plan.ok()) return plan;

@@ -3,6 +3,11 @@
 // finds. What comes after may assume what it checked.
 //
 // Order of the checks, and the code each gives:
+//   0. the caller's rights (caller.h): PERMISSION_DENIED naming the caller and what it
+//      may not do, before anything else, so that a caller learns nothing about requests
+//      it may not make: a worker pushes, pulls and finishes only as itself, only the
+//      chief reports evaluations, a monitor only reads, a parameter server only reads
+//      status;
 //   1. the plan: the caller's sharding-plan fingerprint (and, for Pull and Push, the
 //      shard it addresses) must be this server's: FAILED_PRECONDITION, naming both sides;
 //      nothing else is looked at under another plan;
@@ -23,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "parameter_server/core/caller.h"
 #include "parameter_server/core/parameter_shard.h"
 
 namespace mobilenet {
@@ -41,7 +47,7 @@ struct ServerIdentity {
 inline constexpr int32_t kToolWorkerId = -1;
 
 // A Pull by a member (worker_id in [0, num_workers)) or a tool (kToolWorkerId).
-absl::Status ValidatePullRequest(const ps::v1::PullRequest& request,
+absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest& request,
                                  const ServerIdentity& server);
 
 // A push that passed ValidatePushRequest. It refers to the request's payload bytes (or,
@@ -61,17 +67,18 @@ struct ValidatedPush {
 };
 
 // A Push from a member, against `shard` (sizes, value checks). See the file comment.
-absl::StatusOr<ValidatedPush> ValidatePushRequest(const ps::v1::PushRequest& request,
+absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
+                                                  const ps::v1::PushRequest& request,
                                                   const ServerIdentity& server,
                                                   const ParameterShard& shard);
 
 // A ReportEvaluation: only the chief reports, with 0 <= correct <= examples, a finite
 // loss >= 0 and a global step >= 0.
-absl::Status ValidateEvaluationReport(const ps::v1::EvaluationReport& request,
+absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::EvaluationReport& request,
                                       const ServerIdentity& server);
 
 // A Finish by a member; training_complete only from the chief.
-absl::Status ValidateFinishRequest(const ps::v1::FinishRequest& request,
+absl::Status ValidateFinishRequest(const Caller& caller, const ps::v1::FinishRequest& request,
                                    const ServerIdentity& server);
 
 }  // namespace mobilenet

@@ -53,6 +53,7 @@ class RequestValidationTest : public ::testing::Test {
 
   std::unique_ptr<ParameterShard> shard_;
   ServerIdentity server_;
+  const Caller trusted_ = Caller::Trusted();
 };
 
 TEST_F(RequestValidationTest, APullOfAnotherPlanOrShardIsAFailedPreconditionNamingBothSides) {
@@ -61,14 +62,14 @@ TEST_F(RequestValidationTest, APullOfAnotherPlanOrShardIsAFailedPreconditionNami
   pull.set_shard_index(1);
   pull.set_model("alpha=1");
   pull.set_num_shards(3);
-  absl::Status status = ValidatePullRequest(pull, server_);
+  absl::Status status = ValidatePullRequest(trusted_, pull, server_);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), AllOf(HasSubstr("0000000000001234"), HasSubstr("0000000000abcdef"),
                                       HasSubstr("\"alpha=1\", 3 parameter servers"),
                                       HasSubstr("\"tiny\", 2 parameter servers")));
   pull.set_plan_fingerprint(server_.plan_fingerprint);
   pull.set_shard_index(0);
-  status = ValidatePullRequest(pull, server_);
+  status = ValidatePullRequest(trusted_, pull, server_);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), HasSubstr("addressed to parameter server 0"));
 }
@@ -79,11 +80,11 @@ TEST_F(RequestValidationTest, PullsComeFromMembersOrTools) {
   pull.set_shard_index(1);
   for (int32_t id : {kToolWorkerId, 0, 1}) {
     pull.set_worker_id(id);
-    EXPECT_TRUE(ValidatePullRequest(pull, server_).ok()) << id;
+    EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok()) << id;
   }
   for (int32_t id : {2, -2, std::numeric_limits<int32_t>::max()}) {
     pull.set_worker_id(id);
-    const absl::Status status = ValidatePullRequest(pull, server_);
+    const absl::Status status = ValidatePullRequest(trusted_, pull, server_);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << id;
     EXPECT_THAT(status.message(), HasSubstr("is not a worker of this cluster (ids 0 to 1)"));
   }
@@ -91,7 +92,7 @@ TEST_F(RequestValidationTest, PullsComeFromMembersOrTools) {
 
 TEST_F(RequestValidationTest, AValidPushYieldsItsCheckedUpdate) {
   const ps::v1::PushRequest push = GoodPush();
-  absl::StatusOr<ValidatedPush> validated = ValidatePushRequest(push, server_, *shard_);
+  absl::StatusOr<ValidatedPush> validated = ValidatePushRequest(trusted_, push, server_, *shard_);
   ASSERT_TRUE(validated.ok()) << validated.status();
   EXPECT_EQ(validated->worker_id, 1);
   EXPECT_EQ(validated->request_id, 9u);
@@ -103,7 +104,7 @@ TEST_F(RequestValidationTest, AValidPushYieldsItsCheckedUpdate) {
   ps::v1::PushRequest plain = GoodPush();
   plain.clear_server_incarnation();
   plain.clear_batch_stats();
-  EXPECT_TRUE(ValidatePushRequest(plain, server_, *shard_).ok());
+  EXPECT_TRUE(ValidatePushRequest(trusted_, plain, server_, *shard_).ok());
 }
 
 TEST_F(RequestValidationTest, EveryBadPushFieldIsListedInOneError) {
@@ -115,7 +116,7 @@ TEST_F(RequestValidationTest, EveryBadPushFieldIsListedInOneError) {
   push.set_worker_images_per_sec(std::numeric_limits<double>::infinity());
   push.set_gradients(push.gradients() + "x");  // 69 bytes
   push.set_batch_stats(push.batch_stats().substr(4));
-  const absl::Status status = ValidatePushRequest(push, server_, *shard_).status();
+  const absl::Status status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("worker_id: 7 is not a worker"),
@@ -129,14 +130,14 @@ TEST_F(RequestValidationTest, EveryBadPushFieldIsListedInOneError) {
 TEST_F(RequestValidationTest, APushOfAnEarlierRunIsAbortedAfterTheFieldsAreValid) {
   ps::v1::PushRequest push = GoodPush();
   push.set_server_incarnation(41);
-  absl::Status status = ValidatePushRequest(push, server_, *shard_).status();
+  absl::Status status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
   EXPECT_THAT(status.message(), HasSubstr("before it restarted; pull again"));
   push.set_worker_id(5);  // invalid fields win: the push could never be applied
-  EXPECT_EQ(ValidatePushRequest(push, server_, *shard_).status().code(),
+  EXPECT_EQ(ValidatePushRequest(trusted_, push, server_, *shard_).status().code(),
             absl::StatusCode::kInvalidArgument);
   push.set_plan_fingerprint(1);  // and another plan wins over both
-  EXPECT_EQ(ValidatePushRequest(push, server_, *shard_).status().code(),
+  EXPECT_EQ(ValidatePushRequest(trusted_, push, server_, *shard_).status().code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
@@ -145,7 +146,7 @@ TEST_F(RequestValidationTest, PayloadValuesAreCheckedByTensorAndElement) {
   std::vector<float> gradients(17, 0.5f);
   gradients[7] = std::numeric_limits<float>::quiet_NaN();  // a/BatchNorm/gamma is [6, 9)
   push.set_gradients(Bytes(gradients));
-  absl::Status status = ValidatePushRequest(push, server_, *shard_).status();
+  absl::Status status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("push from worker 1: gradient for a/BatchNorm/gamma[1] is nan"));
 
@@ -153,7 +154,7 @@ TEST_F(RequestValidationTest, PayloadValuesAreCheckedByTensorAndElement) {
   std::vector<float> stats(6, 1.0f);
   stats[3] = -1.0f;  // moving_variance[0]
   push.set_batch_stats(Bytes(stats));
-  status = ValidatePushRequest(push, server_, *shard_).status();
+  status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
   EXPECT_THAT(status.message(), HasSubstr("a/BatchNorm/moving_variance[0] is -1"));
 }
 
@@ -165,19 +166,19 @@ TEST_F(RequestValidationTest, OnlyTheChiefReportsPlausibleEvaluations) {
   report.set_correct(90);
   report.set_loss(0.3);
   report.set_global_step(12);
-  EXPECT_TRUE(ValidateEvaluationReport(report, server_).ok());
+  EXPECT_TRUE(ValidateEvaluationReport(trusted_, report, server_).ok());
   report.set_worker_id(1);
   report.set_correct(101);
   report.set_loss(std::nan(""));
   report.set_global_step(-2);
-  const absl::Status status = ValidateEvaluationReport(report, server_);
+  const absl::Status status = ValidateEvaluationReport(trusted_, report, server_);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(),
               AllOf(HasSubstr("only the chief (worker 0) reports evaluations"),
                     HasSubstr("101 correct of 100"), HasSubstr("loss: nan"),
                     HasSubstr("global_step: -2")));
   report.set_plan_fingerprint(5);
-  EXPECT_EQ(ValidateEvaluationReport(report, server_).code(),
+  EXPECT_EQ(ValidateEvaluationReport(trusted_, report, server_).code(),
             absl::StatusCode::kFailedPrecondition);
 }
 
@@ -185,15 +186,99 @@ TEST_F(RequestValidationTest, OnlyTheChiefEndsTheTraining) {
   ps::v1::FinishRequest finish;
   finish.set_plan_fingerprint(server_.plan_fingerprint);
   finish.set_worker_id(1);
-  EXPECT_TRUE(ValidateFinishRequest(finish, server_).ok());
+  EXPECT_TRUE(ValidateFinishRequest(trusted_, finish, server_).ok());
   finish.set_training_complete(true);
-  absl::Status status = ValidateFinishRequest(finish, server_);
+  absl::Status status = ValidateFinishRequest(trusted_, finish, server_);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("only the chief (worker 0) ends the training, not worker 1"));
   finish.set_worker_id(0);
-  EXPECT_TRUE(ValidateFinishRequest(finish, server_).ok());
+  EXPECT_TRUE(ValidateFinishRequest(trusted_, finish, server_).ok());
   finish.set_worker_id(2);
-  EXPECT_THAT(ValidateFinishRequest(finish, server_).message(), HasSubstr("worker_id: 2"));
+  EXPECT_THAT(ValidateFinishRequest(trusted_, finish, server_).message(),
+              HasSubstr("worker_id: 2"));
+}
+
+// Rights are checked first: a caller that may not make a request learns nothing about
+// the plan, the fields or the server's state from the answer.
+TEST_F(RequestValidationTest, WorkersActOnlyAsThemselves) {
+  ps::v1::PushRequest push = GoodPush();  // worker_id 1
+  EXPECT_TRUE(ValidatePushRequest(Caller::Worker(1), push, server_, *shard_).ok());
+  absl::Status status = ValidatePushRequest(Caller::Worker(0), push, server_, *shard_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(status.message(), "Push: worker-0 may not push as worker 1");
+  push.set_plan_fingerprint(1);  // denied before the plan is looked at
+  EXPECT_EQ(ValidatePushRequest(Caller::Worker(0), push, server_, *shard_).status().code(),
+            absl::StatusCode::kPermissionDenied);
+
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(server_.plan_fingerprint);
+  finish.set_worker_id(0);
+  EXPECT_TRUE(ValidateFinishRequest(Caller::Worker(0), finish, server_).ok());
+  status = ValidateFinishRequest(Caller::Worker(1), finish, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(status.message(), HasSubstr("worker-1 may not finish as worker 0"));
+
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  for (int32_t id : {kToolWorkerId, 1}) {
+    pull.set_worker_id(id);
+    EXPECT_TRUE(ValidatePullRequest(Caller::Worker(1), pull, server_).ok()) << id;
+  }
+  pull.set_worker_id(0);
+  status = ValidatePullRequest(Caller::Worker(1), pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(status.message(), HasSubstr("worker-1 may not pull as worker 0"));
+}
+
+TEST_F(RequestValidationTest, OnlyTheChiefEndsTheTrainingOrReportsEvaluations) {
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(server_.plan_fingerprint);
+  finish.set_worker_id(1);
+  EXPECT_TRUE(ValidateFinishRequest(Caller::Worker(1), finish, server_).ok());
+  finish.set_training_complete(true);
+  absl::Status status = ValidateFinishRequest(Caller::Worker(1), finish, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(status.message(), HasSubstr("worker-1 may not end the training"));
+  finish.set_worker_id(0);
+  EXPECT_TRUE(ValidateFinishRequest(Caller::Worker(0), finish, server_).ok());
+
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(server_.plan_fingerprint);
+  report.set_worker_id(0);
+  report.set_examples(100);
+  report.set_correct(90);
+  EXPECT_TRUE(ValidateEvaluationReport(Caller::Worker(0), report, server_).ok());
+  for (const Caller& caller : {Caller::Worker(1), Caller::Monitor(), Caller::ParameterServer(0)}) {
+    status = ValidateEvaluationReport(caller, report, server_);
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << caller.name();
+    EXPECT_THAT(status.message(), HasSubstr("only the chief, worker-0")) << caller.name();
+  }
+}
+
+TEST_F(RequestValidationTest, MonitorsAndServersChangeNothing) {
+  ps::v1::PushRequest push = GoodPush();
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(server_.plan_fingerprint);
+  finish.set_worker_id(1);
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_worker_id(kToolWorkerId);
+  EXPECT_TRUE(ValidatePullRequest(Caller::Monitor(), pull, server_).ok());
+  for (const Caller& caller : {Caller::Monitor(), Caller::ParameterServer(1)}) {
+    const absl::Status pushed = ValidatePushRequest(caller, push, server_, *shard_).status();
+    EXPECT_EQ(pushed.code(), absl::StatusCode::kPermissionDenied) << caller.name();
+    EXPECT_THAT(pushed.message(), HasSubstr(caller.name() + " may not push"));
+    EXPECT_EQ(ValidateFinishRequest(caller, finish, server_).code(),
+              absl::StatusCode::kPermissionDenied)
+        << caller.name();
+  }
+  EXPECT_EQ(ValidatePullRequest(Caller::ParameterServer(0), pull, server_).code(),
+            absl::StatusCode::kPermissionDenied);
+  pull.set_worker_id(1);  // a monitor is not a member: its pulls would count as one's
+  EXPECT_EQ(ValidatePullRequest(Caller::Monitor(), pull, server_).code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ class ShardCheckpointerTest : public ::testing::Test {
     push.set_gradients(std::string(reinterpret_cast<const char*>(gradients.data()),
                                    gradients.size() * sizeof(float)));
     ps::v1::PushResponse response;
-    ASSERT_TRUE(core.Push(push, response).ok());
+    ASSERT_TRUE(core.Push(Caller::Trusted(), push, response).ok());
   }
 
   static std::vector<float> Weights(const ParameterServerCore& core) {

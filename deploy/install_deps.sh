@@ -4,7 +4,8 @@
 #   deploy/install_deps.sh           build + run dependencies
 #   deploy/install_deps.sh --test    also what the test suite uses (numpy/onnx for the ONNX check,
 #                                    yaml for the Kubernetes manifests check, grpcio for the
-#                                    fuzz and hostile-client tests, clang for the
+#                                    fuzz, hostile-client and security tests, cryptography
+#                                    for an expired certificate, clang for the
 #                                    thread-safety analysis)
 #   deploy/install_deps.sh --bench   also PyTorch, for tests/benchmarks/compare_pytorch.sh
 #   deploy/install_deps.sh --docker  also the Docker engine, docker-compose and what builds the
@@ -14,13 +15,13 @@ set -euo pipefail
 packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libopenblas-dev libgtest-dev libgmock-dev zlib1g-dev libonnx-dev
-  dataset-fashion-mnist
+  libabsl-dev libopenblas-dev libgtest-dev libgmock-dev zlib1g-dev libonnx-dev libssl-dev
+  openssl dataset-fashion-mnist
 )
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=(python3 python3-numpy python3-onnx python3-yaml python3-grpcio
-                       python3-protobuf clang) ;;
+                       python3-protobuf python3-cryptography clang) ;;
     --bench) packages+=(python3 python3-numpy python3-torch) ;;
     --docker) packages+=(docker.io docker-compose debootstrap iptables) ;;
     *) echo "install_deps.sh: unknown option '$arg' (expected --test, --bench or --docker)" >&2; exit 2 ;;

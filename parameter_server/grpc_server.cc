@@ -32,6 +32,19 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
   static constexpr char kReflectionPlugin[] = "proto_server_reflection";
 };
 
+// Every call it receives (a method no service serves) ends UNIMPLEMENTED.
+class UnknownMethods final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext*) override {
+    class Refusal final : public grpc::ServerGenericBidiReactor {
+     public:
+      Refusal() { Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "")); }
+      void OnDone() override { delete this; }
+    };
+    return new Refusal;
+  }
+};
+
 }  // namespace
 
 GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers) {
@@ -76,6 +89,10 @@ absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
   // A second server on a taken port must fail, not share it (gRPC's Linux default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (services.empty()) {
+    started.unknown_methods = std::make_unique<UnknownMethods>();
+    builder.RegisterCallbackGenericService(started.unknown_methods.get());
+  }
   started.server = builder.BuildAndStart();
   if (started.server == nullptr || started.port == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
@@ -33,7 +34,11 @@ struct GrpcServerLimits {
 GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers);
 
 // A started gRPC server and the port it listens on.
+// Keep it whole while the server runs (it owns what the server calls).
 struct StartedServer {
+  // Answers UNIMPLEMENTED to every method of a server started without services (gRPC
+  // refuses to start a server that serves health alone). Outlives `server`.
+  std::unique_ptr<grpc::CallbackGenericService> unknown_methods;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
 };

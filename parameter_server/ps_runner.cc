@@ -103,14 +103,12 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   runner->Log(absl::StrCat("serving on ", o.bind_address.substr(0, colon), ":", runner->port_,
                            " (transport security: ", core_options.transport_security, ")"));
   if (!o.health_address.empty()) {
-    ASSIGN_OR_RETURN(StartedServer health,
+    ASSIGN_OR_RETURN(runner->health_,
                      StartGrpcServer(o.health_address, {}, GrpcServerLimits(), nullptr,
                                      /*reflection=*/false));
-    runner->health_server_ = std::move(health.server);
-    runner->health_port_ = health.port;
     runner->Log(absl::StrCat("health checks (only) on ",
                              o.health_address.substr(0, o.health_address.rfind(':')), ":",
-                             runner->health_port_));
+                             runner->health_.port));
   }
 
   if (runner->checkpointer_ != nullptr) {
@@ -137,7 +135,7 @@ ParameterServerRunner::~ParameterServerRunner() {
   if (server_ != nullptr && !shut_down_) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
   }
-  if (health_server_ != nullptr) health_server_->Shutdown();
+  if (health_.server != nullptr) health_.server->Shutdown();
 }
 
 void ParameterServerRunner::Log(const std::string& line) const {

@@ -80,7 +80,7 @@ class ParameterServerRunner {
   // The port listened on (the bound one when the address asked for port 0), and the
   // health listener's (0 without one).
   int port() const { return port_; }
-  int health_port() const { return health_port_; }
+  int health_port() const { return health_.port; }
   const ShardingPlan& plan() const { return plan_; }
   ParameterServerCore& core() { return *core_; }
 
@@ -110,9 +110,8 @@ class ParameterServerRunner {
   std::unique_ptr<CallerAuthenticator> authenticator_;
   std::unique_ptr<ParameterService> service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<grpc::Server> health_server_;  // null without health_address
+  StartedServer health_;  // health_.server null without health_address
   int port_ = 0;
-  int health_port_ = 0;
   std::atomic<bool> stop_requested_{false};
   absl::Notification stop_;  // notified by RequestStop
   std::atomic<bool> shut_down_{false};

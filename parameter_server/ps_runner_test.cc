@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
@@ -265,6 +266,65 @@ TEST_F(ParameterServerRunnerTest, AnAddressInUseIsUnavailable) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()), HasSubstr(o.bind_address));
+}
+
+
+TEST_F(ParameterServerRunnerTest, AnExposedAddressNeedsSecurityOrInsecure) {
+  ParameterServerRunnerOptions o = Options();
+  o.bind_address = "0.0.0.0:0";
+  absl::StatusOr<std::unique_ptr<ParameterServerRunner>> refused = ParameterServerRunner::Start(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("deploy/make_certs.sh"));
+  o.security.insecure = true;
+  auto runner = ParameterServerRunner::Start(o);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  EXPECT_THAT(LogText(), HasSubstr("WARNING: listening on 0.0.0.0"));
+  ps::v1::StatusResponse status;
+  grpc::ClientContext context;
+  ASSERT_TRUE(Connect((*runner)->port())->GetStatus(&context, {}, &status).ok());
+  EXPECT_TRUE(status.insecure());
+}
+
+TEST_F(ParameterServerRunnerTest, TheHealthAddressServesHealthAndNothingElse) {
+  ParameterServerRunnerOptions o = Options();
+  o.health_address = "127.0.0.1:0";
+  auto runner = ParameterServerRunner::Start(o);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  ASSERT_GT((*runner)->health_port(), 0);
+  ASSERT_NE((*runner)->health_port(), (*runner)->port());
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*runner)->health_port()),
+                          grpc::InsecureChannelCredentials());
+  // grpc.health.v1.Health/Check with an empty request; SERVING encodes as 08 01.
+  grpc::GenericStub generic(channel);
+  const auto call = [&](const std::string& method, std::string* answer) {
+    grpc::Slice empty;
+    grpc::ByteBuffer request(&empty, 1), response;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    absl::Notification done;
+    grpc::Status result;
+    generic.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                      [&](grpc::Status status) {
+                        result = status;
+                        done.Notify();
+                      });
+    done.WaitForNotification();
+    std::vector<grpc::Slice> slices;
+    answer->clear();
+    if (result.ok() && response.Dump(&slices).ok()) {
+      for (const grpc::Slice& slice : slices) {
+        answer->append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+      }
+    }
+    return result.error_code();
+  };
+  std::string answer;
+  EXPECT_EQ(call("/grpc.health.v1.Health/Check", &answer), grpc::StatusCode::OK);
+  EXPECT_EQ(answer, std::string("\x08\x01", 2));
+  EXPECT_EQ(call("/mobilenet.ps.v1.ParameterServer/GetStatus", &answer),
+            grpc::StatusCode::UNIMPLEMENTED);
 }
 
 }  // namespace

@@ -198,13 +198,24 @@ class ShardInfo:
 class PsClient:
     """One channel to one server; calls return an Outcome instead of raising."""
 
-    def __init__(self, stubs, address, deadline_secs=20.0):
+    def __init__(self, stubs, address, deadline_secs=20.0, credentials=None, server_name=None,
+                 token=None):
+        """`credentials`: grpc channel credentials (TLS), with `server_name` the name the
+        server's certificate must carry (e.g. "ps-0"); `token`: a bearer token sent with
+        every call."""
         import grpc
         self.grpc = grpc
         self.pb = stubs.pb
         self.address = address
         self.deadline_secs = deadline_secs
-        self.channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+        self.metadata = (("authorization", "Bearer " + token),) if token else None
+        if credentials is None:
+            self.channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+        else:
+            options = list(CLIENT_OPTIONS)
+            if server_name:
+                options.append(("grpc.ssl_target_name_override", server_name))
+            self.channel = grpc.secure_channel(address, credentials, options=options)
         self.stub = stubs.grpc_pb.ParameterServerStub(self.channel)
         self._raw = {rpc: self.channel.unary_unary(SERVICE + rpc) for rpc in RPCS}
 
@@ -222,7 +233,8 @@ class PsClient:
 
     def _invoke(self, method, request, timeout):
         try:
-            response = method(request, timeout=timeout or self.deadline_secs)
+            response = method(request, timeout=timeout or self.deadline_secs,
+                              metadata=self.metadata)
             return Outcome(self.grpc.StatusCode.OK, "", response)
         except self.grpc.RpcError as e:
             return Outcome(e.code(), e.details() or "", None)

@@ -3,14 +3,17 @@
 # Fashion-MNIST with a local cluster: parameter servers (mobilenet-ps) and workers
 # (mobilenet-worker) on 127.0.0.1, on free ports. Shows the chief's progress and ends with
 # the final test accuracy, the checkpoint folder and the ONNX model.
-#   deploy/run_local.sh [--num_ps N] [--num_workers M] [flags...]
+#   deploy/run_local.sh [--num_ps N] [--num_workers M] [--no_tls] [flags...]
 # Defaults: 2 parameter servers, 2 workers. Flags go to the workers (see mobilenet-worker
 # --help), e.g. --epochs=2; the model, optimizer, schedule and seed flags go to the
 # parameter servers as well (they hold the weights and apply the updates), and
 # mobilenet-ps's own flags (--staleness_policy, --max_staleness, --checkpoint_every_secs,
 # --keep_checkpoints) only to them.
+# Every process talks mutual TLS: deploy/make_certs.sh makes the cluster's CA and one
+# certificate per process in the run folder's certs/, and each process proves who it is
+# with its own (--no_tls: plaintext, possible only because everything is on loopback).
 # Output goes to runs/<date-time>/ (override with RUN_DIR=...): one log per process,
-# checkpoints/ (one series per parameter server) and model.onnx.
+# certs/, checkpoints/ (one series per parameter server) and model.onnx.
 # Ctrl-C (or any process failing) stops every process this script started.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +23,7 @@ num_workers=2
 worker_args=()
 ps_args=()
 threads_given=0
+tls=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --num_ps) num_ps="${2:?--num_ps needs a number}"; shift 2 ;;
@@ -38,7 +42,9 @@ while [ $# -gt 0 ]; do
     --log_every_secs=*)
       ps_args+=("$1"); shift ;;
     --threads=*) threads_given=1; worker_args+=("$1"); shift ;;
-    --checkpoint_dir=*|--export_onnx=*|--ps_hosts=*|--worker_hosts=*|--job_name=*|--task_index=*)
+    --no_tls) tls=0; shift ;;
+    --checkpoint_dir=*|--export_onnx=*|--ps_hosts=*|--worker_hosts=*|--job_name=*|--task_index=*|\
+    --tls_cert_file=*|--tls_key_file=*|--tls_ca_file=*|--auth_token_file=*|--insecure*)
       echo "run_local.sh: $1 is set by this script (see its header)" >&2; exit 2 ;;
     *) worker_args+=("$1"); shift ;;
   esac
@@ -63,6 +69,17 @@ run_dir="${RUN_DIR:-$root/runs/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$run_dir"
 checkpoint_dir="$run_dir/checkpoints"
 onnx="$run_dir/model.onnx"
+certs="$run_dir/certs"
+# tls_flags NAME: the flags of the process whose certificate is NAME (ps-0, worker-1,
+# monitor); none with --no_tls.
+tls_flags() {
+  [ "$tls" -eq 1 ] || return 0
+  printf '%s\n' --tls_cert_file="$certs/$1.crt" --tls_key_file="$certs/$1.key" \
+    --tls_ca_file="$certs/ca.crt"
+}
+if [ "$tls" -eq 1 ]; then
+  "$root/deploy/make_certs.sh" "$certs" "$num_ps" "$num_workers" >/dev/null
+fi
 
 # Free loopback ports below the ephemeral range: nothing accepts a connection there now.
 ports=()
@@ -115,20 +132,30 @@ start() {  # start NAME BINARY ARGS...: runs BINARY in the background, logging t
 
 echo "Run folder: $run_dir"
 echo "Cluster: $num_ps parameter server(s) at $ps_hosts; $num_workers worker(s) ($worker_hosts)"
+if [ "$tls" -eq 1 ]; then
+  echo "Transport: mutual TLS, certificates in $certs"
+else
+  echo "Transport: plaintext on loopback (--no_tls)"
+fi
 start_time=$(date +%s)
 cluster=(--ps_hosts="$ps_hosts" --worker_hosts="$worker_hosts")
 for ((i = 0; i < num_ps; i++)); do
+  mapfile -t security < <(tls_flags "ps-$i")
   start "ps-$i" mobilenet-ps "${cluster[@]}" --job_name=ps --task_index=$i \
-    --checkpoint_dir="$checkpoint_dir" ${ps_args[@]+"${ps_args[@]}"}
+    --checkpoint_dir="$checkpoint_dir" ${security[@]+"${security[@]}"} \
+    ${ps_args[@]+"${ps_args[@]}"}
 done
 for ((i = 0; i < num_workers; i++)); do
+  mapfile -t security < <(tls_flags "worker-$i")
   start "worker-$i" mobilenet-worker "${cluster[@]}" --job_name=worker --task_index=$i \
-    --export_onnx="$onnx" ${worker_args[@]+"${worker_args[@]}"}
+    --export_onnx="$onnx" ${security[@]+"${security[@]}"} ${worker_args[@]+"${worker_args[@]}"}
 done
 chief_pid=${pids[$num_ps]}
 chief_log="$run_dir/worker-0.log"
 echo "Logs: $run_dir/{ps-N,worker-N}.log; the chief (worker 0) follows."
-echo "Cluster status at any time: $bin/mobilenet-ctl status --ps_hosts=$ps_hosts"
+mapfile -t monitor < <(tls_flags monitor)
+echo "Cluster status at any time: $bin/mobilenet-ctl status --ps_hosts=$ps_hosts" \
+  ${monitor[@]+"${monitor[@]}"}
 tail -n +1 -f --pid="$chief_pid" "$chief_log" &
 tail_pid=$!
 

@@ -2,10 +2,11 @@
 # The docker-compose demo: starts the Docker engine when none runs (installing Debian's
 # docker.io and docker-compose when missing), builds the base image when missing
 # (deploy/docker/build_base_image.sh) and the trainer image (deploy/Dockerfile), brings up
-# deploy/docker-compose.yml (2 parameter servers, 2 workers, one container each), follows
-# the chief's progress with the cluster's status table every minute, and ends with the test
-# accuracy reached. The cluster's containers stay (stopped) and so does the engine; the
-# script says how to remove them.
+# deploy/docker-compose.yml (2 parameter servers, 2 workers, one container each, on mutual
+# TLS with the certificates deploy/make_certs.sh makes for them), follows the chief's
+# progress with the cluster's status table every minute, and ends with the test accuracy
+# reached. The cluster's containers stay (stopped) and so does the engine; the script says
+# how to remove them.
 #   deploy/compose_demo.sh [--short] [--epochs N] [--resolution N] [--target_accuracy P]
 #                          [--resume] [--project NAME]
 #   --short              a short job (2 epochs at 32x32, a few minutes) instead of the
@@ -17,6 +18,9 @@
 #   --resume             keep the checkpoints of the previous run (default: start afresh)
 #   --project NAME       the compose project name (default: mobilenet)
 # Host ports of the two PS: PS0_PORT, PS1_PORT (default 22220, 22221, on 127.0.0.1).
+# Certificates: MOBILENET_CERTS_DIR (default: runs/compose-certs of the repository), made
+# or completed by deploy/make_certs.sh for the compose file's PS and workers, kept between
+# runs; the monitor's certificate there lets mobilenet-ctl on this machine watch.
 # Ctrl-C stops following; the cluster keeps training.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,7 +44,7 @@ while [ $# -gt 0 ]; do
     --resume) resume=1; shift ;;
     --project) project="${2:?--project needs a name}"; shift 2 ;;
     --project=*) project="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -54,6 +58,8 @@ export PS0_PORT=${PS0_PORT:-22220} PS1_PORT=${PS1_PORT:-22221}
 threads=$(( $(nproc) / 2 ))
 export WORKER_THREADS=${WORKER_THREADS:-$(( threads < 1 ? 1 : threads ))}
 export MOBILENET_IMAGE=${MOBILENET_IMAGE:-mobilenet-v1-trainer:latest}
+# The compose file reads it too (its default is the same folder, relative to the file).
+export MOBILENET_CERTS_DIR=${MOBILENET_CERTS_DIR:-$root/runs/compose-certs}
 
 # 1. The engine, the base image, the image.
 "$root/deploy/docker/engine.sh" start
@@ -77,7 +83,16 @@ fi
 rm -f "$build_log"
 echo "Image $MOBILENET_IMAGE built in $(( $(date +%s) - start )) s."
 
-# 2. The cluster.
+# 2. The certificates, for every PS and worker service of the compose file (idempotent:
+# the existing ones are kept, missing or expiring ones made).
+services=$(compose config --services) || die "deploy/docker-compose.yml does not parse (above)"
+num_ps=$(grep -cE '^ps[0-9]+$' <<<"$services" || true)
+num_workers=$(grep -cE '^worker[0-9]+$' <<<"$services" || true)
+"$root/deploy/make_certs.sh" "$MOBILENET_CERTS_DIR" "$num_ps" "$num_workers" >/dev/null ||
+  die "deploy/make_certs.sh $MOBILENET_CERTS_DIR $num_ps $num_workers failed"
+echo "Certificates of $num_ps PS, $num_workers workers and the monitor in $MOBILENET_CERTS_DIR."
+
+# 3. The cluster.
 if [ "$resume" -eq 0 ]; then
   compose down -v --remove-orphans >/dev/null 2>&1 || true
 fi
@@ -95,9 +110,16 @@ chief=$(compose ps -q worker0)
 [ -n "$chief" ] || die "no worker0 container after 'up'"
 
 ctl_host="$root/build/bin/mobilenet-ctl"
+# mobilenet-ctl with the monitor's certificate: in a container (the volume `tls`) and here.
+tls_in=/etc/mobilenet/tls certs=$MOBILENET_CERTS_DIR
+ctl_tls_in="--tls_cert_file=$tls_in/monitor.crt --tls_key_file=$tls_in/monitor.key"
+ctl_tls_in+=" --tls_ca_file=$tls_in/ca.crt"
+ctl_tls_host="--tls_cert_file=$certs/monitor.crt --tls_key_file=$certs/monitor.key"
+ctl_tls_host+=" --tls_ca_file=$certs/ca.crt"
 status_table() {
   echo "---- cluster status ($(date +%H:%M:%S)) ----"
-  compose exec -T ps0 mobilenet-ctl status --ps_hosts=ps0:2222,ps1:2222 2>/dev/null ||
+  # shellcheck disable=SC2086  # the flags are words without blanks
+  compose exec -T ps0 mobilenet-ctl status --ps_hosts=ps0:2222,ps1:2222 $ctl_tls_in 2>/dev/null ||
     echo "(the parameter servers do not answer)"
   echo "----"
 }
@@ -106,13 +128,14 @@ how_to() {
   echo
   echo "The chief's log:     $c logs -f worker0"
   if [ -x "$ctl_host" ]; then
-    echo "Status from here:    $ctl_host status --ps_hosts=127.0.0.1:$PS0_PORT,127.0.0.1:$PS1_PORT --watch"
+    echo "Status from here:    $ctl_host status --ps_hosts=127.0.0.1:$PS0_PORT,127.0.0.1:$PS1_PORT --watch $ctl_tls_host"
   else
-    echo "Status:              $c exec ps0 mobilenet-ctl status --ps_hosts=ps0:2222,ps1:2222 --watch"
+    echo "Status:              $c exec ps0 mobilenet-ctl status --ps_hosts=ps0:2222,ps1:2222 --watch $ctl_tls_in"
   fi
   echo "Evaluate checkpoints: $c run --rm --no-deps ps0 mobilenet-ctl eval --checkpoint=/var/lib/mobilenet/checkpoints"
   [ "${1:-}" = finished ] || echo "Resume training:     $c up -d"
   echo "Remove the cluster:  $c down      (and its checkpoints: down -v)"
+  echo "Renew certificates:  deploy/make_certs.sh $certs $num_ps $num_workers --rotate && $c up -d certs"
   echo "Stop the engine:     deploy/docker/engine.sh stop   (when this script started it)"
 }
 
@@ -123,7 +146,7 @@ trap 'stop_following' EXIT
 compose logs -f --no-color worker0 &
 follow_pid=$!
 
-# 3. Follow until the end (or the target accuracy), with the status table every minute.
+# 4. Follow until the end (or the target accuracy), with the status table every minute.
 best_accuracy() {  # the best test accuracy (percent) the chief printed so far, or ""
   docker logs "$chief" 2>&1 | grep -oiE 'test accuracy:? [0-9]+(\.[0-9]+)?%' |
     grep -oE '[0-9]+(\.[0-9]+)?' | sort -g | tail -n 1

@@ -1,8 +1,11 @@
 # The Kubernetes manifests (deploy/k8s) rendered offline with `kubectl kustomize` and
 # checked (tests/k8s_manifests_test.py): kinds and names, the cluster lists against the
-# replica and completion counts, task indexes from the pod, gRPC probes, resources,
-# checkpoint PVCs, model flags equal on PS and workers, and that mobilenet-ps and
-# mobilenet-worker accept the rendered arguments. Uses kubectl from PATH (installs
+# replica and completion counts, task indexes from the pod, gRPC probes of the plaintext
+# health port, resources, checkpoint PVCs, model flags equal on PS and workers, mutual TLS
+# for every process from read-only Secret mounts (and the Secrets make_cert_secret.sh
+# makes: every file the pods name, certificates named for their task), the NetworkPolicy
+# in front of the PS, and that mobilenet-ps and mobilenet-worker accept the rendered
+# arguments. Needs openssl (make_certs.sh). Uses kubectl from PATH (installs
 # Debian's kubernetes-client when there is none) and, when `apt-get download` works, also
 # checks that Debian 12's kubectl 1.20 renders the same, extracted (not installed) into
 # the build folder.

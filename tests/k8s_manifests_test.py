@@ -11,15 +11,25 @@ What is checked (check_manifests):
     completion, and completions equal parallelism; PS and workers see the same lists;
   - --job_name, and --task_index taken from the pod (the StatefulSet pod-index label, the
     Job completion index) rather than written down;
-  - the PS listens on 0.0.0.0:2222, its readiness and liveness probes are gRPC probes of
-    that port, it has a checkpoint PVC template mounted where --checkpoint_dir points and
-    time to write its final checkpoint on SIGTERM; workers have no probes;
+  - the PS listens on 0.0.0.0:2222, its readiness, liveness and startup probes are gRPC
+    probes of its plaintext health port (--health_address, containerPort "health"; port
+    2222 speaks only TLS), it has a checkpoint PVC template mounted where --checkpoint_dir
+    points and time to write its final checkpoint on SIGTERM; workers have no probes;
+  - mutual TLS everywhere: every PS and worker gets --tls_cert_file/--tls_key_file of its
+    own task (<role>-<index>.crt/.key, the index from the pod) and --tls_ca_file, all from
+    its role's Secret (mobilenet-tls-ps, mobilenet-tls-worker) mounted whole and read-only,
+    group-readable through fsGroup and by no one else; no --insecure;
+  - a NetworkPolicy selects the PS pods and admits to port 2222 only pods of the job in
+    this namespace (the workers and the PS themselves), and opens the health port;
   - requests and limits of CPU and memory on every container, requests within limits;
   - the model, optimizer and schedule flags are the same on the PS and the workers.
 
 The test also renders the shipped manifests, a copy resized with set_cluster_size.sh
 (3 PS, 4 workers) and a deliberately inconsistent copy (cluster-size.yaml edited by hand),
-checks that the consistency check rejects mutated manifests with clear messages, and,
+checks that the consistency check rejects mutated manifests with clear messages, runs
+deploy/k8s/make_cert_secret.sh (shipped and resized) and checks that its Secrets hold
+every file the pods name, certificates carrying their task's name, signed by the CA and
+matching their keys, and no CA key or key of another role, and,
 when Debian's kubectl 1.20 (kustomize v2.0.3) can be had (--old_kubectl, or fetched with
 `apt-get download kubernetes-client` into --cache_dir without installing it), that it
 renders the same manifests.
@@ -35,6 +45,7 @@ Usage: k8s_manifests_test.py [--bin_dir DIR] [--kubectl PATH] [--old_kubectl PAT
 """
 
 import argparse
+import base64
 import copy
 import glob
 import json
@@ -134,9 +145,25 @@ def container_env(docs, container, where, problems):
 VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
+class FromPod:
+    """A flag value the kubelet completes from the pod, e.g. /etc/x/ps-$(PS_INDEX).crt:
+    `template` has "\0" where the downward-API field `field` goes."""
+
+    def __init__(self, template, field):
+        self.template = template
+        self.field = field
+
+    def render(self, value):
+        return self.template.replace("\0", str(value))
+
+    def __repr__(self):
+        return repr(self.render("<%s>" % self.field.path))
+
+
 def expand(arg, env, where, problems):
     """`arg` with $(VAR) replaced as the kubelet does. A reference to the downward API
-    gives that FieldRef when it is the whole value after the flag's '='."""
+    gives that FieldRef when it is the whole value after the flag's '=', a FromPod when it
+    is part of the value."""
     found_fields = []
 
     def substitute(match):
@@ -154,8 +181,12 @@ def expand(arg, env, where, problems):
         return value
 
     text = VAR_REFERENCE.sub(substitute, arg)
-    if found_fields and text.endswith("=\0") and text.count("\0") == 1:
-        return text[:-1], found_fields[0]
+    if len(found_fields) == 1 and "=" in text:
+        name, _, value = text.partition("=")
+        if value == "\0":
+            return name + "=", found_fields[0]
+        if "\0" in value:
+            return name + "=", FromPod(value, found_fields[0])
     return text, None
 
 
@@ -164,11 +195,11 @@ def process_flags(docs, container, where, problems):
     env = container_env(docs, container, where, problems)
     flags = {}
     for arg in command_line(container)[1:]:
-        text, field = expand(str(arg), env, where, problems)
+        text, from_pod = expand(str(arg), env, where, problems)
         if not text.startswith("--"):
             continue
         name, _, value = text[2:].partition("=")
-        flags[name] = field if field is not None else value
+        flags[name] = from_pod if from_pod is not None else value
     return flags, env
 
 
@@ -235,6 +266,221 @@ def check_resources(container, where, problems):
                                 % (where, resource, request, limit))
         except ValueError as e:
             problems.append("%s: %s" % (where, e))
+
+
+# ---------------------------------------------------------------------------------------
+# Transport security.
+
+TLS_FLAGS = ("tls_cert_file", "tls_key_file", "tls_ca_file")
+# The Secret each role's pods mount, and the files it holds (make_cert_secret.sh); no
+# Secret holds the CA's key.
+ROLE_SECRETS = {"ps": "mobilenet-tls-ps", "worker": "mobilenet-tls-worker"}
+# A pod with labels unrelated to the job, which a NetworkPolicy must not admit to the PS.
+# Where the shipped manifests mount the Secrets (the negative checks edit those mounts).
+TLS_MOUNT = "/etc/mobilenet/tls"
+STRANGER_LABELS = [{}, {"app.kubernetes.io/name": "some-other-app",
+                        "app.kubernetes.io/component": "worker"}]
+
+
+def check_health_port(ps_container, ps_flags, where, problems):
+    """The PS's plaintext health port (--health_address, containerPort "health"), which
+    every probe must use since port 2222 speaks only TLS; None when there is none."""
+    address = ps_flags.get("health_address") or ""
+    match = re.fullmatch(r"(0\.0\.0\.0|\[::\]):([0-9]+)", str(address))
+    if not match:
+        problems.append("%s: --health_address is %r; expected 0.0.0.0:<port>, the plaintext "
+                        "health-only listener that the kubelet's gRPC probes (no TLS) reach"
+                        % (where, address or None))
+        health_port = None
+    else:
+        health_port = int(match.group(2))
+        if health_port == PS_PORT:
+            problems.append("%s: --health_address uses the PS port %d" % (where, PS_PORT))
+        ports = {p.get("name"): p.get("containerPort") for p in ps_container.get("ports", [])}
+        if ports.get("health") != health_port:
+            problems.append("%s: no containerPort %d named health (ports %s)"
+                            % (where, health_port, ports))
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        spec = ps_container.get(probe)
+        if spec is None and probe == "startupProbe":
+            continue
+        port = (spec or {}).get("grpc", {}).get("port")
+        if spec is None or port is None or port != health_port:
+            problems.append("%s: %s is %s; expected a gRPC probe of the health port %s "
+                            "(--health_address; port %d speaks only TLS, which probes do not)"
+                            % (where, probe, spec, health_port, PS_PORT))
+    return health_port
+
+
+def check_tls(role, pod, container, flags, index_field, where, problems):
+    """Mutual TLS for the process: --tls_cert_file/--tls_key_file name the certificate of
+    its own task (<role>-<index>, the index from the pod) and --tls_ca_file the CA's, all
+    in the role's Secret, mounted whole and read-only, readable by the process's group
+    (fsGroup) and nobody else; no --insecure."""
+    if str(flags.get("insecure", "false")).lower() not in ("false", "0"):
+        problems.append("%s: --insecure is set; every process must use mutual TLS" % where)
+    missing = [f for f in TLS_FLAGS if not flags.get(f)]
+    if missing:
+        problems.append("%s: no %s; every process must use mutual TLS (certificates from the "
+                        "Secret %s)" % (where, ", ".join("--" + f for f in missing),
+                                        ROLE_SECRETS[role]))
+        return
+    expected = {"tls_cert_file": "%s-\0.crt" % role, "tls_key_file": "%s-\0.key" % role,
+                "tls_ca_file": "ca.crt"}
+    directories = set()
+    for flag in TLS_FLAGS:
+        value = flags[flag]
+        if flag == "tls_ca_file":
+            path = value if isinstance(value, str) else None
+        elif isinstance(value, FromPod) and value.field.path == index_field:
+            path = value.template
+        else:
+            path = None
+        if path is None or os.path.basename(path) != expected[flag]:
+            problems.append("%s: --%s is %r; expected <the Secret's mount>/%s, the file of "
+                            "its own task with the index from the pod (%s)"
+                            % (where, flag, value, expected[flag].replace("\0", "<index>"),
+                               index_field))
+            continue
+        directories.add(os.path.dirname(path))
+    if len(directories) != 1:
+        if directories:
+            problems.append("%s: the TLS files are in several folders %s; expected the one "
+                            "where the Secret is mounted" % (where, sorted(directories)))
+        return
+    directory = directories.pop()
+    mounts = [m for m in container.get("volumeMounts", [])
+              if m.get("mountPath", "").rstrip("/") == directory]
+    volumes = {v.get("name"): v for v in pod.get("volumes", [])}
+    if not mounts:
+        problems.append("%s: nothing is mounted at %s, where the TLS files are expected"
+                        % (where, directory))
+        return
+    mount = mounts[0]
+    secret = volumes.get(mount.get("name"), {}).get("secret")
+    if secret is None:
+        problems.append("%s: %s is not a Secret volume (%s)"
+                        % (where, directory, volumes.get(mount.get("name"))))
+        return
+    if secret.get("secretName") != ROLE_SECRETS[role]:
+        problems.append("%s: the TLS files come from Secret %r; expected %r (made by "
+                        "make_cert_secret.sh)" % (where, secret.get("secretName"),
+                                                  ROLE_SECRETS[role]))
+    if mount.get("readOnly") is not True:
+        problems.append("%s: the Secret %s is mounted at %s without readOnly: true; keys must "
+                        "be read-only" % (where, secret.get("secretName"), directory))
+    if "subPath" in mount or secret.get("items"):
+        problems.append("%s: the Secret is mounted by subPath or items; mount it whole, so "
+                        "that rotated certificates reach the process" % where)
+    mode = secret.get("defaultMode", 0o644)
+    if mode & 0o007:
+        problems.append("%s: the Secret's files are mode %o, readable by others; expected "
+                        "0440 (group fsGroup)" % (where, mode))
+    security = pod.get("securityContext", {})
+    if security.get("fsGroup") is None or not mode & 0o040:
+        problems.append("%s: the Secret's files are root's (mode %o, fsGroup %s): the "
+                        "non-root process cannot read its key; set the pod's fsGroup and a "
+                        "group-readable defaultMode" % (where, mode, security.get("fsGroup")))
+
+
+def selects(selector, labels):
+    """Whether the label selector (matchLabels, matchExpressions) selects `labels`."""
+    if selector is None:
+        return False
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = expression.get("values") or []
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def rule_covers(rule, port, container):
+    """Whether a NetworkPolicy ingress rule applies to TCP `port` of `container`."""
+    if not rule.get("ports"):
+        return True
+    names = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    for entry in rule["ports"]:
+        if entry.get("protocol", "TCP") != "TCP":
+            continue
+        number = entry.get("port")
+        if number is None:
+            return True
+        number = names.get(number) if isinstance(number, str) else number
+        if number == port or (number is not None and entry.get("endPort") and
+                              number <= port <= entry["endPort"]):
+            return True
+    return False
+
+
+def check_network_policy(docs, ps_labels, worker_labels, ps_container, health_port,
+                         problems):
+    """A NetworkPolicy selects the PS pods and admits, to port 2222, the job's pods (its
+    workers, and the PS pods) and nothing else; the health port is open (the kubelet)."""
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy" and
+                selects(d.get("spec", {}).get("podSelector"), ps_labels)]
+    if not policies:
+        problems.append("no NetworkPolicy selects the PS pods (labels %s): every pod of the "
+                        "cluster can reach port %d" % (ps_labels, PS_PORT))
+        return
+    rules = []
+    for policy in policies:
+        spec = policy.get("spec", {})
+        if "Ingress" not in spec.get("policyTypes", ["Ingress"]):
+            continue
+        rules.extend(spec.get("ingress") or [])
+    where = "NetworkPolicy %s" % ", ".join(p["metadata"]["name"] for p in policies)
+
+    def admitted(port, labels):
+        for rule in rules:
+            if not rule_covers(rule, port, ps_container):
+                continue
+            peers = rule.get("from")
+            if not peers:
+                return True
+            if any(set(peer) == {"podSelector"} and selects(peer["podSelector"], labels)
+                   for peer in peers):
+                return True
+        return False
+
+    for rule in rules:
+        if not rule_covers(rule, PS_PORT, ps_container):
+            continue
+        if not rule.get("from"):
+            problems.append("%s: a rule admits everyone to port %d (%s); expected only the "
+                            "job's pods" % (where, PS_PORT, rule))
+            continue
+        for peer in rule["from"]:
+            if set(peer) != {"podSelector"}:
+                problems.append("%s: port %d admits %s; expected only pods of this namespace "
+                                "(a podSelector without namespaceSelector or ipBlock)"
+                                % (where, PS_PORT, peer))
+            elif any(selects(peer["podSelector"], stranger) for stranger in STRANGER_LABELS):
+                problems.append("%s: port %d admits pods selected by %s, which selects pods "
+                                "that are not the job's (e.g. labels %s)"
+                                % (where, PS_PORT, peer["podSelector"],
+                                   [x for x in STRANGER_LABELS
+                                    if selects(peer["podSelector"], x)][0]))
+    if not admitted(PS_PORT, worker_labels):
+        problems.append("%s: the worker pods (labels %s) are not admitted to port %d"
+                        % (where, worker_labels, PS_PORT))
+    if not admitted(PS_PORT, ps_labels):
+        problems.append("%s: the PS pods (labels %s) are not admitted to port %d "
+                        "(mobilenet-ctl run in a PS pod asks every PS)"
+                        % (where, ps_labels, PS_PORT))
+    if not any(rule_covers(r, health_port, ps_container) and not r.get("from")
+               for r in rules):
+        problems.append("%s: the health port %d is not open to all; the kubelet's probes "
+                        "come from the node" % (where, health_port))
 
 
 # ---------------------------------------------------------------------------------------
@@ -358,15 +604,7 @@ def check_manifests(docs):
     if ps_flags.get("bind_address") != "0.0.0.0:%d" % PS_PORT:
         problems.append("%s: --bind_address is %r; expected 0.0.0.0:%d (a PS listens only "
                         "where told)" % (ps_where, ps_flags.get("bind_address"), PS_PORT))
-    for probe in ("readinessProbe", "livenessProbe"):
-        spec = ps_container.get(probe)
-        if spec is None or spec.get("grpc", {}).get("port") != PS_PORT:
-            problems.append("%s: %s is %s; expected a gRPC probe of port %d (the PS serves "
-                            "grpc.health.v1)" % (ps_where, probe, spec, PS_PORT))
-    startup = ps_container.get("startupProbe")
-    if startup is not None and startup.get("grpc", {}).get("port") != PS_PORT:
-        problems.append("%s: startupProbe is %s; expected a gRPC probe of port %d"
-                        % (ps_where, startup, PS_PORT))
+    health_port = check_health_port(ps_container, ps_flags, ps_where, problems)
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         if probe in worker_container:
             problems.append("%s: has a %s, but workers listen on nothing" % (worker_where,
@@ -390,6 +628,17 @@ def check_manifests(docs):
     for name, template in templates.items():
         if "storage" not in template.get("spec", {}).get("resources", {}).get("requests", {}):
             problems.append("%s: volumeClaimTemplate %s requests no storage" % (ps_where, name))
+
+    # Transport security: mutual TLS from the Secrets, and who may connect at all.
+    for where, role, pod, container, flags, field in (
+            (ps_where, "ps", ps_pod, ps_container, ps_flags, PS_INDEX_FIELD),
+            (worker_where, "worker", job_pod, worker_container, worker_flags,
+             WORKER_INDEX_FIELD)):
+        check_tls(role, pod, container, flags, field, where, problems)
+    if health_port is not None:
+        check_network_policy(docs, pod_labels,
+                             job_spec.get("template", {}).get("metadata", {}).get("labels", {}),
+                             ps_container, health_port, problems)
 
     # Resources, image, model flags.
     check_resources(ps_container, ps_where, problems)
@@ -464,8 +713,11 @@ def without_hash_suffixes(docs):
 
 
 def copy_of_manifests(parent):
+    """A copy of deploy/k8s in parent/k8s, with deploy/make_certs.sh beside it (for
+    make_cert_secret.sh)."""
     target = os.path.join(parent, "k8s")
     shutil.copytree(K8S_DIR, target)
+    shutil.copy(os.path.join(SOURCE_DIR, "deploy", "make_certs.sh"), parent)
     return target
 
 
@@ -533,6 +785,21 @@ def negative_checks(docs):
     def worker_container(d):
         return job(d)["spec"]["template"]["spec"]["containers"][0]
 
+    def ps_pod(d):
+        return ps(d)["spec"]["template"]["spec"]
+
+    def worker_pod(d):
+        return job(d)["spec"]["template"]["spec"]
+
+    def tls_mount(container):
+        return [m for m in container["volumeMounts"] if m["mountPath"] == TLS_MOUNT][0]
+
+    def tls_volume(pod):
+        return [v for v in pod["volumes"] if "secret" in v][0]
+
+    def policy(d):
+        return [x for x in d if x["kind"] == "NetworkPolicy"][0]
+
     def cluster_map(d):
         for doc in d:
             if doc["kind"] == "ConfigMap" and "MOBILENET_CLUSTER" in doc.get("data", {}):
@@ -580,9 +847,121 @@ def negative_checks(docs):
          lambda d: set_arg(ps_container(d), "alpha", "$(NO_SUCH_VARIABLE)"), "NO_SUCH_VARIABLE"),
         ("a Job that is not Indexed",
          lambda d: job(d)["spec"].pop("completionMode"), "completionMode"),
+        ("a PS without a certificate",
+         lambda d: set_arg(ps_container(d), "tls_cert_file", None), "--tls_cert_file"),
+        ("a worker without the CA",
+         lambda d: set_arg(worker_container(d), "tls_ca_file", None), "--tls_ca_file"),
+        ("a worker presenting a PS's certificate",
+         lambda d: set_arg(worker_container(d), "tls_cert_file",
+                           "/etc/mobilenet/tls/ps-$(WORKER_INDEX).crt"), "worker-<index>.crt"),
+        ("a certificate index written down",
+         lambda d: set_arg(ps_container(d), "tls_key_file", "/etc/mobilenet/tls/ps-0.key"),
+         "index from the pod"),
+        ("a PS with --insecure",
+         lambda d: ps_container(d)["args"].append("--insecure"), "--insecure"),
+        ("the Secret mounted writable",
+         lambda d: tls_mount(worker_container(d)).pop("readOnly"), "readOnly"),
+        ("the Secret mounted by subPath",
+         lambda d: tls_mount(ps_container(d)).update(subPath="ps-0.crt"), "subPath"),
+        ("another role's Secret",
+         lambda d: tls_volume(worker_pod(d))["secret"].update(secretName="mobilenet-tls-ps"),
+         "mobilenet-tls-worker"),
+        ("keys readable by others",
+         lambda d: tls_volume(ps_pod(d))["secret"].update(defaultMode=0o644), "readable by"),
+        ("keys the non-root worker cannot read",
+         lambda d: worker_pod(d)["securityContext"].pop("fsGroup"), "fsGroup"),
+        ("probes on the TLS port",
+         lambda d: ps_container(d)["livenessProbe"]["grpc"].update(port=PS_PORT), "health port"),
+        ("no --health_address",
+         lambda d: set_arg(ps_container(d), "health_address", None), "--health_address"),
+        ("no NetworkPolicy",
+         lambda d: d.remove(policy(d)), "no NetworkPolicy"),
+        ("a NetworkPolicy open to everyone on the PS port",
+         lambda d: policy(d)["spec"]["ingress"][0].pop("from"), "admits everyone"),
+        ("a NetworkPolicy admitting other namespaces",
+         lambda d: policy(d)["spec"]["ingress"][0]["from"][0].update(namespaceSelector={}),
+         "namespaceSelector"),
+        ("a NetworkPolicy admitting any pod",
+         lambda d: policy(d)["spec"]["ingress"][0]["from"][0].update(podSelector={}),
+         "not the job's"),
+        ("a NetworkPolicy without the workers",
+         lambda d: policy(d)["spec"]["ingress"][0]["from"][0]["podSelector"][
+             "matchExpressions"][1].update(values=["parameter-server"]),
+         "worker pods"),
+        ("a NetworkPolicy closing the health port",
+         lambda d: policy(d)["spec"]["ingress"].pop(1), "health port"),
     ]
     for name, mutate, needle in cases:
         expect_problem(name, docs, mutate, needle)
+
+
+def check_cert_secrets(docs, k8s_dir, certs_dir):
+    """Runs make_cert_secret.sh of `k8s_dir` (which makes the certificates in `certs_dir`
+    for its cluster-size.yaml) and checks its Secrets against the rendered `docs`: each
+    holds every file the flags of its role name, for every task index; each certificate
+    names its task, is signed by the CA and matches its key; no CA key, no key of another
+    role."""
+    script = os.path.join(k8s_dir, "make_cert_secret.sh")
+    result = subprocess.run([script, certs_dir], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Failure("%s %s failed (exit %d):\n%s" % (script, certs_dir, result.returncode,
+                                                      result.stderr.strip()))
+    secrets = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout)
+               if d and d.get("kind") == "Secret"}
+    num_ps, num_workers = counts(docs)
+    with tempfile.TemporaryDirectory(prefix="k8s_secret_") as temp:
+        for kind, name, binary, role, count in (
+                ("StatefulSet", "ps", "mobilenet-ps", "ps", num_ps),
+                ("Job", "worker", "mobilenet-worker", "worker", num_workers)):
+            container = container_running(find(docs, kind, name)["spec"]["template"]["spec"],
+                                          binary)
+            flags, _ = process_flags(docs, container, name, [])
+            secret = secrets.get(ROLE_SECRETS[role])
+            if secret is None:
+                raise Failure("make_cert_secret.sh printed no Secret %s (it printed %s)"
+                              % (ROLE_SECRETS[role], sorted(secrets)))
+            data = secret.get("data", {})
+            needed = set()
+            for i in range(count):
+                for flag in TLS_FLAGS:
+                    value = flags[flag]
+                    needed.add(os.path.basename(value.render(i) if isinstance(value, FromPod)
+                                                else value))
+            if needed - set(data):
+                raise Failure("Secret %s lacks %s, which %s %s names (it holds %s)"
+                              % (ROLE_SECRETS[role], sorted(needed - set(data)), kind, name,
+                                 sorted(data)))
+            allowed_keys = {"%s-%d.key" % (role, i) for i in range(count)}
+            if role == "ps":
+                allowed_keys.add("monitor.key")  # mobilenet-ctl in a PS pod
+            stray = sorted(k for k in data if k.endswith(".key") and k not in allowed_keys)
+            if stray:
+                raise Failure("Secret %s holds keys it must not: %s" % (ROLE_SECRETS[role],
+                                                                        stray))
+            files = {}
+            for key, value in data.items():
+                files[key] = os.path.join(temp, "%s-%s" % (role, key))
+                with open(files[key], "wb") as f:
+                    f.write(base64.b64decode(value))
+            for key in sorted(k for k in data if k.endswith(".crt") and k != "ca.crt"):
+                stem = key[:-len(".crt")]
+                text = openssl("x509", "-in", files[key], "-noout", "-text")
+                if "DNS:%s" % stem not in re.sub(r"\s", "", text):
+                    raise Failure("Secret %s: %s does not carry the DNS name %s"
+                                  % (ROLE_SECRETS[role], key, stem))
+                openssl("verify", "-CAfile", files["ca.crt"], files[key])
+                if openssl("x509", "-in", files[key], "-noout", "-pubkey") != \
+                        openssl("pkey", "-in", files[stem + ".key"], "-pubout"):
+                    raise Failure("Secret %s: %s.key is not the key of %s"
+                                  % (ROLE_SECRETS[role], stem, key))
+    return {name: sorted(secret.get("data", {})) for name, secret in secrets.items()}
+
+
+def openssl(*args):
+    result = subprocess.run(["openssl"] + list(args), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Failure("openssl %s failed: %s" % (" ".join(args), result.stderr.strip()))
+    return result.stdout
 
 
 def check_flags_parse(docs, bin_dir):
@@ -645,6 +1024,13 @@ def run(args):
         if counts(docs) != (3, 4):
             raise Failure("set_cluster_size.sh 3 4 rendered %s PS and workers" % (counts(docs),))
         print("ok: set_cluster_size.sh 3 4 renders 3 PS and 4 workers, consistent")
+        held = check_cert_secrets(docs, resized, os.path.join(temp, "certs-3-4"))
+        print("ok: make_cert_secret.sh of the resized copy: %s"
+              % "; ".join("%s: %d files" % (n, len(f)) for n, f in sorted(held.items())))
+
+        held = check_cert_secrets(shipped, K8S_DIR, os.path.join(temp, "certs"))
+        print("ok: make_cert_secret.sh makes what the pods mount: %s"
+              % "; ".join("%s: %s" % (n, " ".join(f)) for n, f in sorted(held.items())))
 
         broken = copy_of_manifests(os.path.join(temp, "broken"))
         size_file = os.path.join(broken, "cluster-size.yaml")

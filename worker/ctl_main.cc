@@ -77,7 +77,7 @@ constexpr char kUsage[] =
     "current model from running parameter servers. Servers that identify their callers\n"
     "take a monitor's credentials: --tls_cert_file=DIR/monitor.crt\n"
     "--tls_key_file=DIR/monitor.key --tls_ca_file=DIR/ca.crt (deploy/make_certs.sh) and/or\n"
-    "--auth_token_file=DIR/monitor.token.";
+    "--auth_token_file=DIR/tokens/monitor.token.";
 
 struct Loaded {
   LoadedModel model;

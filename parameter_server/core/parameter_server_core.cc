@@ -153,6 +153,7 @@ absl::Status ParameterServerCore::Push(const Caller& caller, const ps::v1::PushR
   const PushReceipt receipt{applied->version, applied->staleness, applied->learning_rate};
   ledger_.RecordPush(push->worker_id, push->request_id, receipt, push->update.example_count(),
                      push->reported_steps, push->images_per_sec, now);
+  changes_.fetch_add(1, std::memory_order_release);
   response.set_version(receipt.version);
   response.set_staleness(receipt.staleness);
   response.set_learning_rate(receipt.learning_rate);
@@ -179,6 +180,7 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
   evaluation.loss = request.loss();
   evaluation.unix_seconds = UnixSecondsOf(now);
   ledger_.RecordEvaluation(evaluation);
+  changes_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -189,9 +191,10 @@ absl::Status ParameterServerCore::Finish(const Caller& caller,
     CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
     return valid;
   }
-  if (ledger_.RecordFinish(request.worker_id(), request.training_complete(), absl::Now())) {
-    RequestFinish();
-  }
+  const bool ends =
+      ledger_.RecordFinish(request.worker_id(), request.training_complete(), absl::Now());
+  changes_.fetch_add(1, std::memory_order_release);
+  if (ends) RequestFinish();
   return absl::OkStatus();
 }
 
@@ -300,6 +303,7 @@ absl::Status ParameterServerCore::RestoreState(const CoreState& state) {
   RETURN_IF_ERROR(shard_->RestoreState(state.shard));
   const absl::Status ledger = ledger_.Restore(state.ledger);
   MOBILENET_CHECK(ledger.ok());
+  changes_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #ifndef MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SERVER_CORE_H_
 #define MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SERVER_CORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -101,6 +102,9 @@ class ParameterServerCore {
   // Marks the training as over for this process (e.g. on SIGTERM) and wakes the waiters.
   void RequestFinish();
   bool finishing() const;
+  // Counts the changes of what a checkpoint holds (applied pushes, finishes,
+  // evaluations, restores): while it stays the same, so does ExportState's result.
+  int64_t changes() const { return changes_.load(std::memory_order_acquire); }
   // Records the latest checkpoint written (or restored), shown by GetStatus.
   void SetLastCheckpoint(absl::Time time, int64_t step, std::string path);
 
@@ -141,6 +145,7 @@ class ParameterServerCore {
   int64_t pushes_invalid_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_duplicate_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_restarted_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  std::atomic<int64_t> changes_{0};
   int64_t requests_denied_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t requests_unauthenticated_ ABSL_GUARDED_BY(stats_mu_) = 0;
   StalenessHistogram staleness_ ABSL_GUARDED_BY(stats_mu_);

@@ -57,6 +57,7 @@ absl::StatusOr<RestoredShardCheckpoint> ShardCheckpointer::Restore() {
         result.path = file->path;
         has_last_ = true;
         last_ = {result.step, file->path, absl::Now(), /*written=*/false};
+        last_changes_ = core_->changes();
         return result;
       }
     }
@@ -76,15 +77,15 @@ absl::StatusOr<RestoredShardCheckpoint> ShardCheckpointer::Restore() {
 
 absl::StatusOr<SavedShardCheckpoint> ShardCheckpointer::Save(bool force) {
   absl::MutexLock lock(&save_mu_);
-  // Cheap check first: an idle shard is not exported again.
-  auto unchanged = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(save_mu_) {
+  // A shard that did not change (no push, finish or evaluation: the count is read before
+  // the export, so a change racing with it is written next time) is not written again.
+  const int64_t changes = core_->changes();
+  if (!force && has_last_ && changes == last_changes_) {
     SavedShardCheckpoint same = last_;
     same.written = false;
     return same;
-  };
-  if (!force && has_last_ && core_->shard().version() == last_.step) return unchanged();
+  }
   const CoreState state = core_->ExportState();
-  if (!force && has_last_ && state.shard.version == last_.step) return unchanged();
   const absl::Status valid = CheckCoreState(state, core_->plan().state_layout());
   if (!valid.ok()) {
     return absl::InternalError(absl::StrCat(
@@ -93,6 +94,7 @@ absl::StatusOr<SavedShardCheckpoint> ShardCheckpointer::Save(bool force) {
   ASSIGN_OR_RETURN(std::string path, series_.Save(state.shard.version, codec_.encode(state)));
   has_last_ = true;
   last_ = {state.shard.version, std::move(path), absl::Now(), /*written=*/true};
+  last_changes_ = changes;
   return last_;
 }
 

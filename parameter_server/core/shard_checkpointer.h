@@ -89,10 +89,11 @@ class ShardCheckpointer {
   // denied) or of a folder that cannot be listed or renamed in.
   absl::StatusOr<RestoredShardCheckpoint> Restore();
 
-  // Writes a checkpoint of the core's current state, unless its version is the one last
-  // written or restored (then returns that one with written = false; `force` writes
-  // anyway). Internal if the state fails CheckCoreState (nothing is written); errors of
-  // CheckpointSeries::Save.
+  // Writes a checkpoint of the core's current state, unless nothing it holds changed
+  // since the one last written or restored (ParameterServerCore::changes(); then returns
+  // that one with written = false; `force` writes anyway). A change at the same version
+  // (a finish, an evaluation) replaces that version's file. Internal if the state fails
+  // CheckCoreState (nothing is written); errors of CheckpointSeries::Save.
   absl::StatusOr<SavedShardCheckpoint> Save(bool force = false);
 
   // Starts a thread calling Save every `interval` (> 0, checked) and handing each result
@@ -117,6 +118,7 @@ class ShardCheckpointer {
   absl::Mutex save_mu_;
   bool has_last_ ABSL_GUARDED_BY(save_mu_) = false;
   SavedShardCheckpoint last_ ABSL_GUARDED_BY(save_mu_);
+  int64_t last_changes_ ABSL_GUARDED_BY(save_mu_) = -1;  // core changes() when last_ was
 
   absl::Mutex thread_mu_;
   bool stop_ ABSL_GUARDED_BY(thread_mu_) = false;

@@ -169,6 +169,38 @@ TEST_F(ShardCheckpointerTest, SavesOnlyWhenChangedUnlessForcedAndKeepsTheNewest)
   EXPECT_EQ((*files)[1].step, 3);
 }
 
+TEST_F(ShardCheckpointerTest, AFinishOrAnEvaluationAtTheSameStepIsWrittenToo) {
+  auto core = MakeCore();
+  PushOnce(*core, 1.0f, 1);
+  auto checkpointer = MakeCheckpointer(core.get());
+  ASSERT_TRUE(checkpointer->Save()->written);
+  // No push after the periodic checkpoint, but the end of the training: the final
+  // checkpoint must hold it (a restart would otherwise wait for finished workers).
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(plan_->fingerprint());
+  finish.set_worker_id(1);
+  ASSERT_TRUE(core->Finish(Caller::Trusted(), finish).ok());
+  auto saved = checkpointer->Save();
+  ASSERT_TRUE(saved.ok()) << saved.status();
+  EXPECT_TRUE(saved->written);
+  EXPECT_EQ(saved->step, 1);
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(plan_->fingerprint());
+  report.set_worker_id(0);
+  report.set_examples(10);
+  report.set_correct(7);
+  ASSERT_TRUE(core->ReportEvaluation(Caller::Trusted(), report).ok());
+  EXPECT_TRUE(checkpointer->Save()->written);
+  EXPECT_FALSE(checkpointer->Save()->written);
+
+  auto fresh = MakeCore();
+  ASSERT_TRUE(MakeCheckpointer(fresh.get())->Restore().ok());
+  const ps::v1::StatusResponse status = fresh->GetStatus();
+  EXPECT_TRUE(status.workers(1).finished());
+  EXPECT_EQ(status.eval_examples(), 10);
+  EXPECT_EQ(status.global_step(), 1);
+}
+
 TEST_F(ShardCheckpointerTest, ACorruptNewestFileIsSetAsideAndTheOlderOneRestored) {
   auto core = MakeCore();
   auto checkpointer = MakeCheckpointer(core.get());

@@ -141,8 +141,19 @@ EarlierProgress ProgressBefore(const std::vector<ps::v1::StatusResponse>& status
   return progress;
 }
 
+// The smallest global step the servers that answer report; -1 when none answers.
+int64_t CurrentGlobalStep(ParameterClient& client) {
+  int64_t step = -1;
+  for (const absl::StatusOr<ps::v1::StatusResponse>& status : client.GetStatus()) {
+    if (!status.ok()) continue;
+    step = step < 0 ? status->global_step() : std::min(step, status->global_step());
+  }
+  return step;
+}
+
 // Workers other than `self` that the servers saw within `liveness` and that have not
 // finished.
+
 std::set<int32_t> LiveUnfinishedWorkers(
     const std::vector<absl::StatusOr<ps::v1::StatusResponse>>& statuses, int32_t self,
     absl::Duration liveness) {
@@ -366,7 +377,11 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     waited = true;
     absl::SleepFor(absl::Seconds(1));
   }
-  if (test != nullptr && (waited || result.summary.final_evaluation.examples == 0)) {
+  // The final evaluation is of the final weights: evaluated again when pushes landed
+  // after it (while the chief waited, or during its end-of-share evaluation).
+  if (test != nullptr &&
+      (waited || result.summary.final_evaluation.examples == 0 ||
+       result.summary.final_evaluation.global_step != CurrentGlobalStep(*client))) {
     ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
   }
 

@@ -121,9 +121,22 @@ CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc
       }
     }
   };
+  const auto stopped = [&policy] { return policy.stop != nullptr && policy.stop->load(); };
+  const auto settle_stopped = [&](int i, absl::string_view last) {
+    finished[i] = true;
+    --pending;
+    outcome.results[i] = absl::CancelledError(
+        absl::StrCat(prefix(i), ": stopped on request; not tried again after: ", last));
+  };
   while (pending > 0) {
-    if (policy.stop != nullptr && policy.stop->load() && outcome.decisive.ok()) {
-      decide(absl::CancelledError(absl::StrCat(rpc, ": stopped on request")), /*cancel=*/false);
+    // A stop ends retries, not attempts: the first attempt (the push of the step that was
+    // in progress is made after the stop) and the ones in flight still get their answer.
+    if (stopped()) {
+      for (int i = 0; i < count; ++i) {
+        if (!finished[i] && !in_flight[i] && attempts[i] > 0) {
+          settle_stopped(i, "waiting to be tried again");
+        }
+      }
       if (pending == 0) break;
     }
     absl::Time now = absl::Now();
@@ -177,6 +190,10 @@ CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc
                    policy.initial_backoff * (1 << std::min(attempts[i] - 1, 20))) *
           jitter;
       const bool transient = IsTransient(status.error_code());
+      if (transient && stopped()) {
+        settle_stopped(i, status.error_message());
+        continue;
+      }
       if (transient && now + backoff < give_up) {
         next_attempt[i] = now + backoff;
         if (on_retry) {

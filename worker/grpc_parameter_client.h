@@ -56,8 +56,10 @@ struct GrpcParameterClientOptions {
   // with TLS, server i must present a certificate naming "ps-<i>"; with a token file, its
   // secret goes with every call.
   TransportSecurity security;
-  // When *stop becomes true (e.g. on SIGTERM), calls retry no more and end with CANCELLED
-  // "stopped on request" once their attempts in flight are back (within rpc_timeout).
+  // When *stop becomes true (e.g. on SIGTERM), calls retry no more: a server that would be
+  // tried again ends with CANCELLED "stopped on request". Attempts in flight, and each
+  // server's first attempt (a push computed before the stop is still sent), get their
+  // answer (within rpc_timeout).
   // Not owned; may be null.
   const std::atomic<bool>* stop = nullptr;
 };

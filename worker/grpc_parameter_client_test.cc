@@ -462,6 +462,29 @@ TEST_F(GrpcParameterClientTest, AStopRequestEndsTheRetriesPromptly) {
   EXPECT_THAT(pulled.message(), HasSubstr("stopped on request"));
 }
 
+TEST_F(GrpcParameterClientTest, ACallMadeAfterTheStopStillReachesEveryServerOnce) {
+  // SIGTERM during a step: the step's push is made after the stop and must still land
+  // (the worker counts the step as done).
+  std::atomic<bool> stop{false};
+  GrpcParameterClientOptions options;
+  options.stop = &stop;
+  std::unique_ptr<GrpcParameterClient> client = MakeClient(cluster_->StartAll(), options);
+  std::vector<float> params(parameter_count());
+  absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+  ASSERT_TRUE(version.ok()) << version.status();
+  stop = true;
+  const std::vector<float> gradients = Gradients(parameter_count(), 0);
+  PushRequest push;
+  push.worker_id = 1;
+  push.request_id = 1;
+  push.example_count = 8;
+  push.gradients = gradients;
+  push.computed_from = *version;
+  absl::StatusOr<PushResult> pushed = client->Push(push);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->core(i)->shard().version(), 1);
+}
+
 TEST(IsTransientTest, RetriesWhatAServerRestartingOrShuttingDownAnswers) {
   EXPECT_TRUE(IsTransient(grpc::StatusCode::UNAVAILABLE));
   EXPECT_TRUE(IsTransient(grpc::StatusCode::DEADLINE_EXCEEDED));

@@ -307,6 +307,7 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
                                     {"steps", absl::StrCat(w.steps())},
                                     {"images_per_sec", JsonNumber(w.images_per_sec())},
                                     {"pushes", absl::StrCat(w.pushes())},
+                                    {"examples", absl::StrCat(w.examples())},
                                     {"finished", JsonBool(w.finished())}}));
     }
     std::string checkpoint = "null";

@@ -54,6 +54,7 @@ ps::v1::StatusResponse Server(int index, int64_t step, int64_t examples) {
   chief->set_steps(600 + index);
   chief->set_images_per_sec(400 + index);
   chief->set_pushes(600 + index);
+  chief->set_examples(64 * (600 + index));
   ps::v1::WorkerStatus* other = r.add_workers();
   other->set_worker_id(1);
   other->set_seconds_since_last_seen(65);
@@ -223,6 +224,14 @@ TEST(FormatClusterStatusJsonTest, IsValidJsonWithTheSameFigures) {
   EXPECT_EQ(ps0.at("bytes_in").number_value(), static_cast<double>(5LL << 30));
   EXPECT_EQ(ps0.at("last_checkpoint").struct_value().fields().at("step").number_value(), 1224);
   EXPECT_EQ(ps0.at("workers").list_value().values_size(), 2);
+  EXPECT_EQ(ps0.at("workers")
+                .list_value()
+                .values(0)
+                .struct_value()
+                .fields()
+                .at("examples")
+                .number_value(),
+            64 * 600);
   EXPECT_EQ(ps0.at("transport_security").string_value(), "mutual TLS");
   EXPECT_FALSE(ps0.at("insecure").bool_value());
   EXPECT_EQ(ps0.at("requests_denied").number_value(), 4);

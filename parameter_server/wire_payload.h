@@ -31,7 +31,8 @@ namespace mobilenet {
 // most 512 MiB). gRPC allocates its multi-megabyte read and write buffers per message,
 // and on virtual machines faulting fresh pages in costs several times the copy itself (a
 // full 1.0 MobileNet pull + push measured 4x slower without this). Called by
-// ParameterService (with its shard's size) and GrpcParameterClient (the model's); keeps
+// ParameterService (with its shard's size), GrpcParameterClient and
+// InProcessParameterClient (the model's); keeps
 // the largest threshold asked for; thread-safe.
 void RetainPayloadMemory(size_t payload_bytes);
 // The heap trim threshold RetainPayloadMemory sets for `payload_bytes`.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "parameter_server/wire_payload.h"
 
 namespace mobilenet {
 namespace {
@@ -45,6 +46,11 @@ absl::StatusOr<std::unique_ptr<InProcessParameterClient>> InProcessParameterClie
                           FormatFingerprint(plan.fingerprint())));
     }
   }
+  // Every push copies its gradients into a message of the model's size: kept for reuse,
+  // not returned to the system and faulted in again each step (measured 7% of
+  // single-process training at alpha 0.5, 56x56).
+  RetainPayloadMemory((plan.parameter_layout().total_size() + plan.state_layout().total_size()) *
+                      sizeof(float));
   return std::unique_ptr<InProcessParameterClient>(
       new InProcessParameterClient(plan, std::move(cores), worker_id, caller));
 }

@@ -27,7 +27,7 @@ class InProcessParameterClient : public ParameterClient {
   // index i, pulling as `worker_id` (kToolWorkerId for tools), calling as `caller` (what
   // a transport would have identified; in the same process, trusted unless a test says
   // otherwise). InvalidArgument when the count differs from the plan's or a core serves
-  // another plan or index.
+  // another plan or index. Calls RetainPayloadMemory() with the model's size.
   static absl::StatusOr<std::unique_ptr<InProcessParameterClient>> Create(
       const ShardingPlan& plan, std::vector<ParameterServerCore*> cores, int32_t worker_id,
       const Caller& caller = Caller::Trusted());

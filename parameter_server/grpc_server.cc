@@ -45,6 +45,22 @@ class UnknownMethods final : public grpc::CallbackGenericService {
   }
 };
 
+// Lends a factory the caller owns to a builder, which takes ownership of what it is given.
+class BorrowedInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit BorrowedInterceptorFactory(
+      grpc::experimental::ServerInterceptorFactoryInterface* factory)
+      : factory_(factory) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return factory_->CreateServerInterceptor(info);
+  }
+
+ private:
+  grpc::experimental::ServerInterceptorFactoryInterface* const factory_;
+};
+
 }  // namespace
 
 GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers) {
@@ -56,11 +72,11 @@ GrpcServerLimits ParameterServerLimits(int max_message_bytes, int num_workers) {
   return limits;
 }
 
-absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
-                                              const std::vector<grpc::Service*>& services,
-                                              const GrpcServerLimits& limits,
-                                              std::shared_ptr<grpc::ServerCredentials> credentials,
-                                              bool reflection) {
+absl::StatusOr<StartedServer> StartGrpcServer(
+    absl::string_view address, const std::vector<grpc::Service*>& services,
+    const GrpcServerLimits& limits, std::shared_ptr<grpc::ServerCredentials> credentials,
+    bool reflection,
+    const std::vector<grpc::experimental::ServerInterceptorFactoryInterface*>& interceptors) {
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos || colon + 1 == address.size() ||
       !std::all_of(address.begin() + colon + 1, address.end(),
@@ -89,6 +105,13 @@ absl::StatusOr<StartedServer> StartGrpcServer(absl::string_view address,
   // A second server on a taken port must fail, not share it (gRPC's Linux default).
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  if (!interceptors.empty()) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    for (auto* factory : interceptors) {
+      creators.push_back(std::make_unique<BorrowedInterceptorFactory>(factory));
+    }
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   if (services.empty()) {
     started.unknown_methods = std::make_unique<UnknownMethods>();
     builder.RegisterCallbackGenericService(started.unknown_methods.get());

@@ -13,6 +13,7 @@
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -51,11 +52,13 @@ struct StartedServer {
 // large-message settings of common/grpc_status.h;
 // a port already taken by another server is an error (no SO_REUSEPORT sharing). Port 0
 // picks a free port, returned in `port`. Unavailable naming the address when it cannot be
-// bound; InvalidArgument for an address without a port.
+// bound; InvalidArgument for an address without a port. `interceptors` (not owned; they
+// must outlive the server) see every call, e.g. metrics/grpc_server_metrics.h.
 absl::StatusOr<StartedServer> StartGrpcServer(
     absl::string_view address, const std::vector<grpc::Service*>& services,
     const GrpcServerLimits& limits, std::shared_ptr<grpc::ServerCredentials> credentials = nullptr,
-    bool reflection = true);
+    bool reflection = true,
+    const std::vector<grpc::experimental::ServerInterceptorFactoryInterface*>& interceptors = {});
 
 }  // namespace mobilenet
 

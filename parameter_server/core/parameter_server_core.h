@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -28,6 +29,7 @@
 #include "parameter_server/core/caller.h"
 #include "parameter_server/core/cluster_ledger.h"
 #include "parameter_server/core/core_state.h"
+#include "parameter_server/core/duration_histogram.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "parameter_server/core/request_validation.h"
 #include "parameter_server/core/sharding_plan.h"
@@ -47,6 +49,12 @@ struct CoreOptions {
   // listens beyond loopback without doing so.
   std::string transport_security = "none (in process)";
   bool insecure = false;
+};
+
+// The distributions of applied pushes, for metrics.
+struct PushDistributions {
+  StalenessHistogram staleness;
+  DurationHistogram apply_time;  // the shard's update alone (bounds: ApplyTimeBounds())
 };
 
 // Thread-safe. Pushes are applied one at a time; pulls and status proceed alongside.
@@ -86,6 +94,11 @@ class ParameterServerCore {
                     ps::v1::PushResponse& response);
   // Every identified caller may read the status.
   ps::v1::StatusResponse GetStatus() const;
+  // A copy of the staleness and apply-time distributions of the pushes applied by this
+  // run of the server (a few dozen numbers).
+  PushDistributions GetPushDistributions() const;
+  // The apply-time histogram's upper bounds, in seconds.
+  static std::vector<double> ApplyTimeBounds();
   absl::Status ReportEvaluation(const Caller& caller, const ps::v1::EvaluationReport& request);
   // Records the worker's Finish; the chief's training_complete, or the last member's
   // Finish, ends the training (finishing() becomes true).
@@ -149,6 +162,7 @@ class ParameterServerCore {
   int64_t requests_denied_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t requests_unauthenticated_ ABSL_GUARDED_BY(stats_mu_) = 0;
   StalenessHistogram staleness_ ABSL_GUARDED_BY(stats_mu_);
+  DurationHistogram apply_time_ ABSL_GUARDED_BY(stats_mu_){ApplyTimeBounds()};
   int64_t bytes_in_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t bytes_out_ ABSL_GUARDED_BY(stats_mu_) = 0;
 

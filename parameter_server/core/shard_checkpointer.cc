@@ -56,7 +56,7 @@ absl::StatusOr<RestoredShardCheckpoint> ShardCheckpointer::Restore() {
         result.examples_seen = state->shard.examples_seen;
         result.path = file->path;
         has_last_ = true;
-        last_ = {result.step, file->path, absl::Now(), /*written=*/false};
+        last_ = {result.step, file->path, absl::Now(), /*written=*/false, absl::ZeroDuration()};
         last_changes_ = core_->changes();
         return result;
       }
@@ -85,6 +85,7 @@ absl::StatusOr<SavedShardCheckpoint> ShardCheckpointer::Save(bool force) {
     same.written = false;
     return same;
   }
+  const absl::Time start = absl::Now();
   const CoreState state = core_->ExportState();
   const absl::Status valid = CheckCoreState(state, core_->plan().state_layout());
   if (!valid.ok()) {
@@ -93,7 +94,8 @@ absl::StatusOr<SavedShardCheckpoint> ShardCheckpointer::Save(bool force) {
   }
   ASSIGN_OR_RETURN(std::string path, series_.Save(state.shard.version, codec_.encode(state)));
   has_last_ = true;
-  last_ = {state.shard.version, std::move(path), absl::Now(), /*written=*/true};
+  const absl::Time written = absl::Now();
+  last_ = {state.shard.version, std::move(path), written, /*written=*/true, written - start};
   last_changes_ = changes;
   return last_;
 }

@@ -56,6 +56,8 @@ struct SavedShardCheckpoint {
   std::string path;
   absl::Time time;     // when it was written (or restored)
   bool written = false;  // false: nothing changed since `path`, no file was written
+  // Export, check, encode and write of the file `path` (zero for a restored one).
+  absl::Duration duration;
 };
 
 struct RestoredShardCheckpoint {

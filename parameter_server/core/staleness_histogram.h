@@ -22,6 +22,9 @@ class StalenessHistogram {
   // Nearest rank: the smallest recorded value s such that at least ceil(q * count) samples
   // are <= s (the minimum for q = 0). 0 when empty. q in [0, 1].
   int64_t Percentile(double q) const;
+  // Samples per recorded staleness, in increasing staleness; and their sum.
+  const std::map<int64_t, int64_t>& counts() const { return counts_; }
+  double sum() const { return sum_; }
 
  private:
   std::map<int64_t, int64_t> counts_;  // staleness -> samples; few distinct values

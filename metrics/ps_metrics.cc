@@ -1,0 +1,176 @@
+#include "metrics/ps_metrics.h"
+
+#include <prometheus/client_metric.h>
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace mobilenet {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+ClientMetric Sample(double value, MetricType type, std::vector<ClientMetric::Label> labels = {}) {
+  ClientMetric metric;
+  metric.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  return metric;
+}
+
+MetricFamily One(const char* name, const char* help, MetricType type, double value) {
+  return MetricFamily{name, help, type, {Sample(value, type)}};
+}
+
+// Cumulative buckets (the last one +Inf) from per-bucket counts with `bounds`.
+ClientMetric Histogram(const std::vector<double>& bounds, const std::vector<int64_t>& counts,
+                       double sum) {
+  ClientMetric metric;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    cumulative += static_cast<uint64_t>(counts[i]);
+    metric.histogram.bucket.push_back(ClientMetric::Bucket{
+        cumulative, i < bounds.size() ? bounds[i] : std::numeric_limits<double>::infinity()});
+  }
+  metric.histogram.sample_count = cumulative;
+  metric.histogram.sample_sum = sum;
+  return metric;
+}
+
+ClientMetric StalenessBuckets(const StalenessHistogram& staleness) {
+  const std::vector<double> bounds = {0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128};
+  std::vector<int64_t> counts(bounds.size() + 1, 0);
+  for (const auto& [value, samples] : staleness.counts()) {
+    size_t bucket = 0;
+    while (bucket < bounds.size() && static_cast<double>(value) > bounds[bucket]) ++bucket;
+    counts[bucket] += samples;
+  }
+  return Histogram(bounds, counts, staleness.sum());
+}
+
+}  // namespace
+
+void ParameterServerMetrics::RecordCheckpointWritten(absl::Duration duration) {
+  absl::MutexLock lock(&mu_);
+  ++checkpoints_written_;
+  last_checkpoint_duration_ = duration;
+}
+
+std::vector<MetricFamily> ParameterServerMetrics::Collect() const {
+  const ps::v1::StatusResponse s = core_->GetStatus();
+  const PushDistributions distributions = core_->GetPushDistributions();
+  const double now = absl::ToUnixMicros(absl::Now()) / 1e6;
+  std::vector<MetricFamily> families;
+  const MetricType kGauge = MetricType::Gauge;
+  const MetricType kCounter = MetricType::Counter;
+
+  families.push_back(One("mobilenet_ps_global_step",
+                         "This shard's version: pushes applied to it over the whole training.",
+                         kGauge, s.global_step()));
+  families.push_back(One("mobilenet_ps_examples_seen",
+                         "Training examples in the pushes applied over the whole training.", kGauge,
+                         s.examples_seen()));
+  families.push_back(
+      One("mobilenet_ps_epoch", "Epochs of the training set seen.", kGauge, s.epoch()));
+  families.push_back(One("mobilenet_ps_learning_rate", "The learning rate of the next update.",
+                         kGauge, s.learning_rate()));
+  families.push_back(One("mobilenet_ps_workers", "Members of the cluster (worker tasks).", kGauge,
+                         s.num_workers()));
+  families.push_back(
+      One("mobilenet_ps_uptime_seconds", "Since this server started.", kGauge, s.uptime_seconds()));
+
+  MetricFamily pushes{"mobilenet_ps_pushes_total",
+                      "Pushes received by this run of the server, by result.",
+                      kCounter,
+                      {}};
+  for (const auto& [result, count] :
+       std::vector<std::pair<std::string, int64_t>>{{"applied", s.pushes_applied()},
+                                                    {"stale_rejected", s.pushes_rejected_stale()},
+                                                    {"restarted", s.pushes_rejected_restarted()},
+                                                    {"invalid", s.pushes_invalid()},
+                                                    {"duplicate", s.pushes_duplicate()}}) {
+    pushes.metric.push_back(Sample(count, kCounter, {{"result", result}}));
+  }
+  families.push_back(std::move(pushes));
+  families.push_back(MetricFamily{
+      "mobilenet_ps_requests_refused_total",
+      "Requests of any method refused because the caller may not make them "
+      "(permission_denied) or could not be identified (unauthenticated).",
+      kCounter,
+      {Sample(s.requests_denied(), kCounter, {{"reason", "permission_denied"}}),
+       Sample(s.requests_unauthenticated(), kCounter, {{"reason", "unauthenticated"}})}});
+
+  families.push_back(
+      MetricFamily{"mobilenet_ps_push_staleness",
+                   "Versions the shard advanced between a worker's pull and its applied push.",
+                   MetricType::Histogram,
+                   {StalenessBuckets(distributions.staleness)}});
+  families.push_back(MetricFamily{
+      "mobilenet_ps_push_apply_seconds",
+      "Time the shard took to apply a push's update (applied pushes).",
+      MetricType::Histogram,
+      {Histogram(distributions.apply_time.upper_bounds(), distributions.apply_time.counts(),
+                 distributions.apply_time.sum_seconds())}});
+
+  families.push_back(One("mobilenet_ps_received_bytes_total",
+                         "Bytes of protocol messages received (pushes and requests).", kCounter,
+                         s.bytes_in()));
+  families.push_back(One("mobilenet_ps_sent_bytes_total",
+                         "Bytes of protocol messages sent (pulled weights and answers).", kCounter,
+                         s.bytes_out()));
+
+  {
+    absl::MutexLock lock(&mu_);
+    families.push_back(One("mobilenet_ps_checkpoints_written_total",
+                           "Checkpoint files written by this run of the server.", kCounter,
+                           checkpoints_written_));
+    if (checkpoints_written_ > 0) {
+      families.push_back(One("mobilenet_ps_last_checkpoint_duration_seconds",
+                             "Time taken to write the latest checkpoint.", kGauge,
+                             absl::ToDoubleSeconds(last_checkpoint_duration_)));
+    }
+  }
+  if (s.last_checkpoint_unix_seconds() > 0) {
+    families.push_back(One("mobilenet_ps_last_checkpoint_timestamp_seconds",
+                           "When the latest checkpoint was written (or the restored one).", kGauge,
+                           s.last_checkpoint_unix_seconds()));
+    families.push_back(One("mobilenet_ps_last_checkpoint_age_seconds",
+                           "Since the latest checkpoint was written (or the restored one).", kGauge,
+                           std::max(0.0, now - s.last_checkpoint_unix_seconds())));
+  }
+  if (s.eval_examples() > 0) {
+    families.push_back(One("mobilenet_ps_eval_accuracy",
+                           "The chief's latest test accuracy, as a ratio in [0, 1].", kGauge,
+                           s.eval_accuracy()));
+    families.push_back(
+        One("mobilenet_ps_eval_loss", "The chief's latest mean test loss.", kGauge, s.eval_loss()));
+    families.push_back(One("mobilenet_ps_eval_step",
+                           "The global step of the chief's latest evaluation.", kGauge,
+                           s.eval_step()));
+  }
+
+  MetricFamily seen{"mobilenet_ps_worker_last_seen_age_seconds",
+                    "Since any request of the worker (workers heard from by this run).",
+                    kGauge,
+                    {}};
+  for (const ps::v1::WorkerStatus& w : s.workers()) {
+    // The ledger lists exactly the members [0, num_workers): bounded label values.
+    if (w.worker_id() < 0 || w.worker_id() >= s.num_workers()) continue;
+    if (w.seconds_since_last_seen() < 0) continue;
+    seen.metric.push_back(
+        Sample(w.seconds_since_last_seen(), kGauge, {{"worker", absl::StrCat(w.worker_id())}}));
+  }
+  if (!seen.metric.empty()) families.push_back(std::move(seen));
+  return families;
+}
+
+}  // namespace mobilenet

@@ -35,6 +35,10 @@ ABSL_FLAG(std::string, health_address, "",
           "host:port of a second, plaintext listener serving only the gRPC health service, for "
           "probes that speak no TLS (Kubernetes gRPC probes); empty: none. The parameter "
           "service is never served there.");
+ABSL_FLAG(std::string, metrics_address, "",
+          "host:port of an HTTP listener serving Prometheus metrics at /metrics (mobilenet_ps_* "
+          "and grpc_server_*; plaintext, unauthenticated: training figures only); empty: "
+          "none. e.g. 127.0.0.1:9100, or 0.0.0.0:9100 for a scraper on another host.");
 ABSL_FLAG(int, classes, 10, "Classes (the workers take theirs from the data: 10 for Fashion-MNIST).");
 ABSL_FLAG(int64_t, examples_per_epoch, 60000,
           "Training examples per epoch (the whole training set, over all workers): the "
@@ -125,6 +129,7 @@ int main(int argc, char** argv) {
   o.bind_address = *bind;
   o.security = TransportSecurityFromFlags();
   o.health_address = absl::GetFlag(FLAGS_health_address);
+  o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   ModelFromSharedFlags(o.model);
   o.model.num_classes = absl::GetFlag(FLAGS_classes);
 

@@ -16,6 +16,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "metrics/grpc_server_metrics.h"
+#include "metrics/metrics_endpoint.h"
+#include "metrics/ps_metrics.h"
 #include "model/architecture.h"
 #include "parameter_server/core/parameter_server_core.h"
 #include "parameter_server/core/shard_checkpointer.h"
@@ -38,6 +41,10 @@ struct ParameterServerRunnerOptions {
   // "host:port" of a second, plaintext listener serving only the health service (for
   // Kubernetes gRPC probes, which speak no TLS); empty: none.
   std::string health_address;
+  // "host:port" of an HTTP listener serving Prometheus metrics at /metrics (this
+  // server's, metrics/ps_metrics.h, and its gRPC calls', metrics/grpc_server_metrics.h);
+  // empty: none.
+  std::string metrics_address;
   MobileNetConfig model;
   // Seed, optimizer, learning-rate schedule (with examples_per_epoch: the whole training
   // set), staleness policy, moving-average decay.
@@ -81,6 +88,8 @@ class ParameterServerRunner {
   // health listener's (0 without one).
   int port() const { return port_; }
   int health_port() const { return health_.port; }
+  // The metrics listener's port (0 without one).
+  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   const ShardingPlan& plan() const { return plan_; }
   ParameterServerCore& core() { return *core_; }
 
@@ -108,6 +117,10 @@ class ParameterServerRunner {
   std::unique_ptr<ParameterServerCore> core_;
   std::unique_ptr<ShardCheckpointer> checkpointer_;
   std::unique_ptr<CallerAuthenticator> authenticator_;
+  // Null without metrics_address. Declared before the server, so destroyed after it.
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
+  std::shared_ptr<ParameterServerMetrics> ps_metrics_;
+  std::unique_ptr<GrpcServerMetricsFactory> grpc_metrics_;
   std::unique_ptr<ParameterService> service_;
   std::unique_ptr<grpc::Server> server_;
   StartedServer health_;  // health_.server null without health_address

@@ -327,5 +327,25 @@ TEST_F(ParameterServerRunnerTest, TheHealthAddressServesHealthAndNothingElse) {
             grpc::StatusCode::UNIMPLEMENTED);
 }
 
+TEST_F(ParameterServerRunnerTest, MetricsAreServedOnlyWhenAskedAndABadAddressIsRefused) {
+  {
+    auto runner = ParameterServerRunner::Start(Options());
+    ASSERT_TRUE(runner.ok()) << runner.status();
+    EXPECT_EQ((*runner)->metrics_port(), 0);
+  }
+  ParameterServerRunnerOptions o = Options();
+  o.metrics_address = "127.0.0.1:0";
+  auto runner = ParameterServerRunner::Start(o);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  EXPECT_GT((*runner)->metrics_port(), 0);
+  EXPECT_NE((*runner)->metrics_port(), (*runner)->port());
+
+  o = Options();
+  o.metrics_address = "localhost";
+  auto refused = ParameterServerRunner::Start(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("\"localhost\""));
+}
+
 }  // namespace
 }  // namespace mobilenet

@@ -95,9 +95,19 @@ absl::Status Trainer::RecordPush(const absl::StatusOr<PushResult>& pushed, absl:
   return absl::OkStatus();
 }
 
-absl::Status Trainer::Flush() {
+absl::Status Trainer::Flush() { return FlushInto(nullptr); }
+
+absl::Status Trainer::FlushInto(StepTiming* timing) {
   if (!in_flight_.valid()) return absl::OkStatus();
+  const absl::Time wait_start = absl::Now();
   Exchange done = in_flight_.get();
+  if (timing != nullptr) {
+    const absl::Duration waited = absl::Now() - wait_start;
+    const absl::Duration push_wait =
+        std::clamp(done.pushed_at - wait_start, absl::ZeroDuration(), waited);
+    timing->push_wait += push_wait;
+    timing->pull_wait += waited - push_wait;
+  }
   // The push's own duration is not measured apart from the pull that follows it.
   RETURN_IF_ERROR(RecordPush(done.pushed, absl::Now() - in_flight_start_));
   RETURN_IF_ERROR(done.pulled.status());
@@ -109,13 +119,22 @@ absl::Status Trainer::Flush() {
 }
 
 absl::StatusOr<TrainStepResult> Trainer::Step() {
+  StepTiming timing;
+  timing.examples = config_.batch_size;
+  absl::Time start = absl::Now();
   if (!config_.overlap_communication) {
     ASSIGN_OR_RETURN(ModelVersion version, client_->Pull(absl::MakeSpan(params_), {}));
+    timing.pull_wait = absl::Now() - start;
+    start = absl::Now();
     ASSIGN_OR_RETURN(const TrainStepResult result, ComputeGradients(0));
-    const absl::Time start = absl::Now();
+    timing.compute = absl::Now() - start;
+    start = absl::Now();
     const absl::StatusOr<PushResult> pushed = client_->Push(MakePush(0, version));
-    RETURN_IF_ERROR(RecordPush(pushed, absl::Now() - start));
+    timing.push_wait = absl::Now() - start;
+    RETURN_IF_ERROR(RecordPush(pushed, timing.push_wait));
     ++steps_;
+    timing.loss = result.loss;
+    if (step_callback_) step_callback_(timing);
     return result;
   }
 
@@ -124,23 +143,29 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
   if (!have_weights_) {
     ASSIGN_OR_RETURN(params_version_, client_->Pull(absl::MakeSpan(params_), {}));
     have_weights_ = true;
+    timing.pull_wait = absl::Now() - start;
   }
   const int g = grad_buffer_;
+  start = absl::Now();
   ASSIGN_OR_RETURN(const TrainStepResult result, ComputeGradients(g));
+  timing.compute = absl::Now() - start;
   const ModelVersion computed_from = params_version_;
   // Until the previous exchange ends, params_ (when it brought no new weights) stay the
   // next step's weights.
-  RETURN_IF_ERROR(Flush());
+  RETURN_IF_ERROR(FlushInto(&timing));
   PushRequest push = MakePush(g, computed_from);
   in_flight_start_ = absl::Now();
   in_flight_ = std::async(std::launch::async, [this, push]() {
     Exchange exchange;
     exchange.pushed = client_->Push(push);
+    exchange.pushed_at = absl::Now();
     exchange.pulled = client_->Pull(absl::MakeSpan(next_params_), {});
     return exchange;
   });
   grad_buffer_ = 1 - g;
   ++steps_;
+  timing.loss = result.loss;
+  if (step_callback_) step_callback_(timing);
   return result;
 }
 

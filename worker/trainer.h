@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/gradient_ops.h"
 #include "model/mobilenet_v1.h"
 #include "worker/batch_source.h"
@@ -38,6 +39,17 @@ struct TrainerConfig {
   // gradient is computed from weights that lack this worker's latest push (one more step
   // of staleness). Off: pull, compute, push in turn.
   bool overlap_communication = false;
+};
+
+// Where one step's time went (see Trainer::set_step_callback). With
+// overlap_communication the waits are only the time the step was blocked on the previous
+// step's exchange: before its push was answered counts as push wait, after as pull wait.
+struct StepTiming {
+  absl::Duration compute;    // reading the batch, forward, backward, gradient checks
+  absl::Duration pull_wait;  // blocked on pulling weights
+  absl::Duration push_wait;  // blocked on pushing gradients
+  float loss = 0;            // the batch's training loss
+  int examples = 0;          // in the batch
 };
 
 struct TrainingSummary {
@@ -68,6 +80,10 @@ class Trainer {
   // Called with each evaluation result.
   void set_evaluation_callback(std::function<void(const EvaluationResult&)> callback) {
     evaluation_callback_ = std::move(callback);
+  }
+  // Called after each completed step with where its time went (e.g. for metrics).
+  void set_step_callback(std::function<void(const StepTiming&)> callback) {
+    step_callback_ = std::move(callback);
   }
   // When *stop becomes true (e.g. set from a SIGTERM), Run ends after the step in
   // progress: that step's gradients are pushed whole (a gradient is never pushed
@@ -105,6 +121,7 @@ class Trainer {
   struct Exchange {
     absl::StatusOr<PushResult> pushed;
     absl::StatusOr<ModelVersion> pulled;
+    absl::Time pushed_at;  // when the push was answered
   };
 
   // Reads the next batch and computes, from params_, the gradients into grads_[g] (with
@@ -115,6 +132,8 @@ class Trainer {
   // returned.
   absl::Status RecordPush(const absl::StatusOr<PushResult>& pushed, absl::Duration took);
   PushRequest MakePush(int g, const ModelVersion& computed_from);
+  // Flush, adding the time blocked to `timing`'s waits when not null.
+  absl::Status FlushInto(StepTiming* timing);
 
   TrainerConfig config_;
   MobileNetV1* model_;
@@ -125,6 +144,7 @@ class Trainer {
   const std::atomic<bool>* stop_ = nullptr;
   std::function<absl::Status(int)> epoch_callback_;
   std::function<void(const EvaluationResult&)> evaluation_callback_;
+  std::function<void(const StepTiming&)> step_callback_;
 
   std::vector<IndexRange> decay_ranges_;
   // The weights a step computes on; with overlap_communication also the ones being pulled

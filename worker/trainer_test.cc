@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "model/layers/compute_threads.h"
 #include "parameter_server/core/parameter_server_core.h"
@@ -225,6 +226,50 @@ TEST_F(TrainerTest, OverlappedRunPushesEveryStepBeforeReturning) {
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_EQ(summary->steps, 12);
   EXPECT_EQ(core_->shard().version(), 12);
+}
+
+// Answers every push 50 ms late.
+class SlowPushClient : public ForwardingClient {
+ public:
+  using ForwardingClient::ForwardingClient;
+  absl::StatusOr<PushResult> Push(const PushRequest& request) override {
+    absl::SleepFor(absl::Milliseconds(50));
+    return inner_->Push(request);
+  }
+};
+
+TEST_F(TrainerTest, TheStepCallbackSaysWhereEachStepsTimeWent) {
+  for (const bool overlap : {false, true}) {
+    SCOPED_TRACE(overlap ? "overlapped" : "in turn");
+    trainer_config_.overlap_communication = overlap;
+    SlowPushClient slow(client_.get());
+    Trainer trainer(trainer_config_, model_.get(), &slow, source_.get(), nullptr, nullptr);
+    std::vector<StepTiming> timings;
+    trainer.set_step_callback([&](const StepTiming& t) { timings.push_back(t); });
+    std::vector<float> losses;
+    for (int i = 0; i < 3; ++i) {
+      auto result = trainer.Step();
+      ASSERT_TRUE(result.ok()) << result.status();
+      losses.push_back(result->loss);
+    }
+    ASSERT_TRUE(trainer.Flush().ok());
+    ASSERT_EQ(timings.size(), 3u);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(timings[i].examples, trainer_config_.batch_size);
+      EXPECT_EQ(timings[i].loss, losses[i]);
+      EXPECT_GT(timings[i].compute, absl::ZeroDuration());
+      EXPECT_GE(timings[i].pull_wait, absl::ZeroDuration());
+    }
+    if (!overlap) {
+      EXPECT_GE(timings[1].push_wait, absl::Milliseconds(50));
+    } else {
+      // The first step pushes nothing before it returns; the next ones wait for the
+      // previous push (50 ms, less what their own compute overlapped).
+      EXPECT_EQ(timings[0].push_wait, absl::ZeroDuration());
+      EXPECT_GT(timings[1].push_wait + timings[2].push_wait, absl::ZeroDuration());
+      EXPECT_LE(timings[1].push_wait, absl::Milliseconds(50) + absl::Seconds(1));
+    }
+  }
 }
 
 TEST_F(TrainerTest, OverlappedPushesRefusedAsTooStaleAreDropped) {

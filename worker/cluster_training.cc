@@ -315,6 +315,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
                   options.quiet ? nullptr : &reporter);
   trainer.set_evaluation_callback(report);
   trainer.set_stop_flag(options.stop);
+  if (options.on_step) trainer.set_step_callback(options.on_step);
 
   std::unique_ptr<PeriodicEvaluator> timed;
   if (test != nullptr && options.eval_every_secs > 0) {

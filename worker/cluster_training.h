@@ -60,6 +60,8 @@ struct ClusterTrainingOptions {
   // When *stop becomes true (e.g. on SIGTERM) the worker ends after its step in progress
   // (see Trainer::set_stop_flag); not owned, may be null.
   const std::atomic<bool>* stop = nullptr;
+  // Called after each step with where its time went (e.g. for metrics); may be empty.
+  std::function<void(const StepTiming&)> on_step;
 };
 
 // Connects to the parameter servers of `plan` (the plan of the model the data implies).

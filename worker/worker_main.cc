@@ -21,6 +21,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/cluster_spec.h"
+#include "metrics/metrics_endpoint.h"
+#include "metrics/worker_metrics.h"
 #include "parameter_server/cluster_flags.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "security/security_flags.h"
@@ -33,6 +35,10 @@
 // Data.
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).");
+ABSL_FLAG(std::string, metrics_address, "",
+          "In a cluster: host:port of an HTTP listener serving this worker's Prometheus "
+          "metrics at /metrics (mobilenet_worker_*: steps, examples, loss, step time by "
+          "phase); empty: none.");
 ABSL_FLAG(bool, synthetic, false, "Train on random synthetic data of the model's shape.");
 ABSL_FLAG(int, synthetic_classes, 10, "Classes of the synthetic data.");
 ABSL_FLAG(int64_t, synthetic_examples, 10000,
@@ -180,6 +186,20 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
          o.model.resolution, o.model.resolution, o.model.input_channels, o.trainer.batch_size,
          o.threads, cluster.Describe().c_str());
   fflush(stdout);
+  std::unique_ptr<mobilenet::MetricsEndpoint> metrics_endpoint;
+  std::unique_ptr<mobilenet::WorkerMetrics> worker_metrics;
+  const std::string metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  if (!metrics_address.empty()) {
+    auto endpoint = mobilenet::MetricsEndpoint::Start(metrics_address);
+    if (!endpoint.ok()) return Fail(endpoint.status().ToString());
+    metrics_endpoint = std::move(*endpoint);
+    worker_metrics = std::make_unique<mobilenet::WorkerMetrics>(metrics_endpoint->registry());
+    o.on_step = [metrics = worker_metrics.get()](const mobilenet::StepTiming& t) {
+      metrics->RecordStep(t.compute, t.pull_wait, t.push_wait, t.loss, t.examples);
+    };
+    printf("Prometheus metrics on http://%s:%d/metrics\n",
+           metrics_address.substr(0, metrics_address.rfind(':')).c_str(), metrics_endpoint->port());
+  }
   auto result = mobilenet::RunClusterTraining(o, connect);
   if (!result.ok()) return Fail(result.status().ToString());
   const auto& s = result->summary;

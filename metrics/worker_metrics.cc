@@ -1,5 +1,9 @@
 #include "metrics/worker_metrics.h"
 
+#include <string>
+
+#include "metrics/grpc_server_metrics.h"
+
 namespace mobilenet {
 namespace {
 
@@ -36,6 +40,11 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& registry)
                   .Help("Time of each step spent computing, or blocked on pulling weights or "
                         "pushing gradients.")
                   .Register(registry)),
+      retries_(prometheus::BuildCounter()
+                   .Name("mobilenet_worker_rpc_retries_total")
+                   .Help("Calls to a parameter server retried after a transient failure, by "
+                         "method and status code.")
+                   .Register(registry)),
       compute_(Phase(phases_, "compute")),
       pull_wait_(Phase(phases_, "pull_wait")),
       push_wait_(Phase(phases_, "push_wait")) {}
@@ -48,6 +57,15 @@ void WorkerMetrics::RecordStep(absl::Duration compute, absl::Duration pull_wait,
   compute_.Observe(absl::ToDoubleSeconds(compute));
   pull_wait_.Observe(absl::ToDoubleSeconds(pull_wait));
   push_wait_.Observe(absl::ToDoubleSeconds(push_wait));
+}
+
+void WorkerMetrics::RecordRetry(absl::string_view method, grpc::StatusCode code) {
+  const bool known = method == "Pull" || method == "Push" || method == "GetStatus" ||
+                     method == "ReportEvaluation" || method == "Finish";
+  retries_
+      .Add({{"grpc_method", known ? std::string(method) : "unknown"},
+            {"grpc_code", GrpcCodeLabel(code)}})
+      .Increment();
 }
 
 }  // namespace mobilenet

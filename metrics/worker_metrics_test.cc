@@ -35,5 +35,23 @@ TEST(WorkerMetricsTest, CountsStepsAndExamplesAndSplitsTheirTime) {
           "mobilenet_worker_step_phase_seconds_bucket{phase=\"pull_wait\",le=\"0.001\"} 1\n"));
 }
 
+TEST(WorkerMetricsTest, CountsRetriesByMethodAndCodeWithBoundedLabels) {
+  prometheus::Registry registry;
+  WorkerMetrics metrics(registry);
+  metrics.RecordRetry("Push", grpc::StatusCode::UNAVAILABLE);
+  metrics.RecordRetry("Push", grpc::StatusCode::UNAVAILABLE);
+  metrics.RecordRetry("Pull", grpc::StatusCode::RESOURCE_EXHAUSTED);
+  metrics.RecordRetry("Something/else", grpc::StatusCode::UNAVAILABLE);
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("mobilenet_worker_rpc_retries_total{grpc_code=\"Unavailable\","
+                              "grpc_method=\"Push\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_worker_rpc_retries_total{grpc_code=\"ResourceExhausted\","
+                              "grpc_method=\"Pull\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_worker_rpc_retries_total{grpc_code=\"Unavailable\","
+                              "grpc_method=\"unknown\"} 1\n"));
+}
+
 }  // namespace
 }  // namespace mobilenet

@@ -89,6 +89,7 @@ struct CallOutcome {
 CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc,
                     const RetryPolicy& policy, uint64_t seed,
                     const std::function<void(const std::string&)>& on_retry,
+                    const std::function<void(absl::string_view, grpc::StatusCode)>& on_retry_cause,
                     const StartAttempt& start) {
   const int count = static_cast<int>(names.size());
   const absl::Time begin = absl::Now();
@@ -196,6 +197,7 @@ CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc
       }
       if (transient && now + backoff < give_up) {
         next_attempt[i] = now + backoff;
+        if (on_retry_cause) on_retry_cause(rpc, status.error_code());
         if (on_retry) {
           on_retry(absl::StrFormat("%s: %s; retrying in %s (attempt %d)", prefix(i),
                                    status.error_message(), absl::FormatDuration(backoff),
@@ -419,7 +421,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   };
   const RetryPolicy policy = PolicyOf(options_, authorization_);
   const CallOutcome outcome = CallAll(
-      Names(), "Pull", policy, NextSeed(), options_.on_retry,
+      Names(), "Pull", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
         shards_[i].generic_stub->UnaryCall(
             context, kPullMethod, grpc::StubOptions(), &requests[i], &responses[i],
@@ -478,7 +480,7 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
   const RetryPolicy policy = PolicyOf(options_, authorization_);
   // A retry resends the same request (same request_id): applied at most once.
   CallOutcome outcome = CallAll(
-      Names(), "Push", policy, NextSeed(), options_.on_retry,
+      Names(), "Push", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
         shards_[i].generic_stub->UnaryCall(context, kPushMethod, grpc::StubOptions(),
                                            &requests[i], &responses[i], std::move(done));
@@ -528,7 +530,7 @@ std::vector<absl::StatusOr<ps::v1::StatusResponse>> GrpcParameterClient::GetStat
   };
   const RetryPolicy policy = PolicyOf(options_, authorization_);
   const CallOutcome outcome = CallAll(
-      Names(), "GetStatus", policy, NextSeed(), options_.on_retry,
+      Names(), "GetStatus", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
       [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
         shards_[i].stub->async()->GetStatus(
             context, &request, &responses[i],
@@ -553,6 +555,7 @@ absl::Status GrpcParameterClient::ReportEvaluation(int32_t worker_id,
   std::vector<ps::v1::EvaluationAck> acks(plan_.num_shards());
   const RetryPolicy policy = PolicyOf(options_, authorization_);
   return CallAll(Names(), "ReportEvaluation", policy, NextSeed(), options_.on_retry,
+                 options_.on_retry_cause,
                  [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
                    shards_[i].stub->async()->ReportEvaluation(context, &report, &acks[i],
                                                               std::move(done));
@@ -564,7 +567,7 @@ absl::Status GrpcParameterClient::Finish(int32_t worker_id, bool training_comple
   const ps::v1::FinishRequest request = MakeFinishRequest(plan_, worker_id, training_complete);
   std::vector<ps::v1::FinishResponse> responses(plan_.num_shards());
   const RetryPolicy policy = PolicyOf(options_, authorization_);
-  return CallAll(Names(), "Finish", policy, NextSeed(), options_.on_retry,
+  return CallAll(Names(), "Finish", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
                  [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
                    shards_[i].stub->async()->Finish(context, &request, &responses[i],
                                                     std::move(done));
@@ -601,6 +604,7 @@ std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
                            options.max_backoff, nullptr, authorization, /*independent=*/true};
   const std::vector<absl::Status> results =
       CallAll(addresses, "GetStatus", policy, /*seed=*/1, /*on_retry=*/nullptr,
+              /*on_retry_cause=*/nullptr,
               [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
                 stubs[i]->async()->GetStatus(context, &request, &responses[i], std::move(done));
               })

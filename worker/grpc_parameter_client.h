@@ -21,6 +21,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -52,6 +53,9 @@ struct GrpcParameterClientOptions {
   // about to be retried, e.g. to tell the user the worker is waiting for a server; may be
   // empty.
   std::function<void(const std::string&)> on_retry;
+  // Called alongside on_retry with the RPC ("Pull", "Push", ...) and the status code of
+  // the failure about to be retried, e.g. to count retries by cause; may be empty.
+  std::function<void(absl::string_view rpc, grpc::StatusCode code)> on_retry_cause;
   // How this client proves who it is and checks the servers (security/transport_security.h):
   // with TLS, server i must present a certificate naming "ps-<i>"; with a token file, its
   // secret goes with every call.

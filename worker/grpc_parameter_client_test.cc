@@ -296,6 +296,11 @@ TEST_F(GrpcParameterClientTest, WaitsForAServerThatStartsLate) {
   options.max_backoff = absl::Milliseconds(200);
   int retries = 0;
   options.on_retry = [&retries](const std::string& message) { ++retries; };
+  // Called on the calling thread, as on_retry is, one for one.
+  int unavailable_pulls = 0, other_causes = 0;
+  options.on_retry_cause = [&](absl::string_view rpc, grpc::StatusCode code) {
+    ++(rpc == "Pull" && code == grpc::StatusCode::UNAVAILABLE ? unavailable_pulls : other_causes);
+  };
   std::unique_ptr<GrpcParameterClient> client =
       MakeClient({first, absl::StrCat("127.0.0.1:", late_port)}, options);
   std::vector<float> params(parameter_count());
@@ -307,6 +312,8 @@ TEST_F(GrpcParameterClientTest, WaitsForAServerThatStartsLate) {
   ASSERT_TRUE(version.ok()) << version.status();
   EXPECT_EQ(version->shard_versions, std::vector<int64_t>({0, 0}));
   EXPECT_GT(retries, 0);
+  EXPECT_EQ(unavailable_pulls, retries);
+  EXPECT_EQ(other_causes, 0);
   std::vector<float> expected(parameter_count());
   absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
       InProcessParameterClient::Create(*plan_, cluster_->core_pointers(), kToolWorkerId);

@@ -197,6 +197,10 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
     o.on_step = [metrics = worker_metrics.get()](const mobilenet::StepTiming& t) {
       metrics->RecordStep(t.compute, t.pull_wait, t.push_wait, t.loss, t.examples);
     };
+    client.on_retry_cause = [metrics = worker_metrics.get()](absl::string_view rpc,
+                                                             grpc::StatusCode code) {
+      metrics->RecordRetry(rpc, code);
+    };
     printf("Prometheus metrics on http://%s:%d/metrics\n",
            metrics_address.substr(0, metrics_address.rfind(':')).c_str(), metrics_endpoint->port());
   }

@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""The /metrics output of a real mobilenet-ps passes `promtool check metrics` (Prometheus'
-own parser and linter: names, types, units, help texts), and holds the server's and its
-gRPC calls' metrics after a few calls (mobilenet-ctl status).
+"""The /metrics output of a real mobilenet-ps and a real mobilenet-worker passes `promtool
+check metrics` (Prometheus' own parser and linter: names, types, units, help texts), and
+holds the server's and its gRPC calls' metrics after a few calls (mobilenet-ctl status),
+and the worker's once it trains.
 
 Starts mobilenet-ps on loopback with --metrics_address=127.0.0.1:<free port>, waits for
-/metrics to answer, asks for the status twice, scrapes, checks, and stops the server with
-SIGTERM (it must exit 0). Skipped (exit 77) when promtool is not installed and cannot be
+/metrics to answer, asks for the status twice, scrapes and checks; then a worker on
+synthetic data with its own --metrics_address, scraped and checked once it has trained a
+few steps; stops both with SIGTERM (they must exit 0). Skipped (exit 77) when promtool is not installed and cannot be
 (Debian's prometheus package; deploy/install_deps.sh --test installs it).
 
 Usage: metrics_e2e_test.py --bin_dir DIR
@@ -53,6 +55,15 @@ def scrape(port, timeout):
             time.sleep(0.2)
 
 
+def promtool_check(promtool, body, what):
+    lint = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                          text=True, timeout=60)
+    check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(),
+          "promtool check metrics on %s exited %d:\n%s%s" % (what, lint.returncode, lint.stdout,
+                                                             lint.stderr))
+    print("promtool check metrics on %s: clean (%d lines)" % (what, len(body.splitlines())))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin_dir", required=True)
@@ -64,7 +75,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAILED: terminated"))
     run_dir = tempfile.mkdtemp(prefix="metrics_e2e_")
     log_path = os.path.join(run_dir, "ps0.log")
-    ps_port, worker_port, metrics_port = free_ports(3)
+    ps_port, worker_port, metrics_port, worker_metrics_port = free_ports(4)
     ps_hosts = "127.0.0.1:%d" % ps_port
     command = [os.path.join(args.bin_dir, "mobilenet-ps"), "--ps_hosts=" + ps_hosts,
                "--worker_hosts=127.0.0.1:%d" % worker_port, "--job_name=ps", "--task_index=0",
@@ -74,6 +85,8 @@ def main():
     env.pop("MOBILENET_CLUSTER", None)
     ok = False
     server = None
+    worker = None
+    worker_log_path = os.path.join(run_dir, "worker0.log")
     try:
         with open(log_path, "w") as log:
             server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -86,12 +99,7 @@ def main():
                   (status.returncode, status.stderr))
         body = scrape(metrics_port, timeout=10)
 
-        lint = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                              text=True, timeout=60)
-        check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(),
-              "promtool check metrics exited %d:\n%s%s" % (lint.returncode, lint.stdout,
-                                                            lint.stderr))
-        print("promtool check metrics: clean (%d lines)" % len(body.splitlines()))
+        promtool_check(promtool, body, "mobilenet-ps")
         for expected in ["mobilenet_ps_global_step 0",
                          'mobilenet_ps_pushes_total{result="applied"} 0',
                          "mobilenet_ps_push_staleness_count 0",
@@ -100,6 +108,34 @@ def main():
                          'grpc_service="mobilenet.ps.v1.ParameterServer",grpc_type="unary"}']:
             check(expected in body, "/metrics has no %r:\n%s" % (expected, body))
 
+        # A worker on synthetic data, many epochs: it is still training when scraped.
+        worker_command = [os.path.join(args.bin_dir, "mobilenet-worker"),
+                          "--ps_hosts=" + ps_hosts, "--worker_hosts=127.0.0.1:%d" % worker_port,
+                          "--job_name=worker", "--task_index=0", "--synthetic",
+                          "--synthetic_examples=640", "--epochs=100000", "--batch_size=32",
+                          "--threads=1", "--quiet",
+                          "--metrics_address=127.0.0.1:%d" % worker_metrics_port] + SHARED_FLAGS
+        with open(worker_log_path, "w") as log:
+            worker = subprocess.Popen(worker_command, stdout=log, stderr=subprocess.STDOUT,
+                                      env=env)
+        deadline = time.time() + 60
+        while True:
+            body = scrape(worker_metrics_port, timeout=60)
+            if "mobilenet_worker_steps_total 0\n" not in body:
+                break
+            check(time.time() < deadline and worker.poll() is None,
+                  "the worker trained no step in 60 s")
+            time.sleep(0.5)
+        promtool_check(promtool, body, "mobilenet-worker")
+        for expected in ["mobilenet_worker_examples_total",
+                         'mobilenet_worker_step_phase_seconds_count{phase="compute"}',
+                         'mobilenet_worker_step_phase_seconds_count{phase="pull_wait"}',
+                         'mobilenet_worker_step_phase_seconds_count{phase="push_wait"}']:
+            check(expected in body, "worker /metrics has no %r:\n%s" % (expected, body))
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=60)
+        check(code == 0, "mobilenet-worker exited %d after SIGTERM" % code)
+
         server.send_signal(signal.SIGTERM)
         code = server.wait(timeout=60)
         check(code == 0, "mobilenet-ps exited %d after SIGTERM" % code)
@@ -107,12 +143,15 @@ def main():
     except (Failure, subprocess.TimeoutExpired) as e:
         print("FAILED: %s" % e)
     finally:
-        if server is not None and server.poll() is None:
-            server.kill()
-            server.wait()
+        for process in (worker, server):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
         if not ok:
-            with open(log_path) as log:
-                print("---- %s\n%s" % (log_path, log.read()))
+            for path in (log_path, worker_log_path):
+                if os.path.exists(path):
+                    with open(path) as log:
+                        print("---- %s\n%s" % (path, log.read()))
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
     print("PASSED" if ok else "FAILED")

@@ -18,10 +18,11 @@ namespace mobilenet {
 // Thread-safe (the registry and the exposer lock themselves).
 class MetricsEndpoint {
  public:
-  // Listens on `address` ("127.0.0.1:9100", "[::1]:0", "0.0.0.0:9100" only if asked;
-  // port 0: any free port, see port()) and serves GET /metrics. InvalidArgument for an
-  // address that is not host:port with a numeric port; Unavailable naming the address
-  // when it cannot be bound.
+  // Listens on `address` ("127.0.0.1:9100", "localhost:9100", "0.0.0.0:9100" only if
+  // asked; port 0: any free port, see port()) and serves GET /metrics. InvalidArgument for
+  // an address that is not host:port with a numeric port; Unavailable naming the address
+  // when it cannot be bound. IPv6 addresses ("[::1]:9100") are Unavailable: the civetweb
+  // of Debian 12 does not bind them.
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(absl::string_view address);
 
   MetricsEndpoint(const MetricsEndpoint&) = delete;

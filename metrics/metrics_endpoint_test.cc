@@ -64,6 +64,14 @@ TEST(MetricsEndpointTest, RefusesAMalformedAddressNamingIt) {
   }
 }
 
+TEST(MetricsEndpointTest, AnAddressOfAnotherHostIsAnErrorNamingIt) {
+  const std::string address = "192.0.2.1:0";  // TEST-NET-1: no host has it
+  auto endpoint = MetricsEndpoint::Start(address);
+  ASSERT_FALSE(endpoint.ok());
+  EXPECT_TRUE(absl::IsUnavailable(endpoint.status())) << endpoint.status();
+  EXPECT_THAT(std::string(endpoint.status().message()), HasSubstr(address));
+}
+
 TEST(MetricsEndpointTest, APortInUseIsAnErrorNamingTheAddress) {
   auto first = MetricsEndpoint::Start("127.0.0.1:0");
   ASSERT_TRUE(first.ok()) << first.status();

@@ -31,7 +31,8 @@ int64_t ToInt(const std::string& text) { return std::strtoll(text.c_str(), nullp
 const std::regex& ProgressPattern() {
   static const std::regex* pattern = new std::regex(
       R"(epoch ([0-9.]+)/[0-9]+  step ([0-9]+)  ([0-9.]+) img/s  loss (\S+)  acc ([0-9.]+)%)"
-      R"(  lr \S+(?:  global ([0-9]+))?(?:  stale ([0-9.]+))?(?:  push ([0-9.]+)ms)?)");
+      R"(  lr \S+(?:  global ([0-9]+))?(?:  stale ([0-9.]+))?(?:  push ([0-9.]+)ms)?)"
+      R"((?:  ETA \S+)?(?:  elapsed ([0-9hms]+))?)");
   return *pattern;
 }
 
@@ -95,6 +96,7 @@ WorkerLog ParseWorkerLog(int task, absl::string_view text) {
       p.global_step = m[6].matched ? ToInt(m[6].str()) : p.step;
       if (m[7].matched) p.staleness = ToDouble(m[7].str());
       if (m[8].matched) p.push_latency_ms = ToDouble(m[8].str());
+      if (m[9].matched) p.elapsed_seconds = ParseShortDuration(m[9].str()).value_or(-1);
       log.progress.push_back(p);
     } else if (std::regex_search(line, m, FinalPattern())) {
       log.final_evaluation =

@@ -33,6 +33,7 @@ struct ProgressPoint {
   double accuracy_percent = 0;
   double staleness = -1;        // < 0: not shown
   double push_latency_ms = -1;  // < 0: not shown
+  double elapsed_seconds = -1;  // since the worker started training; < 0: not shown
 };
 
 // "Test accuracy: 91.21% (9121/10000), test loss 0.3126 at global step 11250".

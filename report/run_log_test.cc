@@ -61,6 +61,23 @@ TEST(ParseWorkerLogTest, SingleProcessLineHasNoDistributedFields) {
   EXPECT_LT(log.progress[0].push_latency_ms, 0);
 }
 
+TEST(ParseWorkerLogTest, ElapsedTimeOfNewerProgressLines) {
+  const WorkerLog log = ParseWorkerLog(
+      1,
+      "epoch 0.26/12  step 122  773.0 img/s  loss 2.8507  acc 17.8%  lr 0.045  global 244  "
+      "stale 2.0  push 85.9ms  ETA 7m36s  elapsed 10s\n"
+      "epoch 11.79/12  step 5526  808.1 img/s  loss 0.6863  acc 91.4%  lr 0.00387  global "
+      "10686  stale 3.0  push 78.9ms  ETA 8s  elapsed 7m31s\n"
+      "epoch 0.00/12  step 1  0.0 img/s  loss 2.4092  acc 1.6%  lr 0  global 0  stale 0.0  "
+      "push 0.0ms  elapsed 0s\n");
+  ASSERT_EQ(log.progress.size(), 3u);
+  EXPECT_DOUBLE_EQ(log.progress[0].elapsed_seconds, 10);
+  EXPECT_DOUBLE_EQ(log.progress[1].elapsed_seconds, 451);
+  EXPECT_DOUBLE_EQ(log.progress[1].push_latency_ms, 78.9);
+  EXPECT_DOUBLE_EQ(log.progress[2].elapsed_seconds, 0);
+  EXPECT_LT(ParseWorkerLog(0, kChiefLog).progress[1].elapsed_seconds, 0);
+}
+
 TEST(ParseWorkerLogTest, SkipsTruncatedAndGarbledLines) {
   // A run killed midway: the last line cut off, binary noise, an empty log.
   const WorkerLog log = ParseWorkerLog(

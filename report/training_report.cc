@@ -156,10 +156,32 @@ std::string RenderTrainingReport(const RunLog& run) {
               [](const LineSeries& a, const LineSeries& b) { return a.name < b.name; });
     staleness.series = {p50, p90, max};
   }
-  body += Figure(RenderLineChart(rate),
-                 "From ps-0.log: each periodic status line's \"workers: N(R img/s, ...)\", the "
-                 "rate each worker last reported to the server (a finished worker keeps its "
-                 "last rate).");
+  // The workers' own progress lines when they carry their time (since "elapsed" was added),
+  // otherwise what they reported to ps-0.
+  LineChart worker_rate{"images-per-second",
+                        "Images/s per worker",
+                        "seconds since the worker started training",
+                        "images/s",
+                        {}};
+  for (const WorkerLog& w : run.workers) {
+    LineSeries s{WorkerName(w.task), {}};
+    for (const ProgressPoint& p : w.progress) {
+      if (p.elapsed_seconds >= 0 && p.images_per_sec > 0) {
+        s.points.push_back({p.elapsed_seconds, p.images_per_sec});
+      }
+    }
+    if (!s.points.empty()) worker_rate.series.push_back(std::move(s));
+  }
+  if (!worker_rate.series.empty()) {
+    body += Figure(RenderLineChart(worker_rate),
+                   "From each worker-N.log: its progress lines' img/s (over the last 10 "
+                   "seconds) against their \"elapsed\" time.");
+  } else {
+    body += Figure(RenderLineChart(rate),
+                   "From ps-0.log: each periodic status line's \"workers: N(R img/s, ...)\", "
+                   "the rate each worker last reported to the server (a finished worker keeps "
+                   "its last rate).");
+  }
   body += Figure(RenderLineChart(staleness),
                  "From ps-0.log: each periodic status line's \"staleness p50/p90/max\", the "
                  "distribution of the staleness of every push the server applied since it "

@@ -70,6 +70,23 @@ TEST(RenderTrainingReportTest, SummaryAndEveryChartWithItsSeries) {
   EXPECT_THAT(html, HasSubstr("runs/&lt;20261201&gt;"));
 }
 
+TEST(RenderTrainingReportTest, ImagesPerSecondFromWorkersWhenTheirLinesHaveTime) {
+  RunLog run = SmallRun();
+  run.workers[1] = ParseWorkerLog(
+      1,
+      "epoch 0.26/12  step 122  773.0 img/s  loss 2.8507  acc 17.8%  lr 0.045  global 244  "
+      "stale 2.0  push 85.9ms  ETA 7m36s  elapsed 10s\n"
+      "epoch 0.52/12  step 245  784.6 img/s  loss 1.8641  acc 48.5%  lr 0.045  global 491  "
+      "stale 4.0  push 84.6ms  ETA 7m19s  elapsed 20s\n");
+  const std::string html = RenderTrainingReport(run);
+  EXPECT_THAT(html, HasSubstr("seconds since the worker started training"));
+  EXPECT_THAT(html, HasSubstr("id=\"images-per-second-worker-1\" class=\"series\" "
+                              "data-series=\"worker 1\" data-points=\"2\""));
+  // Worker 0's lines have no time: not charted rather than charted on another clock.
+  EXPECT_THAT(html, Not(HasSubstr("id=\"images-per-second-worker-0\"")));
+  EXPECT_THAT(RenderTrainingReport(SmallRun()), HasSubstr("seconds since ps-0 started"));
+}
+
 TEST(RenderTrainingReportTest, EmptyRunStillRenders) {
   RunLog run;
   run.run_dir = "empty";

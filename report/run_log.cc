@@ -16,10 +16,14 @@
 namespace mobilenet {
 namespace {
 
+// Longer lines are none the logs print (a status line of 64 workers is about 2,500
+// characters) and are skipped: std::regex recurses per character and would exhaust the stack.
+constexpr size_t kMaxLineLength = 16384;
+
 std::vector<std::string> SplitLines(absl::string_view text) {
   std::vector<std::string> lines;
   for (absl::string_view line : absl::StrSplit(text, absl::ByAnyChar("\r\n"), absl::SkipEmpty())) {
-    lines.emplace_back(line);
+    if (line.size() <= kMaxLineLength) lines.emplace_back(line);
   }
   return lines;
 }

@@ -95,6 +95,21 @@ TEST(ParseWorkerLogTest, SkipsTruncatedAndGarbledLines) {
   EXPECT_TRUE(ParseWorkerLog(1, "").progress.empty());
 }
 
+TEST(ParseWorkerLogTest, HugeLinesAreSkippedNotFatal) {
+  const std::string huge = "epoch 1.00  global step " + std::string(4 << 20, '7') + "\n";
+  EXPECT_TRUE(ParseWorkerLog(0, huge + kChiefLog).evaluations.size() == 2);
+  const std::string long_status = "[18:17:31 ps 0/2] step 727  examples 1  epoch 0.78  " +
+                                  std::string(1 << 20, ' ') + "staleness p50/p90/max 3/3/4\n";
+  EXPECT_TRUE(ParsePsLog(0, long_status).statuses.empty());
+  // Just within the limit: parsed.
+  const std::string workers = "0(799 img/s, seen 0s ago), ";
+  std::string within =
+      "[18:17:31 ps 0/2] step 727  examples 1  epoch 0.78  staleness "
+      "p50/p90/max 3/3/4  workers: ";
+  while (within.size() + workers.size() < 16384) within += workers;
+  EXPECT_EQ(ParsePsLog(0, within).statuses.size(), 1u);
+}
+
 TEST(ParsePsLogTest, StatusLinesWithTimeSinceStart) {
   const PsLog log = ParsePsLog(
       0,

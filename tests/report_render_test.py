@@ -104,6 +104,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bin_dir", required=True, help="where mobilenet-ctl is")
     parser.add_argument("--run_dir", required=True, help="a run folder of logs (copied)")
+    parser.add_argument("--evaluations", type=int, required=True,
+                        help="test accuracy points the chief's log gives (with the final one)")
+    parser.add_argument("--images_per_second_from", choices=["ps", "workers"], required=True,
+                        help="where the run's images/s come from: ps-0's status lines (logs "
+                             "before progress lines had \"elapsed\") or the workers' own")
     args = parser.parse_args()
 
     chromium = find_chromium()
@@ -165,10 +170,18 @@ def main():
                           re.escape(series), dom.stdout)
             check(m is not None, "the DOM holds series %s with its drawing" % series)
         points = re.search(r'id="accuracy-step-test-accuracy"[^>]*data-points="(\d+)"', dom.stdout)
-        check(points is not None and int(points.group(1)) == 12,
-              "test accuracy has 11 evaluations and the final one (%s)" %
-              (points.group(1) if points else "none"))
-        check("91.21% (9121/10000)" in dom.stdout, "the summary gives the final accuracy")
+        check(points is not None and int(points.group(1)) == args.evaluations,
+              "test accuracy has %d points, the evaluations and the final one (%s)" %
+              (args.evaluations, points.group(1) if points else "none"))
+        x_label = {"ps": "seconds since ps-0 started",
+                   "workers": "seconds since the worker started training"}
+        chart = re.search(r'<svg [^>]*id="images-per-second".*?</svg>', dom.stdout, re.S)
+        check(chart is not None and x_label[args.images_per_second_from] in chart.group(0),
+              "images/s are charted from the %s' logs" % args.images_per_second_from)
+        final = re.search(r"Test accuracy: ([0-9.]+% \(\d+/\d+\))",
+                          open(os.path.join(run_dir, "worker-0.log")).read())
+        check(final is not None and final.group(1) in dom.stdout,
+              "the summary gives the final accuracy (%s)" % (final.group(1) if final else None))
         check("no data" not in dom.stdout, "no chart of the fixture run is empty")
 
     if failures:

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -140,20 +141,18 @@ std::string RenderTrainingReport(const RunLog& run) {
                       {}};
   if (ps0 != nullptr) {
     LineSeries p50{"p50", {}}, p90{"p90", {}}, max{"max", {}};
+    std::map<int, LineSeries> by_task;  // in task order (worker 2 before worker 10)
     for (const PsStatusPoint& p : ps0->statuses) {
       for (const PsStatusPoint::WorkerRate& w : p.workers) {
-        const std::string name = WorkerName(w.task);
-        auto it = std::find_if(rate.series.begin(), rate.series.end(),
-                               [&name](const LineSeries& s) { return s.name == name; });
-        if (it == rate.series.end()) it = rate.series.insert(rate.series.end(), {name, {}});
-        it->points.push_back({p.seconds, w.images_per_sec});
+        LineSeries& series = by_task[w.task];
+        series.name = WorkerName(w.task);
+        series.points.push_back({p.seconds, w.images_per_sec});
       }
       p50.points.push_back({p.seconds, static_cast<double>(p.staleness_p50)});
       p90.points.push_back({p.seconds, static_cast<double>(p.staleness_p90)});
       max.points.push_back({p.seconds, static_cast<double>(p.staleness_max)});
     }
-    std::sort(rate.series.begin(), rate.series.end(),
-              [](const LineSeries& a, const LineSeries& b) { return a.name < b.name; });
+    for (auto& [task, series] : by_task) rate.series.push_back(std::move(series));
     staleness.series = {p50, p90, max};
   }
   // The workers' own progress lines when they carry their time (since "elapsed" was added),

@@ -87,6 +87,22 @@ TEST(RenderTrainingReportTest, ImagesPerSecondFromWorkersWhenTheirLinesHaveTime)
   EXPECT_THAT(RenderTrainingReport(SmallRun()), HasSubstr("seconds since ps-0 started"));
 }
 
+TEST(RenderTrainingReportTest, WorkersOfPsLinesInTaskOrder) {
+  RunLog run;
+  run.run_dir = "twelve workers";
+  run.servers.push_back(ParsePsLog(
+      0,
+      "[18:17:31 ps 0/1] step 7  examples 448  epoch 0.01  lr 0.045  pushes 7 applied  "
+      "staleness p50/p90/max 3/3/4  workers: 10(500 img/s, seen 0s ago), 2(600 img/s, seen "
+      "0s ago)\n"));
+  const std::string html = RenderTrainingReport(run);
+  const size_t two = html.find("id=\"images-per-second-worker-2\"");
+  const size_t ten = html.find("id=\"images-per-second-worker-10\"");
+  ASSERT_NE(two, std::string::npos);
+  ASSERT_NE(ten, std::string::npos);
+  EXPECT_LT(two, ten);
+}
+
 TEST(RenderTrainingReportTest, EmptyRunStillRenders) {
   RunLog run;
   run.run_dir = "empty";

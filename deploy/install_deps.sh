@@ -7,7 +7,8 @@
 #                                    fuzz, hostile-client and security tests, cryptography
 #                                    for an expired certificate, clang for the
 #                                    thread-safety analysis, prometheus for promtool,
-#                                    which checks the /metrics output)
+#                                    which checks the /metrics output, chromium to
+#                                    render the training report)
 #   deploy/install_deps.sh --bench   also PyTorch, for tests/benchmarks/compare_pytorch.sh
 #   deploy/install_deps.sh --docker  also the Docker engine, docker-compose and what builds the
 #                                    base image (deploy/compose_demo.sh, tests/compose_e2e_test.py)
@@ -23,7 +24,7 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=(python3 python3-numpy python3-onnx python3-yaml python3-grpcio
-                       python3-protobuf python3-cryptography clang prometheus) ;;
+                       python3-protobuf python3-cryptography clang prometheus chromium) ;;
     --bench) packages+=(python3 python3-numpy python3-torch) ;;
     --docker) packages+=(docker.io docker-compose debootstrap iptables) ;;
     *) echo "install_deps.sh: unknown option '$arg' (expected --test, --bench or --docker)" >&2; exit 2 ;;

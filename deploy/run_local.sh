@@ -159,6 +159,17 @@ echo "Cluster status at any time: $bin/mobilenet-ctl status --ps_hosts=$ps_hosts
 tail -n +1 -f --pid="$chief_pid" "$chief_log" &
 tail_pid=$!
 
+# The run's training curves (mobilenet-ctl report): best effort, a failure only warns.
+write_report() {
+  if "$bin/mobilenet-ctl" report --run_dir="$run_dir" --out="$run_dir/report.html" \
+      >/dev/null 2>"$run_dir/report.err"; then
+    rm -f "$run_dir/report.err"
+    echo "Training report: $run_dir/report.html"
+  else
+    echo "warning: no training report ($(tail -n 1 "$run_dir/report.err"))" >&2
+  fi
+}
+
 # Wait for every process; the first one to fail stops the run.
 running=("${pids[@]}")
 while [ ${#running[@]} -gt 0 ]; do
@@ -179,6 +190,7 @@ while [ ${#running[@]} -gt 0 ]; do
     echo >&2
     echo "$name exited with status $status; stopping the cluster. Its log ($run_dir/$name.log):" >&2
     tail -n 20 "$run_dir/$name.log" >&2
+    write_report || true
     exit "$status"
   fi
 done
@@ -193,3 +205,4 @@ echo "Final test accuracy: ${accuracy:-not reported (see $chief_log)}"
 echo "Checkpoints: $checkpoint_dir (evaluate: $bin/mobilenet-ctl eval --checkpoint=$checkpoint_dir)"
 [ -f "$onnx" ] && echo "ONNX model: $onnx"
 echo "Logs: $run_dir"
+write_report || true

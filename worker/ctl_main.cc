@@ -3,6 +3,7 @@
 //   mobilenet-ctl predict --checkpoint PATH [--count N | --input batch.npy] [--json]
 //   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR]
 //   mobilenet-ctl status  --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]
+//   mobilenet-ctl report  --run_dir DIR [--out DIR/report.html]
 // PATH is a checkpoint file or a folder of checkpoints (one series per parameter-server
 // shard, or a single-process run's --checkpoint_dir).
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include "model/onnx_export.h"
 #include "parameter_server/core/model_checkpoint.h"
 #include "parameter_server/core/sharding_plan.h"
+#include "report/training_report.h"
 #include "security/security_flags.h"
 #include "worker/cluster_status.h"
 #include "worker/evaluation_reader.h"
@@ -55,6 +57,9 @@ ABSL_FLAG(std::string, ps_hosts, "",
 ABSL_FLAG(double, watch, 0,
           "status: refresh every N seconds until interrupted (--watch alone: every 2 s); "
           "0: once.");
+ABSL_FLAG(std::string, run_dir, "",
+          "report: the run folder (deploy/run_local.sh's runs/<time>/) whose logs to chart.");
+ABSL_FLAG(std::string, out, "", "report: where to write the HTML (default: RUN_DIR/report.html).");
 ABSL_FLAG(double, timeout_secs, 5,
           "status (and --ps_hosts loads): how long to wait for each parameter server.");
 
@@ -71,6 +76,9 @@ constexpr char kUsage[] =
     "  status   --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]\n"
     "           the training cluster as its parameter servers report it (exit 1 when\n"
     "           none answers)\n"
+    "  report   --run_dir DIR [--out DIR/report.html]   the run's training curves (test\n"
+    "           accuracy and loss, images/s, staleness, step time) from its logs, as one\n"
+    "           self-contained HTML page\n"
     "PATH: a checkpoint file, or a folder of checkpoints: a single-process run's\n"
     "--checkpoint_dir or the parameter servers' (the newest valid file of every shard).\n"
     "export/predict/eval take --ps_hosts=h1:p1,... instead of --checkpoint to read the\n"
@@ -328,6 +336,16 @@ absl::Status ShowStatus() {
   return absl::OkStatus();
 }
 
+absl::Status Report() {
+  const std::string run_dir = absl::GetFlag(FLAGS_run_dir);
+  if (run_dir.empty()) return absl::InvalidArgumentError("--run_dir is required");
+  std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) out = absl::StrCat(run_dir, "/report.html");
+  RETURN_IF_ERROR(WriteTrainingReport(run_dir, out));
+  printf("Training report: %s\n", out.c_str());
+  return absl::OkStatus();
+}
+
 }  // namespace
 }  // namespace mobilenet
 
@@ -367,6 +385,8 @@ int main(int argc, char** argv) {
     status = mobilenet::Eval();
   } else if (command == "status") {
     status = mobilenet::ShowStatus();
+  } else if (command == "report") {
+    status = mobilenet::Report();
   } else {
     fprintf(stderr, "mobilenet-ctl: unknown command \"%s\"\n%s\n", command.c_str(),
             mobilenet::kUsage);

@@ -30,6 +30,9 @@ std::string ProgressReporter::Format(const ProgressSnapshot& s) {
   if (s.staleness >= 0) absl::StrAppendFormat(&text, "  stale %.1f", s.staleness);
   if (s.push_latency_ms >= 0) absl::StrAppendFormat(&text, "  push %.1fms", s.push_latency_ms);
   if (s.eta_seconds >= 0) absl::StrAppendFormat(&text, "  ETA %s", FormatDuration(s.eta_seconds));
+  if (s.elapsed_seconds >= 0) {
+    absl::StrAppendFormat(&text, "  elapsed %s", FormatDuration(s.elapsed_seconds));
+  }
   return text;
 }
 

@@ -21,6 +21,7 @@ struct ProgressSnapshot {
   double accuracy = 0;        // recent training-batch accuracy, in [0, 1]
   double learning_rate = 0;
   double eta_seconds = -1;    // < 0: unknown
+  double elapsed_seconds = -1;  // since training started; shown when >= 0
   // Distributed extras; shown when >= 0.
   double staleness = -1;
   double push_latency_ms = -1;

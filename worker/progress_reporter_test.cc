@@ -44,6 +44,9 @@ TEST(ProgressReporterTest, FormatShowsFieldsAndDistributedExtrasOnlyWhenKnown) {
   s.push_latency_ms = 3.25;
   EXPECT_NE(ProgressReporter::Format(s).find("global 25  stale 1.5  push 3.2ms"),
             std::string::npos);
+  s.elapsed_seconds = 83.4;
+  EXPECT_NE(ProgressReporter::Format(s).find("push 3.2ms  ETA 1m05s  elapsed 1m23s"),
+            std::string::npos);
 }
 
 TEST(ProgressReporterTest, PlainModeWritesWholeLinesRateLimited) {

@@ -232,6 +232,7 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
         snap.eta_seconds = (total_examples - done) / snap.images_per_sec;
       }
       snap.learning_rate = last_learning_rate_;
+      snap.elapsed_seconds = absl::ToDoubleSeconds(now - start);
       if (config_.worker_id != 0 || global_step_ != steps_) {
         snap.staleness = last_staleness_;
         snap.push_latency_ms = last_push_ms_;

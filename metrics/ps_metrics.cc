@@ -162,14 +162,21 @@ std::vector<MetricFamily> ParameterServerMetrics::Collect() const {
                     "Since any request of the worker (workers heard from by this run).",
                     kGauge,
                     {}};
+  MetricFamily finished{"mobilenet_ps_worker_finished",
+                        "1 once the worker said it finished its share (a silent finished "
+                        "worker is not a problem), else 0.",
+                        kGauge,
+                        {}};
   for (const ps::v1::WorkerStatus& w : s.workers()) {
     // The ledger lists exactly the members [0, num_workers): bounded label values.
     if (w.worker_id() < 0 || w.worker_id() >= s.num_workers()) continue;
     if (w.seconds_since_last_seen() < 0) continue;
-    seen.metric.push_back(
-        Sample(w.seconds_since_last_seen(), kGauge, {{"worker", absl::StrCat(w.worker_id())}}));
+    const std::string worker = absl::StrCat(w.worker_id());
+    seen.metric.push_back(Sample(w.seconds_since_last_seen(), kGauge, {{"worker", worker}}));
+    finished.metric.push_back(Sample(w.finished() ? 1 : 0, kGauge, {{"worker", worker}}));
   }
   if (!seen.metric.empty()) families.push_back(std::move(seen));
+  if (!finished.metric.empty()) families.push_back(std::move(finished));
   return families;
 }
 

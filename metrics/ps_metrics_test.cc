@@ -102,6 +102,12 @@ TEST_F(ParameterServerMetricsTest, ReflectsPushesAppliedAndRefused) {
   EXPECT_THAT(text, HasSubstr("mobilenet_ps_push_apply_seconds_bucket{le=\"+Inf\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("mobilenet_ps_worker_last_seen_age_seconds{worker=\"0\"}"));
   EXPECT_THAT(text, HasSubstr("mobilenet_ps_worker_last_seen_age_seconds{worker=\"1\"}"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_worker_finished{worker=\"1\"} 0\n"));
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(plan_->fingerprint());
+  finish.set_worker_id(1);
+  ASSERT_TRUE(core_->Finish(Caller::Trusted(), finish).ok());
+  EXPECT_THAT(Scrape(), HasSubstr("mobilenet_ps_worker_finished{worker=\"1\"} 1\n"));
 }
 
 TEST_F(ParameterServerMetricsTest, ShowsCheckpointsAndTheChiefsEvaluation) {

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The docker-compose demo: starts the Docker engine when none runs (installing Debian's
 # docker.io and docker-compose when missing), builds the base image when missing
-# (deploy/docker/build_base_image.sh) and the trainer image (deploy/Dockerfile), brings up
-# deploy/docker-compose.yml (2 parameter servers, 2 workers, one container each, on mutual
-# TLS with the certificates deploy/make_certs.sh makes for them), follows the chief's
-# progress with the cluster's status table every minute, and ends with the test accuracy
-# reached. The cluster's containers stay (stopped) and so does the engine; the script says
-# how to remove them.
+# (deploy/docker/build_base_image.sh), the trainer image (deploy/Dockerfile) and the
+# Prometheus image (deploy/prometheus/Dockerfile), brings up deploy/docker-compose.yml (2
+# parameter servers, 2 workers, one container each, on mutual TLS with the certificates
+# deploy/make_certs.sh makes for them, and a Prometheus scraping them), prints Prometheus'
+# URL, follows the chief's progress with the cluster's status table every minute, and ends
+# with the test accuracy reached. The cluster's containers stay (stopped), Prometheus keeps
+# running (to look at the run) and so does the engine; the script says how to remove them.
 #   deploy/compose_demo.sh [--short] [--epochs N] [--resolution N] [--target_accuracy P]
 #                          [--resume] [--project NAME]
 #   --short              a short job (2 epochs at 32x32, a few minutes) instead of the
@@ -17,7 +18,8 @@
 #                        (checkpoints are kept: `up -d` resumes); default: train to the end
 #   --resume             keep the checkpoints of the previous run (default: start afresh)
 #   --project NAME       the compose project name (default: mobilenet)
-# Host ports of the two PS: PS0_PORT, PS1_PORT (default 22220, 22221, on 127.0.0.1).
+# Host ports of the two PS: PS0_PORT, PS1_PORT (default 22220, 22221, on 127.0.0.1); of
+# Prometheus' UI and API: PROMETHEUS_PORT (default 9090, on 127.0.0.1).
 # Certificates: MOBILENET_CERTS_DIR (default: runs/compose-certs of the repository), made
 # or completed by deploy/make_certs.sh for the compose file's PS and workers, kept between
 # runs; the monitor's certificate there lets mobilenet-ctl on this machine watch.
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
     --resume) resume=1; shift ;;
     --project) project="${2:?--project needs a name}"; shift 2 ;;
     --project=*) project="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -55,6 +57,7 @@ done
 
 export EPOCHS=$epochs RESOLUTION=$resolution
 export PS0_PORT=${PS0_PORT:-22220} PS1_PORT=${PS1_PORT:-22221}
+export PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 threads=$(( $(nproc) / 2 ))
 export WORKER_THREADS=${WORKER_THREADS:-$(( threads < 1 ? 1 : threads ))}
 export MOBILENET_IMAGE=${MOBILENET_IMAGE:-mobilenet-v1-trainer:latest}
@@ -82,6 +85,12 @@ if ! docker build -f "$root/deploy/Dockerfile" -t "$MOBILENET_IMAGE" "$root" >"$
 fi
 rm -f "$build_log"
 echo "Image $MOBILENET_IMAGE built in $(( $(date +%s) - start )) s."
+# Prometheus: Debian's package on the same base image (the compose file's `build:`).
+if ! compose build prometheus >"$build_log" 2>&1; then
+  tail -n 40 "$build_log" >&2
+  die "the Prometheus image build failed (above: the end of its log; full log: $build_log)"
+fi
+rm -f "$build_log"
 
 # 2. The certificates, for every PS and worker service of the compose file (idempotent:
 # the existing ones are kept, missing or expiring ones made).
@@ -96,10 +105,11 @@ echo "Certificates of $num_ps PS, $num_workers workers and the monitor in $MOBIL
 if [ "$resume" -eq 0 ]; then
   compose down -v --remove-orphans >/dev/null 2>&1 || true
 fi
-for port in "$PS0_PORT" "$PS1_PORT"; do
+for port in "$PS0_PORT" "$PS1_PORT" "$PROMETHEUS_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
      ! compose ps -q 2>/dev/null | grep -q .; then
-    die "127.0.0.1:$port is taken; choose other host ports with PS0_PORT=... PS1_PORT=..."
+    die "127.0.0.1:$port is taken; choose other host ports with PS0_PORT=... PS1_PORT=..." \
+        "PROMETHEUS_PORT=..."
   fi
 done
 echo "Starting the cluster (project $project): $EPOCHS epoch(s) at ${RESOLUTION}x$RESOLUTION," \
@@ -108,6 +118,9 @@ compose up -d
 start=$(date +%s)
 chief=$(compose ps -q worker0)
 [ -n "$chief" ] || die "no worker0 container after 'up'"
+prometheus_url="http://127.0.0.1:$PROMETHEUS_PORT"
+echo "Prometheus: $prometheus_url  (targets: $prometheus_url/targets," \
+     "alerts: $prometheus_url/alerts; on this machine only)"
 
 ctl_host="$root/build/bin/mobilenet-ctl"
 # mobilenet-ctl with the monitor's certificate: in a container (the volume `tls`) and here.
@@ -133,8 +146,9 @@ how_to() {
     echo "Status:              $c exec ps0 mobilenet-ctl status --ps_hosts=ps0:2222,ps1:2222 --watch $ctl_tls_in"
   fi
   echo "Evaluate checkpoints: $c run --rm --no-deps ps0 mobilenet-ctl eval --checkpoint=/var/lib/mobilenet/checkpoints"
+  echo "Prometheus:          $prometheus_url   (graph e.g. rate(mobilenet_ps_pushes_total[1m]))"
   [ "${1:-}" = finished ] || echo "Resume training:     $c up -d"
-  echo "Remove the cluster:  $c down      (and its checkpoints: down -v)"
+  echo "Remove the cluster:  $c down      (and its checkpoints and metrics: down -v)"
   echo "Renew certificates:  deploy/make_certs.sh $certs $num_ps $num_workers --rotate && $c up -d certs"
   echo "Stop the engine:     deploy/docker/engine.sh stop   (when this script started it)"
 }
@@ -173,8 +187,9 @@ elapsed=$(( $(date +%s) - start ))
 echo
 if [ "$reached" -eq 1 ]; then
   status_table
-  echo "Target accuracy ${target}% reached (best: $(best_accuracy)%) after $((elapsed / 60))m$((elapsed % 60))s; stopping the cluster (the PS checkpoint) ..."
-  compose stop
+  echo "Target accuracy ${target}% reached (best: $(best_accuracy)%) after $((elapsed / 60))m$((elapsed % 60))s; stopping the cluster (the PS checkpoint; Prometheus keeps running) ..."
+  # shellcheck disable=SC2046  # service names are words
+  compose stop $(grep -E '^(ps|worker)[0-9]+$' <<<"$services")
 else
   code=$(docker inspect -f '{{.State.ExitCode}}' "$chief")
   [ "$code" -eq 0 ] || { compose logs --no-color --tail=30 >&2; die "the chief exited with status $code (logs above)"; }

@@ -3,8 +3,10 @@
 # replica and completion counts, task indexes from the pod, gRPC probes of the plaintext
 # health port, resources, checkpoint PVCs, model flags equal on PS and workers, mutual TLS
 # for every process from read-only Secret mounts (and the Secrets make_cert_secret.sh
-# makes: every file the pods name, certificates named for their task), the NetworkPolicy
-# in front of the PS, and that mobilenet-ps and mobilenet-worker accept the rendered
+# makes: every file the pods name, certificates named for their task), the NetworkPolicies
+# in front of the PS and the workers, every pod's metrics port with its --metrics_address
+# and prometheus.io annotations, that deploy/k8s/prometheus-scrape.yml makes one target
+# per pod of them, and that mobilenet-ps and mobilenet-worker accept the rendered
 # arguments. Needs openssl (make_certs.sh). Uses kubectl from PATH (installs
 # Debian's kubernetes-client when there is none) and, when `apt-get download` works, also
 # checks that Debian 12's kubectl 1.20 renders the same, extracted (not installed) into

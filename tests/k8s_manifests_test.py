@@ -21,12 +21,23 @@ What is checked (check_manifests):
     group-readable through fsGroup and by no one else; no --insecure;
   - a NetworkPolicy selects the PS pods and admits to port 2222 only pods of the job in
     this namespace (the workers and the PS themselves), and opens the health port;
+  - metrics: every PS and worker pod serves them (--metrics_address=0.0.0.0:<port>) on a
+    containerPort of that number named "metrics", and its prometheus.io/scrape ("true"),
+    /port (that number) and /path (/metrics) annotations say so; the NetworkPolicy of the
+    PS, and one of the workers, admit to that port only Prometheus (pods labelled
+    app.kubernetes.io/name=prometheus in the namespace "monitoring"; not other pods of
+    that namespace, nor pods so labelled in other namespaces, nor unrelated pods of the
+    job's namespace), and the workers' admits nothing to any other port;
   - requests and limits of CPU and memory on every container, requests within limits;
   - the model, optimizer and schedule flags are the same on the PS and the workers.
 
 The test also renders the shipped manifests, a copy resized with set_cluster_size.sh
 (3 PS, 4 workers) and a deliberately inconsistent copy (cluster-size.yaml edited by hand),
-checks that the consistency check rejects mutated manifests with clear messages, runs
+checks that the consistency check rejects mutated manifests with clear messages, checks
+deploy/k8s/prometheus-scrape.yml against the rendered pods (its relabelling simulated on
+the labels Prometheus' pod discovery gives them: one target per running PS or worker pod,
+in the job rules.yml expects, at its metrics port and path; none of a finished worker or
+of another application's annotated pod), and that it catches mismatches, runs
 deploy/k8s/make_cert_secret.sh (shipped and resized) and checks that its Secrets hold
 every file the pods name, certificates carrying their task's name, signed by the CA and
 matching their keys, and no CA key or key of another role, and,
@@ -281,6 +292,26 @@ TLS_MOUNT = "/etc/mobilenet/tls"
 STRANGER_LABELS = [{}, {"app.kubernetes.io/name": "some-other-app",
                         "app.kubernetes.io/component": "worker"}]
 
+# Metrics: the pod annotations a Prometheus discovers pods by, and who may scrape. The
+# NetworkPolicies admit to the metrics port only pods labelled PROMETHEUS_LABELS in the
+# namespace named MONITORING_NAMESPACE (ps-networkpolicy.yaml says why); the job itself
+# runs in a namespace named JOB_NAMESPACE for these checks.
+SCRAPE_ANNOTATION = "prometheus.io/scrape"
+PORT_ANNOTATION = "prometheus.io/port"
+PATH_ANNOTATION = "prometheus.io/path"
+METRICS_PATH = "/metrics"
+PROMETHEUS_LABELS = {"app.kubernetes.io/name": "prometheus"}
+MONITORING_NAMESPACE = {"kubernetes.io/metadata.name": "monitoring"}
+JOB_NAMESPACE = {"kubernetes.io/metadata.name": "training"}
+# (namespace labels, pod labels) of peers that must not reach a metrics port.
+NOT_PROMETHEUS = ([(JOB_NAMESPACE, labels) for labels in STRANGER_LABELS] +
+                  [(MONITORING_NAMESPACE, {"app.kubernetes.io/name": "grafana"}),
+                   ({"kubernetes.io/metadata.name": "default"}, PROMETHEUS_LABELS)])
+# The Prometheus scrape jobs for Kubernetes (not a Kubernetes object: checked against the
+# rendered pods by check_scrape_config) and the job each pod component must land in.
+SCRAPE_CONFIG = os.path.join(K8S_DIR, "prometheus-scrape.yml")
+SCRAPE_JOBS = {"parameter-server": "mobilenet-ps", "worker": "mobilenet-worker"}
+
 
 def check_health_port(ps_container, ps_flags, where, problems):
     """The PS's plaintext health port (--health_address, containerPort "health"), which
@@ -310,6 +341,31 @@ def check_health_port(ps_container, ps_flags, where, problems):
                             "(--health_address; port %d speaks only TLS, which probes do not)"
                             % (where, probe, spec, health_port, PS_PORT))
     return health_port
+
+
+def check_metrics(template, container, flags, where, problems):
+    """The process serves metrics on 0.0.0.0:<port> (--metrics_address), the container
+    declares that port as "metrics", and the pod's prometheus.io annotations name it and
+    /metrics. Returns the port, or None."""
+    address = flags.get("metrics_address") or ""
+    match = re.fullmatch(r"0\.0\.0\.0:([0-9]+)", str(address))
+    if not match:
+        problems.append("%s: --metrics_address is %r; expected 0.0.0.0:<port> (the pod's "
+                        "address, IPv4: the endpoint cannot bind IPv6), which Prometheus "
+                        "scrapes" % (where, address or None))
+        return None
+    port = int(match.group(1))
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    if ports.get("metrics") != port:
+        problems.append("%s: no containerPort %d named metrics for --metrics_address=%s "
+                        "(ports %s)" % (where, port, address, ports))
+    annotations = template.get("metadata", {}).get("annotations") or {}
+    for key, expected in ((SCRAPE_ANNOTATION, "true"), (PORT_ANNOTATION, str(port)),
+                          (PATH_ANNOTATION, METRICS_PATH)):
+        if annotations.get(key) != expected:
+            problems.append("%s: the pod annotation %s is %r; expected %r (--metrics_address "
+                            "%s)" % (where, key, annotations.get(key), expected, address))
+    return port
 
 
 def check_tls(role, pod, container, flags, index_field, where, problems):
@@ -422,35 +478,72 @@ def rule_covers(rule, port, container):
     return False
 
 
-def check_network_policy(docs, ps_labels, worker_labels, ps_container, health_port,
-                         problems):
-    """A NetworkPolicy selects the PS pods and admits, to port 2222, the job's pods (its
-    workers, and the PS pods) and nothing else; the health port is open (the kubelet)."""
+def peer_admits(peer, namespace_labels, pod_labels):
+    """Whether the NetworkPolicy peer (an entry of `from`) admits a pod with `pod_labels`
+    in the namespace with `namespace_labels` (JOB_NAMESPACE: the policy's own)."""
+    if "ipBlock" in peer:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif namespace_labels != JOB_NAMESPACE:
+        return False
+    return "podSelector" not in peer or selects(peer["podSelector"], pod_labels)
+
+
+def ingress_rules(docs, labels):
+    """(the NetworkPolicies selecting pods with `labels`, their ingress rules)."""
     policies = [d for d in docs if d.get("kind") == "NetworkPolicy" and
-                selects(d.get("spec", {}).get("podSelector"), ps_labels)]
-    if not policies:
-        problems.append("no NetworkPolicy selects the PS pods (labels %s): every pod of the "
-                        "cluster can reach port %d" % (ps_labels, PS_PORT))
-        return
+                selects(d.get("spec", {}).get("podSelector"), labels)]
     rules = []
     for policy in policies:
         spec = policy.get("spec", {})
         if "Ingress" not in spec.get("policyTypes", ["Ingress"]):
             continue
         rules.extend(spec.get("ingress") or [])
+    return policies, rules
+
+
+def admits(rules, port, container, namespace_labels, pod_labels):
+    """Whether one of the ingress `rules` admits that pod to TCP `port` of `container`."""
+    for rule in rules:
+        if not rule_covers(rule, port, container):
+            continue
+        peers = rule.get("from")
+        if not peers or any(peer_admits(p, namespace_labels, pod_labels) for p in peers):
+            return True
+    return False
+
+
+def check_metrics_peers(rules, port, container, where, problems):
+    """Prometheus (PROMETHEUS_LABELS in MONITORING_NAMESPACE) is admitted to the metrics
+    `port`, the pods of NOT_PROMETHEUS are not."""
+    if not admits(rules, port, container, MONITORING_NAMESPACE, PROMETHEUS_LABELS):
+        problems.append("%s: Prometheus (pods labelled %s in the namespace %s) is not "
+                        "admitted to the metrics port %d" % (where, PROMETHEUS_LABELS,
+                                                             MONITORING_NAMESPACE, port))
+    for namespace_labels, pod_labels in NOT_PROMETHEUS:
+        if admits(rules, port, container, namespace_labels, pod_labels):
+            problems.append("%s: admits pods labelled %s in the namespace %s to the metrics "
+                            "port %d; expected only Prometheus (pods labelled %s in %s)"
+                            % (where, pod_labels, namespace_labels, port, PROMETHEUS_LABELS,
+                               MONITORING_NAMESPACE))
+
+
+def check_network_policy(docs, ps_labels, worker_labels, ps_container, health_port,
+                         metrics_port, problems):
+    """A NetworkPolicy selects the PS pods and admits, to port 2222, the job's pods (its
+    workers, and the PS pods) and nothing else; the health port is open (the kubelet); the
+    metrics port only to Prometheus."""
+    policies, rules = ingress_rules(docs, ps_labels)
+    if not policies:
+        problems.append("no NetworkPolicy selects the PS pods (labels %s): every pod of the "
+                        "cluster can reach port %d" % (ps_labels, PS_PORT))
+        return
     where = "NetworkPolicy %s" % ", ".join(p["metadata"]["name"] for p in policies)
 
     def admitted(port, labels):
-        for rule in rules:
-            if not rule_covers(rule, port, ps_container):
-                continue
-            peers = rule.get("from")
-            if not peers:
-                return True
-            if any(set(peer) == {"podSelector"} and selects(peer["podSelector"], labels)
-                   for peer in peers):
-                return True
-        return False
+        return admits(rules, port, ps_container, JOB_NAMESPACE, labels)
 
     for rule in rules:
         if not rule_covers(rule, PS_PORT, ps_container):
@@ -481,6 +574,26 @@ def check_network_policy(docs, ps_labels, worker_labels, ps_container, health_po
                for r in rules):
         problems.append("%s: the health port %d is not open to all; the kubelet's probes "
                         "come from the node" % (where, health_port))
+    if metrics_port is not None:
+        check_metrics_peers(rules, metrics_port, ps_container, where, problems)
+
+
+def check_worker_network_policy(docs, worker_labels, worker_container, metrics_port,
+                                problems):
+    """A NetworkPolicy selects the worker pods and admits only Prometheus, and only to
+    the metrics port (a worker listens on nothing else)."""
+    policies, rules = ingress_rules(docs, worker_labels)
+    if not policies:
+        problems.append("no NetworkPolicy selects the worker pods (labels %s): every pod of "
+                        "the cluster can reach their metrics port" % worker_labels)
+        return
+    where = "NetworkPolicy %s" % ", ".join(p["metadata"]["name"] for p in policies)
+    for port in (PS_PORT, 8080):
+        if any(rule_covers(rule, port, worker_container) for rule in rules):
+            problems.append("%s: admits connections to port %d of the workers; expected only "
+                            "to the metrics port %d (they listen on nothing else)"
+                            % (where, port, metrics_port))
+    check_metrics_peers(rules, metrics_port, worker_container, where, problems)
 
 
 # ---------------------------------------------------------------------------------------
@@ -607,8 +720,8 @@ def check_manifests(docs):
     health_port = check_health_port(ps_container, ps_flags, ps_where, problems)
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         if probe in worker_container:
-            problems.append("%s: has a %s, but workers listen on nothing" % (worker_where,
-                                                                             probe))
+            problems.append("%s: has a %s, but workers listen on nothing but their metrics "
+                            "port" % (worker_where, probe))
     grace = ps_pod.get("terminationGracePeriodSeconds", 30)
     if grace < 30:
         problems.append("%s: terminationGracePeriodSeconds %s leaves too little time for the "
@@ -635,10 +748,18 @@ def check_manifests(docs):
             (worker_where, "worker", job_pod, worker_container, worker_flags,
              WORKER_INDEX_FIELD)):
         check_tls(role, pod, container, flags, field, where, problems)
+    # Metrics: each pod's port, flag and annotations, and who may scrape.
+    worker_labels = job_spec.get("template", {}).get("metadata", {}).get("labels", {})
+    ps_metrics_port = check_metrics(ss_spec.get("template", {}), ps_container, ps_flags,
+                                    ps_where, problems)
+    worker_metrics_port = check_metrics(job_spec.get("template", {}), worker_container,
+                                        worker_flags, worker_where, problems)
     if health_port is not None:
-        check_network_policy(docs, pod_labels,
-                             job_spec.get("template", {}).get("metadata", {}).get("labels", {}),
-                             ps_container, health_port, problems)
+        check_network_policy(docs, pod_labels, worker_labels, ps_container, health_port,
+                             ps_metrics_port, problems)
+    if worker_metrics_port is not None:
+        check_worker_network_policy(docs, worker_labels, worker_container,
+                                    worker_metrics_port, problems)
 
     # Resources, image, model flags.
     check_resources(ps_container, ps_where, problems)
@@ -658,6 +779,144 @@ def check_manifests(docs):
             int(threads) > quantity(cpu_limit):
         problems.append("%s: --threads=%s is more than the CPU limit %s"
                         % (worker_where, threads, cpu_limit))
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# The Prometheus scrape jobs (prometheus-scrape.yml) against the rendered pods: what
+# Prometheus' pod discovery would find and what its relabelling would keep.
+
+def meta_name(name):
+    """A Kubernetes label or annotation name as Prometheus spells it in a meta label."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def discovered(template, pod_name, phase, ip):
+    """The targets kubernetes_sd_configs (role pod) discovers for a pod of `template` in
+    JOB_NAMESPACE: one per declared container port, with the meta labels Prometheus
+    documents for them."""
+    metadata = template.get("metadata", {})
+    pod = {"__meta_kubernetes_namespace": JOB_NAMESPACE["kubernetes.io/metadata.name"],
+           "__meta_kubernetes_pod_name": pod_name, "__meta_kubernetes_pod_ip": ip,
+           "__meta_kubernetes_pod_phase": phase}
+    for kind in ("label", "annotation"):
+        for key, value in (metadata.get(kind + "s") or {}).items():
+            pod["__meta_kubernetes_pod_%s_%s" % (kind, meta_name(key))] = str(value)
+            pod["__meta_kubernetes_pod_%spresent_%s" % (kind, meta_name(key))] = "true"
+    targets = []
+    for container in template.get("spec", {}).get("containers", []):
+        for port in container.get("ports") or [{}]:
+            target = dict(pod, __meta_kubernetes_pod_container_name=container.get("name", ""))
+            if port:
+                target.update(__address__="%s:%d" % (ip, port["containerPort"]),
+                              __meta_kubernetes_pod_container_port_name=port.get("name", ""),
+                              __meta_kubernetes_pod_container_port_number=str(
+                                  port["containerPort"]),
+                              __meta_kubernetes_pod_container_port_protocol=port.get(
+                                  "protocol", "TCP"))
+            else:
+                target["__address__"] = ip
+            targets.append(target)
+    return targets
+
+
+def relabel(labels, configs, where):
+    """`labels` after Prometheus' relabel_configs (actions keep, drop, replace and
+    labelmap; regular expressions anchored at both ends); None when dropped."""
+    labels = dict(labels)
+    for config in configs:
+        action = config.get("action", "replace")
+        regex = re.compile(str(config.get("regex", "(.*)")))
+        value = config.get("separator", ";").join(labels.get(name, "")
+                                                  for name in config.get("source_labels", []))
+        match = regex.fullmatch(value)
+
+        def fill_in(template, match):
+            return re.sub(r"\$\{?(\w+)\}?",
+                          lambda m: match.group(int(m.group(1)) if m.group(1).isdigit()
+                                                else m.group(1)) or "", template)
+        if (action == "keep" and not match) or (action == "drop" and match):
+            return None
+        if action == "replace" and match:
+            result = fill_in(str(config.get("replacement", "$1")), match)
+            if result:
+                labels[config["target_label"]] = result
+            else:
+                labels.pop(config["target_label"], None)
+        elif action == "labelmap":
+            for name, label_value in list(labels.items()):
+                name_match = regex.fullmatch(name)
+                if name_match:
+                    labels[fill_in(str(config.get("replacement", "$1")), name_match)] = \
+                        label_value
+        elif action not in ("keep", "drop", "replace"):
+            raise Failure("%s: relabel action %r is not simulated here" % (where, action))
+    return labels
+
+
+def scrape_targets(config, template, pod_name, phase, ip):
+    """{job: [target labels]} that `config`'s scrape jobs make of a pod of `template`:
+    job, instance, address and path, the other labels, duplicates merged (as Prometheus
+    does)."""
+    found = {}
+    for job in config.get("scrape_configs", []):
+        where = "prometheus-scrape.yml job %s" % job.get("job_name")
+        results = []
+        for target in discovered(template, pod_name, phase, ip):
+            labels = relabel(target, job.get("relabel_configs", []), where)
+            if labels is None:
+                continue
+            labels.setdefault("job", job["job_name"])
+            labels.setdefault("instance", labels["__address__"])
+            labels.setdefault("__metrics_path__", job.get("metrics_path", "/metrics"))
+            kept = {k: v for k, v in labels.items()
+                    if not k.startswith("__") or k in ("__address__", "__metrics_path__")}
+            if kept not in results:
+                results.append(kept)
+        if results:
+            found[job["job_name"]] = results
+    return found
+
+
+def check_scrape_config(docs, config):
+    """Every running PS and worker pod becomes exactly one target of its scrape job
+    (SCRAPE_JOBS), at <pod IP>:<its metrics port> and /metrics, named by the pod; a
+    finished worker pod, or a pod of another application, becomes none."""
+    problems = []
+    ip = "10.1.2.3"
+    for kind, name, pod_name in (("StatefulSet", "ps", "ps-0"),
+                                 ("Job", "worker", "worker-0-x7k2p")):
+        template = find(docs, kind, name)["spec"]["template"]
+        labels = template.get("metadata", {}).get("labels", {})
+        component = labels.get("app.kubernetes.io/component")
+        job = SCRAPE_JOBS.get(component)
+        ports = {p.get("name"): p.get("containerPort")
+                 for c in template.get("spec", {}).get("containers", [])
+                 for p in c.get("ports") or []}
+        where = "%s %s (pod %s)" % (kind, name, pod_name)
+        found = scrape_targets(config, template, pod_name, "Running", ip)
+        expected = {job: [{"job": job, "instance": pod_name, "__address__":
+                           "%s:%s" % (ip, ports.get("metrics")),
+                           "__metrics_path__": METRICS_PATH}]}
+        simplified = {j: [{k: t.get(k) for k in ("job", "instance", "__address__",
+                                                  "__metrics_path__")} for t in targets]
+                      for j, targets in found.items()}
+        if job is None or simplified != expected:
+            problems.append("%s: prometheus-scrape.yml makes the targets %s of it; expected "
+                            "%s (one, of its metrics port)" % (where, found, expected))
+        if kind == "Job":
+            finished = scrape_targets(config, template, pod_name, "Succeeded", ip)
+            if finished:
+                problems.append("%s: prometheus-scrape.yml still scrapes it once it has "
+                                "Succeeded: %s" % (where, finished))
+        stranger = copy.deepcopy(template)
+        stranger["metadata"]["labels"] = {"app.kubernetes.io/name": "some-other-app",
+                                          "app.kubernetes.io/component": component}
+        others = scrape_targets(config, stranger, "other-0", "Running", ip)
+        if others:
+            problems.append("prometheus-scrape.yml scrapes an annotated pod of another "
+                            "application (labels %s): %s"
+                            % (stranger["metadata"]["labels"], others))
     return problems
 
 
@@ -797,8 +1056,11 @@ def negative_checks(docs):
     def tls_volume(pod):
         return [v for v in pod["volumes"] if "secret" in v][0]
 
-    def policy(d):
-        return [x for x in d if x["kind"] == "NetworkPolicy"][0]
+    def policy(d, name="ps"):
+        return find(d, "NetworkPolicy", name)
+
+    def annotations(d, kind, name):
+        return find(d, kind, name)["spec"]["template"]["metadata"]["annotations"]
 
     def cluster_map(d):
         for doc in d:
@@ -890,9 +1152,82 @@ def negative_checks(docs):
          "worker pods"),
         ("a NetworkPolicy closing the health port",
          lambda d: policy(d)["spec"]["ingress"].pop(1), "health port"),
+        ("a PS without --metrics_address",
+         lambda d: set_arg(ps_container(d), "metrics_address", None), "--metrics_address"),
+        ("metrics on loopback only",
+         lambda d: set_arg(worker_container(d), "metrics_address", "127.0.0.1:9100"),
+         "expected 0.0.0.0:<port>"),
+        ("a worker's --metrics_address unlike its metrics port",
+         lambda d: set_arg(worker_container(d), "metrics_address", "0.0.0.0:9200"),
+         "named metrics"),
+        ("a worker without the metrics containerPort",
+         lambda d: worker_container(d).pop("ports"), "named metrics"),
+        ("a PS annotation naming another port",
+         lambda d: annotations(d, "StatefulSet", "ps").update({"prometheus.io/port": "2222"}),
+         "prometheus.io/port"),
+        ("a worker pod not to be scraped",
+         lambda d: annotations(d, "Job", "worker").update({"prometheus.io/scrape": "false"}),
+         "prometheus.io/scrape"),
+        ("a PS pod without the path annotation",
+         lambda d: annotations(d, "StatefulSet", "ps").pop("prometheus.io/path"),
+         "prometheus.io/path"),
+        ("a NetworkPolicy closing the PS metrics port",
+         lambda d: policy(d)["spec"]["ingress"].pop(2), "not admitted to the metrics port"),
+        ("a NetworkPolicy admitting every namespace to the PS metrics port",
+         lambda d: policy(d)["spec"]["ingress"][2]["from"][0].update(namespaceSelector={}),
+         "to the metrics port"),
+        ("a NetworkPolicy admitting any pod of the namespace monitoring",
+         lambda d: policy(d, "worker")["spec"]["ingress"][0]["from"][0].pop("podSelector"),
+         "grafana"),
+        ("no NetworkPolicy for the workers",
+         lambda d: d.remove(policy(d, "worker")), "no NetworkPolicy selects the worker pods"),
+        ("a worker NetworkPolicy open on every port",
+         lambda d: policy(d, "worker")["spec"]["ingress"][0].pop("ports"),
+         "port 2222 of the workers"),
     ]
     for name, mutate, needle in cases:
         expect_problem(name, docs, mutate, needle)
+
+
+def negative_scrape_checks(docs, config):
+    """check_scrape_config must catch pods and scrape jobs that do not fit together."""
+    def ps_template(d):
+        return find(d, "StatefulSet", "ps")["spec"]["template"]
+
+    def rename_metrics_port(d):
+        for port in ps_template(d)["spec"]["containers"][0]["ports"]:
+            if port["name"] == "metrics":
+                port["name"] = "prom"
+
+    def drop_rule(c, job, source_label):
+        jobs = {j["job_name"]: j for j in c["scrape_configs"]}
+        rules = jobs[job]["relabel_configs"]
+        rules[:] = [r for r in rules if source_label not in r.get("source_labels", [])]
+
+    cases = [
+        ("a PS metrics port of another name", rename_metrics_port, None, "expected"),
+        ("a PS pod without the scrape annotation",
+         lambda d: ps_template(d)["metadata"]["annotations"].pop(SCRAPE_ANNOTATION), None,
+         "expected"),
+        ("a worker job that scrapes finished pods", None,
+         lambda c: drop_rule(c, "mobilenet-worker", "__meta_kubernetes_pod_phase"),
+         "Succeeded"),
+        ("a PS job that ignores the pods' labels", None,
+         lambda c: drop_rule(c, "mobilenet-ps",
+                             "__meta_kubernetes_pod_label_app_kubernetes_io_component"),
+         "expected"),
+    ]
+    for name, mutate_docs, mutate_config, needle in cases:
+        changed_docs, changed_config = copy.deepcopy(docs), copy.deepcopy(config)
+        if mutate_docs:
+            mutate_docs(changed_docs)
+        if mutate_config:
+            mutate_config(changed_config)
+        problems = check_scrape_config(changed_docs, changed_config)
+        if not any(needle in p for p in problems):
+            raise Failure("the scrape check did not catch %s: expected a message containing "
+                          "%r, got %s" % (name, needle, problems))
+        print("ok: catches %s: %s" % (name, problems[0][:300]))
 
 
 def check_cert_secrets(docs, k8s_dir, certs_dir):
@@ -1047,6 +1382,17 @@ def run(args):
               % (num_ps + 1, problems[0]))
 
     negative_checks(shipped)
+
+    with open(SCRAPE_CONFIG) as f:
+        scrape_config = yaml.safe_load(f)
+    problems = check_scrape_config(shipped, scrape_config)
+    if problems:
+        raise Failure("deploy/k8s/prometheus-scrape.yml and the rendered pods:\n  %s"
+                      % "\n  ".join(problems))
+    print("ok: prometheus-scrape.yml makes one target of each running PS and worker pod "
+          "(jobs %s, their metrics port, /metrics), none of a finished worker or of another "
+          "application's pod" % ", ".join(sorted(SCRAPE_JOBS.values())))
+    negative_scrape_checks(shipped, scrape_config)
 
     if args.bin_dir and os.path.exists(os.path.join(args.bin_dir, "mobilenet-ps")):
         check_flags_parse(shipped, args.bin_dir)

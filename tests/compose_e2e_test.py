@@ -5,14 +5,24 @@ Docker engine, on mutual TLS:
   1. starts dockerd when no engine runs (installing docker.io, docker-compose, debootstrap
      and iptables from Debian when missing: deploy/docker/engine.sh);
   2. builds the base image debian:bookworm-slim from Debian's packages when it is missing
-     (deploy/docker/build_base_image.sh), then the trainer image (deploy/Dockerfile);
+     (deploy/docker/build_base_image.sh), then the trainer image (deploy/Dockerfile) and
+     the Prometheus image (`docker-compose build prometheus`: deploy/prometheus/Dockerfile,
+     Debian's prometheus package on the same base image);
   3. makes the cluster's certificates with deploy/make_certs.sh (for the compose file's
      PS and workers, into a temporary folder: MOBILENET_CERTS_DIR), brings the compose
-     cluster up (2 PS, 2 workers; a short job: small resolution, few epochs) on free host
-     ports and follows it through the status RPC *from the host* (this build's
-     mobilenet-ctl with the monitor's certificate against the PS ports published on
+     cluster up (2 PS, 2 workers and Prometheus; a short job: small resolution, few epochs)
+     on free host ports and follows it through the status RPC *from the host* (this
+     build's mobilenet-ctl with the monitor's certificate against the PS ports published on
      127.0.0.1);
-  4. transport security: every PS reports "mutual TLS"; mobilenet-ctl status answers
+  4. monitoring, while the cluster trains, through Prometheus' HTTP API on its port
+     published on 127.0.0.1: every target (jobs mobilenet-ps: ps0, ps1; mobilenet-worker:
+     worker0, worker1) is up; mobilenet_ps_global_step of each PS rises between two
+     queries; rate(mobilenet_ps_pushes_total{result="applied"}[30s]) of each PS and
+     rate(mobilenet_worker_steps_total[30s]) of each worker are above 0; the groups and
+     rules of deploy/prometheus/rules.yml are loaded (/api/v1/rules). The metrics ports are
+     published nowhere (a PS publishes only its gRPC port, a worker nothing), Prometheus
+     only on 127.0.0.1, and it runs as a user other than root;
+  5. transport security: every PS reports "mutual TLS"; mobilenet-ctl status answers
      inside the compose network too (the monitor's certificate from ps0's volume);
      without a certificate, or with one of another CA, no PS answers; each container
      holds, read-only, the CA's certificate and its own certificate and key (a PS also
@@ -20,23 +30,25 @@ Docker engine, on mutual TLS:
      the image's mobilenet-ps refuses to listen on 0.0.0.0 without TLS; rotated
      certificates (make_certs.sh --rotate, `up -d certs`) are served within seconds,
      without a restart;
-  5. kills worker 1's trainer process with SIGKILL from the host, as a crash looks (not
+  6. kills worker 1's trainer process with SIGKILL from the host, as a crash looks (not
      `docker kill`, which the engine takes for a manual stop and does not restart), and
      checks that the global step keeps rising and the worker comes back by itself;
-  6. `stop`s the cluster and brings it `up` again: the PS restore their checkpoints from
-     the named volume, so the global step does not go back;
-  7. waits for the end of training: the chief reports its test accuracy, every container
-     exits 0 and is not restarted;
-  8. tears everything down (`down -v`), stops the dockerd it started and puts the iptables
-     FORWARD policy back, on failure and interruption too. On failure it prints the
-     compose logs.
+  7. `stop`s the cluster and brings it `up` again: the PS restore their checkpoints from
+     the named volume, so the global step does not go back, and Prometheus still has the
+     samples from before the stop (its named volume);
+  8. waits for the end of training: the chief reports its test accuracy, every trainer
+     container exits 0 and is not restarted; Prometheus keeps running and reports the
+     four targets down (expected once training is over);
+  9. tears everything down (`down -v`; nothing of the project may be left: containers,
+     volumes, networks), stops the dockerd it started and puts the iptables FORWARD
+     policy back, on failure and interruption too. On failure it prints the compose logs.
 
 Usage: compose_e2e_test.py --bin_dir DIR [--source_dir DIR] [--keep]
   --bin_dir     where this build's mobilenet-ctl is (tests/compose_e2e.cmake passes it)
   --source_dir  the repository (default: this file's parent folder)
   --keep        leave the cluster and the engine running (for debugging)
-Needs root (it starts dockerd and may install packages). Exit 77 (skipped) when not root
-and no Docker engine answers.
+Needs root (it starts dockerd and may install packages) and python3-yaml. Exit 77
+(skipped) when not root and no Docker engine answers.
 """
 
 import argparse
@@ -51,11 +63,25 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 
 from e2e_common import Failure, check, free_ports
 
+try:
+    import yaml
+except ImportError:
+    print("compose_e2e: FAILED: python3-yaml is missing (apt-get install python3-yaml)")
+    sys.exit(1)
+
 SKIP = 77
 IMAGE = "mobilenet-v1-trainer:latest"
+PROMETHEUS_IMAGE = "mobilenet-prometheus:latest"
+# The scrape jobs of deploy/prometheus/prometheus-compose.yml and their instances (the
+# compose hostnames), each scraped on port 9100 of its container.
+SCRAPE_TARGETS = {("mobilenet-ps", "ps0"), ("mobilenet-ps", "ps1"),
+                  ("mobilenet-worker", "worker0"), ("mobilenet-worker", "worker1")}
+TRAINERS = ("ps0", "ps1", "worker0", "worker1")
 # Where the services mount their volume tls-<service> (deploy/docker-compose.yml), and
 # the certificates (and keys) each finds there.
 TLS_IN_CONTAINER = "/etc/mobilenet/tls"
@@ -270,7 +296,7 @@ def check_transport_security(compose, status, ctl, ports, certs_dir, work, sourc
                 for i in range(len(ports))]
     original = in_files()
     check(served() == original, "the PS do not serve their certificates ps-<i>.crt")
-    services = ("ps0", "ps1", "worker0", "worker1")
+    services = TRAINERS + ("prometheus",)
     started = {s: inspect(compose.container(s), "{{.State.StartedAt}}") for s in services}
     run(["bash", os.path.join(source, "deploy", "make_certs.sh"), certs_dir,
          *map(str, cluster_size(compose)), "--rotate"], capture=True, quiet=True)
@@ -289,6 +315,140 @@ def check_transport_security(compose, status, ctl, ports, certs_dir, work, sourc
         "after `up -d certs`, nothing restarted; status answers")
 
 
+class Prometheus:
+    """The compose cluster's Prometheus, asked through its HTTP API on the port published
+    on 127.0.0.1 (directly: no proxy from the environment)."""
+
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def api(self, path, **params):
+        """The "data" of GET /api/v1/<path>?<params>; Failure when it does not answer or
+        answers with an error."""
+        url = f"{self.base}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with self.opener.open(url, timeout=10) as response:
+                body = json.load(response)
+        except (OSError, ValueError) as e:  # urllib's errors are OSErrors
+            raise Failure(f"Prometheus: GET {url}: {e}")
+        check(body.get("status") == "success", f"Prometheus: GET {url}: {body}")
+        return body["data"]
+
+    def query(self, expr, at=None):
+        """{(job, instance): value} of the instant vector `expr`, now or at time `at`."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self.api("query", **params)
+        check(data.get("resultType") == "vector",
+              f"Prometheus: {expr} gave a {data.get('resultType')}, expected a vector")
+        return {(r["metric"].get("job"), r["metric"].get("instance")): float(r["value"][1])
+                for r in data["result"]}
+
+    def ready(self):
+        try:
+            with self.opener.open(f"{self.base}/-/ready", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def targets(self):
+        """Each active target's job, instance, health and last error, for messages."""
+        try:
+            active = self.api("targets")["activeTargets"]
+        except Failure as e:
+            return str(e)
+        return sorted((t["labels"].get("job"), t["labels"].get("instance"), t.get("health"),
+                       t.get("lastError", "")) for t in active)
+
+    def wait(self, what, probe, timeout):
+        """Polls probe() -> (done, what it saw) every 2 s until done; returns what it saw."""
+        deadline = time.time() + timeout
+        while True:
+            done, seen = probe()
+            if done:
+                return seen
+            if time.time() > deadline:
+                raise Failure(f"Prometheus: timed out after {timeout} s waiting for {what}; "
+                              f"last seen: {seen}; targets: {self.targets()}")
+            time.sleep(2)
+
+
+def rule_groups(path):
+    """{group name: [rule names]} of a Prometheus rules file."""
+    with open(path) as f:
+        groups = yaml.safe_load(f)["groups"]
+    return {g["name"]: [r.get("alert") or r.get("record") for r in g["rules"]] for g in groups}
+
+
+def check_prometheus(compose, prometheus, source):
+    """Step 4: while the cluster trains, Prometheus scrapes every trainer, sees the
+    training progress and has loaded the alerting rules; only its UI port is published,
+    on 127.0.0.1, and it does not run as root. Returns the time of its last sample seen."""
+    prometheus.wait("Prometheus to be ready", lambda: (prometheus.ready(), "not ready"), 60)
+
+    def all_up():
+        up = prometheus.query("up")
+        return all(up.get(t) == 1 for t in SCRAPE_TARGETS), up
+    up = prometheus.wait("every target up (up == 1)", all_up, 60)
+    log("Prometheus: every target up: " + ", ".join(
+        f"{job}/{instance}" for (job, instance), v in sorted(up.items()) if v == 1))
+
+    ps_targets = {t for t in SCRAPE_TARGETS if t[0] == "mobilenet-ps"}
+    worker_targets = SCRAPE_TARGETS - ps_targets
+
+    def steps():
+        values = prometheus.query("mobilenet_ps_global_step")
+        return all(t in values for t in ps_targets), values
+    first = prometheus.wait("mobilenet_ps_global_step of both PS", steps, 30)
+
+    def risen():
+        values = prometheus.query("mobilenet_ps_global_step")
+        return all(values.get(t, 0) > first[t] for t in ps_targets), values
+    later = prometheus.wait("mobilenet_ps_global_step to rise on both PS", risen, 60)
+    log("Prometheus: mobilenet_ps_global_step rises: " + ", ".join(
+        f"{instance} {first[(job, instance)]:.0f} -> {later[(job, instance)]:.0f}"
+        for job, instance in sorted(ps_targets)))
+
+    rates = {"rate(mobilenet_ps_pushes_total{result=\"applied\"}[30s])": ps_targets,
+             "rate(mobilenet_worker_steps_total[30s])": worker_targets}
+    for expr, targets in rates.items():
+        def positive():
+            values = prometheus.query(expr)
+            return all(values.get(t, 0) > 0 for t in targets), values
+        values = prometheus.wait(f"{expr} > 0 for {sorted(targets)}", positive, 60)
+        log(f"Prometheus: {expr}: " + ", ".join(
+            f"{instance} {values[(job, instance)]:.2f}/s" for job, instance in sorted(targets)))
+    sampled_at = time.time()
+
+    expected = rule_groups(os.path.join(source, "deploy", "prometheus", "rules.yml"))
+    loaded = {g["name"]: [r["name"] for r in g["rules"]]
+              for g in prometheus.api("rules")["groups"]}
+    check(loaded == expected, f"Prometheus loaded the rule groups {loaded}; expected those "
+                              f"of deploy/prometheus/rules.yml: {expected}")
+    log("Prometheus: the rules of rules.yml are loaded: " + "; ".join(
+        f"{name}: {len(rules)} rules" for name, rules in sorted(loaded.items())))
+
+    for service in TRAINERS + ("prometheus",):
+        bindings = json.loads(inspect(compose.container(service),
+                                      "{{json .HostConfig.PortBindings}}")) or {}
+        published = {port: sorted({b.get("HostIp") for b in hosts or []})
+                     for port, hosts in bindings.items()}
+        expected_ports = ({"2222/tcp": ["127.0.0.1"]} if service.startswith("ps") else
+                          {"9090/tcp": ["127.0.0.1"]} if service == "prometheus" else {})
+        check(published == expected_ports,
+              f"{service} publishes {published}; expected {expected_ports} (metrics port "
+              "9100 on the compose network only, Prometheus' UI on 127.0.0.1 only)")
+    uid = compose("exec", "-T", "prometheus", "id", "-u", capture=True, quiet=True).strip()
+    check(uid not in ("", "0"), f"Prometheus runs as uid {uid!r}; expected a non-root user")
+    log(f"published: each PS its gRPC port, Prometheus 9090 (uid {uid}), on 127.0.0.1 "
+        "only; no metrics port")
+    return sampled_at
+
+
 def kill_like_a_crash(cid):
     """SIGKILLs the container's trainer process from the host. With `init: true` the
     container's first process is docker-init; the trainer is its child."""
@@ -305,6 +465,18 @@ def kill_like_a_crash(cid):
         name = f.read().split(b"\0")[0].decode(errors="replace")
     log(f"kill -KILL {target} ({name}, host pid of container {cid[:12]}'s trainer)")
     os.kill(target, signal.SIGKILL)
+
+
+def leftovers(project):
+    """What the engine still holds of the compose project: ["container <id>", ...]."""
+    label = f"label=com.docker.compose.project={project}"
+    left = []
+    for kind, cmd in (("container", ["docker", "ps", "-aq", "--filter", label]),
+                      ("volume", ["docker", "volume", "ls", "-q", "--filter", label]),
+                      ("network", ["docker", "network", "ls", "-q", "--filter", label])):
+        out = run(cmd, capture=True, check_rc=False, quiet=True) or ""
+        left += [f"{kind} {name}" for name in out.split()]
+    return left
 
 
 def main():
@@ -331,11 +503,13 @@ def main():
     engine_state = os.path.join(work, "engine.state")
     engine = os.path.join(source, "deploy", "docker", "engine.sh")
     project = f"mobilenet-e2e-{os.getpid()}"
-    ports = free_ports(2)
+    *ports, prometheus_port = free_ports(3)
     certs_dir = os.path.join(work, "certs")
     env = dict(os.environ, **JOB_ENV, PS0_PORT=str(ports[0]), PS1_PORT=str(ports[1]),
-               MOBILENET_IMAGE=IMAGE, MOBILENET_CERTS_DIR=certs_dir,
+               PROMETHEUS_PORT=str(prometheus_port), MOBILENET_IMAGE=IMAGE,
+               PROMETHEUS_IMAGE=PROMETHEUS_IMAGE, MOBILENET_CERTS_DIR=certs_dir,
                DOCKERD_LOG=os.path.join(work, "dockerd.log"))
+    prometheus = Prometheus(prometheus_port)
     compose = None
     timings = {}
     ok = False
@@ -346,17 +520,17 @@ def main():
 
     try:
         t = time.time()
-        log("1/8 Docker engine")
+        log("1/9 Docker engine")
         run(["bash", engine, "start", "--state", engine_state], env=env, timeout=900)
         timings["engine"] = time.time() - t
 
         t = time.time()
-        log("2/8 base image debian:bookworm-slim (built from Debian's packages when missing)")
+        log("2/9 base image debian:bookworm-slim (built from Debian's packages when missing)")
         run(["bash", os.path.join(source, "deploy", "docker", "build_base_image.sh")],
             env=env, timeout=1500)
         timings["base image"] = time.time() - t
         t = time.time()
-        log(f"2/8 image {IMAGE} (deploy/Dockerfile)")
+        log(f"2/9 image {IMAGE} (deploy/Dockerfile)")
         out = run(["docker", "build", "-q", "-f", os.path.join(source, "deploy", "Dockerfile"),
                    "-t", IMAGE, source], env=env, capture=True, timeout=2400)
         log("built " + out.strip().splitlines()[-1] if out.strip() else "built")
@@ -371,17 +545,24 @@ def main():
             check(expected in out.split(), f"the image lacks {expected!r}; it shows:\n{out}")
         size = int(inspect(IMAGE, "{{.Size}}"))
         log(f"image: user 10001, binaries on PATH, Fashion-MNIST, {size / 1e6:.0f} MB")
-
         t = time.time()
         compose = Compose(source, project, env)
+        log(f"2/9 image {PROMETHEUS_IMAGE} (docker-compose build prometheus)")
+        compose("build", "prometheus", capture=True)
+        size = int(inspect(PROMETHEUS_IMAGE, "{{.Size}}"))
+        log(f"built {PROMETHEUS_IMAGE}, {size / 1e6:.0f} MB")
+        timings["prometheus image"] = time.time() - t
+
+        t = time.time()
         num_ps, num_workers = cluster_size(compose)
         check((num_ps, num_workers) == (2, 2),
               f"the compose file has {num_ps} PS and {num_workers} workers; expected 2 and 2")
-        log(f"3/8 certificates for {num_ps} PS and {num_workers} workers: {certs_dir}")
+        log(f"3/9 certificates for {num_ps} PS and {num_workers} workers: {certs_dir}")
         run(["bash", os.path.join(source, "deploy", "make_certs.sh"), certs_dir, str(num_ps),
              str(num_workers)], capture=True, quiet=True)
-        log(f"3/8 cluster up: project {project}, PS on 127.0.0.1:{ports[0]} and "
-            f"127.0.0.1:{ports[1]}, job {JOB_ENV}")
+        log(f"3/9 cluster up: project {project}, PS on 127.0.0.1:{ports[0]} and "
+            f"127.0.0.1:{ports[1]}, Prometheus on 127.0.0.1:{prometheus_port}, "
+            f"job {JOB_ENV}")
         compose("up", "-d")
         status = Status(ctl, ports, tls_flags(certs_dir, "monitor"))
         s = status.wait("both PS answering and global step >= 30",
@@ -393,12 +574,17 @@ def main():
              *tls_flags(certs_dir, "monitor")])
 
         t = time.time()
-        log("4/8 transport security")
+        log(f"4/9 monitoring: Prometheus on http://127.0.0.1:{prometheus_port}")
+        sampled_at = check_prometheus(compose, prometheus, source)
+        timings["prometheus"] = time.time() - t
+
+        t = time.time()
+        log("5/9 transport security")
         check_transport_security(compose, status, ctl, ports, certs_dir, work, source)
         timings["transport security"] = time.time() - t
 
         t = time.time()
-        log("5/8 worker 1 crashes (SIGKILL from the host)")
+        log("6/9 worker 1 crashes (SIGKILL from the host)")
         worker1 = compose.container("worker1")
         restarts_before = int(inspect(worker1, "{{.RestartCount}}"))
         kill_like_a_crash(worker1)
@@ -428,7 +614,7 @@ def main():
         timings["crash and recovery"] = time.time() - t
 
         t = time.time()
-        log("6/8 stop, then up again: the PS resume from the checkpoint volume")
+        log("7/9 stop, then up again: the PS resume from the checkpoint volume")
         step_at_stop = step(status.get())
         compose("stop")
         compose("up", "-d")
@@ -440,10 +626,18 @@ def main():
             check("] restored " in ps_log,
                   f"{ps} does not say it restored a checkpoint after up")
         log(f"resumed at global step {step(s)} (was {step_at_stop} when stopped)")
+        prometheus.wait("Prometheus to be ready after up",
+                        lambda: (prometheus.ready(), "not ready"), 60)
+        before = prometheus.query("mobilenet_ps_global_step", at=sampled_at)
+        check(all(t in before for t in SCRAPE_TARGETS if t[0] == "mobilenet-ps"),
+              f"after stop/up Prometheus has no mobilenet_ps_global_step of both PS from "
+              f"before the stop (at {time.ctime(sampled_at)}): {before}")
+        log("Prometheus kept the samples from before the stop (global step "
+            + ", ".join(f"{i} {v:.0f}" for (_, i), v in sorted(before.items())) + ")")
         timings["stop and resume"] = time.time() - t
 
         t = time.time()
-        log("7/8 training runs to its end")
+        log("8/9 training runs to its end")
         chief = compose.container("worker0")
         deadline = time.time() + 900
         while inspect(chief, "{{.State.Status}}") != "exited":
@@ -454,7 +648,7 @@ def main():
         accuracy = [line for line in chief_log.splitlines() if line.startswith("Test accuracy")]
         check(accuracy, "the chief did not report a test accuracy")
         log("chief: " + accuracy[-1])
-        for service in ("ps0", "ps1", "worker0", "worker1"):
+        for service in TRAINERS:
             cid = compose.container(service)
             deadline = time.time() + 60
             while inspect(cid, "{{.State.Status}}") != "exited":
@@ -463,10 +657,21 @@ def main():
             code = inspect(cid, "{{.State.ExitCode}}")
             check(code == "0", f"{service} exited with {code}")
         time.sleep(3)
-        for service in ("ps0", "ps1", "worker0", "worker1"):
+        for service in TRAINERS:
             check(inspect(compose.container(service), "{{.State.Status}}") == "exited",
                   f"{service} was restarted after exiting 0")
-        log("every container exited 0 and stayed stopped")
+        log("every trainer container exited 0 and stayed stopped")
+        check(inspect(compose.container("prometheus"), "{{.State.Status}}") == "running",
+              "Prometheus stopped with the trainers; it should keep running")
+
+        def all_down():
+            up = prometheus.query("up")
+            return all(up.get(t) == 0 for t in SCRAPE_TARGETS), up
+        prometheus.wait("every target down once training is over", all_down, 60)
+        peak = prometheus.query("max_over_time(mobilenet_ps_global_step[30m])")
+        log("Prometheus keeps running; the four targets are down (training is over); "
+            "the highest global step it saw: "
+            + ", ".join(f"{i} {v:.0f}" for (_, i), v in sorted(peak.items())))
         timings["to the end"] = time.time() - t
         ok = True
     except (Failure, subprocess.TimeoutExpired, KeyboardInterrupt) as e:
@@ -486,12 +691,22 @@ def main():
             log(f"--keep: cluster {project} and the engine left running "
                 f"(stop: deploy/docker/engine.sh stop --state {engine_state})")
         else:
-            log("8/8 teardown")
+            log("9/9 teardown")
             if compose is not None:
                 try:
+                    t = time.time()
                     compose("down", "-v", "--remove-orphans", check_rc=False, timeout=300)
+                    timings["down -v"] = time.time() - t
+                    left = leftovers(project)
+                    if left:
+                        print(f"compose_e2e: FAILED: `down -v` left {left}", file=sys.stderr)
+                        ok = False
+                    else:
+                        log(f"nothing of project {project} is left (containers, volumes, "
+                            "networks)")
                 except Exception as e:  # keep going: the engine must still be stopped
                     print(f"compose_e2e: down failed: {e}", file=sys.stderr)
+                    ok = False
             run(["bash", engine, "stop", "--state", engine_state], env=env, check_rc=False,
                 timeout=180)
             shutil.rmtree(work, ignore_errors=True)

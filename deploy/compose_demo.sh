@@ -119,8 +119,8 @@ start=$(date +%s)
 chief=$(compose ps -q worker0)
 [ -n "$chief" ] || die "no worker0 container after 'up'"
 prometheus_url="http://127.0.0.1:$PROMETHEUS_PORT"
-echo "Prometheus: $prometheus_url  (targets: $prometheus_url/targets," \
-     "alerts: $prometheus_url/alerts; on this machine only)"
+echo "Prometheus: $prometheus_url  (targets: $prometheus_url/classic/targets," \
+     "alerts: $prometheus_url/classic/alerts; on this machine only)"
 
 ctl_host="$root/build/bin/mobilenet-ctl"
 # mobilenet-ctl with the monitor's certificate: in a container (the volume `tls`) and here.

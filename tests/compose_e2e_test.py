@@ -19,9 +19,10 @@ Docker engine, on mutual TLS:
      worker0, worker1) is up; mobilenet_ps_global_step of each PS rises between two
      queries; rate(mobilenet_ps_pushes_total{result="applied"}[30s]) of each PS and
      rate(mobilenet_worker_steps_total[30s]) of each worker are above 0; the groups and
-     rules of deploy/prometheus/rules.yml are loaded (/api/v1/rules). The metrics ports are
-     published nowhere (a PS publishes only its gRPC port, a worker nothing), Prometheus
-     only on 127.0.0.1, and it runs as a user other than root;
+     rules of deploy/prometheus/rules.yml are loaded (/api/v1/rules); the (classic) UI's
+     pages answer, with every script of its graph page. The metrics ports are published
+     nowhere (a PS publishes only its gRPC port, a worker nothing), Prometheus only on
+     127.0.0.1, and it runs as a user other than root;
   5. transport security: every PS reports "mutual TLS"; mobilenet-ctl status answers
      inside the compose network too (the monitor's certificate from ps0's volume);
      without a certificate, or with one of another CA, no PS answers; each container
@@ -55,6 +56,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -63,6 +65,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -349,11 +352,18 @@ class Prometheus:
                 for r in data["result"]}
 
     def ready(self):
+        return self.page("/-/ready")[0] == 200
+
+    def page(self, path):
+        """(HTTP status, text) of GET `path`, redirects followed; (None, error) when it
+        does not answer."""
         try:
-            with self.opener.open(f"{self.base}/-/ready", timeout=5) as response:
-                return response.status == 200
-        except OSError:
-            return False
+            with self.opener.open(self.base + path, timeout=10) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, str(e)
+        except OSError as e:
+            return None, str(e)
 
     def targets(self):
         """Each active target's job, instance, health and last error, for messages."""
@@ -431,6 +441,20 @@ def check_prometheus(compose, prometheus, source):
                               f"of deploy/prometheus/rules.yml: {expected}")
     log("Prometheus: the rules of rules.yml are loaded: " + "; ".join(
         f"{name}: {len(rules)} rules" for name, rules in sorted(loaded.items())))
+
+    # The UI the compose file and compose_demo.sh point to (Debian's package has the
+    # classic one only), with every script of the graph page (the image drops files of a
+    # package those come from).
+    for path in ("/", "/classic/targets", "/classic/alerts", "/classic/graph"):
+        code, text = prometheus.page(path)
+        check(code == 200, f"Prometheus' UI: GET {path} answered {code}: {text[:300]}")
+    scripts = re.findall(r'<script src="([^"?]+)', prometheus.page("/classic/graph")[1])
+    broken = [(src, prometheus.page(src)[0]) for src in scripts]
+    broken = [(src, code) for src, code in broken if code != 200]
+    check(scripts and not broken, f"Prometheus' graph page: scripts {scripts}, of which "
+                                  f"these do not load: {broken}")
+    log(f"Prometheus' UI answers (/classic/targets, /classic/alerts, /classic/graph and its "
+        f"{len(scripts)} scripts)")
 
     for service in TRAINERS + ("prometheus",):
         bindings = json.loads(inspect(compose.container(service),

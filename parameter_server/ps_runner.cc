@@ -196,6 +196,17 @@ void ParameterServerRunner::StatusLoop() {
   }
 }
 
+std::string FormatStalenessCounts(const ps::v1::StatusResponse& status) {
+  std::vector<std::string> entries;
+  for (int i = 0; i < status.staleness_counts_size(); ++i) {
+    const ps::v1::StalenessCount& c = status.staleness_counts(i);
+    const bool folded = i + 1 == kMaxStalenessCounts;
+    entries.push_back(absl::StrCat(c.staleness(), folded ? "+" : "", ":", c.pushes()));
+  }
+  return absl::StrCat("staleness of the ", status.pushes_applied(), " pushes applied by this run: ",
+                      entries.empty() ? "none" : absl::StrJoin(entries, " "));
+}
+
 void ParameterServerRunner::MemoryLoop(size_t baseline_bytes) {
   const size_t kept = RetainedHeapBytes(
       (core_->parameter_count() + core_->state_count()) * sizeof(float));
@@ -218,6 +229,7 @@ void ParameterServerRunner::RequestStop() {
 
 absl::Status ParameterServerRunner::WaitAndShutdown() {
   core_->WaitForFinish();
+  Log(FormatStalenessCounts(core_->GetStatus()));
   if (!stop_requested_ && !options_.exit_when_training_ends) {
     if (checkpointer_ != nullptr) OnCheckpoint(checkpointer_->Save());
     Log("training is over; serving the trained weights until stopped");

@@ -30,6 +30,11 @@
 
 namespace mobilenet {
 
+// The line the server logs when training ends, parsed back by report/run_log.cc:
+// "staleness of the 1234 pushes applied by this run: 0:200 1:1000 2:34" (pushes per
+// staleness; "63+:5" when the last entry folds the tail, see StatusResponse).
+std::string FormatStalenessCounts(const ps::v1::StatusResponse& status);
+
 struct ParameterServerRunnerOptions {
   int task_index = 0;            // this server's place in the plan, in [0, num_ps)
   int num_ps = 1;

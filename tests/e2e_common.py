@@ -202,13 +202,19 @@ class Process:
 class Cluster:
     """The processes of one local cluster (NUM_PS servers, NUM_WORKERS workers) running
     the configuration above, their logs and checkpoints in `run_dir`. Every status the
-    driver takes is kept: `last_answer[task]` is each server's latest answer."""
+    driver takes is kept: `last_answer[task]` is each server's latest answer. With
+    `metrics`, every process serves Prometheus metrics on a loopback port of its own
+    (--metrics_address), kept across restarts: `metrics_addresses[name]` ("ps0",
+    "worker1", ...)."""
 
     def __init__(self, bin_dir, run_dir, ps_host="127.0.0.1", worker_prefix=None,
-                 ps_extra=(), worker_extra=()):
+                 ps_extra=(), worker_extra=(), metrics=False):
         self.bin_dir = bin_dir
         self.run_dir = run_dir
-        ports = free_ports(NUM_PS + NUM_WORKERS)
+        names = ["ps%d" % t for t in range(NUM_PS)] + ["worker%d" % t for t in range(NUM_WORKERS)]
+        ports = free_ports(NUM_PS + NUM_WORKERS + (len(names) if metrics else 0))
+        self.metrics_addresses = {name: "127.0.0.1:%d" % port
+                                  for name, port in zip(names, ports[NUM_PS + NUM_WORKERS:])}
         self.ps_addresses = ["%s:%d" % (ps_host, p) for p in ports[:NUM_PS]]
         self.ps_hosts = ",".join(self.ps_addresses)
         # Workers listen on nothing: only the number of entries counts.
@@ -250,12 +256,17 @@ class Cluster:
         return ["--ps_hosts=" + (ps_hosts or self.ps_hosts), "--worker_hosts=" + self.worker_hosts,
                 "--job_name=" + job, "--task_index=%d" % task]
 
+    def metrics_flags(self, name):
+        address = self.metrics_addresses.get(name)
+        return [] if address is None else ["--metrics_address=" + address]
+
     def start_ps(self, task):
         self.ps[task] = self._start(
             "ps%d" % task,
             [self.binary("mobilenet-ps")] + self.cluster_flags("ps", task) + SHARED_FLAGS +
             PS_FLAGS + listen_flags(self.ps_addresses[task]) +
-            ["--checkpoint_dir=" + self.checkpoint_dir] + self.ps_extra)
+            ["--checkpoint_dir=" + self.checkpoint_dir] + self.metrics_flags("ps%d" % task) +
+            self.ps_extra)
         self.note("started ps %d (pid %d)" % (task, self.ps[task].popen.pid))
         return self.ps[task]
 
@@ -265,7 +276,7 @@ class Cluster:
             "worker%d" % task,
             self.worker_prefix.get(task, []) + [self.binary("mobilenet-worker")] +
             self.cluster_flags("worker", task) + SHARED_FLAGS + WORKER_FLAGS + extra +
-            self.worker_extra)
+            self.metrics_flags("worker%d" % task) + self.worker_extra)
         self.note("started worker %d (pid %d)" % (task, self.workers[task].popen.pid))
         return self.workers[task]
 

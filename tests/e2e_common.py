@@ -5,6 +5,7 @@ a local cluster of real mobilenet-ps and mobilenet-worker processes, the undistu
 baseline run they compare with, and their command line."""
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -39,6 +40,13 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+def die_with_driver():
+    """A Popen preexec_fn: the kernel sends the child SIGKILL when the driver that started
+    it dies, however it dies (SIGKILL included), so that none outlives a test."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,10 +213,11 @@ class Cluster:
     driver takes is kept: `last_answer[task]` is each server's latest answer. With
     `metrics`, every process serves Prometheus metrics on a loopback port of its own
     (--metrics_address), kept across restarts: `metrics_addresses[name]` ("ps0",
-    "worker1", ...)."""
+    "worker1", ...). With `die_with_driver`, every process is killed when the driver dies.
+    """
 
     def __init__(self, bin_dir, run_dir, ps_host="127.0.0.1", worker_prefix=None,
-                 ps_extra=(), worker_extra=(), metrics=False):
+                 ps_extra=(), worker_extra=(), metrics=False, die_with_driver=False):
         self.bin_dir = bin_dir
         self.run_dir = run_dir
         names = ["ps%d" % t for t in range(NUM_PS)] + ["worker%d" % t for t in range(NUM_WORKERS)]
@@ -218,12 +227,13 @@ class Cluster:
         self.ps_addresses = ["%s:%d" % (ps_host, p) for p in ports[:NUM_PS]]
         self.ps_hosts = ",".join(self.ps_addresses)
         # Workers listen on nothing: only the number of entries counts.
-        self.worker_hosts = ",".join("127.0.0.1:%d" % p for p in ports[NUM_PS:])
+        self.worker_hosts = ",".join("127.0.0.1:%d" % p for p in ports[NUM_PS:NUM_PS + NUM_WORKERS])
         self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
         self.onnx = os.path.join(run_dir, "model.onnx")
         self.worker_prefix = dict(worker_prefix or {})  # task -> command prefix
         self.ps_extra = list(ps_extra)
         self.worker_extra = list(worker_extra)
+        self.die_with_driver = die_with_driver
         self.ps = {}        # task -> its current Process
         self.workers = {}   # task -> its current Process
         self.history = []   # every Process started, in order
@@ -238,7 +248,8 @@ class Cluster:
             name, "" if runs == 0 else ".run%d" % (runs + 1)))
         with open(log_path, "w") as log:
             popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env())
+                                     env=self.env(),
+                                     preexec_fn=die_with_driver if self.die_with_driver else None)
         process = Process(name, popen, log_path)
         self.history.append(process)
         return process

@@ -283,6 +283,13 @@ def rules_problem(prometheus, rules_path):
     return "; ".join(unhealthy) or None
 
 
+def check_stopped_on_request(worker):
+    """A worker that exited 0 after SIGTERM says it stopped before finishing its share."""
+    check("stopped on request" in worker.log(),
+          "%s exited 0 after SIGTERM without saying it stopped on request (log %s)" %
+          (worker.name, worker.log_path))
+
+
 def run(args, promtool, prometheus_binary, cluster):
     rules_path = os.path.join(os.path.abspath(args.source_dir), "deploy", "prometheus",
                               "rules.yml")
@@ -291,7 +298,7 @@ def run(args, promtool, prometheus_binary, cluster):
     worker_names = ["worker%d" % t for t in range(NUM_WORKERS)]
 
     cluster.start_all()
-    for name, address in sorted(cluster.metrics_addresses.items()):
+    for address in sorted(cluster.metrics_addresses.values()):
         scrape(int(address.rsplit(":", 1)[1]), timeout=60)
     cluster.note("every process serves /metrics")
 
@@ -334,8 +341,7 @@ def run(args, promtool, prometheus_binary, cluster):
     # Worker 1 stopped: not finished, silent, and worker 0 trains on.
     cluster.signal(cluster.workers[1], signal.SIGTERM)
     cluster.wait_exit(cluster.workers[1], 60, "worker 1 (SIGTERM)")
-    check("stopped on request" in cluster.workers[1].log(),
-          "worker 1 exited 0 after SIGTERM without saying it stopped on request")
+    check_stopped_on_request(cluster.workers[1])
     scenario.wait_until("worker 1's target down, the others up", lambda: scenario.up_problem(
         {"ps0": 1, "ps1": 1, "worker0": 1, "worker1": 0}), timeout=15)
 
@@ -353,6 +359,7 @@ def run(args, promtool, prometheus_binary, cluster):
                        lambda: scenario.alerts_problem(set()))
     cluster.signal(cluster.workers[0], signal.SIGTERM)
     cluster.wait_exit(cluster.workers[0], 60, "worker 0 (SIGTERM)")
+    check_stopped_on_request(cluster.workers[0])
 
     # Server 1 killed: down, and its alert pending.
     cluster.kill(cluster.ps[1])

@@ -16,12 +16,13 @@ gRPC interceptor on every call), with every endpoint scraped over HTTP --scrape_
 second while timing (default 10: 150 times a 15 s scrape interval, so the difference bounds
 the cost from above). The core counts for its metrics whether they are served or not, so
 in capacity mode "on" adds the scrapes taking the core's locks while it applies. Medians of
-per-iteration times show a cost paid on every iteration; CPU seconds per iteration (a mean
-over the timed run) also includes what the scrapes cost in between.
+per-iteration times show a cost paid on every iteration (the interceptor's), hardly one paid
+now and then (a scrape overlaps few iterations); CPU seconds per iteration, a mean over the
+timed run, includes the scrapes too.
 
   /usr/bin/python3 tests/benchmarks/metrics_overhead.py [--bin_dir build/bin] \\
-      [--rounds 5] [--iterations 30] [--scrape_hz 10] [--benchmarks transport,capacity] \\
-      [--json]
+      [--rounds 5] [--iterations 30] [--capacity_iterations 200] [--scrape_hz 10] \\
+      [--benchmarks transport,capacity] [--json]
 """
 
 import argparse
@@ -45,7 +46,7 @@ def run_json(command):
 
 def bench(args, side, extra):
     command = [os.path.join(args.bin_dir, "mobilenet-transport-bench"), "--json",
-               "--iterations=%d" % args.iterations, "--alpha=%g" % args.alpha] + extra
+               "--alpha=%g" % args.alpha] + extra
     if side == "on":
         command += ["--metrics", "--metrics_scrape_hz=%g" % args.scrape_hz]
     r = run_json(command)
@@ -58,7 +59,7 @@ def bench(args, side, extra):
 
 
 def transport(args, side):
-    r = bench(args, side, ["--num_ps=%d" % args.num_ps])
+    r = bench(args, side, ["--num_ps=%d" % args.num_ps, "--iterations=%d" % args.iterations])
     return {"transport_seconds": r["median_seconds"],
             "transport_gb_per_sec": r["effective_gb_per_sec"],
             "transport_cpu_seconds": r["cpu_seconds_per_iteration"],
@@ -66,7 +67,7 @@ def transport(args, side):
 
 
 def capacity(args, side):
-    r = bench(args, side, ["--capacity"])
+    r = bench(args, side, ["--capacity", "--iterations=%d" % args.capacity_iterations])
     return {"capacity_seconds": r["median_apply_seconds"],
             "capacity_per_sec": r["applications_per_sec"],
             "capacity_scrapes": r["metrics_scrapes"]}
@@ -80,7 +81,10 @@ def main():
     p.add_argument("--bin_dir", default=os.path.join(ROOT, "build", "bin"))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--iterations", type=int, default=30,
-                   help="timed iterations per transport/capacity run")
+                   help="timed iterations per transport run")
+    # An apply takes a few ms: this many keep a run long enough for several scrapes.
+    p.add_argument("--capacity_iterations", type=int, default=200,
+                   help="timed iterations per capacity run")
     p.add_argument("--scrape_hz", type=float, default=10,
                    help="scrapes of each /metrics per second while timing, metrics on")
     p.add_argument("--num_ps", type=int, default=2, help="parameter servers (transport)")
@@ -107,7 +111,8 @@ def main():
                         r + 1, name, side, ", ".join("%s %.4g" % kv for kv in figures.items())),
                         flush=True)
     result = {"rounds": args.rounds, "iterations": args.iterations,
-              "scrape_hz": args.scrape_hz, "alpha": args.alpha, "num_ps": args.num_ps}
+              "capacity_iterations": args.capacity_iterations, "scrape_hz": args.scrape_hz,
+              "alpha": args.alpha, "num_ps": args.num_ps}
     for key in samples["off"]:
         off, on = statistics.median(samples["off"][key]), statistics.median(samples["on"][key])
         result[key] = {"off": off, "on": on, "on_over_off": on / off if off else None,
@@ -115,8 +120,9 @@ def main():
     if args.json:
         print(json.dumps(result))
         return
-    print("\nmedians of %d alternating rounds (%d iterations each; metrics on: scraped "
-          "%g times/s)" % (args.rounds, args.iterations, args.scrape_hz))
+    print("\nmedians of %d alternating rounds (%d transport, %d capacity iterations each; "
+          "metrics on: scraped %g times/s)" % (args.rounds, args.iterations,
+                                               args.capacity_iterations, args.scrape_hz))
     for key, r in result.items():
         if not isinstance(r, dict):
             continue

@@ -26,9 +26,10 @@ struct MetricsScrape {
 
 // One plain-HTTP GET of http://`host`:`port`/metrics, on a new connection closed after
 // it. Unavailable naming the address when it cannot connect, no response begins within
-// the timeout, or the status is not 200 (naming it). Thread-safe, except that the first
-// call initializes civetweb, which must not race a MetricsEndpoint being started on
-// another thread: make the first call on the thread that starts the endpoints, or after.
+// the timeout, the status is not 200 (naming it) or the body is cut short. Thread-safe,
+// except that the first call initializes civetweb, which must not race a MetricsEndpoint
+// being started on another thread: make the first call on the thread that starts the
+// endpoints, or after they have started.
 absl::StatusOr<MetricsScrape> ScrapeMetrics(absl::string_view host, int port,
                                             const MetricsScrapeOptions& options = {});
 

@@ -3,7 +3,7 @@
 # Fashion-MNIST with a local cluster: parameter servers (mobilenet-ps) and workers
 # (mobilenet-worker) on 127.0.0.1, on free ports. Shows the chief's progress and ends with
 # the final test accuracy, the checkpoint folder and the ONNX model.
-#   deploy/run_local.sh [--num_ps N] [--num_workers M] [--no_tls] [flags...]
+#   deploy/run_local.sh [--num_ps N] [--num_workers M] [--no_tls] [--no_metrics] [flags...]
 # Defaults: 2 parameter servers, 2 workers. Flags go to the workers (see mobilenet-worker
 # --help), e.g. --epochs=2; the model, optimizer, schedule and seed flags go to the
 # parameter servers as well (they hold the weights and apply the updates), and
@@ -12,6 +12,8 @@
 # Every process talks mutual TLS: deploy/make_certs.sh makes the cluster's CA and one
 # certificate per process in the run folder's certs/, and each process proves who it is
 # with its own (--no_tls: plaintext, possible only because everything is on loopback).
+# Every process serves Prometheus metrics on its own loopback port (--metrics_address;
+# the script prints the URLs: `curl http://127.0.0.1:PORT/metrics`), unless --no_metrics.
 # Output goes to runs/<date-time>/ (override with RUN_DIR=...): one log per process,
 # certs/, checkpoints/ (one series per parameter server) and model.onnx.
 # Ctrl-C (or any process failing) stops every process this script started.
@@ -24,6 +26,7 @@ worker_args=()
 ps_args=()
 threads_given=0
 tls=1
+metrics=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --num_ps) num_ps="${2:?--num_ps needs a number}"; shift 2 ;;
@@ -43,8 +46,10 @@ while [ $# -gt 0 ]; do
       ps_args+=("$1"); shift ;;
     --threads=*) threads_given=1; worker_args+=("$1"); shift ;;
     --no_tls) tls=0; shift ;;
+    --no_metrics) metrics=0; shift ;;
     --checkpoint_dir=*|--export_onnx=*|--ps_hosts=*|--worker_hosts=*|--job_name=*|--task_index=*|\
-    --tls_cert_file=*|--tls_key_file=*|--tls_ca_file=*|--auth_token_file=*|--insecure*)
+    --tls_cert_file=*|--tls_key_file=*|--tls_ca_file=*|--auth_token_file=*|--insecure*|\
+    --metrics_address=*)
       echo "run_local.sh: $1 is set by this script (see its header)" >&2; exit 2 ;;
     *) worker_args+=("$1"); shift ;;
   esac
@@ -88,13 +93,21 @@ is_taken() {
   for p in "${ports[@]}"; do [ "$p" -eq "$1" ] && return 0; done
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-while [ ${#ports[@]} -lt $((num_ps + num_workers)) ]; do
+# One port per process, and one more per process for its metrics.
+num_ports=$((num_ps + num_workers))
+[ "$metrics" -eq 1 ] && num_ports=$((2 * num_ports))
+while [ ${#ports[@]} -lt "$num_ports" ]; do
   port=$((20000 + RANDOM % 12000))
   is_taken "$port" || ports+=("$port")
 done
 join() { local IFS=,; echo "$*"; }
 ps_hosts=$(join $(printf '127.0.0.1:%s ' "${ports[@]:0:num_ps}"))
-worker_hosts=$(join $(printf '127.0.0.1:%s ' "${ports[@]:num_ps}"))
+worker_hosts=$(join $(printf '127.0.0.1:%s ' "${ports[@]:num_ps:num_workers}"))
+# metrics_flags INDEX: the --metrics_address of process INDEX (PS first, then workers).
+metrics_flags() {
+  [ "$metrics" -eq 1 ] || return 0
+  echo --metrics_address="127.0.0.1:${ports[$((num_ps + num_workers + $1))]}"
+}
 
 # Every process started here is stopped on exit, Ctrl-C or failure: SIGTERM first (a
 # parameter server writes a final checkpoint), SIGKILL for what is still running after
@@ -141,14 +154,17 @@ start_time=$(date +%s)
 cluster=(--ps_hosts="$ps_hosts" --worker_hosts="$worker_hosts")
 for ((i = 0; i < num_ps; i++)); do
   mapfile -t security < <(tls_flags "ps-$i")
+  mapfile -t monitoring < <(metrics_flags "$i")
   start "ps-$i" mobilenet-ps "${cluster[@]}" --job_name=ps --task_index=$i \
     --checkpoint_dir="$checkpoint_dir" ${security[@]+"${security[@]}"} \
-    ${ps_args[@]+"${ps_args[@]}"}
+    ${monitoring[@]+"${monitoring[@]}"} ${ps_args[@]+"${ps_args[@]}"}
 done
 for ((i = 0; i < num_workers; i++)); do
   mapfile -t security < <(tls_flags "worker-$i")
+  mapfile -t monitoring < <(metrics_flags $((num_ps + i)))
   start "worker-$i" mobilenet-worker "${cluster[@]}" --job_name=worker --task_index=$i \
-    --export_onnx="$onnx" ${security[@]+"${security[@]}"} ${worker_args[@]+"${worker_args[@]}"}
+    --export_onnx="$onnx" ${security[@]+"${security[@]}"} ${monitoring[@]+"${monitoring[@]}"} \
+    ${worker_args[@]+"${worker_args[@]}"}
 done
 chief_pid=${pids[$num_ps]}
 chief_log="$run_dir/worker-0.log"
@@ -156,6 +172,13 @@ echo "Logs: $run_dir/{ps-N,worker-N}.log; the chief (worker 0) follows."
 mapfile -t monitor < <(tls_flags monitor)
 echo "Cluster status at any time: $bin/mobilenet-ctl status --ps_hosts=$ps_hosts" \
   ${monitor[@]+"${monitor[@]}"}
+if [ "$metrics" -eq 1 ]; then
+  echo "Prometheus metrics (curl http://127.0.0.1:PORT/metrics):"
+  for ((i = 0; i < num_ps + num_workers; i++)); do
+    if [ "$i" -lt "$num_ps" ]; then name="ps-$i"; else name="worker-$((i - num_ps))"; fi
+    echo "  $name http://$(metrics_flags "$i" | sed 's/^--metrics_address=//')/metrics"
+  done
+fi
 tail -n +1 -f --pid="$chief_pid" "$chief_log" &
 tail_pid=$!
 

@@ -92,19 +92,12 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
       std::make_unique<ParameterService>(runner->core_.get(), runner->authenticator_.get());
   std::vector<grpc::experimental::ServerInterceptorFactoryInterface*> interceptors;
   if (!o.metrics_address.empty()) {
-    ASSIGN_OR_RETURN(runner->metrics_endpoint_, MetricsEndpoint::Start(o.metrics_address));
-    runner->ps_metrics_ = std::make_shared<ParameterServerMetrics>(runner->core_.get());
-    runner->metrics_endpoint_->Register(runner->ps_metrics_);
-    std::vector<std::string> methods = GrpcMethodsOf(
-        *ps::v1::PushRequest::descriptor()->file()->FindServiceByName("ParameterServer"));
-    for (std::string& method : GrpcHealthMethods()) methods.push_back(std::move(method));
-    methods.push_back("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo");
-    runner->grpc_metrics_ =
-        std::make_unique<GrpcServerMetricsFactory>(runner->metrics_endpoint_->registry(), methods);
-    interceptors.push_back(runner->grpc_metrics_.get());
+    ASSIGN_OR_RETURN(runner->metrics_,
+                     ParameterServerMetricsEndpoint::Start(o.metrics_address, runner->core_.get()));
+    interceptors.push_back(runner->metrics_->interceptor());
     runner->Log(absl::StrCat("Prometheus metrics on http://",
                              o.metrics_address.substr(0, o.metrics_address.rfind(':')), ":",
-                             runner->metrics_endpoint_->port(), "/metrics"));
+                             runner->metrics_->port(), "/metrics"));
   }
   const int message_limit = MessageLimitForPayload(
       (runner->core_->parameter_count() + runner->core_->state_count()) * sizeof(float));
@@ -169,7 +162,7 @@ void ParameterServerRunner::OnCheckpoint(const absl::StatusOr<SavedShardCheckpoi
   }
   if (!saved->written) return;
   core_->SetLastCheckpoint(saved->time, saved->step, saved->path);
-  if (ps_metrics_ != nullptr) ps_metrics_->RecordCheckpointWritten(saved->duration);
+  if (metrics_ != nullptr) metrics_->ps_metrics().RecordCheckpointWritten(saved->duration);
   Log(absl::StrFormat("checkpoint %s (step %d)", saved->path, saved->step));
 }
 
@@ -196,6 +189,17 @@ void ParameterServerRunner::StatusLoop() {
   }
 }
 
+std::string FormatStalenessCounts(const ps::v1::StatusResponse& status) {
+  std::vector<std::string> entries;
+  for (int i = 0; i < status.staleness_counts_size(); ++i) {
+    const ps::v1::StalenessCount& c = status.staleness_counts(i);
+    const bool folded = i + 1 == kMaxStalenessCounts;
+    entries.push_back(absl::StrCat(c.staleness(), folded ? "+" : "", ":", c.pushes()));
+  }
+  return absl::StrCat("staleness of the ", status.pushes_applied(), " pushes applied by this run: ",
+                      entries.empty() ? "none" : absl::StrJoin(entries, " "));
+}
+
 void ParameterServerRunner::MemoryLoop(size_t baseline_bytes) {
   const size_t kept = RetainedHeapBytes(
       (core_->parameter_count() + core_->state_count()) * sizeof(float));
@@ -218,6 +222,7 @@ void ParameterServerRunner::RequestStop() {
 
 absl::Status ParameterServerRunner::WaitAndShutdown() {
   core_->WaitForFinish();
+  Log(FormatStalenessCounts(core_->GetStatus()));
   if (!stop_requested_ && !options_.exit_when_training_ends) {
     if (checkpointer_ != nullptr) OnCheckpoint(checkpointer_->Save());
     Log("training is over; serving the trained weights until stopped");
@@ -239,7 +244,7 @@ absl::Status ParameterServerRunner::WaitAndShutdown() {
   }
   if (saved->written) {
     core_->SetLastCheckpoint(saved->time, saved->step, saved->path);
-    if (ps_metrics_ != nullptr) ps_metrics_->RecordCheckpointWritten(saved->duration);
+    if (metrics_ != nullptr) metrics_->ps_metrics().RecordCheckpointWritten(saved->duration);
     Log(absl::StrFormat("final checkpoint %s (step %d)", saved->path, saved->step));
   } else {
     Log(absl::StrFormat("no change since checkpoint %s (step %d)", saved->path, saved->step));

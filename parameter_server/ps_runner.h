@@ -16,9 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "metrics/grpc_server_metrics.h"
-#include "metrics/metrics_endpoint.h"
-#include "metrics/ps_metrics.h"
+#include "metrics/ps_metrics_endpoint.h"
 #include "model/architecture.h"
 #include "parameter_server/core/parameter_server_core.h"
 #include "parameter_server/core/shard_checkpointer.h"
@@ -29,6 +27,11 @@
 #include "security/transport_security.h"
 
 namespace mobilenet {
+
+// The line the server logs when training ends, parsed back by report/run_log.cc:
+// "staleness of the 1234 pushes applied by this run: 0:200 1:1000 2:34" (pushes per
+// staleness; "63+:5" when the last entry folds the tail, see StatusResponse).
+std::string FormatStalenessCounts(const ps::v1::StatusResponse& status);
 
 struct ParameterServerRunnerOptions {
   int task_index = 0;            // this server's place in the plan, in [0, num_ps)
@@ -89,7 +92,7 @@ class ParameterServerRunner {
   int port() const { return port_; }
   int health_port() const { return health_.port; }
   // The metrics listener's port (0 without one).
-  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
   const ShardingPlan& plan() const { return plan_; }
   ParameterServerCore& core() { return *core_; }
 
@@ -118,9 +121,7 @@ class ParameterServerRunner {
   std::unique_ptr<ShardCheckpointer> checkpointer_;
   std::unique_ptr<CallerAuthenticator> authenticator_;
   // Null without metrics_address. Declared before the server, so destroyed after it.
-  std::unique_ptr<MetricsEndpoint> metrics_endpoint_;
-  std::shared_ptr<ParameterServerMetrics> ps_metrics_;
-  std::unique_ptr<GrpcServerMetricsFactory> grpc_metrics_;
+  std::unique_ptr<ParameterServerMetricsEndpoint> metrics_;
   std::unique_ptr<ParameterService> service_;
   std::unique_ptr<grpc::Server> server_;
   StartedServer health_;  // health_.server null without health_address

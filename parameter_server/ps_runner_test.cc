@@ -127,6 +127,26 @@ class ParameterServerRunnerTest : public ::testing::Test {
   FILE* log_ = nullptr;
 };
 
+TEST(FormatStalenessCountsTest, TheLineReportRunLogParses) {
+  ps::v1::StatusResponse status;
+  EXPECT_EQ(FormatStalenessCounts(status), "staleness of the 0 pushes applied by this run: none");
+  status.set_pushes_applied(1236);
+  for (const auto& [staleness, pushes] :
+       std::vector<std::pair<int, int>>{{0, 200}, {1, 1000}, {2, 34}}) {
+    ps::v1::StalenessCount& c = *status.add_staleness_counts();
+    c.set_staleness(staleness);
+    c.set_pushes(pushes);
+  }
+  EXPECT_EQ(FormatStalenessCounts(status),
+            "staleness of the 1236 pushes applied by this run: 0:200 1:1000 2:34");
+  while (status.staleness_counts_size() < kMaxStalenessCounts) {
+    ps::v1::StalenessCount& c = *status.add_staleness_counts();
+    c.set_staleness(status.staleness_counts_size() - 1);
+  }
+  status.mutable_staleness_counts()->rbegin()->set_pushes(2);
+  EXPECT_THAT(FormatStalenessCounts(status), ::testing::EndsWith(" 63+:2"));
+}
+
 TEST_F(ParameterServerRunnerTest, StopWritesAFinalCheckpointThatTheNextStartRestores) {
   auto runner = ParameterServerRunner::Start(Options());
   ASSERT_TRUE(runner.ok()) << runner.status();

@@ -123,6 +123,9 @@ PsLog ParsePsLog(int task, absl::string_view text) {
   static const std::regex* stamp = new std::regex(R"(^\[([0-9]{2}):([0-9]{2}):([0-9]{2}) ps )");
   static const std::regex* worker_rate =
       new std::regex(R"(([0-9]+)(?: finished)? ?\(([0-9.]+) img/s)");
+  static const std::regex* staleness_line =
+      new std::regex(R"(\] staleness of the [0-9]+ pushes applied by this run: (.*)$)");
+  static const std::regex* staleness_entry = new std::regex(R"(([0-9]+)(\+)?:([0-9]+))");
   double first = -1;
   double previous = -1;
   double day_offset = 0;  // the clock passing midnight
@@ -134,6 +137,16 @@ PsLog ParsePsLog(int task, absl::string_view text) {
     clock += day_offset;
     previous = clock;
     if (first < 0) first = clock;
+    if (std::regex_search(line, m, *staleness_line)) {
+      std::vector<StalenessCount> counts;
+      const std::string entries = m[1].str();
+      for (auto it = std::sregex_iterator(entries.begin(), entries.end(), *staleness_entry);
+           it != std::sregex_iterator(); ++it) {
+        counts.push_back({ToInt((*it)[1].str()), ToInt((*it)[3].str()), (*it)[2].matched});
+      }
+      log.staleness_counts = std::move(counts);
+      continue;
+    }
     if (!std::regex_search(line, m, PsStatusPattern())) continue;
     PsStatusPoint p;
     p.seconds = clock - first;

@@ -71,13 +71,28 @@ struct PsStatusPoint {
   std::vector<WorkerRate> workers;
 };
 
+// Applied pushes of one staleness; `or_more`: also every staler push (the server's folded
+// last entry, "63+:5").
+struct StalenessCount {
+  int64_t staleness = 0;
+  int64_t pushes = 0;
+  bool or_more = false;
+};
+
 struct PsLog {
   int task = 0;
   std::vector<PsStatusPoint> statuses;
+  // The last "staleness of the N pushes applied by this run: 0:200 1:1000 ..." line
+  // (logged when training ends); empty when there is none.
+  std::vector<StalenessCount> staleness_counts;
 };
 
 struct RunLog {
-  std::string run_dir;
+  std::string run_dir;  // with from_status: the cluster's name instead
+  // The curves come from the servers' polled Status answers (report/status_history.h),
+  // not from logs: times count from the first poll, a worker's progress is what it last
+  // reported to the servers, and nothing says when training began.
+  bool from_status = false;
   std::vector<WorkerLog> workers;  // by task
   std::vector<PsLog> servers;      // by task
   // The chief's (worker 0's) log, or nullptr when it is missing.

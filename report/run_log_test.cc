@@ -135,6 +135,27 @@ TEST(ParsePsLogTest, StatusLinesWithTimeSinceStart) {
   EXPECT_DOUBLE_EQ(log.statuses[1].workers[1].images_per_sec, 792);
 }
 
+TEST(ParsePsLogTest, TheLastStalenessDistributionLineWins) {
+  // As parameter_server/ps_runner.cc's FormatStalenessCounts writes it (its test pins it).
+  const PsLog log =
+      ParsePsLog(1,
+                 "[18:25:08 ps 1/2] staleness of the 3 pushes applied by this run: 0:3\n"
+                 "[18:26:08 ps 1/2] staleness of the 1236 pushes applied by this run: 0:200 1:1000 "
+                 "2:34 63+:2\n"
+                 "[18:26:09 ps 1/2] training is over; shutting down\n");
+  ASSERT_EQ(log.staleness_counts.size(), 4u);
+  EXPECT_EQ(log.staleness_counts[1].staleness, 1);
+  EXPECT_EQ(log.staleness_counts[1].pushes, 1000);
+  EXPECT_FALSE(log.staleness_counts[1].or_more);
+  EXPECT_EQ(log.staleness_counts[3].staleness, 63);
+  EXPECT_EQ(log.staleness_counts[3].pushes, 2);
+  EXPECT_TRUE(log.staleness_counts[3].or_more);
+  EXPECT_TRUE(ParsePsLog(0,
+                         "[18:25:08 ps 0/2] staleness of the 0 pushes applied by this run: "
+                         "none\n")
+                  .staleness_counts.empty());
+}
+
 TEST(ParsePsLogTest, ClockPassingMidnight) {
   const PsLog log =
       ParsePsLog(0,

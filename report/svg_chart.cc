@@ -233,7 +233,9 @@ std::string RenderBarChart(const BarChart& chart) {
   out += YAxis(sy, y_ticks, chart.y_label, "");
   const double group = (kWidth - kRight - kLeft) / chart.categories.size();
   const double bar = group * 0.8 / std::max<size_t>(1, chart.series.size());
-  for (size_t c = 0; c < chart.categories.size(); ++c) {
+  // At most about 16 category labels, so that they do not overlap.
+  const size_t label_every = (chart.categories.size() + 15) / 16;
+  for (size_t c = 0; c < chart.categories.size(); c += label_every) {
     absl::StrAppendFormat(&out, "<text x=\"%.1f\" y=\"%g\" text-anchor=\"middle\">%s</text>",
                           kLeft + group * (c + 0.5), kHeight - kBottom + 18,
                           EscapeXml(chart.categories[c]));

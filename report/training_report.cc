@@ -32,6 +32,11 @@ std::string Figure(const std::string& svg, const std::string& source) {
 
 std::string WorkerName(int task) { return absl::StrCat("worker ", task); }
 
+// The caption of a chart: where its data came from, in the logs or in Status.
+std::string Source(const RunLog& run, const char* from_logs, const char* from_status) {
+  return run.from_status ? from_status : from_logs;
+}
+
 // The evaluations of the chief against elapsed time or global step; the final evaluation
 // (after training) at the end of the chief's training or at its global step.
 LineSeries EvaluationSeries(const WorkerLog* chief, bool accuracy, bool by_step) {
@@ -64,18 +69,41 @@ std::string Summary(const RunLog& run) {
     row("Final test loss", absl::StrFormat("%.4f", f.loss));
   } else if (chief != nullptr && !chief->evaluations.empty()) {
     const EvaluationPoint& e = chief->evaluations.back();
-    row("Last test accuracy", absl::StrFormat("%.2f%% at global step %d (no final evaluation "
-                                              "in the log)",
-                                              e.accuracy_percent, e.global_step));
+    row(run.from_status ? "Latest test accuracy" : "Last test accuracy",
+        absl::StrFormat(run.from_status ? "%.2f%% at global step %d (the chief's latest "
+                                          "evaluation, as the servers report it)"
+                                        : "%.2f%% at global step %d (no final evaluation "
+                                          "in the log)",
+                        e.accuracy_percent, e.global_step));
   } else {
-    row("Final test accuracy", "not in the logs");
+    row("Final test accuracy", run.from_status ? "no evaluation reported yet" : "not in the logs");
   }
-  double wall = -1;
-  for (const WorkerLog& w : run.workers) wall = std::max(wall, w.trained_seconds);
-  row("Training wall time", absl::StrCat(Duration(wall), " (the slowest worker's training)"));
+  if (run.from_status) {
+    double watched = 0;
+    int64_t step = 0;
+    for (const PsLog& ps : run.servers) {
+      if (ps.statuses.empty()) continue;
+      watched = std::max(watched, ps.statuses.back().seconds);
+      step = std::max(step, ps.statuses.back().step);
+    }
+    row("Watched for", absl::StrCat(Duration(watched), " (polling the servers' Status)"));
+    row("Global step", absl::StrCat(step, " (the furthest server's, at the last poll)"));
+  } else {
+    double wall = -1;
+    for (const WorkerLog& w : run.workers) wall = std::max(wall, w.trained_seconds);
+    row("Training wall time", absl::StrCat(Duration(wall), " (the slowest worker's training)"));
+  }
   row("Workers", absl::StrCat(run.workers.size()));
   row("Parameter servers", absl::StrCat(run.servers.size()));
   for (const WorkerLog& w : run.workers) {
+    if (run.from_status) {
+      row(WorkerName(w.task),
+          w.progress.empty()
+              ? std::string("no step reported yet")
+              : absl::StrFormat("%.1f images/s at its step %d (its latest report)",
+                                w.progress.back().images_per_sec, w.progress.back().step));
+      continue;
+    }
     row(WorkerName(w.task),
         w.images_per_sec >= 0
             ? absl::StrFormat("%.1f images/s over %s", w.images_per_sec,
@@ -83,6 +111,54 @@ std::string Summary(const RunLog& run) {
             : absl::StrFormat("did not finish (%d progress lines)", w.progress.size()));
   }
   return absl::StrCat("<table class=\"summary\">", rows, "</table>\n");
+}
+
+// Per staleness 0, 1, ... up to the largest seen, the share of each server's applied
+// pushes (a folded last entry, "63+", counts every staler push too).
+BarChart StalenessDistribution(const RunLog& run) {
+  BarChart chart{"staleness-distribution",
+                 "Staleness distribution of applied pushes",
+                 "% of the server's applied pushes",
+                 {},
+                 {}};
+  int64_t largest = -1;
+  for (const PsLog& ps : run.servers) {
+    for (const StalenessCount& c : ps.staleness_counts) largest = std::max(largest, c.staleness);
+  }
+  // Staleness values are few (the server lists at most 64); a corrupt log cannot make the
+  // chart huge.
+  largest = std::min<int64_t>(largest, 63);
+  bool folded = false;  // the last bar also counts staler pushes
+  for (const PsLog& ps : run.servers) {
+    for (const StalenessCount& c : ps.staleness_counts) {
+      folded = folded || c.staleness > largest || (c.or_more && c.staleness == largest);
+    }
+  }
+  for (int64_t v = 0; v <= largest; ++v) {
+    chart.categories.push_back(absl::StrCat(v, folded && v == largest ? "+" : ""));
+  }
+  for (const PsLog& ps : run.servers) {
+    if (ps.staleness_counts.empty()) continue;
+    int64_t total = 0;
+    for (const StalenessCount& c : ps.staleness_counts) total += c.pushes;
+    BarSeries series{absl::StrCat("ps ", ps.task), std::vector<double>(largest + 1, 0.0)};
+    for (const StalenessCount& c : ps.staleness_counts) {
+      const int64_t index = std::min(c.staleness, largest);
+      if (index >= 0 && total > 0) series.values[index] += 100.0 * c.pushes / total;
+    }
+    chart.series.push_back(std::move(series));
+  }
+  return chart;
+}
+
+std::string Page(const std::string& title, const std::string& body) {
+  return absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", EscapeXml(title),
+      "</title><style>body{font-family:sans-serif;margin:24px;max-width:760px;color:#222}"
+      "table.summary{border-collapse:collapse}table.summary th{text-align:left;"
+      "padding:2px 16px 2px 0}figure{margin:16px 0 28px 0}figcaption{color:#555;"
+      "font-size:13px}</style></head>\n<body><h1>",
+      EscapeXml(title), "</h1>\n", body, "</body></html>\n");
 }
 
 }  // namespace
@@ -93,13 +169,19 @@ std::string RenderTrainingReport(const RunLog& run) {
   std::string body;
 
   body += "<h2>Test set</h2>\n";
-  const char* eval_source =
-      "From worker-0.log (the chief): its evaluation lines \"epoch E  global step S  test "
-      "accuracy A%  test loss L  (T elapsed)\" and the final \"Test accuracy: ...\" line, "
-      "placed at the end of the chief's training.";
+  const std::string eval_source =
+      Source(run,
+             "From worker-0.log (the chief): its evaluation lines \"epoch E  global step S  test "
+             "accuracy A%  test loss L  (T elapsed)\" and the final \"Test accuracy: ...\" line, "
+             "placed at the end of the chief's training.",
+             "From the servers' Status: the chief's latest evaluation (eval_accuracy, eval_loss, "
+             "eval_step) at each poll, placed at the time the chief reported it; evaluations "
+             "between two polls are missed.");
+  const std::string time_axis =
+      run.from_status ? "seconds since the first poll" : "seconds since the chief started training";
   body += Figure(RenderLineChart({"accuracy-time",
                                   "Test accuracy over time",
-                                  "seconds since the chief started training",
+                                  time_axis,
                                   "accuracy (%)",
                                   {EvaluationSeries(chief, true, false)}}),
                  eval_source);
@@ -111,7 +193,7 @@ std::string RenderTrainingReport(const RunLog& run) {
                  eval_source);
   body += Figure(RenderLineChart({"loss-time",
                                   "Test loss over time",
-                                  "seconds since the chief started training",
+                                  time_axis,
                                   "loss",
                                   {EvaluationSeries(chief, false, false)}}),
                  eval_source);
@@ -121,6 +203,7 @@ std::string RenderTrainingReport(const RunLog& run) {
                       "loss",
                       {EvaluationSeries(chief, false, true)}};
   for (const WorkerLog& w : run.workers) {
+    if (run.from_status) break;  // workers do not report their loss to the servers
     LineSeries s{absl::StrCat(WorkerName(w.task), " training loss"), {}};
     for (const ProgressPoint& p : w.progress) {
       if (p.images_per_sec > 0) s.points.push_back({static_cast<double>(p.global_step), p.loss});
@@ -128,17 +211,18 @@ std::string RenderTrainingReport(const RunLog& run) {
     loss_step.series.push_back(std::move(s));
   }
   body += Figure(RenderLineChart(loss_step),
-                 "Test loss as above; training loss from each worker-N.log's progress lines "
-                 "(the average over its last 10 seconds of batches).");
+                 Source(run,
+                        "Test loss as above; training loss from each worker-N.log's progress "
+                        "lines (the average over its last 10 seconds of batches).",
+                        "Test loss as above (workers do not report their training loss to "
+                        "the servers; their logs have it)."));
 
   body += "<h2>Throughput and staleness</h2>\n";
-  LineChart rate{
-      "images-per-second", "Images/s per worker", "seconds since ps-0 started", "images/s", {}};
-  LineChart staleness{"staleness",
-                      "Staleness of applied pushes",
-                      "seconds since ps-0 started",
-                      "global steps behind",
-                      {}};
+  const std::string ps_axis =
+      run.from_status ? "seconds since the first poll" : "seconds since ps-0 started";
+  LineChart rate{"images-per-second", "Images/s per worker", ps_axis, "images/s", {}};
+  LineChart staleness{
+      "staleness", "Staleness of applied pushes", ps_axis, "global steps behind", {}};
   if (ps0 != nullptr) {
     LineSeries p50{"p50", {}}, p90{"p90", {}}, max{"max", {}};
     std::map<int, LineSeries> by_task;  // in task order (worker 2 before worker 10)
@@ -159,7 +243,8 @@ std::string RenderTrainingReport(const RunLog& run) {
   // otherwise what they reported to ps-0.
   LineChart worker_rate{"images-per-second",
                         "Images/s per worker",
-                        "seconds since the worker started training",
+                        run.from_status ? "seconds since the first poll"
+                                        : "seconds since the worker started training",
                         "images/s",
                         {}};
   for (const WorkerLog& w : run.workers) {
@@ -173,8 +258,11 @@ std::string RenderTrainingReport(const RunLog& run) {
   }
   if (!worker_rate.series.empty()) {
     body += Figure(RenderLineChart(worker_rate),
-                   "From each worker-N.log: its progress lines' img/s (over the last 10 "
-                   "seconds) against their \"elapsed\" time.");
+                   Source(run,
+                          "From each worker-N.log: its progress lines' img/s (over the last "
+                          "10 seconds) against their \"elapsed\" time.",
+                          "From the servers' Status: the images/s each worker reported with "
+                          "its latest push, at each poll."));
   } else {
     body += Figure(RenderLineChart(rate),
                    "From ps-0.log: each periodic status line's \"workers: N(R img/s, ...)\", "
@@ -182,10 +270,26 @@ std::string RenderTrainingReport(const RunLog& run) {
                    "its last rate).");
   }
   body += Figure(RenderLineChart(staleness),
-                 "From ps-0.log: each periodic status line's \"staleness p50/p90/max\", the "
-                 "distribution of the staleness of every push the server applied since it "
-                 "started (cumulative, not per interval).");
+                 Source(run,
+                        "From ps-0.log: each periodic status line's \"staleness p50/p90/max\", "
+                        "the distribution of the staleness of every push the server applied "
+                        "since it started (cumulative, not per interval).",
+                        "From ps-0's Status at each poll: staleness p50/p90/max of every push "
+                        "it applied since it started (cumulative, not per interval)."));
+  body += Figure(RenderBarChart(StalenessDistribution(run)),
+                 Source(run,
+                        "From each ps-N.log's \"staleness of the N pushes applied by this run\" "
+                        "line (logged when training ends): the share of applied pushes per "
+                        "staleness, i.e. how many versions the shard advanced between a "
+                        "worker's pull and its push.",
+                        "From each server's Status at the last poll (staleness_counts): the "
+                        "share of applied pushes per staleness, i.e. how many versions the "
+                        "shard advanced between a worker's pull and its push."));
 
+  if (run.from_status) {
+    const std::string title = absl::StrCat("Training report: ", run.run_dir);
+    return Page(title, absl::StrCat(Summary(run), body));
+  }
   body += "<h2>Step time</h2>\n";
   BarChart step_time{"step-time",
                      "Mean step time and push latency per worker",
@@ -216,13 +320,7 @@ std::string RenderTrainingReport(const RunLog& run) {
                  "--overlap_communication=false, so the two do not add up).");
 
   const std::string title = absl::StrCat("Training report: ", run.run_dir);
-  return absl::StrCat(
-      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", EscapeXml(title),
-      "</title><style>body{font-family:sans-serif;margin:24px;max-width:760px;color:#222}"
-      "table.summary{border-collapse:collapse}table.summary th{text-align:left;"
-      "padding:2px 16px 2px 0}figure{margin:16px 0 28px 0}figcaption{color:#555;"
-      "font-size:13px}</style></head>\n<body><h1>",
-      EscapeXml(title), "</h1>\n", Summary(run), body, "</body></html>\n");
+  return Page(title, absl::StrCat(Summary(run), body));
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {

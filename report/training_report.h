@@ -1,5 +1,6 @@
-// report.html of a run folder: the training curves of its logs on one self-contained page
-// (inline SVG, no script, nothing fetched).
+// report.html: the training curves of a run folder's logs, or of a running cluster's
+// polled Status (report/status_history.h), on one self-contained page (inline SVG, no
+// script, nothing fetched).
 #ifndef MOBILENET_REPORT_TRAINING_REPORT_H_
 #define MOBILENET_REPORT_TRAINING_REPORT_H_
 
@@ -12,8 +13,10 @@
 namespace mobilenet {
 
 // The HTML page: title, the run's summary (final accuracy, wall time, workers), and the
-// charts, each saying which log lines it comes from. Chart ids: accuracy-time,
-// accuracy-step, loss-time, loss-step, images-per-second, staleness, step-time.
+// charts, each saying which log lines (or, from_status, which Status fields) it comes
+// from. Chart ids: accuracy-time, accuracy-step, loss-time, loss-step, images-per-second,
+// staleness, staleness-distribution, and step-time (not from_status: the servers do not
+// know the batch size).
 std::string RenderTrainingReport(const RunLog& run);
 
 // Writes `contents` to `path` through a temporary file beside it and a rename, so a reader

@@ -40,7 +40,9 @@ RunLog SmallRun() {
       "ago)\n"
       "[18:18:01 ps 0/2] step 1396  examples 89344  epoch 1.49  lr 0.036  pushes 1396 applied  "
       "staleness p50/p90/max 3/3/42  workers: 0(774 img/s, seen 0s ago), 1(763 img/s, seen 0s "
-      "ago)\n"));
+      "ago)\n"
+      "[18:25:08 ps 0/2] staleness of the 11250 pushes applied by this run: 0:12 1:2000 2:5000 "
+      "3:4000 4:200 42:38\n"));
   return run;
 }
 
@@ -55,7 +57,7 @@ TEST(RenderTrainingReportTest, SummaryAndEveryChartWithItsSeries) {
         "loss-step-test-loss", "loss-step-worker-0-training-loss",
         "loss-step-worker-1-training-loss", "images-per-second-worker-0",
         "images-per-second-worker-1", "staleness-p50", "staleness-p90", "staleness-max",
-        "step-time-step-time", "step-time-push-latency"}) {
+        "staleness-distribution-ps-0", "step-time-step-time", "step-time-push-latency"}) {
     EXPECT_THAT(html, HasSubstr(absl::StrCat("id=\"", id, "\""))) << id;
   }
   // Three points: two evaluations and the final one.
@@ -101,6 +103,26 @@ TEST(RenderTrainingReportTest, WorkersOfPsLinesInTaskOrder) {
   ASSERT_NE(two, std::string::npos);
   ASSERT_NE(ten, std::string::npos);
   EXPECT_LT(two, ten);
+}
+
+TEST(RenderTrainingReportTest, StalenessDistributionPerServerAsShares) {
+  RunLog run = SmallRun();
+  run.servers[0].staleness_counts = {{0, 10, false}, {1, 60, false}, {3, 30, false}};
+  run.servers.push_back(PsLog{1, {}, {{1, 50, false}, {63, 50, true}}});
+  const std::string html = RenderTrainingReport(run);
+  EXPECT_THAT(html, HasSubstr("id=\"staleness-distribution-ps-0\""));
+  EXPECT_THAT(html, HasSubstr("id=\"staleness-distribution-ps-1\""));
+  // Every staleness from 0 to the largest is a category; the folded one says so.
+  EXPECT_THAT(html, HasSubstr("<title>2 ps 0: 0</title>"));
+  EXPECT_THAT(html, HasSubstr("<title>1 ps 0: 60</title>"));
+  EXPECT_THAT(html, HasSubstr("<title>63+ ps 1: 50</title>"));
+  // Without the line (a run killed before it ended), the chart says so.
+  run = SmallRun();
+  run.servers[0].staleness_counts.clear();
+  const std::string without = RenderTrainingReport(run);
+  const size_t chart = without.find("id=\"staleness-distribution\"");
+  ASSERT_NE(chart, std::string::npos);
+  EXPECT_NE(without.find("no data", chart), std::string::npos);
 }
 
 TEST(RenderTrainingReportTest, EmptyRunStillRenders) {

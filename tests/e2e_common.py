@@ -5,6 +5,7 @@ a local cluster of real mobilenet-ps and mobilenet-worker processes, the undistu
 baseline run they compare with, and their command line."""
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -39,6 +40,13 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+def die_with_driver():
+    """A Popen preexec_fn: the kernel sends the child SIGKILL when the driver that started
+    it dies, however it dies (SIGKILL included), so that none outlives a test."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
 
 
 # ---------------------------------------------------------------------------------------
@@ -202,22 +210,30 @@ class Process:
 class Cluster:
     """The processes of one local cluster (NUM_PS servers, NUM_WORKERS workers) running
     the configuration above, their logs and checkpoints in `run_dir`. Every status the
-    driver takes is kept: `last_answer[task]` is each server's latest answer."""
+    driver takes is kept: `last_answer[task]` is each server's latest answer. With
+    `metrics`, every process serves Prometheus metrics on a loopback port of its own
+    (--metrics_address), kept across restarts: `metrics_addresses[name]` ("ps0",
+    "worker1", ...). With `die_with_driver`, every process is killed when the driver dies.
+    """
 
     def __init__(self, bin_dir, run_dir, ps_host="127.0.0.1", worker_prefix=None,
-                 ps_extra=(), worker_extra=()):
+                 ps_extra=(), worker_extra=(), metrics=False, die_with_driver=False):
         self.bin_dir = bin_dir
         self.run_dir = run_dir
-        ports = free_ports(NUM_PS + NUM_WORKERS)
+        names = ["ps%d" % t for t in range(NUM_PS)] + ["worker%d" % t for t in range(NUM_WORKERS)]
+        ports = free_ports(NUM_PS + NUM_WORKERS + (len(names) if metrics else 0))
+        self.metrics_addresses = {name: "127.0.0.1:%d" % port
+                                  for name, port in zip(names, ports[NUM_PS + NUM_WORKERS:])}
         self.ps_addresses = ["%s:%d" % (ps_host, p) for p in ports[:NUM_PS]]
         self.ps_hosts = ",".join(self.ps_addresses)
         # Workers listen on nothing: only the number of entries counts.
-        self.worker_hosts = ",".join("127.0.0.1:%d" % p for p in ports[NUM_PS:])
+        self.worker_hosts = ",".join("127.0.0.1:%d" % p for p in ports[NUM_PS:NUM_PS + NUM_WORKERS])
         self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
         self.onnx = os.path.join(run_dir, "model.onnx")
         self.worker_prefix = dict(worker_prefix or {})  # task -> command prefix
         self.ps_extra = list(ps_extra)
         self.worker_extra = list(worker_extra)
+        self.die_with_driver = die_with_driver
         self.ps = {}        # task -> its current Process
         self.workers = {}   # task -> its current Process
         self.history = []   # every Process started, in order
@@ -232,7 +248,8 @@ class Cluster:
             name, "" if runs == 0 else ".run%d" % (runs + 1)))
         with open(log_path, "w") as log:
             popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env())
+                                     env=self.env(),
+                                     preexec_fn=die_with_driver if self.die_with_driver else None)
         process = Process(name, popen, log_path)
         self.history.append(process)
         return process
@@ -250,12 +267,17 @@ class Cluster:
         return ["--ps_hosts=" + (ps_hosts or self.ps_hosts), "--worker_hosts=" + self.worker_hosts,
                 "--job_name=" + job, "--task_index=%d" % task]
 
+    def metrics_flags(self, name):
+        address = self.metrics_addresses.get(name)
+        return [] if address is None else ["--metrics_address=" + address]
+
     def start_ps(self, task):
         self.ps[task] = self._start(
             "ps%d" % task,
             [self.binary("mobilenet-ps")] + self.cluster_flags("ps", task) + SHARED_FLAGS +
             PS_FLAGS + listen_flags(self.ps_addresses[task]) +
-            ["--checkpoint_dir=" + self.checkpoint_dir] + self.ps_extra)
+            ["--checkpoint_dir=" + self.checkpoint_dir] + self.metrics_flags("ps%d" % task) +
+            self.ps_extra)
         self.note("started ps %d (pid %d)" % (task, self.ps[task].popen.pid))
         return self.ps[task]
 
@@ -265,7 +287,7 @@ class Cluster:
             "worker%d" % task,
             self.worker_prefix.get(task, []) + [self.binary("mobilenet-worker")] +
             self.cluster_flags("worker", task) + SHARED_FLAGS + WORKER_FLAGS + extra +
-            self.worker_extra)
+            self.metrics_flags("worker%d" % task) + self.worker_extra)
         self.note("started worker %d (pid %d)" % (task, self.workers[task].popen.pid))
         return self.workers[task]
 

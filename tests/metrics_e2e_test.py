@@ -2,7 +2,8 @@
 """The /metrics output of a real mobilenet-ps and a real mobilenet-worker passes `promtool
 check metrics` (Prometheus' own parser and linter: names, types, units, help texts), and
 holds the server's and its gRPC calls' metrics after a few calls (mobilenet-ctl status),
-and the worker's once it trains.
+and the worker's once it trains; `mobilenet-ctl report --ps_hosts` charts the running
+cluster from its Status for a few seconds.
 
 Starts mobilenet-ps on loopback with --metrics_address=127.0.0.1:<free port>, waits for
 /metrics to answer, asks for the status twice, scrapes and checks; then a worker on
@@ -127,6 +128,22 @@ def main():
                   "the worker trained no step in 60 s")
             time.sleep(0.5)
         promtool_check(promtool, body, "mobilenet-worker")
+
+        # The training report of the running cluster from its polled Status.
+        report_path = os.path.join(run_dir, "live_report.html")
+        report = subprocess.run([os.path.join(args.bin_dir, "mobilenet-ctl"), "report",
+                                 "--ps_hosts=" + ps_hosts, "--out=" + report_path,
+                                 "--poll_secs=1", "--duration_secs=3"],
+                                capture_output=True, text=True, timeout=60, env=env)
+        check(report.returncode == 0 and "duration_secs=3 reached" in report.stdout,
+              "mobilenet-ctl report --ps_hosts exited %d: %s%s" %
+              (report.returncode, report.stdout, report.stderr))
+        with open(report_path) as f:
+            html = f.read()
+        for expected in ['id="images-per-second-worker-0"', 'id="staleness-distribution-ps-0"',
+                         'id="staleness-p90"', "seconds since the first poll"]:
+            check(expected in html, "the live report has no %r" % expected)
+        print("mobilenet-ctl report --ps_hosts: %s" % report.stdout.strip().splitlines()[-1])
         for expected in ["mobilenet_worker_examples_total",
                          'mobilenet_worker_step_phase_seconds_count{phase="compute"}',
                          'mobilenet_worker_step_phase_seconds_count{phase="pull_wait"}',

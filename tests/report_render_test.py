@@ -109,6 +109,10 @@ def main():
     parser.add_argument("--images_per_second_from", choices=["ps", "workers"], required=True,
                         help="where the run's images/s come from: ps-0's status lines (logs "
                              "before progress lines had \"elapsed\") or the workers' own")
+    parser.add_argument("--staleness_distribution", action="store_true",
+                        help="the ps-N.log files end with their \"staleness of the N pushes "
+                             "applied\" line (servers since it was added): the distribution "
+                             "chart has a series per server; otherwise it says \"no data\"")
     args = parser.parse_args()
 
     chromium = find_chromium()
@@ -182,7 +186,20 @@ def main():
                           open(os.path.join(run_dir, "worker-0.log")).read())
         check(final is not None and final.group(1) in dom.stdout,
               "the summary gives the final accuracy (%s)" % (final.group(1) if final else None))
-        check("no data" not in dom.stdout, "no chart of the fixture run is empty")
+        distribution = re.search(r'<svg [^>]*id="staleness-distribution".*?</svg>', dom.stdout,
+                                 re.S)
+        check(distribution is not None, "the DOM holds the staleness distribution chart")
+        distribution = distribution.group(0) if distribution else ""
+        if args.staleness_distribution:
+            for ps in ("ps-0", "ps-1"):
+                check(re.search(r'<g id="staleness-distribution-%s" class="series"[^>]*>\s*<rect '
+                                % ps, distribution) is not None,
+                      "the staleness distribution has bars of %s" % ps)
+        else:
+            check("no data" in distribution,
+                  "without the servers' distribution lines the chart says \"no data\"")
+        check("no data" not in dom.stdout.replace(distribution, ""),
+              "no other chart of the fixture run is empty")
 
     if failures:
         print("%d check(s) failed" % len(failures))

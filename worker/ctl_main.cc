@@ -4,6 +4,7 @@
 //   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR]
 //   mobilenet-ctl status  --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]
 //   mobilenet-ctl report  --run_dir DIR [--out DIR/report.html]
+//   mobilenet-ctl report  --ps_hosts=h1:p1,h2:p2 [--out report.html] [--poll_secs 10]
 // PATH is a checkpoint file or a folder of checkpoints (one series per parameter-server
 // shard, or a single-process run's --checkpoint_dir).
 #include <unistd.h>
@@ -31,6 +32,7 @@
 #include "model/onnx_export.h"
 #include "parameter_server/core/model_checkpoint.h"
 #include "parameter_server/core/sharding_plan.h"
+#include "report/status_history.h"
 #include "report/training_report.h"
 #include "security/security_flags.h"
 #include "worker/cluster_status.h"
@@ -59,7 +61,13 @@ ABSL_FLAG(double, watch, 0,
           "0: once.");
 ABSL_FLAG(std::string, run_dir, "",
           "report: the run folder (deploy/run_local.sh's runs/<time>/) whose logs to chart.");
-ABSL_FLAG(std::string, out, "", "report: where to write the HTML (default: RUN_DIR/report.html).");
+ABSL_FLAG(std::string, out, "",
+          "report: where to write the HTML (default: RUN_DIR/report.html, or report.html "
+          "with --ps_hosts).");
+ABSL_FLAG(double, poll_secs, 10,
+          "report --ps_hosts: seconds between two polls of the servers' status.");
+ABSL_FLAG(double, duration_secs, 0,
+          "report --ps_hosts: stop after this many seconds (0: when training ends).");
 ABSL_FLAG(double, timeout_secs, 5,
           "status (and --ps_hosts loads): how long to wait for each parameter server.");
 
@@ -79,6 +87,9 @@ constexpr char kUsage[] =
     "  report   --run_dir DIR [--out DIR/report.html]   the run's training curves (test\n"
     "           accuracy and loss, images/s, staleness, step time) from its logs, as one\n"
     "           self-contained HTML page\n"
+    "  report   --ps_hosts=h1:p1,... [--out report.html] [--poll_secs 10]\n"
+    "           [--duration_secs S]   the same from a running cluster: polls the servers'\n"
+    "           status and rewrites the page after each poll until training ends\n"
     "PATH: a checkpoint file, or a folder of checkpoints: a single-process run's\n"
     "--checkpoint_dir or the parameter servers' (the newest valid file of every shard).\n"
     "export/predict/eval take --ps_hosts=h1:p1,... instead of --checkpoint to read the\n"
@@ -336,9 +347,79 @@ absl::Status ShowStatus() {
   return absl::OkStatus();
 }
 
+// The curves of a running cluster: polls every server's Status, charts what it saw so
+// far after each poll, until training ends, the servers stop answering, or
+// --duration_secs.
+absl::Status ReportFromServers() {
+  ASSIGN_OR_RETURN(std::vector<std::string> targets, StatusTargets());
+  const double timeout = absl::GetFlag(FLAGS_timeout_secs);
+  const double poll = absl::GetFlag(FLAGS_poll_secs);
+  const double duration = absl::GetFlag(FLAGS_duration_secs);
+  if (!(timeout > 0)) return absl::InvalidArgumentError("report: --timeout_secs must be > 0");
+  if (!(poll >= 0.1)) return absl::InvalidArgumentError("report: --poll_secs must be >= 0.1");
+  if (!(duration >= 0)) return absl::InvalidArgumentError("report: --duration_secs must be >= 0");
+  std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) out = "report.html";
+  // Stop after this many polls in a row that no server answered (they exit at the end).
+  constexpr int kSilentPolls = 3;
+  StatusHistory history(absl::StrJoin(targets, ","));
+  const absl::Time start = absl::Now();
+  int silent = 0;
+  while (true) {
+    const auto responses =
+        QueryParameterServerStatus(targets, absl::Seconds(timeout), TransportSecurityFromFlags());
+    std::vector<std::optional<ps::v1::StatusResponse>> statuses;
+    std::string errors;
+    for (size_t i = 0; i < responses.size(); ++i) {
+      if (responses[i].ok()) {
+        statuses.push_back(*responses[i]);
+      } else {
+        statuses.push_back(std::nullopt);
+        absl::StrAppend(&errors, "\n  ", targets[i], ": ", responses[i].status().ToString());
+      }
+    }
+    const bool answered =
+        std::any_of(statuses.begin(), statuses.end(), [](const auto& s) { return s.has_value(); });
+    if (history.polls() == 0 && !answered) {
+      return absl::UnavailableError(absl::StrCat("no parameter server answered:", errors));
+    }
+    history.Add(absl::Now(), statuses);
+    silent = answered ? 0 : silent + 1;
+    RETURN_IF_ERROR(WriteFileAtomically(out, RenderTrainingReport(history.run())));
+    if (history.polls() == 1) {
+      printf(
+          "Training report: %s, rewritten every %g s until training ends (Ctrl-C stops; "
+          "the file holds the last poll)\n",
+          out.c_str(), poll);
+      fflush(stdout);
+    }
+    std::string why;
+    if (history.training_ended()) {
+      why = "training has ended";
+    } else if (silent >= kSilentPolls) {
+      why = absl::StrCat("no server answered ", kSilentPolls, " polls in a row:", errors);
+    } else if (duration > 0 && absl::Now() - start >= absl::Seconds(duration)) {
+      why = absl::StrFormat("--duration_secs=%g reached", duration);
+    }
+    if (!why.empty()) {
+      printf("Training report: %s (%d polls; stopped: %s)\n", out.c_str(), history.polls(),
+             why.c_str());
+      return absl::OkStatus();
+    }
+    absl::SleepFor(absl::Seconds(poll));
+  }
+}
+
 absl::Status Report() {
   const std::string run_dir = absl::GetFlag(FLAGS_run_dir);
-  if (run_dir.empty()) return absl::InvalidArgumentError("--run_dir is required");
+  if (run_dir.empty() && !absl::GetFlag(FLAGS_ps_hosts).empty()) return ReportFromServers();
+  if (!absl::GetFlag(FLAGS_ps_hosts).empty()) {
+    return absl::InvalidArgumentError("report: --run_dir or --ps_hosts, not both");
+  }
+  if (run_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "report: --run_dir (a run folder's logs) or --ps_hosts (running servers) is required");
+  }
   std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) out = absl::StrCat(run_dir, "/report.html");
   RETURN_IF_ERROR(WriteTrainingReport(run_dir, out));

@@ -11,17 +11,33 @@
 // RMSprop apply, the ledger; no transport), and how many workers that serves at a given
 // worker step time.
 //
-//   mobilenet-transport-bench [--num_ps=2] [--iterations=10] [--json]
-//   mobilenet-transport-bench --capacity [--worker_step_seconds=1.5] [--json]
+// With --metrics, either mode also measures what Prometheus metrics cost. Transport: each
+// in-process parameter server gets what mobilenet-ps --metrics_address gives it
+// (metrics/ps_metrics_endpoint.h: a /metrics endpoint on 127.0.0.1:0 serving its core's
+// metrics, and the gRPC interceptor counting its calls). Capacity: the core's metrics on
+// an endpoint (the core counts for them whether or not they are served; what serving adds
+// is scrapes taking the core's locks while it applies). In both, a thread scrapes every
+// endpoint over HTTP (asking for gzip, as Prometheus does) --metrics_scrape_hz times a
+// second during the timed iterations. The default, 10 per second, is 150 times as often
+// as a 15 s scrape interval (Prometheus's own default is 1 min), so the difference with
+// metrics off bounds the cost from above; --metrics_scrape_hz=0 leaves only the
+// interceptor. The scrapes run in this process, so the CPU figure includes the scraping
+// client's (small) share. The output says whether metrics were on and how many scrapes
+// were made; any failed scrape fails the run.
+//
+//   mobilenet-transport-bench [--num_ps=2] [--iterations=10] [--metrics] [--json]
+//   mobilenet-transport-bench --capacity [--worker_step_seconds=1.5] [--metrics] [--json]
 
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -30,8 +46,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "metrics/metrics_scraper.h"
+#include "metrics/ps_metrics_endpoint.h"
 #include "parameter_server/core/parameter_server_core.h"
 #include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/grpc_server.h"
@@ -54,6 +75,12 @@ ABSL_FLAG(double, worker_step_seconds, 1.0,
           "Capacity mode: one worker's time per training step, for the number of workers one "
           "server can serve");
 ABSL_FLAG(bool, json, false, "Print one JSON object instead of readable lines");
+ABSL_FLAG(bool, metrics, false,
+          "Serve each parameter server's Prometheus metrics as mobilenet-ps --metrics_address "
+          "does, and scrape them while timing (see --metrics_scrape_hz)");
+ABSL_FLAG(double, metrics_scrape_hz, 10,
+          "With --metrics: scrapes of each server's /metrics per second during the timed "
+          "iterations (far more often than Prometheus, to bound the cost from above); 0: none");
 ABSL_FLAG(std::string, server_certs_dir, "",
           "Transport mode with transport security: a deploy/make_certs.sh folder whose "
           "ps-<i>.crt/.key (with TLS) and tokens/server.tokens (with tokens) the bench's own "
@@ -96,6 +123,101 @@ ParameterShardConfig ShardConfig() {
   return config;
 }
 
+absl::Status CheckScrapeRate(double hz) {
+  if (!(hz >= 0 && hz <= 1000)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--metrics_scrape_hz=%g: expected 0 to 1000 scrapes per second", hz));
+  }
+  return absl::OkStatus();
+}
+
+// Scrapes the /metrics of every port on 127.0.0.1, `hz` rounds a second, on its own
+// thread from Start until Stop, as a Prometheus server would (gzip asked for). A round
+// that falls behind is not made up with a burst. Start and Stop from one thread.
+class ScrapeLoop {
+ public:
+  ScrapeLoop(std::vector<int> ports, double hz) : ports_(std::move(ports)), hz_(hz) {}
+  ~ScrapeLoop() { Stop().IgnoreError(); }
+
+  void Start() {
+    if (hz_ > 0 && !thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  }
+  // Stops scraping; the first failed scrape's error, if any.
+  absl::Status Stop() {
+    if (thread_.joinable()) {
+      stop_.Notify();
+      thread_.join();
+    }
+    absl::MutexLock lock(&mu_);
+    return error_;
+  }
+  // Scrapes made (one per endpoint and round) and the bytes they read, so far.
+  int64_t scrapes() const { return scrapes_.load(); }
+  int64_t bytes() const { return bytes_.load(); }
+
+ private:
+  void Run() {
+    const absl::Duration period = absl::Seconds(1 / hz_);
+    MetricsScrapeOptions options;
+    options.accept_gzip = true;
+    absl::Time next = absl::Now();
+    do {
+      for (int port : ports_) {
+        absl::StatusOr<MetricsScrape> scrape = ScrapeMetrics("127.0.0.1", port, options);
+        if (!scrape.ok()) {
+          absl::MutexLock lock(&mu_);
+          if (error_.ok()) error_ = scrape.status();
+          continue;
+        }
+        scrapes_.fetch_add(1);
+        bytes_.fetch_add(static_cast<int64_t>(scrape->body.size()));
+      }
+      next = std::max(next + period, absl::Now());
+    } while (!stop_.WaitForNotificationWithTimeout(next - absl::Now()));
+  }
+
+  const std::vector<int> ports_;
+  const double hz_;
+  std::thread thread_;
+  absl::Notification stop_;
+  std::atomic<int64_t> scrapes_{0};
+  std::atomic<int64_t> bytes_{0};
+  absl::Mutex mu_;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+// Fails unless the endpoint on `port` serves the parameter server's own metrics and, when
+// `with_calls`, the gRPC metrics of the calls made: what was measured is what is served.
+absl::Status CheckServed(int port, bool with_calls) {
+  ASSIGN_OR_RETURN(const MetricsScrape scrape, ScrapeMetrics("127.0.0.1", port));
+  std::vector<std::string> names = {"mobilenet_ps_global_step"};
+  if (with_calls) names.push_back("grpc_server_handled_total{");
+  for (const std::string& name : names) {
+    if (scrape.body.find(name) == std::string::npos) {
+      return absl::InternalError(
+          absl::StrCat("127.0.0.1:", port, "/metrics does not serve ", name));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The JSON fields about metrics (without braces), and the readable line.
+std::string MetricsJson(bool on, double hz, const ScrapeLoop& scrapes) {
+  const int64_t n = scrapes.scrapes();
+  return absl::StrFormat(
+      "\"metrics\": %s, \"metrics_scrape_hz\": %g, \"metrics_scrapes\": %d, "
+      "\"metrics_scrape_bytes\": %.0f",
+      on ? "true" : "false", on ? hz : 0.0, n, n > 0 ? double(scrapes.bytes()) / n : 0.0);
+}
+std::string MetricsLine(bool on, double hz, const ScrapeLoop& scrapes) {
+  if (!on) return "off";
+  const int64_t n = scrapes.scrapes();
+  return absl::StrFormat(
+      "on: %d scrapes of /metrics while timing (%g/s per server, gzip, "
+      "%.0f bytes each)",
+      n, hz, n > 0 ? double(scrapes.bytes()) / n : 0.0);
+}
+
 absl::Status CheckIterations(int warmup, int iterations) {
   if (warmup < 0 || iterations < 1) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -110,10 +232,16 @@ absl::Status RunTransport() {
   const int num_ps = absl::GetFlag(FLAGS_num_ps);
   const int warmup = absl::GetFlag(FLAGS_warmup);
   const int iterations = absl::GetFlag(FLAGS_iterations);
+  const bool metrics = absl::GetFlag(FLAGS_metrics);
+  const double scrape_hz = absl::GetFlag(FLAGS_metrics_scrape_hz);
   RETURN_IF_ERROR(CheckIterations(warmup, iterations));
+  RETURN_IF_ERROR(CheckScrapeRate(scrape_hz));
   ASSIGN_OR_RETURN(const ShardingPlan plan, ShardingPlan::Create(config, num_ps));
 
   std::vector<std::unique_ptr<ParameterServerCore>> cores;
+  // Empty without --metrics. Declared before the servers, so destroyed after them.
+  std::vector<std::unique_ptr<ParameterServerMetricsEndpoint>> endpoints;
+  std::vector<int> metrics_ports;
   std::vector<std::unique_ptr<ParameterService>> services;
   std::vector<StartedServer> servers;
   std::vector<std::string> addresses;
@@ -142,13 +270,22 @@ absl::Status RunTransport() {
     ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerCore> core,
                      ParameterServerCore::Create(plan, ShardConfig(), options));
     services.push_back(std::make_unique<ParameterService>(core.get(), authenticator.get()));
+    std::vector<grpc::experimental::ServerInterceptorFactoryInterface*> interceptors;
+    if (metrics) {
+      ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerMetricsEndpoint> endpoint,
+                       ParameterServerMetricsEndpoint::Start("127.0.0.1:0", core.get()));
+      interceptors.push_back(endpoint->interceptor());
+      metrics_ports.push_back(endpoint->port());
+      endpoints.push_back(std::move(endpoint));
+    }
     const int message_limit = MessageLimitForPayload(plan.shard_bytes(i));
     cores.push_back(std::move(core));
     authenticators.push_back(std::move(authenticator));
     ASSIGN_OR_RETURN(StartedServer server,
                      StartGrpcServer("127.0.0.1:0", {services.back().get()},
                                      ParameterServerLimits(message_limit, /*num_workers=*/1),
-                                     ServerCredentialsFor(server_security)));
+                                     ServerCredentialsFor(server_security),
+                                     /*reflection=*/true, interceptors));
     addresses.push_back(absl::StrCat("127.0.0.1:", server.port));
     servers.push_back(std::move(server));
   }
@@ -163,9 +300,13 @@ absl::Status RunTransport() {
   std::vector<float> parameters(parameter_count), state(state_count);
   std::vector<float> gradients(parameter_count, 1e-4f), batch_stats(state_count, 0.5f);
   std::vector<double> pull_seconds, push_seconds, total_seconds;
+  ScrapeLoop scrapes(metrics_ports, scrape_hz);
   double cpu_start = 0;
   for (int it = 0; it < warmup + iterations; ++it) {
-    if (it == warmup) cpu_start = ProcessCpuSeconds();
+    if (it == warmup) {
+      scrapes.Start();
+      cpu_start = ProcessCpuSeconds();
+    }
     const auto start = std::chrono::steady_clock::now();
     ASSIGN_OR_RETURN(const ModelVersion version,
                      client->Pull(absl::MakeSpan(parameters), absl::MakeSpan(state)));
@@ -186,6 +327,8 @@ absl::Status RunTransport() {
   }
   // Client and servers together: what one pull + push costs the machine.
   const double cpu_per_iteration = (ProcessCpuSeconds() - cpu_start) / iterations;
+  RETURN_IF_ERROR(scrapes.Stop());
+  for (int port : metrics_ports) RETURN_IF_ERROR(CheckServed(port, /*with_calls=*/true));
   for (StartedServer& server : servers) server.server->Shutdown();
 
   const double bytes_each_way = static_cast<double>(parameter_count + state_count) * sizeof(float);
@@ -197,10 +340,10 @@ absl::Status RunTransport() {
         "\"bytes_each_way\": %.0f, \"iterations\": %d, \"median_seconds\": %.6f, "
         "\"median_pull_seconds\": %.6f, \"median_push_seconds\": %.6f, "
         "\"effective_gb_per_sec\": %.3f, \"cpu_seconds_per_iteration\": %.6f, "
-        "\"transport_security\": \"%s\"}\n",
+        "\"transport_security\": \"%s\", %s}\n",
         plan.model(), num_ps, parameter_count + state_count, bytes_each_way, iterations, median,
         Median(pull_seconds), Median(push_seconds), gbps, cpu_per_iteration,
-        client_security.Describe());
+        client_security.Describe(), MetricsJson(metrics, scrape_hz, scrapes));
   } else {
     absl::PrintF("model            %s\n", plan.model());
     absl::PrintF("parameter servers %d on 127.0.0.1 (gRPC over TCP, transport security: %s)\n",
@@ -212,6 +355,7 @@ absl::Status RunTransport() {
     absl::PrintF("effective rate   %.2f GB/s ((pulled + pushed bytes) / time)\n", gbps);
     absl::PrintF("CPU              %.4f s per pull + push (client and servers, all threads)\n",
                  cpu_per_iteration);
+    absl::PrintF("metrics          %s\n", MetricsLine(metrics, scrape_hz, scrapes));
   }
   return absl::OkStatus();
 }
@@ -221,7 +365,10 @@ absl::Status RunCapacity() {
   const int warmup = absl::GetFlag(FLAGS_warmup);
   const int iterations = absl::GetFlag(FLAGS_iterations);
   const double step_seconds = absl::GetFlag(FLAGS_worker_step_seconds);
+  const bool metrics = absl::GetFlag(FLAGS_metrics);
+  const double scrape_hz = absl::GetFlag(FLAGS_metrics_scrape_hz);
   RETURN_IF_ERROR(CheckIterations(warmup, iterations));
+  RETURN_IF_ERROR(CheckScrapeRate(scrape_hz));
   if (!(step_seconds > 0)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("--worker_step_seconds=%g: expected > 0", step_seconds));
@@ -229,6 +376,12 @@ absl::Status RunCapacity() {
   ASSIGN_OR_RETURN(const ShardingPlan plan, ShardingPlan::Create(config, 1));
   ASSIGN_OR_RETURN(std::unique_ptr<ParameterServerCore> core,
                    ParameterServerCore::Create(plan, ShardConfig(), CoreOptions()));
+  std::unique_ptr<ParameterServerMetricsEndpoint> endpoint;  // null without --metrics
+  std::vector<int> metrics_ports;
+  if (metrics) {
+    ASSIGN_OR_RETURN(endpoint, ParameterServerMetricsEndpoint::Start("127.0.0.1:0", core.get()));
+    metrics_ports.push_back(endpoint->port());
+  }
   const ParameterShard& shard = core->shard();
   // A push as the server receives it, handled whole by the core: validation (sizes, ids,
   // finite values), the all-or-nothing RMSprop apply, the moving averages, the ledger.
@@ -244,7 +397,9 @@ absl::Status RunCapacity() {
                        batch_stats.size() * sizeof(float));
   ps::v1::PushResponse response;
   std::vector<double> seconds;
+  ScrapeLoop scrapes(metrics_ports, scrape_hz);
   for (int it = 0; it < warmup + iterations; ++it) {
+    if (it == warmup) scrapes.Start();
     push.set_request_id(static_cast<uint64_t>(it + 1));
     push.set_computed_from_version(response.version());
     const auto start = std::chrono::steady_clock::now();
@@ -252,6 +407,8 @@ absl::Status RunCapacity() {
     const auto end = std::chrono::steady_clock::now();
     if (it >= warmup) seconds.push_back(Seconds(end - start));
   }
+  RETURN_IF_ERROR(scrapes.Stop());
+  for (int port : metrics_ports) RETURN_IF_ERROR(CheckServed(port, /*with_calls=*/false));
   const double median = Median(seconds);
   const double per_second = 1.0 / median;
   const double workers = per_second * step_seconds;
@@ -259,9 +416,9 @@ absl::Status RunCapacity() {
     absl::PrintF(
         "{\"mode\": \"capacity\", \"model\": \"%s\", \"floats\": %d, \"threads\": 1, "
         "\"iterations\": %d, \"median_apply_seconds\": %.6f, \"applications_per_sec\": %.2f, "
-        "\"worker_step_seconds\": %.4f, \"workers_per_ps\": %.1f}\n",
-        plan.model(), shard.parameter_count() + shard.state_count(), iterations, median,
-        per_second, step_seconds, workers);
+        "\"worker_step_seconds\": %.4f, \"workers_per_ps\": %.1f, %s}\n",
+        plan.model(), shard.parameter_count() + shard.state_count(), iterations, median, per_second,
+        step_seconds, workers, MetricsJson(metrics, scrape_hz, scrapes));
   } else {
     absl::PrintF("model            %s\n", plan.model());
     absl::PrintF("one RMSprop apply %.4f s median of %d (%d floats, 1 thread)\n", median,
@@ -269,6 +426,7 @@ absl::Status RunCapacity() {
     absl::PrintF("capacity         %.1f full-model applications/s per PS core\n", per_second);
     absl::PrintF("workers per PS   %.1f at %.3g s per worker step (applications/s x step time)\n",
                 workers, step_seconds);
+    absl::PrintF("metrics          %s\n", MetricsLine(metrics, scrape_hz, scrapes));
   }
   return absl::OkStatus();
 }

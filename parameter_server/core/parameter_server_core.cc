@@ -250,6 +250,16 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
     response.set_staleness_p90(staleness_.Percentile(0.9));
     response.set_staleness_max(staleness_.max());
     response.set_staleness_mean(staleness_.mean());
+    for (const auto& [staleness, pushes] : staleness_.counts()) {
+      if (response.staleness_counts_size() == kMaxStalenessCounts) {
+        ps::v1::StalenessCount& last = *response.mutable_staleness_counts()->rbegin();
+        last.set_pushes(last.pushes() + pushes);
+        continue;
+      }
+      ps::v1::StalenessCount& entry = *response.add_staleness_counts();
+      entry.set_staleness(staleness);
+      entry.set_pushes(pushes);
+    }
     response.set_bytes_in(bytes_in_);
     response.set_bytes_out(bytes_out_);
     response.set_requests_denied(requests_denied_);

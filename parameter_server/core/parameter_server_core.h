@@ -52,6 +52,9 @@ struct CoreOptions {
 };
 
 // The distributions of applied pushes, for metrics.
+// Entries of StatusResponse.staleness_counts at most (the last one folds the tail).
+inline constexpr int kMaxStalenessCounts = 64;
+
 struct PushDistributions {
   StalenessHistogram staleness;
   DurationHistogram apply_time;  // the shard's update alone (bounds: ApplyTimeBounds())

@@ -210,6 +210,27 @@ TEST_F(ParameterServerCoreTest, TooStalePushesAreAbortedUnderTheRejectPolicy) {
   EXPECT_EQ(status.workers(1).pushes(), 0);
 }
 
+TEST_F(ParameterServerCoreTest, StatusCarriesTheStalenessDistributionWithItsTailFolded) {
+  // Every push computed from version 0: the n-th applied one is n - 1 versions stale.
+  const int pushes = kMaxStalenessCounts + 6;
+  for (int i = 0; i < pushes; ++i) {
+    ASSERT_TRUE(Send(*core_, Push(i % 2, static_cast<uint64_t>(i + 1), 0)).ok()) << i;
+  }
+  ASSERT_TRUE(Send(*core_, Push(0, 1000, 0)).ok());  // staleness `pushes` once more
+  const ps::v1::StatusResponse status = core_->GetStatus();
+  ASSERT_EQ(status.staleness_counts_size(), kMaxStalenessCounts);
+  int64_t total = 0;
+  for (int i = 0; i < kMaxStalenessCounts; ++i) {
+    EXPECT_EQ(status.staleness_counts(i).staleness(), i);
+    total += status.staleness_counts(i).pushes();
+  }
+  EXPECT_EQ(status.staleness_counts(0).pushes(), 1);
+  // The last entry: staleness 63 and every staler push (64 .. pushes - 1, and `pushes`).
+  EXPECT_EQ(status.staleness_counts(kMaxStalenessCounts - 1).pushes(),
+            pushes - (kMaxStalenessCounts - 1) + 1);
+  EXPECT_EQ(total, status.pushes_applied());
+}
+
 TEST_F(ParameterServerCoreTest, OnlyTheChiefEndsTheTrainingOrTheLastMemberDoes) {
   EXPECT_EQ(core_->Finish(Caller::Trusted(), Finish(1, true)).code(),
             absl::StatusCode::kInvalidArgument);

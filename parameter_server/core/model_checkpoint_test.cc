@@ -84,6 +84,30 @@ TEST_F(ModelCheckpointTest, WholeShardRoundTripsThroughAFileAndLoadsAsAModel) {
   EXPECT_EQ(model->config.num_classes, 10);
 }
 
+TEST_F(ModelCheckpointTest, TheWeightAverageRoundTripsWithTensorFlowsName) {
+  ParameterShardConfig shard_config;
+  shard_config.seed = 7;
+  shard_config.learning_rate.examples_per_epoch = 1000;
+  shard_config.weight_ema_decay = 0.99f;
+  auto shard =
+      *ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), shard_config);
+  Checkpoint c = ShardStateToCheckpoint(shard->ExportState(), config_, params_, state_);
+  const CheckpointTensor* average =
+      c.FindTensor("MobilenetV1/Conv2d_0/weights/ExponentialMovingAverage");
+  ASSERT_NE(average, nullptr);
+  EXPECT_EQ(average->shape, (*params_.Find("MobilenetV1/Conv2d_0/weights"))->shape);
+  auto back = CheckpointToShardState(c);
+  ASSERT_TRUE(back.ok()) << back.status();
+  shard_config.seed = 8;
+  auto other =
+      *ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), shard_config);
+  ASSERT_TRUE(other->RestoreState(*back).ok());
+  std::vector<float> expected(params_.total_size()), got(params_.total_size());
+  shard->Pull(absl::MakeSpan(expected), {}, WeightsKind::kAverage);
+  other->Pull(absl::MakeSpan(got), {}, WeightsKind::kAverage);
+  EXPECT_EQ(got, expected);
+}
+
 TEST_F(ModelCheckpointTest, FolderOfSlicedShardsAssemblesTheWholeModel) {
   // Two shards splitting the first tensor in the middle, as a parameter-server plan may.
   ShardSpec a, b;

@@ -41,7 +41,7 @@ absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout&
 }
 
 ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
-                                    bool include_state) {
+                                    bool include_state, WeightsKind weights) {
   ps::v1::PullRequest request;
   request.set_plan_fingerprint(plan.fingerprint());
   request.set_shard_index(server);
@@ -49,6 +49,7 @@ ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_
   request.set_worker_id(worker_id);
   request.set_model(plan.model());
   request.set_num_shards(plan.num_shards());
+  request.set_weight_average(weights == WeightsKind::kAverage);
   return request;
 }
 

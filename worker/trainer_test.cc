@@ -117,8 +117,10 @@ TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
 class ForwardingClient : public ParameterClient {
  public:
   explicit ForwardingClient(ParameterClient* inner) : inner_(inner) {}
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
-    return inner_->Pull(p, s);
+  using ParameterClient::Pull;
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s,
+                                    WeightsKind weights) override {
+    return inner_->Pull(p, s, weights);
   }
   absl::StatusOr<PushResult> Push(const PushRequest& request) override {
     return inner_->Push(request);

@@ -108,6 +108,49 @@ TEST_F(ModelCheckpointTest, TheWeightAverageRoundTripsWithTensorFlowsName) {
   EXPECT_EQ(got, expected);
 }
 
+TEST_F(ModelCheckpointTest, LoadModelReadsTheWeightAverageOnRequest) {
+  ParameterShardConfig shard_config;
+  shard_config.seed = 7;
+  shard_config.learning_rate.examples_per_epoch = 1000;
+  shard_config.weight_ema_decay = 0.5f;
+  auto shard =
+      *ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), shard_config);
+  const std::vector<float> gradients(shard->parameter_count(), 0.25f);
+  auto update = ShardUpdate::Check(*shard, "push", 0, 8, gradients, {});
+  ASSERT_TRUE(update.ok()) << update.status();
+  ASSERT_TRUE(shard->Apply(*update).ok());
+  const std::string path = dir_ + "/average.mnck";
+  ASSERT_TRUE(
+      WriteCheckpoint(path, ShardStateToCheckpoint(shard->ExportState(), config_, params_, state_))
+          .ok());
+  std::vector<float> raw(params_.total_size()), average(params_.total_size());
+  std::vector<float> state(state_.total_size());
+  shard->Pull(absl::MakeSpan(raw), absl::MakeSpan(state));
+  shard->Pull(absl::MakeSpan(average), {}, WeightsKind::kAverage);
+  ASSERT_NE(raw, average);
+
+  auto loaded = LoadModel(path, WeightsKind::kAverage);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->parameters, average);
+  EXPECT_EQ(loaded->state, state);
+  EXPECT_EQ(loaded->global_step, 1);
+  loaded = LoadModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->parameters, raw);
+
+  // A checkpoint written without the average says so.
+  const std::string plain = dir_ + "/plain.mnck";
+  ASSERT_TRUE(
+      WriteCheckpoint(plain, ShardStateToCheckpoint(
+                                 MakeShard(WholeModelShardSpec(params_, state_))->ExportState(),
+                                 config_, params_, state_))
+          .ok());
+  auto none = LoadModel(plain, WeightsKind::kAverage);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("holds no weight average"), std::string::npos);
+  EXPECT_NE(none.status().message().find("--weights=raw"), std::string::npos);
+}
+
 TEST_F(ModelCheckpointTest, FolderOfSlicedShardsAssemblesTheWholeModel) {
   // Two shards splitting the first tensor in the middle, as a parameter-server plan may.
   ShardSpec a, b;

@@ -126,6 +126,12 @@ absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest
   absl::Status plan = CheckPlan("Pull", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), request.shard_index(), true, server);
   if (!plan.ok()) return plan;
+  if (request.weight_average() && !server.keeps_weight_average) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "Pull: the weight average was asked for, but parameter server %d keeps none; start "
+        "the parameter servers with --weight_ema_decay > 0 (e.g. 0.9999)",
+        server.shard_index));
+  }
   FieldErrors errors("Pull");
   if (request.worker_id() != kToolWorkerId) CheckMember(errors, request.worker_id(), server);
   return errors.status();

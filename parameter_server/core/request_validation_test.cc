@@ -74,6 +74,25 @@ TEST_F(RequestValidationTest, APullOfAnotherPlanOrShardIsAFailedPreconditionNami
   EXPECT_THAT(status.message(), HasSubstr("addressed to parameter server 0"));
 }
 
+TEST_F(RequestValidationTest, TheWeightAverageIsRefusedByAServerKeepingNone) {
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_worker_id(kToolWorkerId);
+  pull.set_weight_average(true);
+  const absl::Status status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("parameter server 1 keeps none"), HasSubstr("--weight_ema_decay")));
+  server_.keeps_weight_average = true;
+  EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok());
+  // The plan is checked first: another plan's caller learns nothing about the average.
+  pull.set_plan_fingerprint(0x1234);
+  server_.keeps_weight_average = false;
+  EXPECT_THAT(ValidatePullRequest(trusted_, pull, server_).message(),
+              HasSubstr("sharding plan mismatch"));
+}
+
 TEST_F(RequestValidationTest, PullsComeFromMembersOrTools) {
   ps::v1::PullRequest pull;
   pull.set_plan_fingerprint(server_.plan_fingerprint);

@@ -82,6 +82,9 @@ ps::v1::EvaluationReport MakeEvaluationReport(const ShardingPlan& plan, int32_t 
   report.set_examples(result.examples);
   report.set_correct(result.correct);
   report.set_loss(result.loss);
+  report.set_average_examples(result.average.examples);
+  report.set_average_correct(result.average.correct);
+  report.set_average_loss(result.average.loss);
   report.set_model(plan.model());
   report.set_num_shards(plan.num_shards());
   return report;

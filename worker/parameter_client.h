@@ -56,12 +56,23 @@ struct PushResult {
   float learning_rate = 0.0f;  // the rate the first shard applied
 };
 
+// A model's score on a test set.
+struct TestScore {
+  int64_t examples = 0;  // 0: not evaluated
+  int64_t correct = 0;
+  double loss = 0;
+  double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
+};
+
 // The chief's evaluation of the weights at one global step.
 struct EvaluationResult {
   int64_t examples = 0;
   int64_t correct = 0;
   double loss = 0;          // mean cross-entropy (no label smoothing)
   int64_t global_step = 0;  // of the weights evaluated
+  // The same test set on the servers' weight average (--weight_ema_decay > 0), pulled
+  // right after the weights; examples == 0 when not evaluated.
+  TestScore average;
   double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
 };
 

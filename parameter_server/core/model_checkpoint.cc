@@ -172,6 +172,12 @@ void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
     checkpoint->metadata["evaluation.loss"] = absl::StrFormat("%.17g", ledger.evaluation->loss);
     checkpoint->metadata["evaluation.unix_seconds"] =
         absl::StrFormat("%.17g", ledger.evaluation->unix_seconds);
+    if (ledger.evaluation->average_examples > 0) {
+      counters["evaluation.average_examples"] = ledger.evaluation->average_examples;
+      counters["evaluation.average_correct"] = ledger.evaluation->average_correct;
+      checkpoint->metadata["evaluation.average_loss"] =
+          absl::StrFormat("%.17g", ledger.evaluation->average_loss);
+    }
   }
 }
 
@@ -214,6 +220,16 @@ absl::StatusOr<LedgerState> GetLedger(const Checkpoint& checkpoint, const std::s
                               std::make_pair("evaluation.unix_seconds", &evaluation.unix_seconds)}) {
       ASSIGN_OR_RETURN(const std::string text, GetKey(checkpoint, path, key));
       if (!absl::SimpleAtod(text, value)) return BadValue(path, key, text);
+    }
+    // Only an evaluation of the weight average has these (checkpoints of older runs or
+    // of runs without the average have none).
+    if (counters.count("evaluation.average_examples") > 0) {
+      ASSIGN_OR_RETURN(evaluation.average_examples, counter("evaluation.average_examples"));
+      ASSIGN_OR_RETURN(evaluation.average_correct, counter("evaluation.average_correct"));
+      ASSIGN_OR_RETURN(const std::string text, GetKey(checkpoint, path, "evaluation.average_loss"));
+      if (!absl::SimpleAtod(text, &evaluation.average_loss)) {
+        return BadValue(path, "evaluation.average_loss", text);
+      }
     }
     ledger.evaluation = evaluation;
   }

@@ -237,6 +237,20 @@ TEST_F(ModelCheckpointTest, TheLedgerRoundTripsAndAnOldCheckpointHasItUnattribut
   EXPECT_EQ(back->evaluation->correct, 8765);
   EXPECT_EQ(back->evaluation->loss, 0.3456789012345);  // bit for bit
   EXPECT_EQ(back->evaluation->unix_seconds, 1700000000.25);
+  EXPECT_EQ(back->evaluation->average_examples, 0);  // none evaluated, none written
+  EXPECT_EQ(c.counters.count("evaluation.average_examples"), 0u);
+
+  // The weight average's figures, when evaluated, come back bit for bit too.
+  ledger.evaluation->average_examples = 10000;
+  ledger.evaluation->average_correct = 8800;
+  ledger.evaluation->average_loss = 0.3123456789012;
+  Checkpoint with_average;
+  PutLedger(ledger, &with_average);
+  absl::StatusOr<LedgerState> averaged = GetLedger(with_average, "x.mnck", 6, 384);
+  ASSERT_TRUE(averaged.ok()) << averaged.status();
+  EXPECT_EQ(averaged->evaluation->average_examples, 10000);
+  EXPECT_EQ(averaged->evaluation->average_correct, 8800);
+  EXPECT_EQ(averaged->evaluation->average_loss, 0.3123456789012);
 
   c.counters.erase("ledger.worker.1.examples");
   EXPECT_NE(GetLedger(c, "x.mnck", 6, 384).status().message().find("ledger.worker.1.examples"),

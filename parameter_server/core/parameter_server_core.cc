@@ -193,6 +193,9 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
   evaluation.examples = request.examples();
   evaluation.correct = request.correct();
   evaluation.loss = request.loss();
+  evaluation.average_examples = request.average_examples();
+  evaluation.average_correct = request.average_correct();
+  evaluation.average_loss = request.average_loss();
   evaluation.unix_seconds = UnixSecondsOf(now);
   ledger_.RecordEvaluation(evaluation);
   changes_.fetch_add(1, std::memory_order_release);

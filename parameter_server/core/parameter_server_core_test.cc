@@ -305,10 +305,23 @@ TEST_F(ParameterServerCoreTest, TheChiefsEvaluationIsKeptAndOthersAreRefused) {
   report.set_correct(200);
   EXPECT_EQ(core_->ReportEvaluation(Caller::Trusted(), report).code(),
             absl::StatusCode::kInvalidArgument);
-  const ps::v1::StatusResponse status = core_->GetStatus();
+  ps::v1::StatusResponse status = core_->GetStatus();
   EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
   EXPECT_EQ(status.eval_step(), 4);
   EXPECT_GT(status.eval_unix_seconds(), 0);
+  EXPECT_EQ(status.eval_average_examples(), 0);  // no weight average evaluated
+
+  report.set_worker_id(0);
+  report.set_correct(150);
+  report.set_average_examples(200);
+  report.set_average_correct(160);
+  report.set_average_loss(0.6);
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Trusted(), report).ok());
+  status = core_->GetStatus();
+  EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
+  EXPECT_EQ(status.eval_average_examples(), 200);
+  EXPECT_DOUBLE_EQ(status.eval_average_accuracy(), 0.8);
+  EXPECT_DOUBLE_EQ(status.eval_average_loss(), 0.6);
 }
 
 TEST_F(ParameterServerCoreTest, ExportedStateRestoresShardAndLedgerTogether) {

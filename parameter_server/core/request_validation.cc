@@ -218,6 +218,16 @@ absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::Evalua
   if (!std::isfinite(request.loss()) || request.loss() < 0) {
     errors.Add("loss: %g, expected a finite value >= 0", request.loss());
   }
+  if (request.average_examples() < 0 || request.average_examples() > kMaxEvaluationExamples ||
+      request.average_correct() < 0 || request.average_correct() > request.average_examples()) {
+    errors.Add(
+        "average_correct, average_examples: %d correct of %d; expected 0 <= average_correct <= "
+        "average_examples <= %d",
+        request.average_correct(), request.average_examples(), kMaxEvaluationExamples);
+  }
+  if (!std::isfinite(request.average_loss()) || request.average_loss() < 0) {
+    errors.Add("average_loss: %g, expected a finite value >= 0", request.average_loss());
+  }
   if (request.global_step() < 0) {
     errors.Add("global_step: %d, expected >= 0", request.global_step());
   }

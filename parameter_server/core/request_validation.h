@@ -75,7 +75,8 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
                                                   const ParameterShard& shard);
 
 // A ReportEvaluation: only the chief reports, with 0 <= correct <= examples, a finite
-// loss >= 0 and a global step >= 0.
+// loss >= 0 and a global step >= 0, and the same bounds for the weight average's figures
+// (all 0 when it was not evaluated).
 absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::EvaluationReport& request,
                                       const ServerIdentity& server);
 

@@ -186,16 +186,22 @@ TEST_F(RequestValidationTest, OnlyTheChiefReportsPlausibleEvaluations) {
   report.set_loss(0.3);
   report.set_global_step(12);
   EXPECT_TRUE(ValidateEvaluationReport(trusted_, report, server_).ok());
+  report.set_average_examples(100);
+  report.set_average_correct(92);
+  report.set_average_loss(0.25);
+  EXPECT_TRUE(ValidateEvaluationReport(trusted_, report, server_).ok());
   report.set_worker_id(1);
   report.set_correct(101);
   report.set_loss(std::nan(""));
   report.set_global_step(-2);
+  report.set_average_correct(-1);
+  report.set_average_loss(-0.5);
   const absl::Status status = ValidateEvaluationReport(trusted_, report, server_);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(),
-              AllOf(HasSubstr("only the chief (worker 0) reports evaluations"),
-                    HasSubstr("101 correct of 100"), HasSubstr("loss: nan"),
-                    HasSubstr("global_step: -2")));
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("only the chief (worker 0) reports evaluations"),
+                                      HasSubstr("101 correct of 100"), HasSubstr("loss: nan"),
+                                      HasSubstr("global_step: -2"), HasSubstr("-1 correct of 100"),
+                                      HasSubstr("average_loss: -0.5")));
   report.set_plan_fingerprint(5);
   EXPECT_EQ(ValidateEvaluationReport(trusted_, report, server_).code(),
             absl::StatusCode::kFailedPrecondition);

@@ -102,11 +102,9 @@ std::string Summary(const RunLog& run) {
   } else if (chief != nullptr && !chief->evaluations.empty()) {
     const EvaluationPoint& e = chief->evaluations.back();
     row(run.from_status ? "Latest test accuracy" : "Last test accuracy",
-        absl::StrFormat(run.from_status ? "%.2f%% at global step %d (the chief's latest "
-                                          "evaluation, as the servers report it)"
-                                        : "%.2f%% at global step %d (no final evaluation "
-                                          "in the log)",
-                        e.accuracy_percent, e.global_step));
+        absl::StrCat(absl::StrFormat("%.2f%% at global step %d", e.accuracy_percent, e.global_step),
+                     run.from_status ? " (the chief's latest evaluation, as the servers report it)"
+                                     : " (no final evaluation in the log)"));
   } else {
     row("Final test accuracy", run.from_status ? "no evaluation reported yet" : "not in the logs");
   }

@@ -33,8 +33,10 @@ while [ $# -gt 0 ]; do
     --num_ps=*) num_ps="${1#*=}"; shift ;;
     --num_workers) num_workers="${2:?--num_workers needs a number}"; shift 2 ;;
     --num_workers=*) num_workers="${1#*=}"; shift ;;
-    # Both: the model (every process computes the sharding plan from it) and the seed.
-    --alpha=*|--resolution=*|--channels=*|--shallow|--shallow=*|--noshallow|--seed=*)
+    # Both: the model (every process computes the sharding plan from it), the seed, and
+    # the weight average (the servers keep it, the chief evaluates it).
+    --alpha=*|--resolution=*|--channels=*|--shallow|--shallow=*|--noshallow|--seed=*|\
+    --weight_ema_decay=*)
       ps_args+=("$1"); worker_args+=("$1"); shift ;;
     # The parameter servers apply the updates; workers ignore these flags in a cluster.
     --optimizer=*|--learning_rate=*|--lr_decay_factor=*|--epochs_per_decay=*|--staircase|\

@@ -156,6 +156,23 @@ std::vector<MetricFamily> ParameterServerMetrics::Collect() const {
     families.push_back(One("mobilenet_ps_eval_step",
                            "The global step of the chief's latest evaluation.", kGauge,
                            s.eval_step()));
+    // Separate families rather than a label on the ones above, so that their series (and
+    // the rules and dashboards over them) stay exactly as they were.
+    if (s.eval_average_examples() > 0) {
+      families.push_back(One("mobilenet_ps_eval_average_accuracy",
+                             "The chief's latest test accuracy of the weight average "
+                             "(--weight_ema_decay), as a ratio in [0, 1].",
+                             kGauge, s.eval_average_accuracy()));
+      families.push_back(One("mobilenet_ps_eval_average_loss",
+                             "The chief's latest mean test loss of the weight average.", kGauge,
+                             s.eval_average_loss()));
+    }
+  }
+  if (s.weight_ema_decay() > 0) {
+    families.push_back(One("mobilenet_ps_weight_ema_decay",
+                           "The decay of the weight average this server keeps "
+                           "(--weight_ema_decay; absent when it keeps none).",
+                           kGauge, s.weight_ema_decay()));
   }
 
   MetricFamily seen{"mobilenet_ps_worker_last_seen_age_seconds",

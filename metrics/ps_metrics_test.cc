@@ -128,6 +128,18 @@ TEST_F(ParameterServerMetricsTest, ShowsCheckpointsAndTheChiefsEvaluation) {
   EXPECT_THAT(text, HasSubstr("mobilenet_ps_last_checkpoint_age_seconds 1"));  // 10.x
   EXPECT_THAT(text, HasSubstr("mobilenet_ps_eval_accuracy 0.75\n"));
   EXPECT_THAT(text, HasSubstr("mobilenet_ps_eval_loss 0.5\n"));
+  EXPECT_THAT(text, Not(HasSubstr("mobilenet_ps_eval_average_accuracy")));
+  EXPECT_THAT(text, Not(HasSubstr("mobilenet_ps_weight_ema_decay")));
+
+  // The weight average's figures come as families of their own; the ones above stay.
+  report.set_average_examples(200);
+  report.set_average_correct(160);
+  report.set_average_loss(0.4);
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Trusted(), report).ok());
+  const std::string averaged = Scrape();
+  EXPECT_THAT(averaged, HasSubstr("mobilenet_ps_eval_accuracy 0.75\n"));
+  EXPECT_THAT(averaged, HasSubstr("mobilenet_ps_eval_average_accuracy 0.8\n"));
+  EXPECT_THAT(averaged, HasSubstr("mobilenet_ps_eval_average_loss 0.4\n"));
 }
 
 }  // namespace

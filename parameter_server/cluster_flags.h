@@ -32,6 +32,7 @@ ABSL_DECLARE_FLAG(double, momentum);
 ABSL_DECLARE_FLAG(double, rmsprop_decay);
 ABSL_DECLARE_FLAG(double, rmsprop_epsilon);
 ABSL_DECLARE_FLAG(double, bn_moving_average_decay);
+ABSL_DECLARE_FLAG(double, weight_ema_decay);
 ABSL_DECLARE_FLAG(int64_t, seed);
 
 namespace mobilenet {
@@ -46,7 +47,8 @@ ClusterDescription ClusterDescriptionFromSharedFlags();
 void ModelFromSharedFlags(MobileNetConfig& config);
 
 // --seed, --optimizer, the RMSprop/momentum flags, the learning-rate schedule (not its
-// examples_per_epoch) and --bn_moving_average_decay into `config`. InvalidArgument
+// examples_per_epoch), --bn_moving_average_decay and --weight_ema_decay into `config`
+// (their ranges are checked by ParameterShard::Create). InvalidArgument
 // naming --optimizer for an unknown optimizer; `config` is then unchanged.
 absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config);
 

@@ -43,7 +43,14 @@ const std::regex& ProgressPattern() {
 const std::regex& EvaluationPattern() {
   static const std::regex* pattern = new std::regex(
       R"(epoch ([0-9.]+)  global step ([0-9]+)  test accuracy ([0-9.]+)%  test loss (\S+))"
-      R"(  \((\S+) elapsed\))");
+      R"(  \((\S+) elapsed\))"
+      R"((?:  weight average: test accuracy ([0-9.]+)%  test loss (\S+))?)");
+  return *pattern;
+}
+
+const std::regex& FinalAveragePattern() {
+  static const std::regex* pattern = new std::regex(
+      R"(^Weight average: test accuracy ([0-9.]+)% \(([0-9]+)/([0-9]+)\), test loss (\S+))");
   return *pattern;
 }
 
@@ -88,8 +95,13 @@ WorkerLog ParseWorkerLog(int task, absl::string_view text) {
     if (std::regex_search(line, m, EvaluationPattern())) {
       const std::optional<double> elapsed = ParseShortDuration(m[5].str());
       if (!elapsed.has_value()) continue;
-      log.evaluations.push_back({ToDouble(m[1].str()), ToInt(m[2].str()), ToDouble(m[3].str()),
-                                 ToDouble(m[4].str()), *elapsed});
+      EvaluationPoint point{ToDouble(m[1].str()), ToInt(m[2].str()), ToDouble(m[3].str()),
+                            ToDouble(m[4].str()), *elapsed};
+      if (m[6].matched) {
+        point.average_accuracy_percent = ToDouble(m[6].str());
+        point.average_loss = ToDouble(m[7].str());
+      }
+      log.evaluations.push_back(point);
     } else if (std::regex_search(line, m, ProgressPattern())) {
       ProgressPoint p;
       p.epoch = ToDouble(m[1].str());
@@ -106,6 +118,10 @@ WorkerLog ParseWorkerLog(int task, absl::string_view text) {
       log.final_evaluation =
           FinalEvaluation{ToDouble(m[1].str()), ToInt(m[2].str()), ToInt(m[3].str()),
                           ToDouble(m[4].str()), ToInt(m[5].str())};
+    } else if (std::regex_search(line, m, FinalAveragePattern())) {
+      log.final_average_evaluation = FinalEvaluation{
+          ToDouble(m[1].str()), ToInt(m[2].str()), ToInt(m[3].str()), ToDouble(m[4].str()),
+          log.final_evaluation.has_value() ? log.final_evaluation->global_step : 0};
     } else if (std::regex_search(line, m, TrainedPattern())) {
       const std::optional<double> seconds = ParseShortDuration(m[1].str());
       if (seconds.has_value()) log.trained_seconds = *seconds;

@@ -14,13 +14,16 @@
 namespace mobilenet {
 
 // One evaluation line of the chief: "epoch 2.00  global step 1900  test accuracy 81.54%
-// test loss 0.5362  (1m23s elapsed)".
+// test loss 0.5362  (1m23s elapsed)", and, when the weight average was evaluated too,
+// "  weight average: test accuracy 82.10%  test loss 0.5101" after it.
 struct EvaluationPoint {
   double epoch = 0;
   int64_t global_step = 0;
   double accuracy_percent = 0;
   double loss = 0;
   double elapsed_seconds = 0;  // since the chief started training (whole seconds)
+  double average_accuracy_percent = -1;  // of the weight average; < 0: not shown
+  double average_loss = -1;              // of the weight average; < 0: not shown
 };
 
 // One progress line of a worker ("epoch 0.26/12  step 122  773.0 img/s  loss 2.8507 ...").
@@ -51,6 +54,9 @@ struct WorkerLog {
   std::vector<ProgressPoint> progress;
   std::vector<EvaluationPoint> evaluations;  // the chief's only
   std::optional<FinalEvaluation> final_evaluation;
+  // "Weight average: test accuracy 91.60% (9160/10000), test loss 0.3001" (global_step:
+  // the final evaluation's, as the line follows it).
+  std::optional<FinalEvaluation> final_average_evaluation;
   double trained_seconds = -1;  // "Worker 0 trained ... in 8m04s": < 0 when missing
   double images_per_sec = -1;   // of that line
 };

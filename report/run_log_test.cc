@@ -52,6 +52,32 @@ TEST(ParseWorkerLogTest, ReadsEveryKindOfLine) {
   EXPECT_DOUBLE_EQ(log.images_per_sec, 744.5);
 }
 
+TEST(ParseWorkerLogTest, ReadsTheWeightAverageAfterTheLinesItExtends) {
+  const WorkerLog log = ParseWorkerLog(
+      0,
+      "epoch 1.00  global step 935  test accuracy 73.22%  test loss 0.7586  (42s elapsed)  "
+      "weight average: test accuracy 75.10%  test loss 0.7012\n"
+      "Test accuracy: 91.21% (9121/10000), test loss 0.3126 at global step 11250\n"
+      "Weight average: test accuracy 91.60% (9160/10000), test loss 0.3001\n");
+  ASSERT_EQ(log.evaluations.size(), 1u);
+  EXPECT_DOUBLE_EQ(log.evaluations[0].accuracy_percent, 73.22);
+  EXPECT_DOUBLE_EQ(log.evaluations[0].elapsed_seconds, 42);
+  EXPECT_DOUBLE_EQ(log.evaluations[0].average_accuracy_percent, 75.10);
+  EXPECT_DOUBLE_EQ(log.evaluations[0].average_loss, 0.7012);
+  ASSERT_TRUE(log.final_evaluation.has_value());
+  EXPECT_DOUBLE_EQ(log.final_evaluation->accuracy_percent, 91.21);
+  ASSERT_TRUE(log.final_average_evaluation.has_value());
+  EXPECT_DOUBLE_EQ(log.final_average_evaluation->accuracy_percent, 91.60);
+  EXPECT_EQ(log.final_average_evaluation->correct, 9160);
+  EXPECT_DOUBLE_EQ(log.final_average_evaluation->loss, 0.3001);
+  EXPECT_EQ(log.final_average_evaluation->global_step, 11250);
+
+  // Without the average (the default), the fields say so.
+  const WorkerLog plain = ParseWorkerLog(0, kChiefLog);
+  EXPECT_LT(plain.evaluations[0].average_accuracy_percent, 0);
+  EXPECT_FALSE(plain.final_average_evaluation.has_value());
+}
+
 TEST(ParseWorkerLogTest, SingleProcessLineHasNoDistributedFields) {
   const WorkerLog log = ParseWorkerLog(
       0, "epoch 1.50/4  step 10  123.4 img/s  loss 0.5000  acc 75.0%  lr 0.01  ETA 1m05s");

@@ -96,6 +96,10 @@ void StatusHistory::Add(absl::Time now,
     e.global_step = first->eval_step();
     e.accuracy_percent = 100 * first->eval_accuracy();
     e.loss = first->eval_loss();
+    if (first->eval_average_examples() > 0) {
+      e.average_accuracy_percent = 100 * first->eval_average_accuracy();
+      e.average_loss = first->eval_average_loss();
+    }
     e.elapsed_seconds =
         first->eval_unix_seconds() > 0
             ? first->eval_unix_seconds() - absl::ToDoubleSeconds(*start_ - absl::UnixEpoch())

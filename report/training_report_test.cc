@@ -72,6 +72,24 @@ TEST(RenderTrainingReportTest, SummaryAndEveryChartWithItsSeries) {
   EXPECT_THAT(html, HasSubstr("runs/&lt;20261201&gt;"));
 }
 
+TEST(RenderTrainingReportTest, TheWeightAverageIsASecondSeriesOnlyWhenEvaluated) {
+  EXPECT_THAT(RenderTrainingReport(SmallRun()), Not(HasSubstr("weight average")));
+  RunLog run;
+  run.workers.push_back(ParseWorkerLog(
+      0,
+      "epoch 1.00  global step 935  test accuracy 73.22%  test loss 0.7586  (42s elapsed)  "
+      "weight average: test accuracy 75.10%  test loss 0.7012\n"
+      "Worker 0 trained 5625 steps (360000 examples) in 8m04s, 744.5 images/s\n"
+      "Test accuracy: 91.21% (9121/10000), test loss 0.3126 at global step 11250\n"
+      "Weight average: test accuracy 91.60% (9160/10000), test loss 0.3001\n"));
+  const std::string html = RenderTrainingReport(run);
+  // One periodic evaluation and the final one, in each chart.
+  EXPECT_THAT(html, HasSubstr("id=\"accuracy-step-test-accuracy-weight-average\" class=\"series\" "
+                              "data-series=\"test accuracy, weight average\" data-points=\"2\""));
+  EXPECT_THAT(html, HasSubstr("id=\"loss-time-test-loss-weight-average\""));
+  EXPECT_THAT(html, HasSubstr("91.60% (9160/10000), test loss 0.3001"));
+}
+
 TEST(RenderTrainingReportTest, ImagesPerSecondFromWorkersWhenTheirLinesHaveTime) {
   RunLog run = SmallRun();
   run.workers[1] = ParseWorkerLog(

@@ -276,7 +276,7 @@ def scenario_flag_defaults(ctx):
     worker = help_defaults(os.path.join(ctx.bin_dir, "mobilenet-worker"))
     shared = ["alpha", "resolution", "channels", "shallow", "optimizer", "learning_rate",
               "lr_decay_factor", "epochs_per_decay", "staircase", "momentum", "rmsprop_decay",
-              "rmsprop_epsilon", "bn_moving_average_decay", "seed", "ps_hosts", "worker_hosts",
+              "rmsprop_epsilon", "bn_moving_average_decay", "weight_ema_decay", "seed", "ps_hosts", "worker_hosts",
               "job_name", "task_index"]
     for flag in shared:
         check(flag in ps and flag in worker, "--%s missing from one binary's --helpfull" % flag)

@@ -85,7 +85,8 @@ WORKER_INDEX_ENV = "JOB_COMPLETION_INDEX"
 # plan from the model flags and applies the updates with the optimizer and schedule ones.
 SHARED_FLAGS = ["alpha", "resolution", "channels", "shallow", "seed", "optimizer",
                 "learning_rate", "momentum", "rmsprop_decay", "rmsprop_epsilon",
-                "epochs_per_decay", "lr_decay_factor", "staircase", "bn_moving_average_decay"]
+                "epochs_per_decay", "lr_decay_factor", "staircase", "bn_moving_average_decay",
+                "weight_ema_decay"]
 
 
 class Failure(Exception):

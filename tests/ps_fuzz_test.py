@@ -151,6 +151,8 @@ class Model:
     def pull(self, message):
         if not self.plan_ok(message):
             return Expectation({FP})
+        if message.weight_average:  # the server keeps none (--weight_ema_decay=0)
+            return Expectation({FP})
         if message.worker_id != -1 and not self.member(message.worker_id):
             return Expectation({IA}, ["worker_id"])
         return Expectation({OK})
@@ -220,6 +222,11 @@ class Model:
             bad.append("loss")
         if message.global_step < 0:
             bad.append("global_step")
+        if not (0 <= message.average_correct <= message.average_examples <=
+                MAX_EVALUATION_EXAMPLES):
+            bad.append("average_correct")
+        if not (math.isfinite(message.average_loss) and message.average_loss >= 0):
+            bad.append("average_loss")
         return Expectation({IA}, bad) if bad else Expectation({OK})
 
     def finish(self, message):
@@ -567,6 +574,7 @@ class Fuzzer:
             self.wrong_fingerprint(),
             shard_index=rng.choice([0, 0, 0] + INT32_EDGES),
             include_state=rng.random() < 0.5, worker_id=rng.choice([-1, 0, 1] + INT32_EDGES),
+            weight_average=rng.random() < 0.1,
             model=rng.choice(["", self.info.model, "y" * 5000]),
             num_shards=rng.choice([0, 1, 2, -7, INT32_MAX])))
 
@@ -610,6 +618,9 @@ class Fuzzer:
             worker_id=rng.choice([0, 0] + INT32_EDGES), global_step=rng.choice(INT64_EDGES),
             examples=rng.choice(INT64_EDGES + [100]), correct=rng.choice(INT64_EDGES + [50]),
             loss=rng.choice([0.0, 1.5, -0.0, 5e-324, 1e308, -1.0, float("nan"), float("inf")]),
+            average_examples=rng.choice([0, 0, 100] + INT64_EDGES),
+            average_correct=rng.choice([0, 0, 50] + INT64_EDGES),
+            average_loss=rng.choice([0.0, 0.0, 1.5, -1.0, float("nan")]),
             model=rng.choice(["", "z" * 3000]), num_shards=rng.choice([0, 1, -1])))
 
     def finish_valid(self):

@@ -127,6 +127,7 @@ ClusterSummary SummarizeCluster(const std::vector<ParameterServerReport>& report
       s.examples_seen = r.examples_seen();
       s.epoch = r.epoch();
       s.learning_rate = r.learning_rate();
+      s.weight_ema_decay = r.weight_ema_decay();
       s.model = r.model();
       fingerprint = r.plan_fingerprint();
       first = false;
@@ -146,6 +147,9 @@ ClusterSummary SummarizeCluster(const std::vector<ParameterServerReport>& report
       s.eval_step = r.eval_step();
       s.eval_examples = r.eval_examples();
       s.eval_unix_seconds = r.eval_unix_seconds();
+      s.eval_average_accuracy = r.eval_average_accuracy();
+      s.eval_average_loss = r.eval_average_loss();
+      s.eval_average_examples = r.eval_average_examples();
     }
     for (const ps::v1::WorkerStatus& w : r.workers()) {
       auto [it, inserted] = workers.try_emplace(w.worker_id());
@@ -186,6 +190,11 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
                             "%d, %s\n",
                             Percent(s.eval_accuracy), s.eval_loss, s.eval_examples, s.eval_step,
                             Ago(s.eval_unix_seconds, now));
+      if (s.eval_average_examples > 0) {
+        absl::StrAppendFormat(&out, "  weight average (decay %g): accuracy %s (loss %.4f)\n",
+                              s.weight_ema_decay, Percent(s.eval_average_accuracy),
+                              s.eval_average_loss);
+      }
     } else {
       out += "Latest evaluation: none yet\n";
     }
@@ -275,13 +284,20 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
                                     absl::Time now) {
   const ClusterSummary s = SummarizeCluster(reports);
   auto evaluation = [](int64_t examples, double accuracy, double loss, int64_t step,
-                       double unix_seconds) -> std::string {
+                       double unix_seconds, int64_t average_examples, double average_accuracy,
+                       double average_loss) -> std::string {
     if (examples <= 0) return "null";
+    const std::string average = average_examples <= 0
+                                    ? "null"
+                                    : JsonObject({{"accuracy", JsonNumber(average_accuracy)},
+                                                  {"loss", JsonNumber(average_loss)},
+                                                  {"examples", absl::StrCat(average_examples)}});
     return JsonObject({{"accuracy", JsonNumber(accuracy)},
                        {"loss", JsonNumber(loss)},
                        {"step", absl::StrCat(step)},
                        {"examples", absl::StrCat(examples)},
-                       {"unix_seconds", JsonNumber(unix_seconds)}});
+                       {"unix_seconds", JsonNumber(unix_seconds)},
+                       {"weight_average", average}});
   };
 
   std::vector<std::string> servers;
@@ -348,7 +364,9 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
         {"last_checkpoint", checkpoint},
         {"uptime_seconds", JsonNumber(r.uptime_seconds())},
         {"evaluation", evaluation(r.eval_examples(), r.eval_accuracy(), r.eval_loss(),
-                                  r.eval_step(), r.eval_unix_seconds())},
+                                  r.eval_step(), r.eval_unix_seconds(), r.eval_average_examples(),
+                                  r.eval_average_accuracy(), r.eval_average_loss())},
+        {"weight_ema_decay", JsonNumber(r.weight_ema_decay())},
         {"workers", JsonArray(workers)},
         {"finishing", JsonBool(r.finishing())},
     }));
@@ -377,8 +395,10 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
       {"plans_agree", JsonBool(s.plans_agree)},
       {"finishing", JsonBool(s.finishing)},
       {"training_complete", JsonBool(s.training_complete)},
-      {"evaluation", evaluation(s.eval_examples, s.eval_accuracy, s.eval_loss, s.eval_step,
-                                s.eval_unix_seconds)},
+      {"evaluation",
+       evaluation(s.eval_examples, s.eval_accuracy, s.eval_loss, s.eval_step, s.eval_unix_seconds,
+                  s.eval_average_examples, s.eval_average_accuracy, s.eval_average_loss)},
+      {"weight_ema_decay", JsonNumber(s.weight_ema_decay)},
   });
   return JsonObject({{"time", JsonNumber(UnixSeconds(now))},
                      {"summary", summary},

@@ -51,6 +51,11 @@ struct ClusterSummary {
   int64_t eval_step = 0;
   int64_t eval_examples = 0;
   double eval_unix_seconds = 0;
+  // That evaluation's figures for the weight average; eval_average_examples == 0: none.
+  double eval_average_accuracy = 0;
+  double eval_average_loss = 0;
+  int64_t eval_average_examples = 0;
+  float weight_ema_decay = 0;     // of the first answering server; 0: it keeps no average
   std::string model;              // of the first answering server
   std::vector<ClusterWorker> workers;  // by worker id
 };

@@ -258,6 +258,49 @@ TEST(FormatClusterStatusJsonTest, NoEvaluationIsNull) {
             google::protobuf::Value::kNullValue);
 }
 
+TEST(FormatClusterStatusTest, ShowsTheWeightAverageWhenEvaluated) {
+  std::vector<ParameterServerReport> reports = TwoServers();
+  for (ParameterServerReport& report : reports) {
+    report.status->set_weight_ema_decay(0.999f);
+    report.status->set_eval_average_examples(10000);
+    report.status->set_eval_average_accuracy(0.8533);
+    report.status->set_eval_average_loss(0.4012);
+  }
+  const ClusterSummary s = SummarizeCluster(reports);
+  EXPECT_EQ(s.eval_average_examples, 10000);
+  EXPECT_FLOAT_EQ(s.weight_ema_decay, 0.999f);
+  EXPECT_THAT(FormatClusterStatusText(reports, kNow),
+              HasSubstr("Latest evaluation: accuracy 84.21% (loss 0.4412, 10000 examples) at step "
+                        "1200, 12s ago\n  weight average (decay 0.999): accuracy 85.33% (loss "
+                        "0.4012)\n"));
+  google::protobuf::Struct root;
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(FormatClusterStatusJson(reports, kNow), &root)
+          .ok());
+  const auto& evaluation =
+      root.fields().at("summary").struct_value().fields().at("evaluation").struct_value().fields();
+  EXPECT_DOUBLE_EQ(evaluation.at("accuracy").number_value(), 0.8421);
+  EXPECT_DOUBLE_EQ(
+      evaluation.at("weight_average").struct_value().fields().at("accuracy").number_value(),
+      0.8533);
+  // Without it, the text has no such line and the JSON says null.
+  const std::vector<ParameterServerReport> plain = TwoServers();
+  EXPECT_THAT(FormatClusterStatusText(plain, kNow), Not(HasSubstr("weight average")));
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(FormatClusterStatusJson(plain, kNow), &root)
+          .ok());
+  EXPECT_EQ(root.fields()
+                .at("summary")
+                .struct_value()
+                .fields()
+                .at("evaluation")
+                .struct_value()
+                .fields()
+                .at("weight_average")
+                .kind_case(),
+            google::protobuf::Value::kNullValue);
+}
+
 TEST(FormatBytesTest, UsesBinaryUnits) {
   EXPECT_EQ(FormatBytes(512), "512 B");
   EXPECT_EQ(FormatBytes(1536), "1.5 KB");

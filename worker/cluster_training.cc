@@ -177,9 +177,15 @@ std::set<int32_t> LiveUnfinishedWorkers(
 }
 
 std::string DescribeEvaluation(const EvaluationResult& eval) {
-  return absl::StrFormat("test accuracy %.2f%% (%d/%d), test loss %.4f at global step %d",
-                         100 * eval.accuracy(), eval.correct, eval.examples, eval.loss,
-                         eval.global_step);
+  return absl::StrCat(
+      absl::StrFormat("test accuracy %.2f%% (%d/%d), test loss %.4f at global step %d",
+                      100 * eval.accuracy(), eval.correct, eval.examples, eval.loss,
+                      eval.global_step),
+      eval.average.examples > 0
+          ? absl::StrFormat("; weight average: test accuracy %.2f%% (%d/%d), test loss %.4f",
+                            100 * eval.average.accuracy(), eval.average.correct,
+                            eval.average.examples, eval.average.loss)
+          : "");
 }
 
 // The chief's evaluations every `every` on a thread of its own (with its own model and
@@ -188,11 +194,12 @@ class PeriodicEvaluator {
  public:
   PeriodicEvaluator(absl::Duration every, std::unique_ptr<MobileNetV1> model,
                     std::unique_ptr<EvaluationReader> reader, ParameterClient* client,
-                    int batch_size, std::function<void(const EvaluationResult&)> report)
+                    int batch_size, bool with_average,
+                    std::function<void(const EvaluationResult&)> report)
       : every_(every),
         model_(std::move(model)),
         reader_(std::move(reader)),
-        evaluator_(model_.get(), client, reader_.get(), batch_size),
+        evaluator_(model_.get(), client, reader_.get(), batch_size, with_average),
         report_(std::move(report)),
         thread_([this]() { Loop(); }) {}
   ~PeriodicEvaluator() {
@@ -269,6 +276,19 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   const int64_t per_epoch = data.train->examples_per_epoch();
   TrainerConfig trainer_config = options.trainer;
   trainer_config.worker_id = worker_id;
+  // The servers decide whether there is a weight average to evaluate (their
+  // --weight_ema_decay); a worker started with another value only gets a note, rather
+  // than a chief whose every evaluation fails or that ignores the average.
+  const bool servers_average =
+      std::all_of(statuses.begin(), statuses.end(),
+                  [](const ps::v1::StatusResponse& s) { return s.weight_ema_decay() > 0; });
+  if (servers_average != trainer_config.evaluate_weight_average && worker_id == 0) {
+    PrintLine(absl::StrFormat(
+        "Note: the parameter servers keep %s weight average, but this worker's "
+        "--weight_ema_decay says otherwise; evaluating %s",
+        servers_average ? "a" : "no", servers_average ? "both" : "the weights only"));
+  }
+  trainer_config.evaluate_weight_average = servers_average;
   const EarlierProgress before = ProgressBefore(statuses, worker_id, cluster.num_workers());
   const int64_t share = static_cast<int64_t>(std::llround(trainer_config.epochs * per_epoch));
   result.examples_before = before.examples();
@@ -323,7 +343,8 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     ASSIGN_OR_RETURN(std::unique_ptr<EvaluationReader> eval_reader, make_reader());
     timed = std::make_unique<PeriodicEvaluator>(
         absl::Seconds(options.eval_every_secs), std::move(eval_model), std::move(eval_reader),
-        client.get(), trainer_config.eval_batch_size, [report](const EvaluationResult& eval) {
+        client.get(), trainer_config.eval_batch_size, trainer_config.evaluate_weight_average,
+        [report](const EvaluationResult& eval) {
           report(eval);
           PrintLine(absl::StrCat("timed evaluation: ", DescribeEvaluation(eval)));
         });

@@ -1,7 +1,8 @@
 // mobilenet-ctl: works with trained models.
-//   mobilenet-ctl export  --checkpoint PATH --output model.onnx
+//   mobilenet-ctl export  --checkpoint PATH --output model.onnx [--weights=raw|ema]
 //   mobilenet-ctl predict --checkpoint PATH [--count N | --input batch.npy] [--json]
-//   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR]
+//                         [--weights=raw|ema]
+//   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR] [--weights=raw|ema]
 //   mobilenet-ctl status  --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]
 //   mobilenet-ctl report  --run_dir DIR [--out DIR/report.html]
 //   mobilenet-ctl report  --ps_hosts=h1:p1,h2:p2 [--out report.html] [--poll_secs 10]
@@ -68,6 +69,9 @@ ABSL_FLAG(double, poll_secs, 10,
           "report --ps_hosts: seconds between two polls of the servers' status.");
 ABSL_FLAG(double, duration_secs, 0,
           "report --ps_hosts: stop after this many seconds (0: when training ends).");
+ABSL_FLAG(std::string, weights, "raw",
+          "export/predict/eval: raw (the trained weights) or ema (their exponential moving "
+          "average, kept when training ran with --weight_ema_decay > 0).");
 ABSL_FLAG(double, timeout_secs, 5,
           "status (and --ps_hosts loads): how long to wait for each parameter server.");
 
@@ -93,21 +97,25 @@ constexpr char kUsage[] =
     "PATH: a checkpoint file, or a folder of checkpoints: a single-process run's\n"
     "--checkpoint_dir or the parameter servers' (the newest valid file of every shard).\n"
     "export/predict/eval take --ps_hosts=h1:p1,... instead of --checkpoint to read the\n"
-    "current model from running parameter servers. Servers that identify their callers\n"
+    "current model from running parameter servers, and --weights=ema to use the average\n"
+    "of the weights (training with --weight_ema_decay > 0) instead of the weights.\n"
+    "Servers that identify their callers\n"
     "take a monitor's credentials: --tls_cert_file=DIR/monitor.crt\n"
     "--tls_key_file=DIR/monitor.key --tls_ca_file=DIR/ca.crt (deploy/make_certs.sh) and/or\n"
     "--auth_token_file=DIR/tokens/monitor.token.";
 
 struct Loaded {
   LoadedModel model;
+  WeightsKind weights = WeightsKind::kRaw;
   std::unique_ptr<MobileNetV1> net;
 };
 
 absl::StatusOr<std::vector<std::string>> StatusTargets();
 
 // The current model of running parameter servers: the model configuration from their
-// Status, the weights and moving statistics pulled as a worker would.
-absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targets) {
+// Status, the weights (or their average) and moving statistics pulled as a worker would.
+absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targets,
+                                            WeightsKind weights) {
   const absl::Duration timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_secs));
   const auto statuses = QueryParameterServerStatus(targets, timeout, TransportSecurityFromFlags());
   for (const auto& status : statuses) {
@@ -126,7 +134,7 @@ absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targ
   model.parameters.resize(plan.parameter_layout().total_size());
   model.state.resize(plan.state_layout().total_size());
   ASSIGN_OR_RETURN(ModelVersion version, client->Pull(absl::MakeSpan(model.parameters),
-                                                      absl::MakeSpan(model.state)));
+                                                      absl::MakeSpan(model.state), weights));
   model.global_step = version.global_step();
   model.files = targets;
   return model;
@@ -135,11 +143,16 @@ absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targ
 absl::StatusOr<Loaded> Load() {
   const std::string path = absl::GetFlag(FLAGS_checkpoint);
   Loaded l;
+  absl::StatusOr<WeightsKind> weights = ParseWeightsKind(absl::GetFlag(FLAGS_weights));
+  if (!weights.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--weights: ", weights.status().message()));
+  }
+  l.weights = *weights;
   if (!path.empty()) {
-    ASSIGN_OR_RETURN(l.model, LoadModel(path));
+    ASSIGN_OR_RETURN(l.model, LoadModel(path, l.weights));
   } else if (!absl::GetFlag(FLAGS_ps_hosts).empty()) {
     ASSIGN_OR_RETURN(std::vector<std::string> targets, StatusTargets());
-    ASSIGN_OR_RETURN(l.model, LoadFromServers(targets));
+    ASSIGN_OR_RETURN(l.model, LoadFromServers(targets, l.weights));
   } else {
     return absl::InvalidArgumentError(
         "--checkpoint (a file or folder) or --ps_hosts (running parameter servers) is required");
@@ -169,8 +182,9 @@ absl::Status Export() {
                               l.model.parameters.data(), l.net->state_layout(),
                               l.model.state.data()));
   RETURN_IF_ERROR(WriteOnnx(output, model));
-  printf("Wrote %s (global step %lld, %s)\n", output.c_str(),
-         static_cast<long long>(l.model.global_step), absl::StrJoin(l.model.files, ", ").c_str());
+  printf("Wrote %s (global step %lld, %s weights, %s)\n", output.c_str(),
+         static_cast<long long>(l.model.global_step), WeightsKindName(l.weights),
+         absl::StrJoin(l.model.files, ", ").c_str());
   return absl::OkStatus();
 }
 
@@ -219,8 +233,10 @@ absl::Status Predict() {
   std::vector<float> logits(static_cast<size_t>(n) * k);
   l.net->Infer(l.model.parameters.data(), l.model.state.data(), images.data(), n, logits.data());
   const bool json = absl::GetFlag(FLAGS_json);
-  if (json) printf("{\"global_step\": %lld, \"predictions\": [\n",
-                   static_cast<long long>(l.model.global_step));
+  if (json) {
+    printf("{\"global_step\": %lld, \"weights\": \"%s\", \"predictions\": [\n",
+           static_cast<long long>(l.model.global_step), WeightsKindName(l.weights));
+  }
   for (int i = 0; i < n; ++i) {
     const float* row = &logits[static_cast<size_t>(i) * k];
     const int best = ArgMax(row, k);
@@ -272,13 +288,16 @@ absl::Status Eval() {
   }
   const double accuracy = total ? static_cast<double>(correct) / total : 0;
   if (absl::GetFlag(FLAGS_json)) {
-    printf("{\"accuracy\": %.6f, \"correct\": %lld, \"examples\": %lld, \"global_step\": %lld}\n",
-           accuracy, static_cast<long long>(correct), static_cast<long long>(total),
-           static_cast<long long>(l.model.global_step));
+    printf(
+        "{\"accuracy\": %.6f, \"correct\": %lld, \"examples\": %lld, \"global_step\": %lld, "
+        "\"weights\": \"%s\"}\n",
+        accuracy, static_cast<long long>(correct), static_cast<long long>(total),
+        static_cast<long long>(l.model.global_step), WeightsKindName(l.weights));
   } else {
-    printf("Test accuracy: %.2f%% (%lld/%lld) at global step %lld\n", 100 * accuracy,
+    printf("Test accuracy: %.2f%% (%lld/%lld) at global step %lld%s\n", 100 * accuracy,
            static_cast<long long>(correct), static_cast<long long>(total),
-           static_cast<long long>(l.model.global_step));
+           static_cast<long long>(l.model.global_step),
+           l.weights == WeightsKind::kAverage ? " (weight average)" : "");
   }
   return absl::OkStatus();
 }

@@ -7,8 +7,12 @@
 namespace mobilenet {
 
 Evaluator::Evaluator(MobileNetV1* model, ParameterClient* client, EvaluationReader* test,
-                     int batch_size)
-    : model_(model), client_(client), test_(test), batch_size_(batch_size) {
+                     int batch_size, bool with_average)
+    : model_(model),
+      client_(client),
+      test_(test),
+      batch_size_(batch_size),
+      with_average_(with_average) {
   MOBILENET_CHECK(model_ != nullptr && client_ != nullptr && test_ != nullptr);
   MOBILENET_CHECK(batch_size_ >= 1);
 }
@@ -18,8 +22,21 @@ absl::StatusOr<EvaluationResult> Evaluator::Evaluate() {
   state_.resize(model_->state_layout().total_size());
   ASSIGN_OR_RETURN(const ModelVersion version,
                    client_->Pull(absl::MakeSpan(params_), absl::MakeSpan(state_)));
+  ASSIGN_OR_RETURN(const TestScore raw, Score());
   EvaluationResult eval;
   eval.global_step = version.global_step();
+  eval.examples = raw.examples;
+  eval.correct = raw.correct;
+  eval.loss = raw.loss;
+  if (with_average_) {
+    RETURN_IF_ERROR(client_->Pull(absl::MakeSpan(params_), {}, WeightsKind::kAverage).status());
+    ASSIGN_OR_RETURN(eval.average, Score());
+  }
+  return eval;
+}
+
+absl::StatusOr<TestScore> Evaluator::Score() {
+  TestScore eval;
   const int classes = model_->architecture().classifier_out;
   images_.resize(static_cast<size_t>(batch_size_) * test_->output_shape().elements());
   labels_.resize(batch_size_);

@@ -98,7 +98,9 @@ class GrpcParameterClient : public ParameterClient {
   // sends the gradients and statistics straight from the caller's buffers (no copy) and
   // returns only once gRPC has released them; it also sends the progress figures set
   // with set_progress (for the servers' status table).
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) override;
+  using ParameterClient::Pull;
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
+                                    WeightsKind weights) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
   absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;

@@ -31,8 +31,9 @@ MobileNetConfig SmallModel(float alpha = 0.25f) {
   return config;
 }
 
-ParameterShardConfig ShardConfig() {
+ParameterShardConfig ShardConfig(float weight_ema_decay = 0.0f) {
   ParameterShardConfig config;
+  config.weight_ema_decay = weight_ema_decay;
   config.seed = 11;
   config.learning_rate.examples_per_epoch = 640;
   config.learning_rate.epochs_per_decay = 0.1f;  // the rate changes within the test
@@ -45,13 +46,13 @@ ParameterShardConfig ShardConfig() {
 class LocalCluster {
  public:
   // Servers of `plan` for a cluster of 5 workers.
-  explicit LocalCluster(const ShardingPlan& plan) : plan_(plan) {
+  explicit LocalCluster(const ShardingPlan& plan, float weight_ema_decay = 0.0f) : plan_(plan) {
     for (int i = 0; i < plan.num_shards(); ++i) {
       CoreOptions options;
       options.shard_index = i;
       options.num_workers = 5;
       absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
-          ParameterServerCore::Create(plan, ShardConfig(), options);
+          ParameterServerCore::Create(plan, ShardConfig(weight_ema_decay), options);
       EXPECT_TRUE(core.ok()) << core.status();
       cores_.push_back(std::move(*core));
       services_.push_back(std::make_unique<ParameterService>(cores_.back().get()));
@@ -189,6 +190,56 @@ TEST_F(GrpcParameterClientTest, TrainsExactlyLikeTheInProcessClient) {
   EXPECT_EQ((*status)[0].pushes_applied(), 4);
   EXPECT_EQ((*status)[0].workers(1).examples(), 256);
   EXPECT_EQ((*status)[1].parameter_count() + (*status)[0].parameter_count(), parameter_count());
+}
+
+TEST_F(GrpcParameterClientTest, PullsTheWeightAverageLikeTheInProcessClient) {
+  LocalCluster averaging(*plan_, /*weight_ema_decay=*/0.9f);
+  std::unique_ptr<GrpcParameterClient> remote = MakeClient(averaging.StartAll());
+  ASSERT_NE(remote, nullptr);
+  LocalCluster reference_shards(*plan_, /*weight_ema_decay=*/0.9f);
+  absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
+      InProcessParameterClient::Create(*plan_, reference_shards.core_pointers(), 1);
+  ASSERT_TRUE(local.ok()) << local.status();
+  std::vector<float> params(parameter_count());
+  for (int step = 0; step < 2; ++step) {
+    for (ParameterClient* client : {static_cast<ParameterClient*>(remote.get()),
+                                    static_cast<ParameterClient*>(local->get())}) {
+      absl::StatusOr<ModelVersion> version = client->Pull(absl::MakeSpan(params), {});
+      ASSERT_TRUE(version.ok()) << version.status();
+      const std::vector<float> gradients = Gradients(parameter_count(), step);
+      PushRequest push;
+      push.worker_id = 1;
+      push.request_id = static_cast<uint64_t>(step + 1);
+      push.example_count = 64;
+      push.gradients = gradients;
+      push.computed_from = *version;
+      ASSERT_TRUE(client->Push(push).ok());
+    }
+  }
+  std::vector<float> remote_average(parameter_count()), local_average(parameter_count());
+  std::vector<float> remote_state(state_count()), local_state(state_count());
+  absl::StatusOr<ModelVersion> version = remote->Pull(
+      absl::MakeSpan(remote_average), absl::MakeSpan(remote_state), WeightsKind::kAverage);
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->global_step(), 2);
+  ASSERT_TRUE(
+      (*local)
+          ->Pull(absl::MakeSpan(local_average), absl::MakeSpan(local_state), WeightsKind::kAverage)
+          .ok());
+  EXPECT_EQ(remote_average, local_average);
+  EXPECT_EQ(remote_state, local_state);
+  ASSERT_TRUE(remote->Pull(absl::MakeSpan(params), {}).ok());
+  EXPECT_NE(remote_average, params);
+  absl::StatusOr<std::vector<ps::v1::StatusResponse>> status = AllStatuses(*remote);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ((*status)[1].weight_ema_decay(), 0.9f);
+
+  // Servers keeping no average refuse the pull, naming the flag.
+  std::unique_ptr<GrpcParameterClient> plain = MakeClient(cluster_->StartAll());
+  ASSERT_NE(plain, nullptr);
+  absl::Status refused = plain->Pull(absl::MakeSpan(params), {}, WeightsKind::kAverage).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("--weight_ema_decay"));
 }
 
 TEST_F(GrpcParameterClientTest, RetriedPushIsAppliedOnce) {

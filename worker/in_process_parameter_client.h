@@ -32,7 +32,9 @@ class InProcessParameterClient : public ParameterClient {
       const ShardingPlan& plan, std::vector<ParameterServerCore*> cores, int32_t worker_id,
       const Caller& caller = Caller::Trusted());
 
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) override;
+  using ParameterClient::Pull;
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
+                                    WeightsKind weights) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
   absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;

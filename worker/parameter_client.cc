@@ -41,7 +41,7 @@ absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout&
 }
 
 ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
-                                    bool include_state) {
+                                    bool include_state, WeightsKind weights) {
   ps::v1::PullRequest request;
   request.set_plan_fingerprint(plan.fingerprint());
   request.set_shard_index(server);
@@ -49,6 +49,7 @@ ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_
   request.set_worker_id(worker_id);
   request.set_model(plan.model());
   request.set_num_shards(plan.num_shards());
+  request.set_weight_average(weights == WeightsKind::kAverage);
   return request;
 }
 
@@ -81,6 +82,9 @@ ps::v1::EvaluationReport MakeEvaluationReport(const ShardingPlan& plan, int32_t 
   report.set_examples(result.examples);
   report.set_correct(result.correct);
   report.set_loss(result.loss);
+  report.set_average_examples(result.average.examples);
+  report.set_average_correct(result.average.correct);
+  report.set_average_loss(result.average.loss);
   report.set_model(plan.model());
   report.set_num_shards(plan.num_shards());
   return report;

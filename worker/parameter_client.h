@@ -14,6 +14,7 @@
 #include "absl/types/span.h"
 #include "mobilenet/ps/v1/parameter_server.pb.h"
 #include "model/parameter_layout.h"
+#include "parameter_server/core/parameter_shard.h"
 #include "parameter_server/core/sharding_plan.h"
 
 namespace mobilenet {
@@ -55,12 +56,23 @@ struct PushResult {
   float learning_rate = 0.0f;  // the rate the first shard applied
 };
 
+// A model's score on a test set.
+struct TestScore {
+  int64_t examples = 0;  // 0: not evaluated
+  int64_t correct = 0;
+  double loss = 0;
+  double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
+};
+
 // The chief's evaluation of the weights at one global step.
 struct EvaluationResult {
   int64_t examples = 0;
   int64_t correct = 0;
   double loss = 0;          // mean cross-entropy (no label smoothing)
   int64_t global_step = 0;  // of the weights evaluated
+  // The same test set on the servers' weight average (--weight_ema_decay > 0), pulled
+  // right after the weights; examples == 0 when not evaluated.
+  TestScore average;
   double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
 };
 
@@ -69,12 +81,18 @@ class ParameterClient {
  public:
   virtual ~ParameterClient() = default;
 
-  // Copies the current weights into `parameters` (the full parameter layout) and moving
-  // statistics into `state` (the full state layout, or empty to skip them); returns the
-  // versions read. InvalidArgument for a wrong buffer size; a server's or the transport's
-  // error otherwise (the buffers may then be partly written).
-  virtual absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters,
-                                            absl::Span<float> state) = 0;
+  // Copies the current weights (`weights`: the trained ones, or the servers' average of
+  // them) into `parameters` (the full parameter layout) and moving statistics into
+  // `state` (the full state layout, or empty to skip them); returns the versions read.
+  // InvalidArgument for a wrong buffer size; a server's or the transport's error
+  // otherwise (FailedPrecondition for kAverage from servers keeping none; the buffers may
+  // then be partly written).
+  virtual absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
+                                            WeightsKind weights) = 0;
+  // The trained weights: Pull(parameters, state, WeightsKind::kRaw).
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) {
+    return Pull(parameters, state, WeightsKind::kRaw);
+  }
 
   // Sends each server its ranges of the request, with the progress figures of
   // set_progress. Errors: InvalidArgument for wrong sizes, a version list of the wrong
@@ -113,7 +131,7 @@ absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout&
 // The protocol's requests of a client of `plan`, for server `server` (in plan order) or
 // for every server; both clients send exactly these.
 ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
-                                    bool include_state);
+                                    bool include_state, WeightsKind weights);
 // Every field but the payloads; the push's progress figures are `images_per_sec` and
 // `steps`.
 ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const PushRequest& request,

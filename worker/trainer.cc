@@ -22,7 +22,8 @@ Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClien
       client_(client),
       train_(train),
       evaluator_(test != nullptr
-                     ? std::make_unique<Evaluator>(model, client, test, config.eval_batch_size)
+                     ? std::make_unique<Evaluator>(model, client, test, config.eval_batch_size,
+                                                   config.evaluate_weight_average)
                      : nullptr),
       reporter_(reporter) {
   next_request_id_ = (static_cast<uint64_t>(std::random_device{}()) << 32) + 1;
@@ -249,11 +250,16 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
       next_eval_epoch += config_.eval_every_epochs;
       ASSIGN_OR_RETURN(EvaluationResult eval, Evaluate());
       if (reporter_ != nullptr) {
-        reporter_->Line(absl::StrFormat("epoch %.2f  global step %d  test accuracy %.2f%%  "
-                                        "test loss %.4f  (%s elapsed)",
-                                        epochs_done, eval.global_step, 100 * eval.accuracy(),
-                                        eval.loss,
-                                        FormatDuration(absl::ToDoubleSeconds(absl::Now() - start))));
+        // The weight average's figures go after the line report/run_log.h parses as is.
+        reporter_->Line(absl::StrCat(
+            absl::StrFormat("epoch %.2f  global step %d  test accuracy %.2f%%  test loss %.4f  "
+                            "(%s elapsed)",
+                            epochs_done, eval.global_step, 100 * eval.accuracy(), eval.loss,
+                            FormatDuration(absl::ToDoubleSeconds(absl::Now() - start))),
+            eval.average.examples > 0
+                ? absl::StrFormat("  weight average: test accuracy %.2f%%  test loss %.4f",
+                                  100 * eval.average.accuracy(), eval.average.loss)
+                : ""));
       }
     }
   }

@@ -34,6 +34,8 @@ struct TrainerConfig {
   // evaluation reader is given (the chief).
   double eval_every_epochs = 1;
   int eval_batch_size = 256;
+  // Also evaluate the servers' weight average (they keep one: --weight_ema_decay > 0).
+  bool evaluate_weight_average = false;
   // Overlap communication with computation: while a step computes, a helper thread pushes
   // the previous step's gradients and then pulls the weights for the next one, so a
   // gradient is computed from weights that lack this worker's latest push (one more step
@@ -112,8 +114,9 @@ class Trainer {
   // dropped and training went on with fresh weights.
   int64_t rejected_pushes() const { return rejected_pushes_; }
 
-  // Pulls the current weights and moving statistics and evaluates the test set (the
-  // result also goes to the evaluation callback). FailedPrecondition without a test set.
+  // Pulls the current weights and moving statistics and evaluates the test set, and so
+  // their average with evaluate_weight_average (the result also goes to the evaluation
+  // callback). FailedPrecondition without a test set.
   absl::StatusOr<EvaluationResult> Evaluate();
 
  private:

@@ -113,12 +113,62 @@ TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
   EXPECT_EQ(eval->global_step, 0);
 }
 
+TEST_F(TrainerTest, EvaluatesTheWeightAverageToo) {
+  ParameterShardConfig store;
+  store.seed = 1;
+  store.optimizer.kind = OptimizerKind::kMomentum;
+  store.learning_rate.initial_learning_rate = 0.1f;
+  store.learning_rate.decay_factor = 1.0f;
+  store.learning_rate.examples_per_epoch = 32;
+  store.weight_ema_decay = 0.5f;
+  std::unique_ptr<ParameterServerCore> core = *ParameterServerCore::Create(*plan_, store, {});
+  std::unique_ptr<InProcessParameterClient> client =
+      *InProcessParameterClient::Create(*plan_, {core.get()}, 0);
+  std::vector<uint8_t> pixels(20 * 16 * 16);
+  std::vector<int> labels(20);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7);
+  for (int i = 0; i < 20; ++i) labels[i] = i % 4;
+  auto test_set = std::make_shared<const Dataset>(
+      *Dataset::Create({16, 16, 1}, 4, std::move(pixels), std::move(labels)));
+  auto reader = *EvaluationReader::Create(test_set, PreprocessingConfig());
+
+  // Off by default: no average figures.
+  Trainer plain(trainer_config_, model_.get(), client.get(), source_.get(), &reader, nullptr);
+  auto eval = plain.Evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_EQ(eval->average.examples, 0);
+
+  trainer_config_.evaluate_weight_average = true;
+  Trainer trainer(trainer_config_, model_.get(), client.get(), source_.get(), &reader, nullptr);
+  // Before any push the average is the initial weights: the same figures.
+  eval = trainer.Evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_EQ(eval->average.examples, 20);
+  EXPECT_EQ(eval->average.correct, eval->correct);
+  EXPECT_DOUBLE_EQ(eval->average.loss, eval->loss);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(trainer.Step().ok());
+  eval = trainer.Evaluate();
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_EQ(eval->global_step, 5);
+  EXPECT_EQ(eval->average.examples, 20);
+  EXPECT_GT(eval->average.loss, 0);
+  EXPECT_NE(eval->average.loss, eval->loss);
+
+  // Servers keeping no average: the evaluation fails, naming the flag.
+  Trainer mismatched(trainer_config_, model_.get(), client_.get(), source_.get(), &reader, nullptr);
+  const absl::Status refused = mismatched.Evaluate().status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("--weight_ema_decay"), std::string::npos);
+}
+
 // Passes every call on to another client; tests override what they change.
 class ForwardingClient : public ParameterClient {
  public:
   explicit ForwardingClient(ParameterClient* inner) : inner_(inner) {}
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s) override {
-    return inner_->Pull(p, s);
+  using ParameterClient::Pull;
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s,
+                                    WeightsKind weights) override {
+    return inner_->Pull(p, s, weights);
   }
   absl::StatusOr<PushResult> Push(const PushRequest& request) override {
     return inner_->Push(request);

@@ -36,6 +36,13 @@ absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
           "ledger: evaluation of %d correct of %d examples, loss %g at step %d is impossible",
           e.correct, e.examples, e.loss, e.global_step));
     }
+    if (e.average_examples < 0 || e.average_correct < 0 || e.average_correct > e.average_examples ||
+        !std::isfinite(e.average_loss) || e.average_loss < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ledger: evaluation of the weight average with %d correct of %d examples, loss %g at "
+          "step %d is impossible",
+          e.average_correct, e.average_examples, e.average_loss, e.global_step));
+    }
   }
   return absl::OkStatus();
 }
@@ -182,6 +189,12 @@ void ClusterLedger::FillStatus(absl::Time now, ps::v1::StatusResponse& status) c
     status.set_eval_loss(evaluation_->loss);
     status.set_eval_step(evaluation_->global_step);
     status.set_eval_unix_seconds(evaluation_->unix_seconds);
+    if (evaluation_->average_examples > 0) {
+      status.set_eval_average_examples(evaluation_->average_examples);
+      status.set_eval_average_accuracy(static_cast<double>(evaluation_->average_correct) /
+                                       evaluation_->average_examples);
+      status.set_eval_average_loss(evaluation_->average_loss);
+    }
   }
 }
 

@@ -41,6 +41,10 @@ struct Evaluation {
   int64_t correct = 0;   // 0 <= correct <= examples
   double loss = 0.0;     // finite, >= 0
   double unix_seconds = 0.0;  // when it was reported
+  // The same test set on the weight average; average_examples == 0: not evaluated.
+  int64_t average_examples = 0;
+  int64_t average_correct = 0;  // 0 <= average_correct <= average_examples
+  double average_loss = 0.0;    // finite, >= 0
 };
 
 // What a checkpoint holds of the ledger.
@@ -131,7 +135,8 @@ class ClusterLedger {
 
 // InvalidArgument naming the first impossible value of `state` for a cluster of
 // `num_workers`: not one record per member, a negative counter, or an evaluation with
-// correct outside [0, examples] or a loss that is negative or not finite.
+// correct outside [0, examples] or a loss that is negative or not finite (of the weights
+// or of their average).
 absl::Status CheckLedgerState(const LedgerState& state, int num_workers);
 
 }  // namespace mobilenet

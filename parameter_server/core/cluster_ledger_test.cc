@@ -137,10 +137,14 @@ TEST(ClusterLedgerTest, ImpossibleStatesAreRefusedAndChangeNothing) {
   LedgerState nan_loss;
   nan_loss.workers = {{}, {}};
   nan_loss.evaluation = Evaluation{1, 10, 5, std::numeric_limits<double>::quiet_NaN(), 0};
+  LedgerState bad_average;
+  bad_average.workers = {{}, {}};
+  bad_average.evaluation = Evaluation{1, 10, 5, 0.5, 0, 10, 12, 0.4};
   for (const Case& c : std::vector<Case>{{negative, "worker 0 has -1 pushes"},
-                                          {fewer_examples, "at least one example per push"},
-                                          {bad_eval, "11 correct of 10 examples"},
-                                          {nan_loss, "loss nan"}}) {
+                                         {fewer_examples, "at least one example per push"},
+                                         {bad_eval, "11 correct of 10 examples"},
+                                         {nan_loss, "loss nan"},
+                                         {bad_average, "weight average with 12 correct of 10"}}) {
     const absl::Status status = ledger.Restore(c.state);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.message;
     EXPECT_THAT(status.message(), HasSubstr(c.message));

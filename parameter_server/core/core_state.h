@@ -20,8 +20,9 @@ struct CoreState {
 // OK, or InvalidArgument naming the first violation of:
 //   - counters: 0 <= version <= examples seen <= version * kMaxExamplesPerPush (every push
 //     carries 1 to kMaxExamplesPerPush examples);
-//   - values: every tensor value finite; optimizer mean squares ("<tensor>/rms") and the
-//     moving variances of `state_layout` never negative;
+//   - values: every tensor value finite (weights, optimizer slots, weight averages
+//     "<tensor>/ExponentialMovingAverage", moving statistics); optimizer mean squares
+//     ("<tensor>/rms") and the moving variances of `state_layout` never negative;
 //   - the ledger (CheckLedgerState for its own number of workers), whose pushes and
 //     examples add up to the shard's version and examples seen.
 absl::Status CheckCoreState(const CoreState& state, const ParameterLayout& state_layout);

@@ -58,6 +58,10 @@ TEST(CoreStateTest, EveryViolationIsNamed) {
   with("a/weights/rms[1] is inf", [](CoreState& s) {
     s.shard.tensors[1].values[1] = std::numeric_limits<float>::infinity();
   });
+  // The weight average (--weight_ema_decay) is held to the same finiteness.
+  with("a/weights/ExponentialMovingAverage[1] is nan", [](CoreState& s) {
+    s.shard.tensors.push_back({"a/weights/ExponentialMovingAverage", 0, 2, {0.5f, std::nanf("")}});
+  });
   with("a/weights[0] is nan", [](CoreState& s) { s.shard.tensors[0].values[0] = std::nanf(""); });
   with("a/weights/rms[0] is -1", [](CoreState& s) { s.shard.tensors[1].values[0] = -1.0f; });
   with("a/BatchNorm/moving_variance[2] is -2",

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/checkpoint_series.h"
 #include "common/status_macros.h"
 #include "model/mobilenet_v1.h"
@@ -170,6 +172,12 @@ void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
     checkpoint->metadata["evaluation.loss"] = absl::StrFormat("%.17g", ledger.evaluation->loss);
     checkpoint->metadata["evaluation.unix_seconds"] =
         absl::StrFormat("%.17g", ledger.evaluation->unix_seconds);
+    if (ledger.evaluation->average_examples > 0) {
+      counters["evaluation.average_examples"] = ledger.evaluation->average_examples;
+      counters["evaluation.average_correct"] = ledger.evaluation->average_correct;
+      checkpoint->metadata["evaluation.average_loss"] =
+          absl::StrFormat("%.17g", ledger.evaluation->average_loss);
+    }
   }
 }
 
@@ -213,6 +221,16 @@ absl::StatusOr<LedgerState> GetLedger(const Checkpoint& checkpoint, const std::s
       ASSIGN_OR_RETURN(const std::string text, GetKey(checkpoint, path, key));
       if (!absl::SimpleAtod(text, value)) return BadValue(path, key, text);
     }
+    // Only an evaluation of the weight average has these (checkpoints of older runs or
+    // of runs without the average have none).
+    if (counters.count("evaluation.average_examples") > 0) {
+      ASSIGN_OR_RETURN(evaluation.average_examples, counter("evaluation.average_examples"));
+      ASSIGN_OR_RETURN(evaluation.average_correct, counter("evaluation.average_correct"));
+      ASSIGN_OR_RETURN(const std::string text, GetKey(checkpoint, path, "evaluation.average_loss"));
+      if (!absl::SimpleAtod(text, &evaluation.average_loss)) {
+        return BadValue(path, "evaluation.average_loss", text);
+      }
+    }
     ledger.evaluation = evaluation;
   }
   return ledger;
@@ -220,9 +238,10 @@ absl::StatusOr<LedgerState> GetLedger(const Checkpoint& checkpoint, const std::s
 
 namespace {
 
-// Copies every entry of `checkpoint` naming a tensor of `layout` into `buffer`, marking
-// the elements covered.
-void Scatter(const Checkpoint& checkpoint, const ParameterLayout& layout,
+// Copies every entry of `checkpoint` naming a tensor of `layout` (with `suffix`, e.g.
+// "/ExponentialMovingAverage", after the tensor's name) into `buffer`, marking the
+// elements covered.
+void Scatter(const Checkpoint& checkpoint, const ParameterLayout& layout, absl::string_view suffix,
              std::vector<float>& buffer, std::vector<bool>& covered) {
   for (const CheckpointTensor& t : checkpoint.tensors) {
     std::string name = t.name;
@@ -233,7 +252,9 @@ void Scatter(const Checkpoint& checkpoint, const ParameterLayout& layout,
       if (range.size() != 2 || !absl::SimpleAtoi(range[0], &begin)) continue;
       name = name.substr(0, at);
     }
-    auto view = layout.Find(name);
+    absl::string_view base = name;
+    if (!absl::ConsumeSuffix(&base, suffix)) continue;
+    auto view = layout.Find(base);
     if (!view.ok()) continue;  // an optimizer slot or another layout's tensor
     const int64_t n = static_cast<int64_t>(t.data.size());
     if (begin < 0 || begin + n > (*view)->size) continue;
@@ -284,7 +305,7 @@ absl::StatusOr<std::vector<RestoredCheckpoint>> LatestOfEverySeries(const std::s
 
 }  // namespace
 
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path) {
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path, WeightsKind weights) {
   std::vector<std::pair<std::string, Checkpoint>> files;
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
@@ -317,13 +338,21 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path) {
   std::vector<bool> params_covered(params.total_size(), false);
   std::vector<bool> state_covered(state.total_size(), false);
   model.global_step = -1;
+  const std::string suffix =
+      weights == WeightsKind::kAverage ? absl::StrCat("/", kWeightAverageSlot) : "";
   for (const auto& [file, checkpoint] : files) {
-    Scatter(checkpoint, params, model.parameters, params_covered);
-    Scatter(checkpoint, state, model.state, state_covered);
+    Scatter(checkpoint, params, suffix, model.parameters, params_covered);
+    Scatter(checkpoint, state, "", model.state, state_covered);
     auto it = checkpoint.counters.find("version");
     const int64_t version = it == checkpoint.counters.end() ? 0 : it->second;
     model.global_step = model.global_step < 0 ? version : std::min(model.global_step, version);
     model.files.push_back(file);
+  }
+  if (weights == WeightsKind::kAverage &&
+      std::find(params_covered.begin(), params_covered.end(), true) == params_covered.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": holds no weight average (\"<tensor>/", kWeightAverageSlot,
+                     "\" tensors); it was written with --weight_ema_decay=0. Use --weights=raw"));
   }
   RETURN_IF_ERROR(CheckCovered(params, params_covered, path));
   RETURN_IF_ERROR(CheckCovered(state, state_covered, path));

@@ -71,8 +71,11 @@ struct LoadedModel {
 // (the newest valid "<prefix>-<step>.mnck" of every prefix is read, e.g. one per
 // parameter-server shard). Every element of every weight and moving statistic must be
 // covered; errors name the file or the uncovered tensor. All files must agree on the model
-// configuration.
-absl::StatusOr<LoadedModel> LoadModel(const std::string& path);
+// configuration. `weights` kAverage reads the weight average
+// ("<tensor>/ExponentialMovingAverage") into `parameters` instead of the weights:
+// FailedPrecondition when the files hold none (written with --weight_ema_decay=0).
+absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
+                                      WeightsKind weights = WeightsKind::kRaw);
 
 }  // namespace mobilenet
 

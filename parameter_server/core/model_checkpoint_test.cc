@@ -84,6 +84,73 @@ TEST_F(ModelCheckpointTest, WholeShardRoundTripsThroughAFileAndLoadsAsAModel) {
   EXPECT_EQ(model->config.num_classes, 10);
 }
 
+TEST_F(ModelCheckpointTest, TheWeightAverageRoundTripsWithTensorFlowsName) {
+  ParameterShardConfig shard_config;
+  shard_config.seed = 7;
+  shard_config.learning_rate.examples_per_epoch = 1000;
+  shard_config.weight_ema_decay = 0.99f;
+  auto shard =
+      *ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), shard_config);
+  Checkpoint c = ShardStateToCheckpoint(shard->ExportState(), config_, params_, state_);
+  const CheckpointTensor* average =
+      c.FindTensor("MobilenetV1/Conv2d_0/weights/ExponentialMovingAverage");
+  ASSERT_NE(average, nullptr);
+  EXPECT_EQ(average->shape, (*params_.Find("MobilenetV1/Conv2d_0/weights"))->shape);
+  auto back = CheckpointToShardState(c);
+  ASSERT_TRUE(back.ok()) << back.status();
+  shard_config.seed = 8;
+  auto other =
+      *ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), shard_config);
+  ASSERT_TRUE(other->RestoreState(*back).ok());
+  std::vector<float> expected(params_.total_size()), got(params_.total_size());
+  shard->Pull(absl::MakeSpan(expected), {}, WeightsKind::kAverage);
+  other->Pull(absl::MakeSpan(got), {}, WeightsKind::kAverage);
+  EXPECT_EQ(got, expected);
+}
+
+TEST_F(ModelCheckpointTest, LoadModelReadsTheWeightAverageOnRequest) {
+  ParameterShardConfig shard_config;
+  shard_config.seed = 7;
+  shard_config.learning_rate.examples_per_epoch = 1000;
+  shard_config.weight_ema_decay = 0.5f;
+  auto shard =
+      *ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), shard_config);
+  const std::vector<float> gradients(shard->parameter_count(), 0.25f);
+  auto update = ShardUpdate::Check(*shard, "push", 0, 8, gradients, {});
+  ASSERT_TRUE(update.ok()) << update.status();
+  ASSERT_TRUE(shard->Apply(*update).ok());
+  const std::string path = dir_ + "/average.mnck";
+  ASSERT_TRUE(
+      WriteCheckpoint(path, ShardStateToCheckpoint(shard->ExportState(), config_, params_, state_))
+          .ok());
+  std::vector<float> raw(params_.total_size()), average(params_.total_size());
+  std::vector<float> state(state_.total_size());
+  shard->Pull(absl::MakeSpan(raw), absl::MakeSpan(state));
+  shard->Pull(absl::MakeSpan(average), {}, WeightsKind::kAverage);
+  ASSERT_NE(raw, average);
+
+  auto loaded = LoadModel(path, WeightsKind::kAverage);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->parameters, average);
+  EXPECT_EQ(loaded->state, state);
+  EXPECT_EQ(loaded->global_step, 1);
+  loaded = LoadModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->parameters, raw);
+
+  // A checkpoint written without the average says so.
+  const std::string plain = dir_ + "/plain.mnck";
+  ASSERT_TRUE(
+      WriteCheckpoint(plain, ShardStateToCheckpoint(
+                                 MakeShard(WholeModelShardSpec(params_, state_))->ExportState(),
+                                 config_, params_, state_))
+          .ok());
+  auto none = LoadModel(plain, WeightsKind::kAverage);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("holds no weight average"), std::string::npos);
+  EXPECT_NE(none.status().message().find("--weights=raw"), std::string::npos);
+}
+
 TEST_F(ModelCheckpointTest, FolderOfSlicedShardsAssemblesTheWholeModel) {
   // Two shards splitting the first tensor in the middle, as a parameter-server plan may.
   ShardSpec a, b;
@@ -170,6 +237,20 @@ TEST_F(ModelCheckpointTest, TheLedgerRoundTripsAndAnOldCheckpointHasItUnattribut
   EXPECT_EQ(back->evaluation->correct, 8765);
   EXPECT_EQ(back->evaluation->loss, 0.3456789012345);  // bit for bit
   EXPECT_EQ(back->evaluation->unix_seconds, 1700000000.25);
+  EXPECT_EQ(back->evaluation->average_examples, 0);  // none evaluated, none written
+  EXPECT_EQ(c.counters.count("evaluation.average_examples"), 0u);
+
+  // The weight average's figures, when evaluated, come back bit for bit too.
+  ledger.evaluation->average_examples = 10000;
+  ledger.evaluation->average_correct = 8800;
+  ledger.evaluation->average_loss = 0.3123456789012;
+  Checkpoint with_average;
+  PutLedger(ledger, &with_average);
+  absl::StatusOr<LedgerState> averaged = GetLedger(with_average, "x.mnck", 6, 384);
+  ASSERT_TRUE(averaged.ok()) << averaged.status();
+  EXPECT_EQ(averaged->evaluation->average_examples, 10000);
+  EXPECT_EQ(averaged->evaluation->average_correct, 8800);
+  EXPECT_EQ(averaged->evaluation->average_loss, 0.3123456789012);
 
   c.counters.erase("ledger.worker.1.examples");
   EXPECT_NE(GetLedger(c, "x.mnck", 6, 384).status().message().find("ledger.worker.1.examples"),

@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
   identity.model = plan.model();
   identity.num_workers = options.num_workers;
   identity.incarnation = options.incarnation != 0 ? options.incarnation : RandomIncarnation();
+  identity.keeps_weight_average = shard->keeps_weight_average();
   return std::unique_ptr<ParameterServerCore>(
       new ParameterServerCore(plan, std::move(identity), std::move(shard), options));
 }
@@ -105,7 +106,8 @@ absl::StatusOr<int64_t> ParameterServerCore::Pull(const Caller& caller,
   }
   const bool with_state = request.include_state() && shard_->state_count() > 0;
   MOBILENET_CHECK(with_state || state.empty());
-  const int64_t version = shard_->Pull(parameters, state);
+  const int64_t version = shard_->Pull(
+      parameters, state, request.weight_average() ? WeightsKind::kAverage : WeightsKind::kRaw);
   if (ledger_.IsMember(request.worker_id())) ledger_.RecordContact(request.worker_id(), absl::Now());
   absl::MutexLock lock(&stats_mu_);
   bytes_in_ += static_cast<int64_t>(request.ByteSizeLong());
@@ -191,6 +193,9 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
   evaluation.examples = request.examples();
   evaluation.correct = request.correct();
   evaluation.loss = request.loss();
+  evaluation.average_examples = request.average_examples();
+  evaluation.average_correct = request.average_correct();
+  evaluation.average_loss = request.average_loss();
   evaluation.unix_seconds = UnixSecondsOf(now);
   ledger_.RecordEvaluation(evaluation);
   changes_.fetch_add(1, std::memory_order_release);
@@ -236,6 +241,7 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
   response.set_examples_seen(examples_seen);
   response.set_epoch(per_epoch > 0 ? static_cast<double>(examples_seen) / per_epoch : 0.0);
   response.set_learning_rate(shard_->learning_rate());
+  response.set_weight_ema_decay(shard_->config().weight_ema_decay);
 
   const absl::Time now = absl::Now();
   ledger_.FillStatus(now, response);

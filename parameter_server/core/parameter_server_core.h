@@ -85,10 +85,10 @@ class ParameterServerCore {
   // checked by the validation functions). A refused request changes nothing but the
   // refusal counters (and the caller's last-seen time, when it is a member).
 
-  // Copies the weights into `parameters` (parameter_count() floats) and, when the request
-  // asks for state, the moving statistics into `state` (state_count() floats; otherwise
-  // empty: checked); returns the version of exactly those values. Errors of
-  // ValidatePullRequest.
+  // Copies the weights (their average, when the request asks for it) into `parameters`
+  // (parameter_count() floats) and, when the request asks for state, the moving statistics into
+  // `state` (state_count() floats; otherwise empty: checked); returns the version of exactly those
+  // values. Errors of ValidatePullRequest.
   absl::StatusOr<int64_t> Pull(const Caller& caller, const ps::v1::PullRequest& request,
                                absl::Span<float> parameters, absl::Span<float> state);
   // Applies the push (or answers a retry from the ledger, duplicate = true). Errors of

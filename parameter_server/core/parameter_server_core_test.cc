@@ -31,7 +31,8 @@ class ParameterServerCoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<ParameterServerCore> MakeCore(uint64_t incarnation,
-                                                StalenessPolicy policy = StalenessPolicy::kApply) {
+                                                StalenessPolicy policy = StalenessPolicy::kApply,
+                                                float weight_ema_decay = 0.0f) {
     ParameterShardConfig config;
     config.seed = 3;
     config.optimizer.kind = OptimizerKind::kRmsProp;
@@ -40,6 +41,7 @@ class ParameterServerCoreTest : public ::testing::Test {
     config.learning_rate.examples_per_epoch = 100;
     config.staleness_policy = policy;
     config.max_staleness = 1;
+    config.weight_ema_decay = weight_ema_decay;
     CoreOptions options;
     options.num_workers = 2;
     options.incarnation = incarnation;
@@ -133,6 +135,46 @@ TEST_F(ParameterServerCoreTest, PullsAndPushesFollowTheProtocol) {
   EXPECT_EQ(status.workers(0).seconds_since_last_seen(), -1);
   EXPECT_GT(status.bytes_in(), 17 * 4);
   EXPECT_GT(status.bytes_out(), 2 * 17 * 4);
+}
+
+TEST_F(ParameterServerCoreTest, TheWeightAverageIsPulledOnRequestWhenKept) {
+  ps::v1::PullRequest average = PullRequest();
+  average.set_weight_average(true);
+  Pulled pulled;
+  absl::StatusOr<int64_t> refused = core_->Pull(
+      Caller::Trusted(), average, absl::MakeSpan(pulled.weights), absl::MakeSpan(pulled.state));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(core_->GetStatus().weight_ema_decay(), 0.0f);
+
+  std::unique_ptr<ParameterServerCore> core =
+      MakeCore(1002, StalenessPolicy::kApply, /*weight_ema_decay=*/0.5f);
+  ASSERT_NE(core, nullptr);
+  EXPECT_EQ(core->GetStatus().weight_ema_decay(), 0.5f);
+  const Pulled initial = PullAll(*core);
+  ps::v1::PushRequest push = Push(0, 1, 0);
+  push.set_server_incarnation(core->incarnation());
+  ASSERT_TRUE(Send(*core, push).ok());
+  const Pulled raw = PullAll(*core);
+  absl::StatusOr<int64_t> version = core->Pull(
+      Caller::Trusted(), average, absl::MakeSpan(pulled.weights), absl::MakeSpan(pulled.state));
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(*version, 1);
+  EXPECT_EQ(pulled.state, raw.state);  // the moving statistics are the same either way
+  // The first update's decay is min(0.5, 1/10): 0.1 * initial + 0.9 * weights.
+  for (size_t i = 0; i < pulled.weights.size(); ++i) {
+    EXPECT_NEAR(pulled.weights[i], 0.1f * initial.weights[i] + 0.9f * raw.weights[i], 1e-6f) << i;
+  }
+  // The average is checkpointed with the rest of the state.
+  std::unique_ptr<ParameterServerCore> restored =
+      MakeCore(1003, StalenessPolicy::kApply, /*weight_ema_decay=*/0.5f);
+  ASSERT_NE(restored, nullptr);
+  ASSERT_TRUE(restored->RestoreState(core->ExportState()).ok());
+  Pulled again;
+  ASSERT_TRUE(restored
+                  ->Pull(Caller::Trusted(), average, absl::MakeSpan(again.weights),
+                         absl::MakeSpan(again.state))
+                  .ok());
+  EXPECT_EQ(again.weights, pulled.weights);
 }
 
 TEST_F(ParameterServerCoreTest, ARetryIsAnsweredFromTheLedgerAndAppliedOnce) {
@@ -263,10 +305,23 @@ TEST_F(ParameterServerCoreTest, TheChiefsEvaluationIsKeptAndOthersAreRefused) {
   report.set_correct(200);
   EXPECT_EQ(core_->ReportEvaluation(Caller::Trusted(), report).code(),
             absl::StatusCode::kInvalidArgument);
-  const ps::v1::StatusResponse status = core_->GetStatus();
+  ps::v1::StatusResponse status = core_->GetStatus();
   EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
   EXPECT_EQ(status.eval_step(), 4);
   EXPECT_GT(status.eval_unix_seconds(), 0);
+  EXPECT_EQ(status.eval_average_examples(), 0);  // no weight average evaluated
+
+  report.set_worker_id(0);
+  report.set_correct(150);
+  report.set_average_examples(200);
+  report.set_average_correct(160);
+  report.set_average_loss(0.6);
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Trusted(), report).ok());
+  status = core_->GetStatus();
+  EXPECT_DOUBLE_EQ(status.eval_accuracy(), 0.75);
+  EXPECT_EQ(status.eval_average_examples(), 200);
+  EXPECT_DOUBLE_EQ(status.eval_average_accuracy(), 0.8);
+  EXPECT_DOUBLE_EQ(status.eval_average_loss(), 0.6);
 }
 
 TEST_F(ParameterServerCoreTest, ExportedStateRestoresShardAndLedgerTogether) {

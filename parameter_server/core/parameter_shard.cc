@@ -72,6 +72,13 @@ inline float MovingAverage(float decay, float moving, float batch) {
   return decay * moving + (1.0f - decay) * batch;
 }
 
+// One step of the weight average, in double: a convex combination of two finite floats
+// lies between them, so rounded back to float it is finite too and needs no check of its
+// own before an update is committed.
+inline float AverageStep(double decay, float average, float weight) {
+  return static_cast<float>(decay * average + (1.0 - decay) * weight);
+}
+
 }  // namespace
 
 ShardSpec WholeModelShardSpec(const ParameterLayout& parameters, const ParameterLayout& state) {
@@ -104,6 +111,29 @@ absl::StatusOr<StalenessPolicy> ParseStalenessPolicy(absl::string_view text) {
   }
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown staleness policy \"%s\"; expected one of apply, scale, reject", text));
+}
+
+const char* WeightsKindName(WeightsKind kind) {
+  switch (kind) {
+    case WeightsKind::kRaw:
+      return "raw";
+    case WeightsKind::kAverage:
+      return "ema";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<WeightsKind> ParseWeightsKind(absl::string_view text) {
+  for (WeightsKind kind : {WeightsKind::kRaw, WeightsKind::kAverage}) {
+    if (text == WeightsKindName(kind)) return kind;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown weights \"%s\"; expected raw or ema", text));
+}
+
+double WeightAverageDecay(float decay, int64_t updates_applied) {
+  const double n = static_cast<double>(updates_applied);
+  return std::min(static_cast<double>(decay), (1.0 + n) / (10.0 + n));
 }
 
 absl::StatusOr<ShardUpdate> ShardUpdate::Check(const ParameterShard& shard,
@@ -167,6 +197,10 @@ absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     return absl::InvalidArgumentError(absl::StrFormat(
         "moving_average_decay must be in [0, 1), got %g", config.moving_average_decay));
   }
+  if (!(config.weight_ema_decay >= 0.0f && config.weight_ema_decay < 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "weight_ema_decay must be in [0, 1) (0: off), got %g", config.weight_ema_decay));
+  }
   ASSIGN_OR_RETURN(LearningRateSchedule schedule,
                    LearningRateSchedule::Create(config.learning_rate));
 
@@ -200,6 +234,7 @@ absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     InitializeRange(slice.view, config.seed, slice.begin, slice.end,
                     shard->moving_.data() + slice.offset);
   }
+  if (shard->keeps_weight_average()) shard->average_ = shard->weights_;
   shard->max_abs_weight_ = MaxAbs(shard->weights_);
   shard->max_abs_moving_ = MaxAbs(shard->moving_);
   return shard;
@@ -239,11 +274,14 @@ absl::Status ParameterShard::CheckStatistics(absl::Span<const float> state,
   return absl::OkStatus();
 }
 
-int64_t ParameterShard::Pull(absl::Span<float> weights, absl::Span<float> state) const {
+int64_t ParameterShard::Pull(absl::Span<float> weights, absl::Span<float> state,
+                             WeightsKind kind) const {
   MOBILENET_CHECK(static_cast<int64_t>(weights.size()) == parameter_count_);
   MOBILENET_CHECK(state.empty() || static_cast<int64_t>(state.size()) == state_count_);
+  MOBILENET_CHECK(kind == WeightsKind::kRaw || keeps_weight_average());
   absl::ReaderMutexLock lock(&data_mu_);
-  std::copy(weights_.begin(), weights_.end(), weights.begin());
+  const std::vector<float>& source = kind == WeightsKind::kRaw ? weights_ : average_;
+  std::copy(source.begin(), source.end(), weights.begin());
   if (!state.empty()) std::copy(moving_.begin(), moving_.end(), state.begin());
   return version_;
 }
@@ -316,6 +354,12 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update) {
     for (int64_t i = 0; i < state_count_; ++i) moving_[i] = MovingAverage(decay, moving_[i], batch[i]);
     max_abs_moving_ = MaxAbs(moving_);
   }
+  if (!average_.empty()) {
+    const double decay = WeightAverageDecay(config_.weight_ema_decay, version_);
+    for (int64_t i = 0; i < parameter_count_; ++i) {
+      average_[i] = AverageStep(decay, average_[i], weights_[i]);
+    }
+  }
   ++version_;
   examples_seen_ += update.example_count_;
   applied.version = version_;
@@ -349,6 +393,12 @@ ShardState ParameterShard::ExportState() const {
       state.tensors.push_back({SlotTensorName(slice.view.name, slot.name), slice.begin, slice.end,
                                std::vector<float>(slot.values.begin() + slice.offset,
                                                   slot.values.begin() + slice.offset + size)});
+    }
+    if (!average_.empty()) {
+      state.tensors.push_back({SlotTensorName(slice.view.name, kWeightAverageSlot), slice.begin,
+                               slice.end,
+                               std::vector<float>(average_.begin() + slice.offset,
+                                                  average_.begin() + slice.offset + size)});
     }
   }
   for (const Slice& slice : state_slices_) {
@@ -422,6 +472,13 @@ absl::Status ParameterShard::RestoreState(const ShardState& state) {
                        find(SlotTensorName(slice.view.name, slot.name), slice.begin, slice.end,
                             slot.lower_bound));
       copies.push_back({slot.values.data() + slice.offset, slot_values, size});
+    }
+    if (!average_.empty()) {
+      absl::StatusOr<const float*> average =
+          find(SlotTensorName(slice.view.name, kWeightAverageSlot), slice.begin, slice.end,
+               -std::numeric_limits<float>::infinity());
+      if (!average.ok() && !absl::IsNotFound(average.status())) return average.status();
+      copies.push_back({average_.data() + slice.offset, average.ok() ? *average : values, size});
     }
   }
   for (const Slice& slice : state_slices_) {

@@ -9,6 +9,10 @@
 // without storing it; a push that would leave any weight, slot or statistic NaN or
 // infinite is refused whole. The update is then written in place under the same lock a
 // pull copies under, so a pull returns the values of exactly the version it reports.
+//
+// Optionally (weight_ema_decay > 0) the shard also keeps an exponential moving average of
+// its weights, as the Inception-v3 recipe MobileNet followed did and evaluated: one more
+// buffer of the weights' layout, updated in the same write as every applied push.
 #ifndef MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_
 #define MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_
 
@@ -65,6 +69,25 @@ const char* StalenessPolicyName(StalenessPolicy policy);
 // Parses StalenessPolicyName's spellings; otherwise InvalidArgument listing them.
 absl::StatusOr<StalenessPolicy> ParseStalenessPolicy(absl::string_view text);
 
+// Which weights a pull returns: the trained ones, or their exponential moving average.
+enum class WeightsKind { kRaw, kAverage };
+
+// "raw" or "ema" (the spellings of mobilenet-ctl --weights).
+const char* WeightsKindName(WeightsKind kind);
+// Parses WeightsKindName's spellings; otherwise InvalidArgument listing them.
+absl::StatusOr<WeightsKind> ParseWeightsKind(absl::string_view text);
+
+// The checkpoint slot name of the averaged weights: "<tensor>/ExponentialMovingAverage",
+// as TensorFlow's tf.train.ExponentialMovingAverage names its shadow variables.
+inline constexpr char kWeightAverageSlot[] = "ExponentialMovingAverage";
+
+// The decay the weight average uses for the update after `updates_applied` earlier ones:
+// min(decay, (1 + n) / (10 + n)), TensorFlow's ExponentialMovingAverage with num_updates.
+// Early on the average follows the weights closely instead of holding on to the random
+// initialization (with 0.9999 the initial weights would weigh e^-1 after 10000 updates);
+// from n = (10 * decay - 1) / (1 - decay) on, the configured decay applies.
+double WeightAverageDecay(float decay, int64_t updates_applied);
+
 struct ParameterShardConfig {
   uint64_t seed = 0;  // of model/initializer.h; the same on every shard of a model
   OptimizerConfig optimizer;
@@ -76,6 +99,11 @@ struct ParameterShardConfig {
   // few hundred steps; TensorFlow's 0.9997 is meant for runs of ~100k steps and would
   // leave the statistics near their initial values in a short training. In [0, 1).
   float moving_average_decay = 0.99f;
+  // 0: keep no weight average. Otherwise, after every applied push,
+  // average = d * average + (1 - d) * weights with d = WeightAverageDecay(
+  // weight_ema_decay, pushes applied before it); the average starts at the initial
+  // weights. In [0, 1).
+  float weight_ema_decay = 0.0f;
 };
 
 class ParameterShard;
@@ -163,17 +191,21 @@ class ParameterShard {
   // Floats in the concatenation of the parameter (state) slices.
   int64_t parameter_count() const { return parameter_count_; }
   int64_t state_count() const { return state_count_; }
+  // Whether the shard keeps a weight average (config().weight_ema_decay > 0).
+  bool keeps_weight_average() const { return config_.weight_ema_decay > 0.0f; }
 
-  // Copies the current weights into `weights` (parameter_count() floats) and moving
-  // statistics into `state` (state_count() floats, or empty to skip them); returns the
-  // version of exactly these values. A span of another size is a programming error
+  // Copies the current weights (or, for kAverage, their average) into `weights`
+  // (parameter_count() floats) and moving statistics into `state` (state_count() floats,
+  // or empty to skip them); returns the version of exactly these values. A span of
+  // another size, or kAverage from a shard that keeps no average, is a programming error
   // (checked).
-  int64_t Pull(absl::Span<float> weights, absl::Span<float> state) const;
+  int64_t Pull(absl::Span<float> weights, absl::Span<float> state,
+               WeightsKind kind = WeightsKind::kRaw) const;
 
   // Applies one push, or nothing: the optimizer with the schedule's rate at the examples
   // seen before this push (adjusted by the staleness policy), the moving averages when
-  // the update carries batch statistics, then version + 1 and examples seen +
-  // example_count. Errors change nothing:
+  // the update carries batch statistics, the weight average when kept, then version + 1
+  // and examples seen + example_count. Errors change nothing:
   //   InvalidArgument: computed from a version newer than the shard's (from the future),
   //     or an update that would leave a weight, slot or statistic NaN or infinite (named
   //     by tensor, element and what it would become);
@@ -187,16 +219,19 @@ class ParameterShard {
   // The schedule's learning rate at examples_seen().
   float learning_rate() const;
 
-  // A consistent snapshot (no update half-applied) of weights, optimizer slots, moving
-  // statistics, version and examples seen.
+  // A consistent snapshot (no update half-applied) of weights, optimizer slots, the weight
+  // average when kept ("<tensor>/ExponentialMovingAverage"), moving statistics, version
+  // and examples seen.
   ShardState ExportState() const;
 
   // Replaces the state with `state`. Each tensor this shard needs (weights and slots of
   // every parameter slice, every state slice) must be found by name in `state.tensors` in
   // an entry whose [begin, end) covers the slice, so a checkpoint written under another
-  // sharding restores too; other entries are ignored. On error (NotFound naming the
-  // missing tensor and range, InvalidArgument for an entry whose values do not match its
-  // range, a negative counter, a non-finite value or a value below its slot's or
+  // sharding restores too; other entries are ignored (so are averages, by a shard keeping
+  // none). The weight average is optional: a slice whose average `state` lacks (a
+  // checkpoint written with the average off) starts it from the restored weights. On error
+  // (NotFound naming the missing tensor and range, InvalidArgument for an entry whose values do not
+  // match its range, a negative counter, a non-finite value or a value below its slot's or
   // statistic's lower bound, such as a negative mean square or variance) nothing changes.
   absl::Status RestoreState(const ShardState& state);
 
@@ -239,6 +274,8 @@ class ParameterShard {
   std::vector<float> weights_ ABSL_GUARDED_BY(data_mu_);
   std::unique_ptr<Optimizer> optimizer_ ABSL_GUARDED_BY(data_mu_);  // owns the slots
   std::vector<float> moving_ ABSL_GUARDED_BY(data_mu_);
+  // The weight average, parameter_count_ floats; empty when the shard keeps none.
+  std::vector<float> average_ ABSL_GUARDED_BY(data_mu_);
   int64_t version_ ABSL_GUARDED_BY(data_mu_) = 0;
   int64_t examples_seen_ ABSL_GUARDED_BY(data_mu_) = 0;
   // Upper bounds of |weight| and |moving statistic|, for the finiteness reasoning.

@@ -619,6 +619,146 @@ TEST_F(ParameterShardTest, InvalidRestoreChangesNothing) {
   EXPECT_EQ(PullAll(*shard).version, 50);
 }
 
+// Weights and averages of the tiny model all `value`, moving statistics at their initial
+// values, version `version`: a state to restore whose arithmetic is easy by hand.
+ShardState UniformState(const ParameterShard& shard, float value, int64_t version) {
+  ShardState state = shard.ExportState();
+  for (ShardTensor& tensor : state.tensors) {
+    if (tensor.name.find("moving_") == std::string::npos) {
+      std::fill(tensor.values.begin(), tensor.values.end(), value);
+    }
+  }
+  state.version = version;
+  state.examples_seen = 4 * version;
+  return state;
+}
+
+std::vector<float> PullAverage(const ParameterShard& shard) {
+  std::vector<float> average(shard.parameter_count());
+  shard.Pull(absl::MakeSpan(average), {}, WeightsKind::kAverage);
+  return average;
+}
+
+TEST(WeightAverageDecayTest, WarmsUpLikeTensorFlowsNumUpdates) {
+  EXPECT_DOUBLE_EQ(WeightAverageDecay(0.9999f, 0), 0.1);
+  EXPECT_DOUBLE_EQ(WeightAverageDecay(0.9999f, 1), 2.0 / 11.0);
+  EXPECT_DOUBLE_EQ(WeightAverageDecay(0.5f, 7), 8.0 / 17.0);
+  // From n = (10 * decay - 1) / (1 - decay) = 8 on, the configured decay.
+  EXPECT_DOUBLE_EQ(WeightAverageDecay(0.5f, 8), 0.5);
+  EXPECT_DOUBLE_EQ(WeightAverageDecay(0.5f, 1000000), 0.5);
+}
+
+TEST(WeightsKindTest, ParsesItsNames) {
+  EXPECT_EQ(*ParseWeightsKind("raw"), WeightsKind::kRaw);
+  EXPECT_EQ(*ParseWeightsKind("ema"), WeightsKind::kAverage);
+  EXPECT_THAT(ParseWeightsKind("average").status().message(), HasSubstr("expected raw or ema"));
+}
+
+TEST_F(ParameterShardTest, WeightAverageIsOffByDefaultAndValidated) {
+  std::unique_ptr<ParameterShard> plain = MakeShard(TinyConfig(OptimizerKind::kSgd));
+  ASSERT_NE(plain, nullptr);
+  EXPECT_FALSE(plain->keeps_weight_average());
+  for (const ShardTensor& tensor : plain->ExportState().tensors) {
+    EXPECT_THAT(tensor.name, ::testing::Not(HasSubstr(kWeightAverageSlot)));
+  }
+  for (float bad : {-0.1f, 1.0f, std::nanf("")}) {
+    ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+    config.weight_ema_decay = bad;
+    absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
+        ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), config);
+    EXPECT_EQ(shard.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(shard.status().message(), HasSubstr("weight_ema_decay must be in [0, 1)"));
+  }
+}
+
+TEST_F(ParameterShardTest, WeightAverageStartsAtTheInitialWeightsAndWarmsUp) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.weight_ema_decay = 0.2f;
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  ASSERT_TRUE(shard->keeps_weight_average());
+  EXPECT_EQ(PullAverage(*shard), PullAll(*shard).weights);
+
+  // Weights and average 1, gradients 1, learning rate 0.1: weights 0.9, 0.8, 0.7.
+  ASSERT_TRUE(shard->RestoreState(UniformState(*shard, 1.0f, 0)).ok());
+  const std::vector<float> g(17, 1.0f);
+  auto expect_all = [](const std::vector<float>& values, float expected) {
+    for (float v : values) EXPECT_NEAR(v, expected, 1e-6f);
+  };
+  ASSERT_TRUE(Apply(*shard, g, 0).ok());
+  // n = 0: d = min(0.2, 1/10) = 0.1; 0.1 * 1 + 0.9 * 0.9 = 0.91.
+  expect_all(PullAverage(*shard), 0.91f);
+  ASSERT_TRUE(Apply(*shard, g, 1).ok());
+  // n = 1: d = min(0.2, 2/11) = 2/11; (2 * 0.91 + 9 * 0.8) / 11 = 0.82.
+  expect_all(PullAverage(*shard), 0.82f);
+  ASSERT_TRUE(Apply(*shard, g, 2).ok());
+  // n = 2: d = min(0.2, 3/12) = 0.2; 0.2 * 0.82 + 0.8 * 0.7 = 0.724.
+  expect_all(PullAverage(*shard), 0.724f);
+  expect_all(PullAll(*shard).weights, 0.7f);
+
+  // A refused push leaves the average alone.
+  EXPECT_FALSE(Apply(*shard, g, 9).ok());
+  expect_all(PullAverage(*shard), 0.724f);
+}
+
+TEST_F(ParameterShardTest, WeightAverageRoundTripsThroughExportAndRestore) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kRmsProp);
+  config.weight_ema_decay = 0.9f;
+  std::unique_ptr<ParameterShard> source = MakeShard(config);
+  ASSERT_NE(source, nullptr);
+  std::vector<float> g(17);
+  for (int i = 0; i < 17; ++i) g[i] = 0.05f * (i - 5);
+  for (int step = 0; step < 3; ++step) ASSERT_TRUE(Apply(*source, g, step).ok());
+  const ShardState exported = source->ExportState();
+  // 4 parameter tensors x (weights, rms, momentum, average) + 2 moving statistics.
+  ASSERT_EQ(exported.tensors.size(), 18u);
+  EXPECT_EQ(exported.tensors[3].name, "a/weights/ExponentialMovingAverage");
+  EXPECT_NE(PullAverage(*source), PullAll(*source).weights);
+
+  ParameterShardConfig other_seed = config;
+  other_seed.seed = 99;
+  std::unique_ptr<ParameterShard> restored = MakeShard(other_seed);
+  ASSERT_NE(restored, nullptr);
+  ASSERT_TRUE(restored->RestoreState(exported).ok());
+  EXPECT_EQ(PullAverage(*restored), PullAverage(*source));
+  ASSERT_TRUE(Apply(*source, g, 3).ok());
+  ASSERT_TRUE(Apply(*restored, g, 3).ok());
+  EXPECT_EQ(PullAverage(*restored), PullAverage(*source));
+
+  // A shard keeping no average restores the same checkpoint and ignores the average.
+  ParameterShardConfig off = other_seed;
+  off.weight_ema_decay = 0.0f;
+  std::unique_ptr<ParameterShard> plain = MakeShard(off);
+  ASSERT_NE(plain, nullptr);
+  ASSERT_TRUE(plain->RestoreState(exported).ok());
+  EXPECT_EQ(plain->ExportState().tensors.size(), 14u);
+
+  // A checkpoint without averages (written with the average off) restores with the
+  // average equal to the restored weights.
+  std::unique_ptr<ParameterShard> turned_on = MakeShard(other_seed);
+  ASSERT_NE(turned_on, nullptr);
+  ASSERT_TRUE(turned_on->RestoreState(plain->ExportState()).ok());
+  EXPECT_EQ(PullAverage(*turned_on), PullAll(*plain).weights);
+}
+
+TEST_F(ParameterShardTest, ANonFiniteAverageIsRefusedByRestore) {
+  ParameterShardConfig config = TinyConfig(OptimizerKind::kSgd);
+  config.weight_ema_decay = 0.9f;
+  std::unique_ptr<ParameterShard> shard = MakeShard(config);
+  ASSERT_NE(shard, nullptr);
+  const std::vector<float> before = PullAverage(*shard);
+  ShardState bad = UniformState(*shard, 1.0f, 3);
+  for (ShardTensor& tensor : bad.tensors) {
+    if (tensor.name == "fc/biases/ExponentialMovingAverage") tensor.values[1] = INFINITY;
+  }
+  absl::Status status = shard->RestoreState(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              HasSubstr("fc/biases/ExponentialMovingAverage[1] is inf; expected finite values"));
+  EXPECT_EQ(PullAverage(*shard), before);
+  EXPECT_EQ(shard->version(), 0);
+}
+
 TEST(StalenessPolicyTest, ParsesItsNames) {
   for (StalenessPolicy policy :
        {StalenessPolicy::kApply, StalenessPolicy::kScaleLearningRate, StalenessPolicy::kReject}) {

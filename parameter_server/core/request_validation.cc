@@ -126,6 +126,12 @@ absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest
   absl::Status plan = CheckPlan("Pull", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), request.shard_index(), true, server);
   if (!plan.ok()) return plan;
+  if (request.weight_average() && !server.keeps_weight_average) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "Pull: the weight average was asked for, but parameter server %d keeps none; start "
+        "the parameter servers with --weight_ema_decay > 0 (e.g. 0.9999)",
+        server.shard_index));
+  }
   FieldErrors errors("Pull");
   if (request.worker_id() != kToolWorkerId) CheckMember(errors, request.worker_id(), server);
   return errors.status();
@@ -211,6 +217,16 @@ absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::Evalua
   }
   if (!std::isfinite(request.loss()) || request.loss() < 0) {
     errors.Add("loss: %g, expected a finite value >= 0", request.loss());
+  }
+  if (request.average_examples() < 0 || request.average_examples() > kMaxEvaluationExamples ||
+      request.average_correct() < 0 || request.average_correct() > request.average_examples()) {
+    errors.Add(
+        "average_correct, average_examples: %d correct of %d; expected 0 <= average_correct <= "
+        "average_examples <= %d",
+        request.average_correct(), request.average_examples(), kMaxEvaluationExamples);
+  }
+  if (!std::isfinite(request.average_loss()) || request.average_loss() < 0) {
+    errors.Add("average_loss: %g, expected a finite value >= 0", request.average_loss());
   }
   if (request.global_step() < 0) {
     errors.Add("global_step: %d, expected >= 0", request.global_step());

@@ -10,7 +10,8 @@
 //      status;
 //   1. the plan: the caller's sharding-plan fingerprint (and, for Pull and Push, the
 //      shard it addresses) must be this server's: FAILED_PRECONDITION, naming both sides;
-//      nothing else is looked at under another plan;
+//      nothing else is looked at under another plan; Pull only: the weight average asked
+//      of a server that keeps none: FAILED_PRECONDITION naming --weight_ema_decay;
 //   2. the fields: worker ids that are members of the cluster, payload sizes that are
 //      exactly the plan's, counts, versions and figures in range, the chief's rights:
 //      INVALID_ARGUMENT listing every field in error ("push: worker_id: ...; ...");
@@ -41,6 +42,7 @@ struct ServerIdentity {
   std::string model;      // ModelConfigString of the plan's model, for messages
   int num_workers = 1;    // members are worker ids [0, num_workers); 0 is the chief
   uint64_t incarnation = 0;  // this run's PullResponse.server_incarnation (nonzero)
+  bool keeps_weight_average = false;  // the shard's weight_ema_decay > 0
 };
 
 // Tools (mobilenet-ctl) pull with this worker id.
@@ -73,7 +75,8 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
                                                   const ParameterShard& shard);
 
 // A ReportEvaluation: only the chief reports, with 0 <= correct <= examples, a finite
-// loss >= 0 and a global step >= 0.
+// loss >= 0 and a global step >= 0, and the same bounds for the weight average's figures
+// (all 0 when it was not evaluated).
 absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::EvaluationReport& request,
                                       const ServerIdentity& server);
 

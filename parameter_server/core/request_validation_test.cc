@@ -74,6 +74,25 @@ TEST_F(RequestValidationTest, APullOfAnotherPlanOrShardIsAFailedPreconditionNami
   EXPECT_THAT(status.message(), HasSubstr("addressed to parameter server 0"));
 }
 
+TEST_F(RequestValidationTest, TheWeightAverageIsRefusedByAServerKeepingNone) {
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_worker_id(kToolWorkerId);
+  pull.set_weight_average(true);
+  const absl::Status status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("parameter server 1 keeps none"), HasSubstr("--weight_ema_decay")));
+  server_.keeps_weight_average = true;
+  EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok());
+  // The plan is checked first: another plan's caller learns nothing about the average.
+  pull.set_plan_fingerprint(0x1234);
+  server_.keeps_weight_average = false;
+  EXPECT_THAT(ValidatePullRequest(trusted_, pull, server_).message(),
+              HasSubstr("sharding plan mismatch"));
+}
+
 TEST_F(RequestValidationTest, PullsComeFromMembersOrTools) {
   ps::v1::PullRequest pull;
   pull.set_plan_fingerprint(server_.plan_fingerprint);
@@ -167,16 +186,22 @@ TEST_F(RequestValidationTest, OnlyTheChiefReportsPlausibleEvaluations) {
   report.set_loss(0.3);
   report.set_global_step(12);
   EXPECT_TRUE(ValidateEvaluationReport(trusted_, report, server_).ok());
+  report.set_average_examples(100);
+  report.set_average_correct(92);
+  report.set_average_loss(0.25);
+  EXPECT_TRUE(ValidateEvaluationReport(trusted_, report, server_).ok());
   report.set_worker_id(1);
   report.set_correct(101);
   report.set_loss(std::nan(""));
   report.set_global_step(-2);
+  report.set_average_correct(-1);
+  report.set_average_loss(-0.5);
   const absl::Status status = ValidateEvaluationReport(trusted_, report, server_);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(),
-              AllOf(HasSubstr("only the chief (worker 0) reports evaluations"),
-                    HasSubstr("101 correct of 100"), HasSubstr("loss: nan"),
-                    HasSubstr("global_step: -2")));
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("only the chief (worker 0) reports evaluations"),
+                                      HasSubstr("101 correct of 100"), HasSubstr("loss: nan"),
+                                      HasSubstr("global_step: -2"), HasSubstr("-1 correct of 100"),
+                                      HasSubstr("average_loss: -0.5")));
   report.set_plan_fingerprint(5);
   EXPECT_EQ(ValidateEvaluationReport(trusted_, report, server_).code(),
             absl::StatusCode::kFailedPrecondition);

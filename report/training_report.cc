@@ -54,6 +54,32 @@ LineSeries EvaluationSeries(const WorkerLog* chief, bool accuracy, bool by_step)
   return s;
 }
 
+// The evaluations of the chief's weight average (--weight_ema_decay), placed as above; no
+// points when it evaluated none.
+LineSeries AverageEvaluationSeries(const WorkerLog* chief, bool accuracy, bool by_step) {
+  LineSeries s{accuracy ? "test accuracy, weight average" : "test loss, weight average", {}};
+  if (chief == nullptr) return s;
+  for (const EvaluationPoint& e : chief->evaluations) {
+    if (e.average_accuracy_percent < 0) continue;
+    s.points.push_back({by_step ? static_cast<double>(e.global_step) : e.elapsed_seconds,
+                        accuracy ? e.average_accuracy_percent : e.average_loss});
+  }
+  if (chief->final_average_evaluation.has_value() && (by_step || chief->trained_seconds >= 0)) {
+    const FinalEvaluation& f = *chief->final_average_evaluation;
+    s.points.push_back({by_step ? static_cast<double>(f.global_step) : chief->trained_seconds,
+                        accuracy ? f.accuracy_percent : f.loss});
+  }
+  return s;
+}
+
+// The test-set series of one chart: the weights', and their average's when evaluated.
+std::vector<LineSeries> TestSeries(const WorkerLog* chief, bool accuracy, bool by_step) {
+  std::vector<LineSeries> series = {EvaluationSeries(chief, accuracy, by_step)};
+  LineSeries average = AverageEvaluationSeries(chief, accuracy, by_step);
+  if (!average.points.empty()) series.push_back(std::move(average));
+  return series;
+}
+
 std::string Summary(const RunLog& run) {
   const WorkerLog* chief = run.chief();
   std::string rows;
@@ -67,14 +93,18 @@ std::string Summary(const RunLog& run) {
         absl::StrFormat("%.2f%% (%d/%d) at global step %d", f.accuracy_percent, f.correct, f.total,
                         f.global_step));
     row("Final test loss", absl::StrFormat("%.4f", f.loss));
+    if (chief->final_average_evaluation.has_value()) {
+      const FinalEvaluation& a = *chief->final_average_evaluation;
+      row("Final test accuracy, weight average",
+          absl::StrFormat("%.2f%% (%d/%d), test loss %.4f", a.accuracy_percent, a.correct, a.total,
+                          a.loss));
+    }
   } else if (chief != nullptr && !chief->evaluations.empty()) {
     const EvaluationPoint& e = chief->evaluations.back();
     row(run.from_status ? "Latest test accuracy" : "Last test accuracy",
-        absl::StrCat(absl::StrFormat("%.2f%% at global step %d", e.accuracy_percent,
-                                     e.global_step),
-                     run.from_status
-                         ? " (the chief's latest evaluation, as the servers report it)"
-                         : " (no final evaluation in the log)"));
+        absl::StrCat(absl::StrFormat("%.2f%% at global step %d", e.accuracy_percent, e.global_step),
+                     run.from_status ? " (the chief's latest evaluation, as the servers report it)"
+                                     : " (no final evaluation in the log)"));
   } else {
     row("Final test accuracy", run.from_status ? "no evaluation reported yet" : "not in the logs");
   }
@@ -179,29 +209,17 @@ std::string RenderTrainingReport(const RunLog& run) {
              "between two polls are missed.");
   const std::string time_axis =
       run.from_status ? "seconds since the first poll" : "seconds since the chief started training";
-  body += Figure(RenderLineChart({"accuracy-time",
-                                  "Test accuracy over time",
-                                  time_axis,
-                                  "accuracy (%)",
-                                  {EvaluationSeries(chief, true, false)}}),
+  body += Figure(RenderLineChart({"accuracy-time", "Test accuracy over time", time_axis,
+                                  "accuracy (%)", TestSeries(chief, true, false)}),
                  eval_source);
-  body += Figure(RenderLineChart({"accuracy-step",
-                                  "Test accuracy by global step",
-                                  "global step",
-                                  "accuracy (%)",
-                                  {EvaluationSeries(chief, true, true)}}),
+  body += Figure(RenderLineChart({"accuracy-step", "Test accuracy by global step", "global step",
+                                  "accuracy (%)", TestSeries(chief, true, true)}),
                  eval_source);
-  body += Figure(RenderLineChart({"loss-time",
-                                  "Test loss over time",
-                                  time_axis,
-                                  "loss",
-                                  {EvaluationSeries(chief, false, false)}}),
+  body += Figure(RenderLineChart({"loss-time", "Test loss over time", time_axis, "loss",
+                                  TestSeries(chief, false, false)}),
                  eval_source);
-  LineChart loss_step{"loss-step",
-                      "Loss by global step",
-                      "global step",
-                      "loss",
-                      {EvaluationSeries(chief, false, true)}};
+  LineChart loss_step{"loss-step", "Loss by global step", "global step", "loss",
+                      TestSeries(chief, false, true)};
   for (const WorkerLog& w : run.workers) {
     if (run.from_status) break;  // workers do not report their loss to the servers
     LineSeries s{absl::StrCat(WorkerName(w.task), " training loss"), {}};

@@ -181,11 +181,8 @@ std::string DescribeEvaluation(const EvaluationResult& eval) {
       absl::StrFormat("test accuracy %.2f%% (%d/%d), test loss %.4f at global step %d",
                       100 * eval.accuracy(), eval.correct, eval.examples, eval.loss,
                       eval.global_step),
-      eval.average.examples > 0
-          ? absl::StrFormat("; weight average: test accuracy %.2f%% (%d/%d), test loss %.4f",
-                            100 * eval.average.accuracy(), eval.average.correct,
-                            eval.average.examples, eval.average.loss)
-          : "");
+      eval.average.examples > 0 ? absl::StrCat("; weight average: ", FormatTestScore(eval.average))
+                                : "");
 }
 
 // The chief's evaluations every `every` on a thread of its own (with its own model and

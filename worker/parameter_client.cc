@@ -7,6 +7,11 @@
 
 namespace mobilenet {
 
+std::string FormatTestScore(const TestScore& score) {
+  return absl::StrFormat("test accuracy %.2f%% (%d/%d), test loss %.4f", 100 * score.accuracy(),
+                         score.correct, score.examples, score.loss);
+}
+
 absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout& parameters,
                               const ParameterLayout& state, int num_servers) {
   if (static_cast<int64_t>(request.gradients.size()) != parameters.total_size()) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -63,6 +64,9 @@ struct TestScore {
   double loss = 0;
   double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
 };
+
+// "test accuracy 91.21% (9121/10000), test loss 0.3126".
+std::string FormatTestScore(const TestScore& score);
 
 // The chief's evaluation of the weights at one global step.
 struct EvaluationResult {

@@ -131,9 +131,7 @@ class RetryLogger {
 // "Test accuracy: ..." line, which stays as it was for the tools that read it.
 void PrintAverageEvaluation(const mobilenet::EvaluationResult& eval) {
   if (eval.average.examples == 0) return;
-  printf("Weight average: test accuracy %.2f%% (%lld/%lld), test loss %.4f\n",
-         100 * eval.average.accuracy(), static_cast<long long>(eval.average.correct),
-         static_cast<long long>(eval.average.examples), eval.average.loss);
+  printf("Weight average: %s\n", mobilenet::FormatTestScore(eval.average).c_str());
 }
 
 // One worker of a distributed training; `local` carries the flags the two modes share.

@@ -196,6 +196,8 @@ else
   final=$(docker logs "$chief" 2>&1 | grep '^Test accuracy' | tail -n 1 || true)
   printf 'Training done in %dm%02ds.\n' $((elapsed / 60)) $((elapsed % 60))
   echo "Final: ${final:-no test accuracy reported (see the log of worker0)}"
+  average=$(docker logs "$chief" 2>&1 | grep '^Weight average' | tail -n 1 || true)
+  [ -n "$average" ] && echo "Final: $average (the exported model)"
   [ -n "$target" ] && echo "(the target ${target}% was not reached)"
 fi
 how_to "$([ "$reached" -eq 1 ] || echo finished)"

@@ -224,9 +224,16 @@ tail_pid=""
 
 elapsed=$(( $(date +%s) - start_time ))
 accuracy=$(grep -o 'Test accuracy: .*' "$chief_log" | tail -n 1 | sed 's/^Test accuracy: //' || true)
+average=$(grep -o '^Weight average: .*' "$chief_log" | tail -n 1 | sed 's/^Weight average: //' || true)
 echo
 printf 'Done in %dm%02ds.\n' $((elapsed / 60)) $((elapsed % 60))
-echo "Final test accuracy: ${accuracy:-not reported (see $chief_log)}"
+if [ -n "$average" ]; then
+  # With a weight average the chief exports the average (worker/model_export.h).
+  echo "Final test accuracy of the weight average (the exported model): $average"
+  echo "Final test accuracy of the raw weights: ${accuracy:-not reported (see $chief_log)}"
+else
+  echo "Final test accuracy: ${accuracy:-not reported (see $chief_log)}"
+fi
 echo "Checkpoints: $checkpoint_dir (evaluate: $bin/mobilenet-ctl eval --checkpoint=$checkpoint_dir)"
 [ -f "$onnx" ] && echo "ONNX model: $onnx"
 echo "Logs: $run_dir"

@@ -13,7 +13,8 @@ Cluster (one mobilenet-ps keeping the average, two workers): once worker 1 has t
   - the server's Status and /metrics report the decay, and the export of --weights=ema
     read with --ps_hosts matches predict --weights=ema read the same way;
   - the chief (on Fashion-MNIST, when installed) evaluates both and prints both final
-    lines; the servers' final checkpoint then evaluates with --weights=ema.
+    lines; the servers' final checkpoint then evaluates with --weights=ema, and the
+    chief's own ONNX export (--export_onnx) holds exactly that checkpoint's average.
 
 Usage: weight_average_e2e_test.py --bin_dir BUILD/bin
 Exit status: 0 passed, 1 failed, 77 skipped (no onnx/numpy Python modules).
@@ -103,6 +104,14 @@ def compare_export_with_predict(ctl, source, batch, model):
           "raw weights %.2g away)" % (source, worst, gap))
 
 
+def onnx_tensors(path):
+    """{initializer name: numpy array} of an ONNX model."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(path)
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
 def cluster_check(bin_dir, work):
     import numpy as np
     ctl = os.path.join(bin_dir, "mobilenet-ctl")
@@ -139,8 +148,9 @@ def cluster_check(bin_dir, work):
         if not os.path.exists(os.path.join(DATA_DIR, "t10k-images-idx3-ubyte.gz")):
             print("Fashion-MNIST not installed: the chief's evaluation is not checked")
             return
+        chief_onnx = os.path.join(work, "chief.onnx")
         chief = run(worker + ["--task_index=0", "--epochs=0.02", "--eval_every_epochs=0",
-                              "--eval_examples=500"]).stdout
+                              "--eval_examples=500", "--export_onnx=" + chief_onnx]).stdout
         lines = chief.splitlines()
         final = [i for i, line in enumerate(lines) if line.startswith("Test accuracy: ")]
         check(len(final) == 1, "chief: no final 'Test accuracy: ...' line:\n%s" % chief)
@@ -155,6 +165,26 @@ def cluster_check(bin_dir, work):
         check(out["weights"] == "ema" and out["examples"] == 10000, "eval: %r" % out)
         print("the servers' final checkpoint evaluates with --weights=ema: accuracy %.4f at "
               "global step %d" % (out["accuracy"], out["global_step"]))
+        # The chief's export is of the average: the same tensors as the final checkpoint's
+        # average exported by mobilenet-ctl, and not the raw weights.
+        check("ONNX model: %s (the weight average)" % chief_onnx in chief,
+              "chief: no 'ONNX model: ... (the weight average)' line:\n%s" % chief)
+        exported = {}
+        for weights in ("ema", "raw"):
+            path = os.path.join(work, "final_%s.onnx" % weights)
+            run([ctl, "export", "--checkpoint=" + checkpoints, "--weights=" + weights,
+                 "--output=" + path])
+            exported[weights] = onnx_tensors(path)
+        chief_tensors = onnx_tensors(chief_onnx)
+        check(chief_tensors.keys() == exported["ema"].keys(),
+              "the chief's ONNX model has other tensors than mobilenet-ctl's export")
+        for name, values in chief_tensors.items():
+            check(np.array_equal(values, exported["ema"][name]),
+                  "the chief's export differs from the final average in %s" % name)
+        check(any(not np.array_equal(v, exported["raw"][k]) for k, v in chief_tensors.items()),
+              "the chief's export equals the raw weights too: the check cannot tell them apart")
+        print("the chief's ONNX model holds the final weight average (%d tensors equal to "
+              "mobilenet-ctl export --weights=ema of the final checkpoint)" % len(chief_tensors))
     finally:
         if ps.poll() is None:
             ps.kill()

@@ -18,7 +18,6 @@
 #include "common/status_macros.h"
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
-#include "model/onnx_export.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "parameter_server/core/sharding_plan.h"
 #include "worker/batch_source.h"
@@ -26,6 +25,7 @@
 #include "worker/evaluation_reader.h"
 #include "worker/evaluator.h"
 #include "worker/idx_reader.h"
+#include "worker/model_export.h"
 #include "worker/synthetic_source.h"
 
 namespace mobilenet {
@@ -405,13 +405,9 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   }
 
   if (!options.export_onnx.empty()) {
-    std::vector<float> params(model->parameter_layout().total_size());
-    std::vector<float> state(model->state_layout().total_size());
-    RETURN_IF_ERROR(client->Pull(absl::MakeSpan(params), absl::MakeSpan(state)).status());
-    ASSIGN_OR_RETURN(onnx::ModelProto onnx_model,
-                     ExportOnnx(model->architecture(), model->parameter_layout(), params.data(),
-                                model->state_layout(), state.data()));
-    RETURN_IF_ERROR(WriteOnnx(options.export_onnx, onnx_model));
+    result.onnx_weights = ExportedWeights(trainer_config.evaluate_weight_average);
+    RETURN_IF_ERROR(
+        ExportModelFromServers(*model, *client, result.onnx_weights, options.export_onnx).status());
     result.onnx_path = options.export_onnx;
   }
   RETURN_IF_ERROR(client->Finish(worker_id, /*training_complete=*/true));

@@ -74,6 +74,7 @@ struct ClusterTrainingResult {
   int64_t examples_before = 0;     // of its share, trained before it joined
   bool stopped = false;            // ended by the stop flag; the share is not finished
   std::string onnx_path;           // chief, when exported
+  WeightsKind onnx_weights = WeightsKind::kRaw;  // what it holds: the average when kept
   bool chief = false;
 };
 

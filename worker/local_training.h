@@ -42,6 +42,7 @@ struct LocalTrainingResult {
   TrainingSummary summary;
   std::string checkpoint_path;     // the last one written, if any
   std::string onnx_path;
+  WeightsKind onnx_weights = WeightsKind::kRaw;  // what it holds: the average when kept
   int64_t resumed_from_step = -1;  // >= 0 when a checkpoint was restored
 };
 

@@ -134,6 +134,13 @@ void PrintAverageEvaluation(const mobilenet::EvaluationResult& eval) {
   printf("Weight average: %s\n", mobilenet::FormatTestScore(eval.average).c_str());
 }
 
+// The "ONNX model: PATH" line, saying when the model holds the weight average.
+void PrintExport(const std::string& path, mobilenet::WeightsKind weights) {
+  if (path.empty()) return;
+  printf("ONNX model: %s%s\n", path.c_str(),
+         weights == mobilenet::WeightsKind::kAverage ? " (the weight average)" : "");
+}
+
 // One worker of a distributed training; `local` carries the flags the two modes share.
 int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
                      const mobilenet::LocalTrainingOptions& local) {
@@ -230,7 +237,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
            static_cast<long long>(s.final_evaluation.global_step));
     PrintAverageEvaluation(s.final_evaluation);
   }
-  if (!result->onnx_path.empty()) printf("ONNX model: %s\n", result->onnx_path.c_str());
+  PrintExport(result->onnx_path, result->onnx_weights);
   if (result->chief) printf("Training complete; the parameter servers are shutting down.\n");
   return 0;
 }
@@ -333,6 +340,6 @@ int main(int argc, char** argv) {
     PrintAverageEvaluation(s.final_evaluation);
   }
   if (!result->checkpoint_path.empty()) printf("Checkpoint: %s\n", result->checkpoint_path.c_str());
-  if (!result->onnx_path.empty()) printf("ONNX model: %s\n", result->onnx_path.c_str());
+  PrintExport(result->onnx_path, result->onnx_weights);
   return 0;
 }

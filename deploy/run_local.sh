@@ -7,8 +7,8 @@
 # Defaults: 2 parameter servers, 2 workers. Flags go to the workers (see mobilenet-worker
 # --help), e.g. --epochs=2; the model, optimizer, schedule and seed flags go to the
 # parameter servers as well (they hold the weights and apply the updates), and
-# mobilenet-ps's own flags (--staleness_policy, --max_staleness, --checkpoint_every_secs,
-# --keep_checkpoints) only to them.
+# mobilenet-ps's own flags (--staleness_policy, --max_staleness, --dc_lambda,
+# --checkpoint_every_secs, --keep_checkpoints) only to them.
 # Every process talks mutual TLS: deploy/make_certs.sh makes the cluster's CA and one
 # certificate per process in the run folder's certs/, and each process proves who it is
 # with its own (--no_tls: plaintext, possible only because everything is on loopback).
@@ -43,8 +43,8 @@ while [ $# -gt 0 ]; do
     --staircase=*|--nostaircase|--momentum=*|--rmsprop_decay=*|--rmsprop_epsilon=*|\
     --bn_moving_average_decay=*)
       ps_args+=("$1"); shift ;;
-    --staleness_policy=*|--max_staleness=*|--checkpoint_every_secs=*|--keep_checkpoints=*|\
-    --log_every_secs=*)
+    --staleness_policy=*|--max_staleness=*|--dc_lambda=*|--checkpoint_every_secs=*|\
+    --keep_checkpoints=*|--log_every_secs=*)
       ps_args+=("$1"); shift ;;
     --threads=*) threads_given=1; worker_args+=("$1"); shift ;;
     --no_tls) tls=0; shift ;;

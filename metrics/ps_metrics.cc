@@ -101,6 +101,15 @@ std::vector<MetricFamily> ParameterServerMetrics::Collect() const {
     pushes.metric.push_back(Sample(count, kCounter, {{"result", result}}));
   }
   families.push_back(std::move(pushes));
+  if (core_->shard().config().staleness_policy == StalenessPolicy::kDelayCompensation) {
+    families.push_back(MetricFamily{
+        "mobilenet_ps_dc_pushes_total",
+        "Pushes applied by this run of the server with their gradients delay-compensated "
+        "(true) or as they came, no backup of the worker's weights matching (false).",
+        kCounter,
+        {Sample(s.pushes_compensated(), kCounter, {{"compensated", "true"}}),
+         Sample(s.pushes_uncompensated(), kCounter, {{"compensated", "false"}})}});
+  }
   families.push_back(MetricFamily{
       "mobilenet_ps_requests_refused_total",
       "Requests of any method refused because the caller may not make them "

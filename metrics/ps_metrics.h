@@ -7,6 +7,8 @@
 //   mobilenet_ps_global_step, mobilenet_ps_examples_seen, mobilenet_ps_epoch,
 //   mobilenet_ps_learning_rate                                       gauges
 //   mobilenet_ps_pushes_total{result=applied|stale_rejected|restarted|invalid|duplicate}
+//   mobilenet_ps_dc_pushes_total{compensated=true|false}
+//                                     applied pushes, --staleness_policy=dc only
 //   mobilenet_ps_requests_refused_total{reason=permission_denied|unauthenticated}
 //                                                     (over every method, not pushes alone)
 //   mobilenet_ps_push_staleness                       histogram of applied pushes (versions)

@@ -74,6 +74,36 @@ TEST_F(ParameterServerMetricsTest, AFreshServerHasZeroCountsAndNoMadeUpValues) {
   EXPECT_THAT(text, Not(HasSubstr("mobilenet_ps_last_checkpoint_age_seconds")));
   EXPECT_THAT(text, Not(HasSubstr("mobilenet_ps_eval_accuracy")));
   EXPECT_THAT(text, Not(HasSubstr("mobilenet_ps_worker_last_seen_age_seconds")));
+  EXPECT_THAT(text, Not(HasSubstr("mobilenet_ps_dc_pushes_total")));  // not --staleness_policy=dc
+}
+
+TEST_F(ParameterServerMetricsTest, CountsDelayCompensatedPushesUnderTheDcPolicy) {
+  ParameterShardConfig config;
+  config.learning_rate.initial_learning_rate = 0.1f;
+  config.learning_rate.examples_per_epoch = 100;
+  config.staleness_policy = StalenessPolicy::kDelayCompensation;
+  CoreOptions options;
+  options.num_workers = 2;
+  absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+      ParameterServerCore::Create(*plan_, config, options);
+  ASSERT_TRUE(core.ok()) << core.status();
+  core_ = std::move(*core);
+  metrics_ = std::make_unique<ParameterServerMetrics>(core_.get());
+  EXPECT_THAT(Scrape(), HasSubstr("mobilenet_ps_dc_pushes_total{compensated=\"true\"} 0\n"));
+
+  // Worker 0's training pull of version 0 is its backup; worker 1 pulled nothing.
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(plan_->fingerprint());
+  pull.set_worker_id(0);
+  pull.set_training(true);
+  std::vector<float> weights(core_->parameter_count());
+  ASSERT_TRUE(core_->Pull(Caller::Trusted(), pull, absl::MakeSpan(weights), {}).ok());
+  ps::v1::PushResponse response;
+  ASSERT_TRUE(core_->Push(Caller::Trusted(), Push(0, 1), response).ok());
+  ASSERT_TRUE(core_->Push(Caller::Trusted(), Push(1, 1), response).ok());
+  const std::string text = Scrape();
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_dc_pushes_total{compensated=\"true\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_dc_pushes_total{compensated=\"false\"} 1\n"));
 }
 
 TEST_F(ParameterServerMetricsTest, ReflectsPushesAppliedAndRefused) {

@@ -45,7 +45,13 @@ ABSL_FLAG(int64_t, examples_per_epoch, 60000,
           "learning-rate schedule and the epoch in status count in these.");
 ABSL_FLAG(std::string, staleness_policy, "apply",
           "What to do with a gradient computed from an old version: apply (as is), scale "
-          "(learning rate / staleness) or reject (above --max_staleness).");
+          "(learning rate / staleness), reject (above --max_staleness) or dc (delay "
+          "compensation, Zheng et al. 2017: g + --dc_lambda * g*g*(w_now - w_pulled), with the "
+          "weights each worker pulled kept for its next pushes: 2 copies of this server's "
+          "weights per worker, not checkpointed).");
+ABSL_FLAG(double, dc_lambda, 0.04,
+          "--staleness_policy=dc: lambda, the weight of the correction (finite, >= 0; 0.04 as "
+          "the paper's DC-ASGD-c).");
 ABSL_FLAG(int64_t, max_staleness, 16,
           "--staleness_policy=reject: the largest staleness applied. Workers that overlap "
           "communication (their default) push gradients at least 1 step stale.");
@@ -140,6 +146,7 @@ int main(int argc, char** argv) {
   o.shard.learning_rate.examples_per_epoch = absl::GetFlag(FLAGS_examples_per_epoch);
   o.shard.staleness_policy = *policy;
   o.shard.max_staleness = absl::GetFlag(FLAGS_max_staleness);
+  o.shard.dc_lambda = static_cast<float>(absl::GetFlag(FLAGS_dc_lambda));
   if (o.shard.learning_rate.examples_per_epoch < 1) return Fail("--examples_per_epoch must be >= 1");
   if (o.shard.max_staleness < 0) return Fail("--max_staleness must be >= 0");
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "parameter_server/core/weight_backups.h"
 #include "parameter_server/wire_payload.h"
 
 namespace mobilenet {
@@ -52,6 +53,14 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
       p.model(), p.num_shards(), FormatFingerprint(p.fingerprint()),
       p.shard(o.task_index).parameters.size() + p.shard(o.task_index).state.size(),
       p.shard_bytes(o.task_index) / (1024.0 * 1024.0)));
+  if (o.shard.staleness_policy == StalenessPolicy::kDelayCompensation) {
+    runner->Log(absl::StrFormat(
+        "staleness policy dc (delay compensation), lambda %g: keeps the last %d training pulls "
+        "of each of %d worker(s), up to %.2f MB, not checkpointed",
+        o.shard.dc_lambda, WeightBackups::kPullsPerWorker, o.num_workers,
+        static_cast<double>(o.num_workers) * WeightBackups::kPullsPerWorker *
+            runner->core_->parameter_count() * sizeof(float) / (1024.0 * 1024.0)));
+  }
 
   if (!o.checkpoint_dir.empty()) {
     ShardCheckpointerOptions checkpoints;
@@ -200,6 +209,13 @@ std::string FormatStalenessCounts(const ps::v1::StatusResponse& status) {
                       entries.empty() ? "none" : absl::StrJoin(entries, " "));
 }
 
+std::string FormatDelayCompensationCounts(const ps::v1::StatusResponse& status) {
+  return absl::StrFormat(
+      "delay compensation: %d pushes compensated, %d applied uncompensated (no backup of the "
+      "weights they were computed from)",
+      status.pushes_compensated(), status.pushes_uncompensated());
+}
+
 void ParameterServerRunner::MemoryLoop(size_t baseline_bytes) {
   const size_t kept = RetainedHeapBytes(
       (core_->parameter_count() + core_->state_count()) * sizeof(float));
@@ -222,7 +238,11 @@ void ParameterServerRunner::RequestStop() {
 
 absl::Status ParameterServerRunner::WaitAndShutdown() {
   core_->WaitForFinish();
-  Log(FormatStalenessCounts(core_->GetStatus()));
+  const ps::v1::StatusResponse final_status = core_->GetStatus();
+  Log(FormatStalenessCounts(final_status));
+  if (options_.shard.staleness_policy == StalenessPolicy::kDelayCompensation) {
+    Log(FormatDelayCompensationCounts(final_status));
+  }
   if (!stop_requested_ && !options_.exit_when_training_ends) {
     if (checkpointer_ != nullptr) OnCheckpoint(checkpointer_->Save());
     Log("training is over; serving the trained weights until stopped");

@@ -32,6 +32,9 @@ namespace mobilenet {
 // "staleness of the 1234 pushes applied by this run: 0:200 1:1000 2:34" (pushes per
 // staleness; "63+:5" when the last entry folds the tail, see StatusResponse).
 std::string FormatStalenessCounts(const ps::v1::StatusResponse& status);
+// The line the server logs when training ends under --staleness_policy=dc:
+// "delay compensation: 1200 pushes compensated, 3 applied uncompensated (...)".
+std::string FormatDelayCompensationCounts(const ps::v1::StatusResponse& status);
 
 struct ParameterServerRunnerOptions {
   int task_index = 0;            // this server's place in the plan, in [0, num_ps)

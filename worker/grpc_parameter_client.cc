@@ -344,8 +344,8 @@ void GrpcParameterClient::set_progress(double images_per_sec, int64_t steps) {
 }
 
 absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> parameters,
-                                                       absl::Span<float> state,
-                                                       WeightsKind weights) {
+                                                       absl::Span<float> state, WeightsKind weights,
+                                                       PullPurpose purpose) {
   const ParameterLayout& parameter_layout = plan_.parameter_layout();
   const ParameterLayout& state_layout = plan_.state_layout();
   if (static_cast<int64_t>(parameters.size()) != parameter_layout.total_size()) {
@@ -366,7 +366,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   for (int i = 0; i < count; ++i) {
     want_state[i] = !state.empty() && shards_[i].routing.state.count > 0;
     const ps::v1::PullRequest request =
-        MakePullRequest(plan_, i, options_.worker_id, want_state[i], weights);
+        MakePullRequest(plan_, i, options_.worker_id, want_state[i], weights, purpose);
     bool own_buffer;
     const grpc::Status serialized = grpc::SerializationTraits<ps::v1::PullRequest>::Serialize(
         request, &requests[i], &own_buffer);

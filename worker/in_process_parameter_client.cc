@@ -63,7 +63,8 @@ void InProcessParameterClient::set_progress(double images_per_sec, int64_t steps
 
 absl::StatusOr<ModelVersion> InProcessParameterClient::Pull(absl::Span<float> parameters,
                                                             absl::Span<float> state,
-                                                            WeightsKind weights) {
+                                                            WeightsKind weights,
+                                                            PullPurpose purpose) {
   if (static_cast<int64_t>(parameters.size()) != plan_.parameter_layout().total_size()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("pull: parameter buffer holds %d floats, expected %d", parameters.size(),
@@ -79,7 +80,8 @@ absl::StatusOr<ModelVersion> InProcessParameterClient::Pull(absl::Span<float> pa
   for (size_t i = 0; i < cores_.size(); ++i) {
     const ServerRouting& routing = routing_[i];
     const bool want_state = !state.empty() && routing.state.count > 0;
-    const ps::v1::PullRequest request = MakePullRequest(plan_, i, worker_id_, want_state, weights);
+    const ps::v1::PullRequest request =
+        MakePullRequest(plan_, i, worker_id_, want_state, weights, purpose);
     absl::StatusOr<int64_t> shard_version = cores_[i]->Pull(
         caller_, request, routing.parameters.Target(parameters, parameter_scratch),
         want_state ? routing.state.Target(state, state_scratch) : absl::Span<float>());

@@ -34,7 +34,7 @@ class InProcessParameterClient : public ParameterClient {
 
   using ParameterClient::Pull;
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
-                                    WeightsKind weights) override;
+                                    WeightsKind weights, PullPurpose purpose) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
   absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;

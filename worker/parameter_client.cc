@@ -46,7 +46,7 @@ absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout&
 }
 
 ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
-                                    bool include_state, WeightsKind weights) {
+                                    bool include_state, WeightsKind weights, PullPurpose purpose) {
   ps::v1::PullRequest request;
   request.set_plan_fingerprint(plan.fingerprint());
   request.set_shard_index(server);
@@ -55,6 +55,7 @@ ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_
   request.set_model(plan.model());
   request.set_num_shards(plan.num_shards());
   request.set_weight_average(weights == WeightsKind::kAverage);
+  request.set_training(purpose == PullPurpose::kTraining);
   return request;
 }
 

@@ -80,6 +80,15 @@ struct EvaluationResult {
   double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
 };
 
+// What pulled weights are for.
+enum class PullPurpose {
+  kRead,  // evaluation, export, a tool
+  // A worker's training step: the gradients it pushes next are computed from them
+  // (PullRequest.training; servers running --staleness_policy=dc keep them to correct
+  // those gradients with). Only a client pulling as a member of the cluster.
+  kTraining,
+};
+
 // Implementations are thread-safe: several training threads may share one client.
 class ParameterClient {
  public:
@@ -90,12 +99,23 @@ class ParameterClient {
   // `state` (the full state layout, or empty to skip them); returns the versions read.
   // InvalidArgument for a wrong buffer size; a server's or the transport's error
   // otherwise (FailedPrecondition for kAverage from servers keeping none; the buffers may
-  // then be partly written).
+  // then be partly written; InvalidArgument from the servers for kTraining by a tool's
+  // client or of kAverage).
   virtual absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
-                                            WeightsKind weights) = 0;
-  // The trained weights: Pull(parameters, state, WeightsKind::kRaw).
+                                            WeightsKind weights, PullPurpose purpose) = 0;
+  // Reading: Pull(parameters, state, weights, PullPurpose::kRead).
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
+                                    WeightsKind weights) {
+    return Pull(parameters, state, weights, PullPurpose::kRead);
+  }
+  // Reading the trained weights: Pull(parameters, state, WeightsKind::kRaw).
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state) {
     return Pull(parameters, state, WeightsKind::kRaw);
+  }
+  // A training step's weights (no moving statistics): Pull(parameters, {},
+  // WeightsKind::kRaw, PullPurpose::kTraining).
+  absl::StatusOr<ModelVersion> PullForTraining(absl::Span<float> parameters) {
+    return Pull(parameters, {}, WeightsKind::kRaw, PullPurpose::kTraining);
   }
 
   // Sends each server its ranges of the request, with the progress figures of
@@ -135,7 +155,7 @@ absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout&
 // The protocol's requests of a client of `plan`, for server `server` (in plan order) or
 // for every server; both clients send exactly these.
 ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
-                                    bool include_state, WeightsKind weights);
+                                    bool include_state, WeightsKind weights, PullPurpose purpose);
 // Every field but the payloads; the push's progress figures are `images_per_sec` and
 // `steps`.
 ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const PushRequest& request,

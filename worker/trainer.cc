@@ -124,7 +124,7 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
   timing.examples = config_.batch_size;
   absl::Time start = absl::Now();
   if (!config_.overlap_communication) {
-    ASSIGN_OR_RETURN(ModelVersion version, client_->Pull(absl::MakeSpan(params_), {}));
+    ASSIGN_OR_RETURN(ModelVersion version, client_->PullForTraining(absl::MakeSpan(params_)));
     timing.pull_wait = absl::Now() - start;
     start = absl::Now();
     ASSIGN_OR_RETURN(const TrainStepResult result, ComputeGradients(0));
@@ -142,7 +142,7 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
   // Overlapped: compute on params_ while the previous step's gradients are pushed and
   // the next weights pulled into next_params_ (only the first step waits for a pull).
   if (!have_weights_) {
-    ASSIGN_OR_RETURN(params_version_, client_->Pull(absl::MakeSpan(params_), {}));
+    ASSIGN_OR_RETURN(params_version_, client_->PullForTraining(absl::MakeSpan(params_)));
     have_weights_ = true;
     timing.pull_wait = absl::Now() - start;
   }
@@ -160,7 +160,7 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
     Exchange exchange;
     exchange.pushed = client_->Push(push);
     exchange.pushed_at = absl::Now();
-    exchange.pulled = client_->Pull(absl::MakeSpan(next_params_), {});
+    exchange.pulled = client_->PullForTraining(absl::MakeSpan(next_params_));
     return exchange;
   });
   grad_buffer_ = 1 - g;

@@ -113,6 +113,42 @@ TEST_F(TrainerTest, EvaluateCountsEveryTestExampleWithTheMovingStatistics) {
   EXPECT_EQ(eval->global_step, 0);
 }
 
+TEST_F(TrainerTest, EveryPushFindsItsBackupUnderDelayCompensation) {
+  // The in-process store of single-process training, with --staleness_policy=dc: worker 0's
+  // training pulls are its backups. Overlapped, each gradient comes from the worker's
+  // second-latest pull; the evaluations' pulls in between are not training pulls and evict
+  // nothing.
+  std::vector<uint8_t> pixels(8 * 16 * 16, 100);
+  std::vector<int> labels(8, 1);
+  auto test_set = std::make_shared<const Dataset>(
+      *Dataset::Create({16, 16, 1}, 4, std::move(pixels), std::move(labels)));
+  auto reader = *EvaluationReader::Create(test_set, PreprocessingConfig());
+  for (bool overlap : {false, true}) {
+    ParameterShardConfig store;
+    store.seed = 1;
+    store.optimizer.kind = OptimizerKind::kRmsProp;
+    store.learning_rate.examples_per_epoch = 32;
+    store.staleness_policy = StalenessPolicy::kDelayCompensation;
+    std::unique_ptr<ParameterServerCore> core = *ParameterServerCore::Create(*plan_, store, {});
+    std::unique_ptr<InProcessParameterClient> client =
+        *InProcessParameterClient::Create(*plan_, {core.get()}, 0);
+    trainer_config_.overlap_communication = overlap;
+    Trainer trainer(trainer_config_, model_.get(), client.get(), source_.get(), &reader, nullptr);
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(trainer.Step().ok());
+      if (i % 3 == 0) {
+        ASSERT_TRUE(trainer.Evaluate().ok());
+      }
+    }
+    ASSERT_TRUE(trainer.Flush().ok());
+    const ps::v1::StatusResponse status = core->GetStatus();
+    EXPECT_EQ(status.pushes_applied(), 10) << "overlap " << overlap;
+    EXPECT_EQ(status.pushes_compensated(), 10) << "overlap " << overlap;
+    EXPECT_EQ(status.pushes_uncompensated(), 0) << "overlap " << overlap;
+    EXPECT_EQ(status.staleness_max(), overlap ? 1 : 0);
+  }
+}
+
 TEST_F(TrainerTest, EvaluatesTheWeightAverageToo) {
   ParameterShardConfig store;
   store.seed = 1;
@@ -166,9 +202,9 @@ class ForwardingClient : public ParameterClient {
  public:
   explicit ForwardingClient(ParameterClient* inner) : inner_(inner) {}
   using ParameterClient::Pull;
-  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s,
-                                    WeightsKind weights) override {
-    return inner_->Pull(p, s, weights);
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s, WeightsKind weights,
+                                    PullPurpose purpose) override {
+    return inner_->Pull(p, s, weights, purpose);
   }
   absl::StatusOr<PushResult> Push(const PushRequest& request) override {
     return inner_->Push(request);

@@ -42,9 +42,10 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
         absl::StrFormat("remembered_receipts_per_worker must be >= 1, got %d",
                         options.remembered_receipts_per_worker));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<ParameterShard> shard,
-                   ParameterShard::Create(plan.parameter_layout(), plan.state_layout(),
-                                          plan.shard(options.shard_index), shard_config));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<ParameterShard> shard,
+      ParameterShard::Create(plan.parameter_layout(), plan.state_layout(),
+                             plan.shard(options.shard_index), shard_config, options.num_workers));
   ServerIdentity identity;
   identity.shard_index = options.shard_index;
   identity.num_shards = plan.num_shards();
@@ -106,8 +107,12 @@ absl::StatusOr<int64_t> ParameterServerCore::Pull(const Caller& caller,
   }
   const bool with_state = request.include_state() && shard_->state_count() > 0;
   MOBILENET_CHECK(with_state || state.empty());
-  const int64_t version = shard_->Pull(
-      parameters, state, request.weight_average() ? WeightsKind::kAverage : WeightsKind::kRaw);
+  // A training pull is a member's pull of the weights (validated).
+  const int64_t version =
+      request.training()
+          ? shard_->PullForTraining(request.worker_id(), parameters, state)
+          : shard_->Pull(parameters, state,
+                         request.weight_average() ? WeightsKind::kAverage : WeightsKind::kRaw);
   if (ledger_.IsMember(request.worker_id())) ledger_.RecordContact(request.worker_id(), absl::Now());
   absl::MutexLock lock(&stats_mu_);
   bytes_in_ += static_cast<int64_t>(request.ByteSizeLong());
@@ -146,7 +151,7 @@ absl::Status ParameterServerCore::Push(const Caller& caller, const ps::v1::PushR
     return absl::OkStatus();
   }
   const absl::Time apply_start = absl::Now();
-  absl::StatusOr<AppliedUpdate> applied = shard_->Apply(push->update);
+  absl::StatusOr<AppliedUpdate> applied = shard_->Apply(push->update, push->worker_id);
   const absl::Duration apply_time = absl::Now() - apply_start;
   if (!applied.ok()) {
     // The shard's only ABORTED: too stale under the reject policy.
@@ -242,6 +247,9 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
   response.set_epoch(per_epoch > 0 ? static_cast<double>(examples_seen) / per_epoch : 0.0);
   response.set_learning_rate(shard_->learning_rate());
   response.set_weight_ema_decay(shard_->config().weight_ema_decay);
+  const DelayCompensationCounts dc = shard_->delay_compensation_counts();
+  response.set_pushes_compensated(dc.compensated);
+  response.set_pushes_uncompensated(dc.uncompensated);
 
   const absl::Time now = absl::Now();
   ledger_.FillStatus(now, response);

@@ -88,11 +88,13 @@ class ParameterServerCore {
   // Copies the weights (their average, when the request asks for it) into `parameters`
   // (parameter_count() floats) and, when the request asks for state, the moving statistics into
   // `state` (state_count() floats; otherwise empty: checked); returns the version of exactly those
-  // values. Errors of ValidatePullRequest.
+  // values. A training pull (PullRequest.training) is also the worker's backup under
+  // --staleness_policy=dc (ParameterShard::PullForTraining). Errors of ValidatePullRequest.
   absl::StatusOr<int64_t> Pull(const Caller& caller, const ps::v1::PullRequest& request,
                                absl::Span<float> parameters, absl::Span<float> state);
-  // Applies the push (or answers a retry from the ledger, duplicate = true). Errors of
-  // ValidatePushRequest and of ParameterShard::Apply (ABORTED when too stale).
+  // Applies the push (or answers a retry from the ledger, duplicate = true), corrected with
+  // the worker's backup under --staleness_policy=dc. Errors of ValidatePushRequest and of
+  // ParameterShard::Apply (ABORTED when too stale).
   absl::Status Push(const Caller& caller, const ps::v1::PushRequest& request,
                     ps::v1::PushResponse& response);
   // Every identified caller may read the status.

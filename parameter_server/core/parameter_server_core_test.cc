@@ -137,6 +137,54 @@ TEST_F(ParameterServerCoreTest, PullsAndPushesFollowTheProtocol) {
   EXPECT_GT(status.bytes_out(), 2 * 17 * 4);
 }
 
+TEST_F(ParameterServerCoreTest, DelayCompensationBacksUpTrainingPullsAndCorrectsPushes) {
+  std::unique_ptr<ParameterServerCore> dc = MakeCore(1002, StalenessPolicy::kDelayCompensation);
+  std::unique_ptr<ParameterServerCore> plain = MakeCore(1003, StalenessPolicy::kApply);
+  ASSERT_NE(dc, nullptr);
+  ASSERT_NE(plain, nullptr);
+  ps::v1::PullRequest training = PullRequest(0);
+  training.set_include_state(false);
+  training.set_training(true);
+  std::vector<float> weights(17);
+  // The same requests to both servers; only the dc one corrects worker 0's stale push.
+  for (ParameterServerCore* core : {dc.get(), plain.get()}) {
+    auto send = [&](const ps::v1::PushRequest& push) {
+      ps::v1::PushRequest request = push;
+      request.set_server_incarnation(core->incarnation());
+      return Send(*core, request);
+    };
+    // Worker 0 pulls version 0 to train on and, overlapping, version 1 while worker 1's
+    // pushes land; then it evaluates version 2 (not a training pull: no backup).
+    ASSERT_EQ(*core->Pull(Caller::Trusted(), training, absl::MakeSpan(weights), {}), 0);
+    ASSERT_TRUE(send(Push(1, 1, 0, 0.5f)).ok());
+    ASSERT_EQ(*core->Pull(Caller::Trusted(), training, absl::MakeSpan(weights), {}), 1);
+    ASSERT_TRUE(send(Push(1, 2, 1, -0.25f)).ok());
+    Pulled evaluated;
+    ASSERT_EQ(*core->Pull(Caller::Trusted(), PullRequest(0), absl::MakeSpan(evaluated.weights),
+                          absl::MakeSpan(evaluated.state)),
+              2);
+    // Its push computed from version 0 (two versions stale) finds the v0 backup.
+    absl::StatusOr<ps::v1::PushResponse> pushed = send(Push(0, 1, 0, 2.0f));
+    ASSERT_TRUE(pushed.ok()) << pushed.status();
+    EXPECT_EQ(pushed->staleness(), 2);
+  }
+  const ps::v1::StatusResponse status = dc->GetStatus();
+  EXPECT_EQ(status.pushes_applied(), 3);
+  EXPECT_EQ(status.pushes_compensated(), 1);    // worker 0's
+  EXPECT_EQ(status.pushes_uncompensated(), 2);  // worker 1 made no training pull
+  EXPECT_EQ(plain->GetStatus().pushes_compensated(), 0);
+  EXPECT_EQ(plain->GetStatus().pushes_uncompensated(), 0);
+  EXPECT_NE(PullAll(*dc).weights, PullAll(*plain).weights);
+  EXPECT_EQ(dc->shard().backup_floats(), WeightBackups::kPullsPerWorker * 17);  // worker 0's
+
+  // A tool's pull is never a training pull.
+  ps::v1::PullRequest tool = training;
+  tool.set_worker_id(kToolWorkerId);
+  absl::StatusOr<int64_t> refused = dc->Pull(Caller::Trusted(), tool, absl::MakeSpan(weights), {});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("training: a tool's pull"));
+}
+
 TEST_F(ParameterServerCoreTest, TheWeightAverageIsPulledOnRequestWhenKept) {
   ps::v1::PullRequest average = PullRequest();
   average.set_weight_average(true);

@@ -100,17 +100,19 @@ const char* StalenessPolicyName(StalenessPolicy policy) {
       return "scale";
     case StalenessPolicy::kReject:
       return "reject";
+    case StalenessPolicy::kDelayCompensation:
+      return "dc";
   }
   return "unknown";
 }
 
 absl::StatusOr<StalenessPolicy> ParseStalenessPolicy(absl::string_view text) {
-  for (StalenessPolicy policy :
-       {StalenessPolicy::kApply, StalenessPolicy::kScaleLearningRate, StalenessPolicy::kReject}) {
+  for (StalenessPolicy policy : {StalenessPolicy::kApply, StalenessPolicy::kScaleLearningRate,
+                                 StalenessPolicy::kReject, StalenessPolicy::kDelayCompensation}) {
     if (text == StalenessPolicyName(policy)) return policy;
   }
   return absl::InvalidArgumentError(absl::StrFormat(
-      "unknown staleness policy \"%s\"; expected one of apply, scale, reject", text));
+      "unknown staleness policy \"%s\"; expected one of apply, scale, reject, dc", text));
 }
 
 const char* WeightsKindName(WeightsKind kind) {
@@ -178,12 +180,16 @@ absl::StatusOr<ShardUpdate> ShardUpdate::Check(const ParameterShard& shard,
 }
 
 ParameterShard::ParameterShard(const ShardSpec& spec, const ParameterShardConfig& config,
-                               const LearningRateSchedule& schedule)
-    : spec_(spec), config_(config), schedule_(schedule) {}
+                               const LearningRateSchedule& schedule, int backed_up_workers,
+                               int64_t parameter_count)
+    : spec_(spec),
+      config_(config),
+      schedule_(schedule),
+      backups_(backed_up_workers, parameter_count) {}
 
 absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     const ParameterLayout& parameters, const ParameterLayout& state, const ShardSpec& spec,
-    const ParameterShardConfig& config) {
+    const ParameterShardConfig& config, int num_workers) {
   if (spec.parameters.empty()) {
     return absl::InvalidArgumentError("shard spec holds no parameter slices");
   }
@@ -201,10 +207,22 @@ absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     return absl::InvalidArgumentError(absl::StrFormat(
         "weight_ema_decay must be in [0, 1) (0: off), got %g", config.weight_ema_decay));
   }
+  if (!(std::isfinite(config.dc_lambda) && config.dc_lambda >= 0.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("dc_lambda must be finite and >= 0, got %g", config.dc_lambda));
+  }
+  if (num_workers < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("a shard for %d workers; expected at least 1", num_workers));
+  }
   ASSIGN_OR_RETURN(LearningRateSchedule schedule,
                    LearningRateSchedule::Create(config.learning_rate));
 
-  std::unique_ptr<ParameterShard> shard(new ParameterShard(spec, config, schedule));
+  const bool dc = config.staleness_policy == StalenessPolicy::kDelayCompensation;
+  int64_t parameter_count = 0;
+  for (const TensorSlice& slice : spec.parameters) parameter_count += slice.size();
+  std::unique_ptr<ParameterShard> shard(
+      new ParameterShard(spec, config, schedule, dc ? num_workers : 0, parameter_count));
   auto place = [](const ParameterLayout& layout, absl::Span<const TensorSlice> slices,
                   std::vector<Slice>& out) {
     int64_t count = 0;
@@ -215,6 +233,7 @@ absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     return count;
   };
   shard->parameter_count_ = place(parameters, spec.parameters, shard->parameter_slices_);
+  MOBILENET_CHECK(shard->parameter_count_ == parameter_count);
   shard->state_count_ = place(state, spec.state, shard->state_slices_);
   for (const Slice& slice : shard->state_slices_) {
     if (slice.view.role == TensorRole::kMovingVariance) {
@@ -222,6 +241,10 @@ absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     }
   }
 
+  if (dc) {
+    absl::MutexLock update_lock(&shard->update_mu_);
+    shard->corrected_.resize(parameter_count);
+  }
   absl::MutexLock lock(&shard->data_mu_);
   ASSIGN_OR_RETURN(shard->optimizer_, CreateOptimizer(config.optimizer, shard->parameter_count_));
   shard->weights_.resize(shard->parameter_count_);
@@ -286,10 +309,28 @@ int64_t ParameterShard::Pull(absl::Span<float> weights, absl::Span<float> state,
   return version_;
 }
 
-absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update) {
+int64_t ParameterShard::PullForTraining(int worker, absl::Span<float> weights,
+                                        absl::Span<float> state) {
+  if (config_.staleness_policy != StalenessPolicy::kDelayCompensation) {
+    return Pull(weights, state);
+  }
+  MOBILENET_CHECK(static_cast<int64_t>(weights.size()) == parameter_count_);
+  MOBILENET_CHECK(state.empty() || static_cast<int64_t>(state.size()) == state_count_);
+  absl::ReaderMutexLock lock(&data_mu_);
+  std::copy(weights_.begin(), weights_.end(), weights.begin());
+  if (!state.empty()) std::copy(moving_.begin(), moving_.end(), state.begin());
+  absl::MutexLock backups_lock(&backups_mu_);
+  backups_.Record(worker, version_, weights_);
+  return version_;
+}
+
+absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, int worker) {
   MOBILENET_CHECK(static_cast<int64_t>(update.gradients_.size()) == parameter_count_);
   absl::MutexLock update_lock(&update_mu_);
   AppliedUpdate applied;
+  // What the optimizer applies: the pushed gradients, or their correction in corrected_.
+  const float* gradients = update.gradients_.data();
+  float max_abs_gradient = update.max_abs_gradient_;
   {
     // Decide with the values as they are; only this thread (holding update_mu_) changes
     // them, so the decision holds when it writes below.
@@ -318,17 +359,34 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update) {
     if (config_.staleness_policy == StalenessPolicy::kScaleLearningRate) {
       applied.learning_rate /= static_cast<float>(std::max<int64_t>(1, applied.staleness));
     }
+    if (config_.staleness_policy == StalenessPolicy::kDelayCompensation) {
+      absl::MutexLock backups_lock(&backups_mu_);
+      if (const float* backup = backups_.Find(worker, update.computed_from_version_)) {
+        max_abs_gradient = CompensateDelay(config_.dc_lambda, update.gradients_, weights_.data(),
+                                           backup, absl::MakeSpan(corrected_));
+        if (!std::isfinite(max_abs_gradient)) {
+          const int64_t bad = FindNonFinite(corrected_);
+          return absl::InvalidArgumentError(absl::StrFormat(
+              "%s: the delay-compensated gradient for %s is %g (gradient %g, weight %g, %g when "
+              "pulled at version %d, dc_lambda %g); refused, nothing applied",
+              update.what_, DescribeParameter(bad), corrected_[bad], update.gradients_[bad],
+              weights_[bad], backup[bad], update.computed_from_version_, config_.dc_lambda));
+        }
+        gradients = corrected_.data();
+        applied.compensated = true;
+      }
+    }
     // All or nothing: an update the optimizer's bounds cannot clear is computed without
     // storing it first, and refused if any value would not be finite.
-    if (!optimizer_->UpdateStaysFinite(applied.learning_rate, update.max_abs_gradient_,
-                                       max_abs_weight_)) {
-      if (std::optional<NonFiniteUpdate> bad = optimizer_->FindNonFiniteUpdate(
-              applied.learning_rate, update.gradients_.data(), weights_.data())) {
+    if (!optimizer_->UpdateStaysFinite(applied.learning_rate, max_abs_gradient, max_abs_weight_)) {
+      if (std::optional<NonFiniteUpdate> bad =
+              optimizer_->FindNonFiniteUpdate(applied.learning_rate, gradients, weights_.data())) {
         return absl::InvalidArgumentError(absl::StrFormat(
-            "%s would make the %s of %s %g (gradient %g, learning rate %g); refused, nothing "
+            "%s would make the %s of %s %g (gradient %g%s, learning rate %g); refused, nothing "
             "applied",
             update.what_, bad->what, DescribeParameter(bad->index), bad->value,
-            update.gradients_[bad->index], applied.learning_rate));
+            gradients[bad->index], applied.compensated ? " after delay compensation" : "",
+            applied.learning_rate));
       }
     }
     const float decay = config_.moving_average_decay;
@@ -346,8 +404,11 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update) {
   }
 
   absl::MutexLock lock(&data_mu_);
-  max_abs_weight_ = optimizer_->Apply(applied.learning_rate, 0, parameter_count_,
-                                      update.gradients_.data(), weights_.data());
+  max_abs_weight_ =
+      optimizer_->Apply(applied.learning_rate, 0, parameter_count_, gradients, weights_.data());
+  if (config_.staleness_policy == StalenessPolicy::kDelayCompensation) {
+    ++(applied.compensated ? dc_counts_.compensated : dc_counts_.uncompensated);
+  }
   if (!update.batch_stats_.empty()) {
     const float decay = config_.moving_average_decay;
     const float* batch = update.batch_stats_.data();
@@ -377,6 +438,16 @@ int64_t ParameterShard::examples_seen() const {
 }
 
 float ParameterShard::learning_rate() const { return schedule_.LearningRate(examples_seen()); }
+
+DelayCompensationCounts ParameterShard::delay_compensation_counts() const {
+  absl::ReaderMutexLock lock(&data_mu_);
+  return dc_counts_;
+}
+
+int64_t ParameterShard::backup_floats() const {
+  absl::MutexLock lock(&backups_mu_);
+  return backups_.allocated_floats();
+}
 
 ShardState ParameterShard::ExportState() const {
   ShardState state;
@@ -495,6 +566,8 @@ absl::Status ParameterShard::RestoreState(const ShardState& state) {
   max_abs_moving_ = MaxAbs(moving_);
   version_ = state.version;
   examples_seen_ = state.examples_seen;
+  absl::MutexLock backups_lock(&backups_mu_);
+  backups_.Clear();
   return absl::OkStatus();
 }
 

@@ -13,6 +13,16 @@
 // Optionally (weight_ema_decay > 0) the shard also keeps an exponential moving average of
 // its weights, as the Inception-v3 recipe MobileNet followed did and evaluated: one more
 // buffer of the weights' layout, updated in the same write as every applied push.
+//
+// Under StalenessPolicy::kDelayCompensation (DC-ASGD, weight_backups.h) the shard also
+// keeps the weights of each worker's latest training pulls, and corrects a push from
+// worker m computed from version v before the optimizer sees it:
+// g~ = g + dc_lambda * g (.) g (.) (w_now - w_bak), w_bak being m's backup of version v.
+// g~ estimates the gradient at the current weights, so it replaces g everywhere: RMSprop
+// (or whichever optimizer is configured) updates its mean square with g~^2 and steps
+// with g~, exactly as it would with a fresh gradient; the finiteness check reasons on g~.
+// A push whose backup is gone (replaced by newer pulls, never recorded, a restart) is
+// applied as it came. Both are counted (delay_compensation_counts).
 #ifndef MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_
 #define MOBILENET_PARAMETER_SERVER_CORE_PARAMETER_SHARD_H_
 
@@ -30,6 +40,7 @@
 #include "common/learning_rate_schedule.h"
 #include "common/optimizer.h"
 #include "model/parameter_layout.h"
+#include "parameter_server/core/weight_backups.h"
 
 namespace mobilenet {
 
@@ -62,9 +73,10 @@ enum class StalenessPolicy {
   kApply,              // apply as is
   kScaleLearningRate,  // learning rate / max(1, staleness) (Zhang et al., 2016)
   kReject,             // Aborted when staleness > max_staleness
+  kDelayCompensation,  // correct the gradient towards the current weights (Zheng et al., 2017)
 };
 
-// "apply", "scale" or "reject".
+// "apply", "scale", "reject" or "dc".
 const char* StalenessPolicyName(StalenessPolicy policy);
 // Parses StalenessPolicyName's spellings; otherwise InvalidArgument listing them.
 absl::StatusOr<StalenessPolicy> ParseStalenessPolicy(absl::string_view text);
@@ -94,6 +106,9 @@ struct ParameterShardConfig {
   LearningRateScheduleConfig learning_rate;
   StalenessPolicy staleness_policy = StalenessPolicy::kApply;
   int64_t max_staleness = 16;  // kReject only; >= 0
+  // kDelayCompensation only: lambda of g + lambda * g (.) g (.) (w_now - w_bak); finite,
+  // >= 0 (0 applies gradients as they came). 0.04 is the paper's DC-ASGD-c.
+  float dc_lambda = 0.04f;
   // moving = decay * moving + (1 - decay) * batch, once per push carrying batch
   // statistics. 0.99 averages over roughly the last 100 pushes, which settles within a
   // few hundred steps; TensorFlow's 0.9997 is meant for runs of ~100k steps and would
@@ -149,6 +164,15 @@ struct AppliedUpdate {
   int64_t version = 0;         // the shard's version once this push is applied
   int64_t staleness = 0;       // version before the push - computed_from_version
   float learning_rate = 0.0f;  // the rate the update used (after the staleness policy)
+  // kDelayCompensation: the gradient was corrected with the pushing worker's backup.
+  bool compensated = false;
+};
+
+// Applied pushes under kDelayCompensation, by whether a backup matched. This run's only
+// (not checkpointed).
+struct DelayCompensationCounts {
+  int64_t compensated = 0;
+  int64_t uncompensated = 0;
 };
 
 // Elements [begin, end) of a named tensor, for checkpoints. Names are the layout's tensor
@@ -177,11 +201,15 @@ class ParameterShard {
   // fresh optimizer slots, version 0 and no examples seen. InvalidArgument or NotFound
   // naming the problem for: an unknown tensor, a slice out of its tensor's range or
   // empty, overlapping slices, a moving statistic among the parameters or a trainable
-  // tensor among the state, no parameter slices, or an invalid config value.
+  // tensor among the state, no parameter slices, or an invalid config value (named).
+  // Under kDelayCompensation the training pulls of workers [0, num_workers) are backed up
+  // (>= 1; WeightBackups::kPullsPerWorker * parameter_count() floats each, allocated on a
+  // worker's first training pull).
   static absl::StatusOr<std::unique_ptr<ParameterShard>> Create(const ParameterLayout& parameters,
                                                                 const ParameterLayout& state,
                                                                 const ShardSpec& spec,
-                                                                const ParameterShardConfig& config);
+                                                                const ParameterShardConfig& config,
+                                                                int num_workers = 1);
 
   ParameterShard(const ParameterShard&) = delete;
   ParameterShard& operator=(const ParameterShard&) = delete;
@@ -201,23 +229,34 @@ class ParameterShard {
   // (checked).
   int64_t Pull(absl::Span<float> weights, absl::Span<float> state,
                WeightsKind kind = WeightsKind::kRaw) const;
+  // Pull(weights, state) by worker `worker`, which will push gradients computed from these
+  // weights: under kDelayCompensation they are also kept as its backup of the version
+  // returned (a worker outside [0, num_workers) gets none).
+  int64_t PullForTraining(int worker, absl::Span<float> weights, absl::Span<float> state);
 
   // Applies one push, or nothing: the optimizer with the schedule's rate at the examples
   // seen before this push (adjusted by the staleness policy), the moving averages when
   // the update carries batch statistics, the weight average when kept, then version + 1
-  // and examples seen + example_count. Errors change nothing:
+  // and examples seen + example_count. `worker` computed the update (-1: unknown); under
+  // kDelayCompensation its backup of update.computed_from_version(), if any, corrects the
+  // gradients first. Errors change nothing:
   //   InvalidArgument: computed from a version newer than the shard's (from the future),
-  //     or an update that would leave a weight, slot or statistic NaN or infinite (named
-  //     by tensor, element and what it would become);
+  //     a corrected gradient that overflows (named by tensor and element), or an update
+  //     that would leave a weight, slot or statistic NaN or infinite (named by tensor,
+  //     element and what it would become);
   //   Aborted: kReject and staleness > max_staleness (the message names both); the
   //     worker should pull again;
   //   OutOfRange: the version or examples-seen counter would overflow.
-  absl::StatusOr<AppliedUpdate> Apply(const ShardUpdate& update);
+  absl::StatusOr<AppliedUpdate> Apply(const ShardUpdate& update, int worker = -1);
 
   int64_t version() const;
   int64_t examples_seen() const;
   // The schedule's learning rate at examples_seen().
   float learning_rate() const;
+  // Pushes applied with and without a correction (zeros unless kDelayCompensation).
+  DelayCompensationCounts delay_compensation_counts() const;
+  // Floats allocated for workers' backups so far (0 unless kDelayCompensation).
+  int64_t backup_floats() const;
 
   // A consistent snapshot (no update half-applied) of weights, optimizer slots, the weight
   // average when kept ("<tensor>/ExponentialMovingAverage"), moving statistics, version
@@ -233,6 +272,7 @@ class ParameterShard {
   // (NotFound naming the missing tensor and range, InvalidArgument for an entry whose values do not
   // match its range, a negative counter, a non-finite value or a value below its slot's or
   // statistic's lower bound, such as a negative mean square or variance) nothing changes.
+  // Forgets the workers' backups (the versions they name may now hold other weights).
   absl::Status RestoreState(const ShardState& state);
 
   // "<tensor>[<element>]" of index `i` of the concatenated parameter (state) buffer.
@@ -252,7 +292,8 @@ class ParameterShard {
   };
 
   ParameterShard(const ShardSpec& spec, const ParameterShardConfig& config,
-                 const LearningRateSchedule& schedule);
+                 const LearningRateSchedule& schedule, int backed_up_workers,
+                 int64_t parameter_count);
 
   static std::string Describe(const std::vector<Slice>& slices, int64_t i);
 
@@ -269,6 +310,8 @@ class ParameterShard {
 
   // Serializes Apply and RestoreState (one writer at a time); acquired before data_mu_.
   absl::Mutex update_mu_;
+  // kDelayCompensation: Apply's corrected gradient, parameter_count_ floats (else empty).
+  std::vector<float> corrected_ ABSL_GUARDED_BY(update_mu_);
   // Shared by readers (pulls, exports, an update's check), exclusive for writing.
   mutable absl::Mutex data_mu_;
   std::vector<float> weights_ ABSL_GUARDED_BY(data_mu_);
@@ -281,6 +324,14 @@ class ParameterShard {
   // Upper bounds of |weight| and |moving statistic|, for the finiteness reasoning.
   float max_abs_weight_ ABSL_GUARDED_BY(data_mu_) = 0.0f;
   float max_abs_moving_ ABSL_GUARDED_BY(data_mu_) = 0.0f;
+  DelayCompensationCounts dc_counts_ ABSL_GUARDED_BY(data_mu_);
+
+  // The workers' backups (kDelayCompensation; no workers otherwise). A training pull
+  // records one while it holds data_mu_ as a reader, and Apply reads one while it does,
+  // so a backup tagged with a version always holds that version's weights. Acquired
+  // after data_mu_.
+  mutable absl::Mutex backups_mu_;
+  WeightBackups backups_ ABSL_GUARDED_BY(backups_mu_);
 };
 
 }  // namespace mobilenet

@@ -760,13 +760,233 @@ TEST_F(ParameterShardTest, ANonFiniteAverageIsRefusedByRestore) {
 }
 
 TEST(StalenessPolicyTest, ParsesItsNames) {
-  for (StalenessPolicy policy :
-       {StalenessPolicy::kApply, StalenessPolicy::kScaleLearningRate, StalenessPolicy::kReject}) {
+  for (StalenessPolicy policy : {StalenessPolicy::kApply, StalenessPolicy::kScaleLearningRate,
+                                 StalenessPolicy::kReject, StalenessPolicy::kDelayCompensation}) {
     EXPECT_EQ(*ParseStalenessPolicy(StalenessPolicyName(policy)), policy);
   }
+  EXPECT_EQ(*ParseStalenessPolicy("dc"), StalenessPolicy::kDelayCompensation);
   absl::StatusOr<StalenessPolicy> bad = ParseStalenessPolicy("ignore");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.status().message(), HasSubstr("apply, scale, reject"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("apply, scale, reject, dc"));
+}
+
+// Delay compensation on a shard of 3 weights (a/BatchNorm/gamma) whose values the tests
+// set, with dc_lambda 0.5 and a constant learning rate 0.5, so that every number below is
+// exact in binary.
+class DelayCompensationTest : public ParameterShardTest {
+ protected:
+  static ParameterShardConfig DcConfig(OptimizerKind kind) {
+    ParameterShardConfig config = TinyConfig(kind);
+    config.staleness_policy = StalenessPolicy::kDelayCompensation;
+    config.dc_lambda = 0.5f;
+    config.learning_rate.initial_learning_rate = 0.5f;
+    return config;
+  }
+
+  // A shard for 2 workers whose weights are `weights` at version 0.
+  std::unique_ptr<ParameterShard> MakeDcShard(const ParameterShardConfig& config,
+                                              const std::vector<float>& weights) {
+    absl::StatusOr<std::unique_ptr<ParameterShard>> created = ParameterShard::Create(
+        params_, state_, {{{"a/BatchNorm/gamma", 0, 3}}, {}}, config, /*num_workers=*/2);
+    EXPECT_TRUE(created.ok()) << created.status();
+    if (!created.ok()) return nullptr;
+    ShardState state = (*created)->ExportState();
+    EXPECT_EQ(state.tensors[0].name, "a/BatchNorm/gamma");
+    state.tensors[0].values = weights;
+    EXPECT_TRUE((*created)->RestoreState(state).ok());
+    return std::move(*created);
+  }
+
+  static int64_t TrainingPull(ParameterShard& shard, int worker) {
+    std::vector<float> weights(shard.parameter_count());
+    return shard.PullForTraining(worker, absl::MakeSpan(weights), {});
+  }
+
+  static absl::StatusOr<AppliedUpdate> Push(ParameterShard& shard, int worker,
+                                            const std::vector<float>& gradients,
+                                            int64_t from_version) {
+    absl::StatusOr<ShardUpdate> update =
+        ShardUpdate::Check(shard, "push", from_version, 4, gradients, {});
+    if (!update.ok()) return update.status();
+    return shard.Apply(*update, worker);
+  }
+};
+
+TEST_F(DelayCompensationTest, AStalePushIsCorrectedTowardsTheCurrentWeights) {
+  // SGD, lr 0.5, lambda 0.5, w0 = [1, 2, 3].
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(DcConfig(OptimizerKind::kSgd), {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  EXPECT_EQ(shard->backup_floats(), 0);  // nothing before a training pull
+  // Both workers pull version 0: w_bak = [1, 2, 3] for each.
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  ASSERT_EQ(TrainingPull(*shard, 1), 0);
+  EXPECT_EQ(shard->backup_floats(), 2 * WeightBackups::kPullsPerWorker * 3);
+  // Worker 1 pushes g1 = [1, -2, 0] from version 0, fresh: w_now - w_bak = 0, g~ = g1.
+  //   w1 = w0 - 0.5 g1 = [1 - 0.5, 2 + 1, 3] = [0.5, 3, 3]
+  absl::StatusOr<AppliedUpdate> first = Push(*shard, 1, {1, -2, 0}, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->compensated);
+  EXPECT_EQ(PullAll(*shard).weights, (std::vector<float>{0.5f, 3, 3}));
+  // Worker 0 pushes g0 = [2, 1, 4] from version 0, one version stale:
+  //   w_now - w_bak = [0.5 - 1, 3 - 2, 3 - 3] = [-0.5, 1, 0]
+  //   g~ = g0 + 0.5 g0^2 (w_now - w_bak) = [2 + 0.5*4*(-0.5), 1 + 0.5*1*1, 4 + 0.5*16*0]
+  //      = [1, 1.5, 4]
+  //   w2 = w1 - 0.5 g~ = [0.5 - 0.5, 3 - 0.75, 3 - 2] = [0, 2.25, 1]
+  // (uncompensated it would be [0.5 - 1, 3 - 0.5, 1] = [-0.5, 2.5, 1]).
+  absl::StatusOr<AppliedUpdate> second = Push(*shard, 0, {2, 1, 4}, 0);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->compensated);
+  EXPECT_EQ(second->staleness, 1);
+  EXPECT_EQ(PullAll(*shard).weights, (std::vector<float>{0, 2.25f, 1}));
+  const DelayCompensationCounts counts = shard->delay_compensation_counts();
+  EXPECT_EQ(counts.compensated, 2);
+  EXPECT_EQ(counts.uncompensated, 0);
+}
+
+TEST_F(DelayCompensationTest, RmsPropSeesTheCorrectedGradientInItsMeanSquareAndStep) {
+  const ParameterShardConfig config = DcConfig(OptimizerKind::kRmsProp);
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(config, {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  const std::vector<float> g1 = {1, -2, 0.5f}, g0 = {2, 1, -4};
+  ASSERT_TRUE(Push(*shard, 1, g1, 0).ok());  // worker 1: no backup, as it came
+  const std::vector<float> w1 = PullAll(*shard).weights;
+  ASSERT_TRUE(Push(*shard, 0, g0, 0).ok());
+  // TensorFlow's RMSprop (rho 0.9, momentum 0.9, epsilon 1; ms starts at 1, mom at 0)
+  // fed g1, then g~ = g0 + 0.5 g0^2 (w1 - w0).
+  const double w0[] = {1, 2, 3};
+  std::vector<float> rms, momentum, weights;
+  for (const ShardTensor& tensor : shard->ExportState().tensors) {
+    if (tensor.name == "a/BatchNorm/gamma/rms") rms = tensor.values;
+    if (tensor.name == "a/BatchNorm/gamma/momentum") momentum = tensor.values;
+    if (tensor.name == "a/BatchNorm/gamma") weights = tensor.values;
+  }
+  ASSERT_EQ(rms.size(), 3u);
+  ASSERT_EQ(momentum.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const double corrected = g0[i] + 0.5 * g0[i] * g0[i] * (w1[i] - w0[i]);
+    double ms = 0.9 * 1.0 + 0.1 * g1[i] * g1[i];
+    double mom = 0.5 * g1[i] / std::sqrt(ms + 1.0);
+    ms = 0.9 * ms + 0.1 * corrected * corrected;
+    mom = 0.9 * mom + 0.5 * corrected / std::sqrt(ms + 1.0);
+    EXPECT_NEAR(rms[i], ms, 1e-5) << i;
+    EXPECT_NEAR(momentum[i], mom, 1e-5) << i;
+    EXPECT_NEAR(weights[i], w1[i] - mom, 1e-5) << i;
+  }
+  // The correction is not negligible here: g0^2 (w1 - w0) is far from 0.
+  EXPECT_GT(std::abs(g0[1] * g0[1] * (w1[1] - w0[1])), 0.1);
+  EXPECT_EQ(shard->delay_compensation_counts().compensated, 1);
+  EXPECT_EQ(shard->delay_compensation_counts().uncompensated, 1);
+}
+
+TEST_F(DelayCompensationTest, AnOverlappingWorkersPushMatchesItsOlderPull) {
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(DcConfig(OptimizerKind::kSgd), {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  // Worker 0 computes on version 0 while worker 1's push lands and worker 0 pulls the
+  // next weights (version 1): backups [1, 2, 3] (v0) and [0.5, 3, 3] (v1).
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  ASSERT_TRUE(Push(*shard, 1, {1, -2, 0}, 0).ok());  // w1 = [0.5, 3, 3], uncompensated
+  ASSERT_EQ(TrainingPull(*shard, 0), 1);
+  // Its push from version 0 matches the v0 backup, as in the example above: w2 =
+  // [0, 2.25, 1] (the v1 backup would have left g unchanged: [-0.5, 2.5, 1]).
+  ASSERT_TRUE(Push(*shard, 0, {2, 1, 4}, 0).ok());
+  EXPECT_EQ(PullAll(*shard).weights, (std::vector<float>{0, 2.25f, 1}));
+  // Its next push, g = [1, 1, 1] from version 1, matches the v1 backup:
+  //   w_now - w_bak = [0 - 0.5, 2.25 - 3, 1 - 3] = [-0.5, -0.75, -2]
+  //   g~ = 1 + 0.5 * 1 * [-0.5, -0.75, -2] = [0.75, 0.625, 0]
+  //   w3 = w2 - 0.5 g~ = [-0.375, 2.25 - 0.3125, 1] = [-0.375, 1.9375, 1]
+  absl::StatusOr<AppliedUpdate> third = Push(*shard, 0, {1, 1, 1}, 1);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE(third->compensated);
+  EXPECT_EQ(PullAll(*shard).weights, (std::vector<float>{-0.375f, 1.9375f, 1}));
+  EXPECT_EQ(shard->delay_compensation_counts().compensated, 2);
+  EXPECT_EQ(shard->delay_compensation_counts().uncompensated, 1);
+}
+
+TEST_F(DelayCompensationTest, WithoutAMatchingBackupAPushIsAppliedAsItCameAndCounted) {
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(DcConfig(OptimizerKind::kSgd), {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  ASSERT_TRUE(Push(*shard, 1, {0, 0, 0}, 0).ok());  // worker 1 never pulled
+  ASSERT_EQ(TrainingPull(*shard, 0), 1);
+  ASSERT_TRUE(Push(*shard, 1, {0, 0, 0}, 0).ok());
+  ASSERT_EQ(TrainingPull(*shard, 0), 2);  // evicts worker 0's backup of version 0
+  // w = [1, 2, 3] still (zero gradients); g = [2, 2, 2] from version 0 as it came:
+  // w - 0.5 g = [0, 1, 2].
+  absl::StatusOr<AppliedUpdate> evicted = Push(*shard, 0, {2, 2, 2}, 0);
+  ASSERT_TRUE(evicted.ok()) << evicted.status();
+  EXPECT_FALSE(evicted->compensated);
+  EXPECT_EQ(PullAll(*shard).weights, (std::vector<float>{0, 1, 2}));
+  // A worker outside the shard's cluster, and an unknown one, find no backup either.
+  ASSERT_EQ(TrainingPull(*shard, 2), 3);
+  EXPECT_FALSE(Push(*shard, 2, {0, 0, 0}, 3)->compensated);
+  EXPECT_FALSE(Push(*shard, -1, {0, 0, 0}, 4)->compensated);
+  // A restore forgets every backup: the versions they name may hold other weights now.
+  ASSERT_EQ(TrainingPull(*shard, 0), 5);
+  ASSERT_TRUE(shard->RestoreState(shard->ExportState()).ok());
+  EXPECT_FALSE(Push(*shard, 0, {0, 0, 0}, 5)->compensated);
+  const DelayCompensationCounts counts = shard->delay_compensation_counts();
+  EXPECT_EQ(counts.compensated, 0);
+  EXPECT_EQ(counts.uncompensated, 6);
+}
+
+TEST_F(DelayCompensationTest, ACorrectionThatOverflowsIsRefusedAndChangesNothing) {
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(DcConfig(OptimizerKind::kSgd), {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  // Worker 1 moves gamma[2] to 3 + 0.5e30 = 5e29.
+  ASSERT_TRUE(Push(*shard, 1, {0, 0, -1e30f}, 0).ok());
+  const std::vector<std::vector<float>> before = Values(*shard);
+  // g = 1e5 (finite, and 0.5 * 1e5 is a safe step), but g~ = 1e5 + 0.5 * 1e10 * 5e29
+  // = 2.5e39 overflows a float.
+  absl::StatusOr<AppliedUpdate> refused = Push(*shard, 0, {1, 1, 1e5f}, 0);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("delay-compensated gradient for a/BatchNorm/gamma[2] is inf"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("nothing applied"));
+  EXPECT_EQ(Values(*shard), before);
+  EXPECT_EQ(shard->version(), 1);
+  EXPECT_EQ(shard->examples_seen(), 4);
+  EXPECT_EQ(shard->delay_compensation_counts().compensated, 0);
+  EXPECT_EQ(shard->delay_compensation_counts().uncompensated, 1);
+  // The backup is still there: a sane push from version 0 is compensated.
+  absl::StatusOr<AppliedUpdate> sane = Push(*shard, 0, {1, 1, 0}, 0);
+  ASSERT_TRUE(sane.ok()) << sane.status();
+  EXPECT_TRUE(sane->compensated);
+}
+
+TEST_F(DelayCompensationTest, OtherPoliciesKeepNoBackups) {
+  ParameterShardConfig config = DcConfig(OptimizerKind::kSgd);
+  config.staleness_policy = StalenessPolicy::kApply;
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(config, {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  ASSERT_TRUE(Push(*shard, 1, {1, -2, 0}, 0).ok());
+  absl::StatusOr<AppliedUpdate> applied = Push(*shard, 0, {2, 1, 4}, 0);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_FALSE(applied->compensated);
+  EXPECT_EQ(PullAll(*shard).weights, (std::vector<float>{-0.5f, 2.5f, 1}));
+  EXPECT_EQ(shard->backup_floats(), 0);
+  EXPECT_EQ(shard->delay_compensation_counts().uncompensated, 0);
+}
+
+TEST_F(DelayCompensationTest, LambdaAndWorkersAreValidated) {
+  const ShardSpec spec = WholeModelShardSpec(params_, state_);
+  for (float lambda : {-0.01f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    ParameterShardConfig config = DcConfig(OptimizerKind::kSgd);
+    config.dc_lambda = lambda;
+    absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
+        ParameterShard::Create(params_, state_, spec, config);
+    ASSERT_FALSE(shard.ok()) << lambda;
+    EXPECT_EQ(shard.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(shard.status().message(), HasSubstr("dc_lambda must be finite and >= 0"));
+  }
+  ParameterShardConfig zero = DcConfig(OptimizerKind::kSgd);
+  zero.dc_lambda = 0.0f;
+  EXPECT_TRUE(ParameterShard::Create(params_, state_, spec, zero).ok());
+  EXPECT_THAT(ParameterShard::Create(params_, state_, spec, zero, 0).status().message(),
+              HasSubstr("at least 1"));
 }
 
 }  // namespace

@@ -134,6 +134,14 @@ absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest
   }
   FieldErrors errors("Pull");
   if (request.worker_id() != kToolWorkerId) CheckMember(errors, request.worker_id(), server);
+  if (request.training() && request.worker_id() == kToolWorkerId) {
+    errors.Add("training: a tool's pull (worker_id %d) computes no gradients", kToolWorkerId);
+  }
+  if (request.training() && request.weight_average()) {
+    errors.Add(
+        "training: gradients are computed from the weights, not their average "
+        "(weight_average)");
+  }
   return errors.status();
 }
 

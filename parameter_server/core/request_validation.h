@@ -48,7 +48,8 @@ struct ServerIdentity {
 // Tools (mobilenet-ctl) pull with this worker id.
 inline constexpr int32_t kToolWorkerId = -1;
 
-// A Pull by a member (worker_id in [0, num_workers)) or a tool (kToolWorkerId).
+// A Pull by a member (worker_id in [0, num_workers)) or a tool (kToolWorkerId); a
+// training pull only by a member, of the weights (not their average).
 absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest& request,
                                  const ServerIdentity& server);
 

@@ -109,6 +109,25 @@ TEST_F(RequestValidationTest, PullsComeFromMembersOrTools) {
   }
 }
 
+TEST_F(RequestValidationTest, TrainingPullsComeFromMembersAndAreOfTheWeights) {
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_training(true);
+  pull.set_worker_id(1);
+  EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok());
+  pull.set_worker_id(kToolWorkerId);
+  absl::Status status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("training: a tool's pull (worker_id -1)"));
+  pull.set_worker_id(0);
+  pull.set_weight_average(true);
+  server_.keeps_weight_average = true;
+  status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("training: gradients are computed from the weights"));
+}
+
 TEST_F(RequestValidationTest, AValidPushYieldsItsCheckedUpdate) {
   const ps::v1::PushRequest push = GoodPush();
   absl::StatusOr<ValidatedPush> validated = ValidatePushRequest(trusted_, push, server_, *shard_);

@@ -52,6 +52,10 @@ ABSL_FLAG(std::string, staleness_policy, "apply",
 ABSL_FLAG(double, dc_lambda, 0.04,
           "--staleness_policy=dc: lambda, the weight of the correction (finite, >= 0; 0.04 as "
           "the paper's DC-ASGD-c).");
+ABSL_FLAG(bool, dc_adaptive, false,
+          "--staleness_policy=dc with --optimizer=rmsprop: DC-ASGD-a, lambda divided per "
+          "element by the square root of RMSprop's mean square of the gradients, so the "
+          "correction scales with the gradients' own size (the paper's lambda0 for it: 2).");
 ABSL_FLAG(int64_t, max_staleness, 16,
           "--staleness_policy=reject: the largest staleness applied. Workers that overlap "
           "communication (their default) push gradients at least 1 step stale.");
@@ -147,6 +151,7 @@ int main(int argc, char** argv) {
   o.shard.staleness_policy = *policy;
   o.shard.max_staleness = absl::GetFlag(FLAGS_max_staleness);
   o.shard.dc_lambda = static_cast<float>(absl::GetFlag(FLAGS_dc_lambda));
+  o.shard.dc_adaptive = absl::GetFlag(FLAGS_dc_adaptive);
   if (o.shard.learning_rate.examples_per_epoch < 1) return Fail("--examples_per_epoch must be >= 1");
   if (o.shard.max_staleness < 0) return Fail("--max_staleness must be >= 0");
 

@@ -55,9 +55,10 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
       p.shard_bytes(o.task_index) / (1024.0 * 1024.0)));
   if (o.shard.staleness_policy == StalenessPolicy::kDelayCompensation) {
     runner->Log(absl::StrFormat(
-        "staleness policy dc (delay compensation), lambda %g: keeps the last %d training pulls "
-        "of each of %d worker(s), up to %.2f MB, not checkpointed",
-        o.shard.dc_lambda, WeightBackups::kPullsPerWorker, o.num_workers,
+        "staleness policy dc (delay compensation), lambda %g%s: keeps the last %d training "
+        "pulls of each of %d worker(s), up to %.2f MB, not checkpointed",
+        o.shard.dc_lambda, o.shard.dc_adaptive ? " / sqrt(RMSprop mean square)" : "",
+        WeightBackups::kPullsPerWorker, o.num_workers,
         static_cast<double>(o.num_workers) * WeightBackups::kPullsPerWorker *
             runner->core_->parameter_count() * sizeof(float) / (1024.0 * 1024.0)));
   }

@@ -17,6 +17,15 @@
 namespace mobilenet {
 namespace {
 
+// The "rms" slot of an RMSprop optimizer (checked).
+const float* RmsPropMeanSquare(Optimizer& optimizer) {
+  for (const OptimizerSlot& slot : optimizer.slots()) {
+    if (slot.name == "rms") return slot.values.data();
+  }
+  MOBILENET_CHECK(false && "an RMSprop optimizer without its \"rms\" slot");
+  return nullptr;
+}
+
 bool IsMovingStatistic(TensorRole role) {
   return role == TensorRole::kMovingMean || role == TensorRole::kMovingVariance;
 }
@@ -211,6 +220,10 @@ absl::StatusOr<std::unique_ptr<ParameterShard>> ParameterShard::Create(
     return absl::InvalidArgumentError(
         absl::StrFormat("dc_lambda must be finite and >= 0, got %g", config.dc_lambda));
   }
+  if (config.dc_adaptive && config.optimizer.kind != OptimizerKind::kRmsProp) {
+    return absl::InvalidArgumentError(
+        "dc_adaptive divides lambda by RMSprop's mean square: it needs the rmsprop optimizer");
+  }
   if (num_workers < 1) {
     return absl::InvalidArgumentError(
         absl::StrFormat("a shard for %d workers; expected at least 1", num_workers));
@@ -362,8 +375,14 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, i
     if (config_.staleness_policy == StalenessPolicy::kDelayCompensation) {
       absl::MutexLock backups_lock(&backups_mu_);
       if (const float* backup = backups_.Find(worker, update.computed_from_version_)) {
-        max_abs_gradient = CompensateDelay(config_.dc_lambda, update.gradients_, weights_.data(),
-                                           backup, absl::MakeSpan(corrected_));
+        max_abs_gradient =
+            config_.dc_adaptive
+                ? CompensateDelayAdaptive(config_.dc_lambda, update.gradients_, weights_.data(),
+                                          backup, RmsPropMeanSquare(*optimizer_),
+                                          config_.optimizer.rmsprop_decay,
+                                          absl::MakeSpan(corrected_))
+                : CompensateDelay(config_.dc_lambda, update.gradients_, weights_.data(), backup,
+                                  absl::MakeSpan(corrected_));
         if (!std::isfinite(max_abs_gradient)) {
           const int64_t bad = FindNonFinite(corrected_);
           return absl::InvalidArgumentError(absl::StrFormat(

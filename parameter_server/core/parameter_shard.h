@@ -109,6 +109,11 @@ struct ParameterShardConfig {
   // kDelayCompensation only: lambda of g + lambda * g (.) g (.) (w_now - w_bak); finite,
   // >= 0 (0 applies gradients as they came). 0.04 is the paper's DC-ASGD-c.
   float dc_lambda = 0.04f;
+  // kDelayCompensation with the RMSprop optimizer only: DC-ASGD-a, lambda divided per
+  // element by sqrt(ms'), ms' = rho * ms + (1 - rho) * g^2 being RMSprop's mean square
+  // with this gradient (CompensateDelayAdaptive), so that the correction is relative to
+  // the gradient's own scale; the paper's lambda0 for it is 2.
+  bool dc_adaptive = false;
   // moving = decay * moving + (1 - decay) * batch, once per push carrying batch
   // statistics. 0.99 averages over roughly the last 100 pushes, which settles within a
   // few hundred steps; TensorFlow's 0.9997 is meant for runs of ~100k steps and would

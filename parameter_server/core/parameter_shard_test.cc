@@ -971,6 +971,43 @@ TEST_F(DelayCompensationTest, OtherPoliciesKeepNoBackups) {
   EXPECT_EQ(shard->delay_compensation_counts().uncompensated, 0);
 }
 
+TEST_F(DelayCompensationTest, AdaptiveLambdaIsRelativeToRmsPropsMeanSquare) {
+  ParameterShardConfig config = DcConfig(OptimizerKind::kRmsProp);
+  config.dc_adaptive = true;
+  std::unique_ptr<ParameterShard> shard = MakeDcShard(config, {1, 2, 3});
+  ASSERT_NE(shard, nullptr);
+  ASSERT_EQ(TrainingPull(*shard, 0), 0);
+  const std::vector<float> g1 = {1, -2, 0.5f}, g0 = {2, 1, -4};
+  ASSERT_TRUE(Push(*shard, 1, g1, 0).ok());  // worker 1: no backup, as it came
+  const std::vector<float> w1 = PullAll(*shard).weights;
+  ASSERT_TRUE(Push(*shard, 0, g0, 0).ok());
+  // As RmsPropSeesTheCorrectedGradient..., with lambda 0.5 / sqrt(ms') where ms' is the
+  // mean square after g1 updated with g0 (not with g~).
+  const double w0[] = {1, 2, 3};
+  std::vector<float> rms;
+  for (const ShardTensor& tensor : shard->ExportState().tensors) {
+    if (tensor.name == "a/BatchNorm/gamma/rms") rms = tensor.values;
+  }
+  ASSERT_EQ(rms.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const double ms1 = 0.9 * 1.0 + 0.1 * g1[i] * g1[i];
+    const double next = 0.9 * ms1 + 0.1 * g0[i] * g0[i];
+    const double corrected = g0[i] + 0.5 * g0[i] * g0[i] * (w1[i] - w0[i]) / std::sqrt(next);
+    EXPECT_NEAR(rms[i], 0.9 * ms1 + 0.1 * corrected * corrected, 1e-5) << i;
+  }
+  EXPECT_EQ(shard->delay_compensation_counts().compensated, 1);
+}
+
+TEST_F(DelayCompensationTest, AdaptiveNeedsRmsProp) {
+  ParameterShardConfig config = DcConfig(OptimizerKind::kMomentum);
+  config.dc_adaptive = true;
+  absl::StatusOr<std::unique_ptr<ParameterShard>> shard =
+      ParameterShard::Create(params_, state_, WholeModelShardSpec(params_, state_), config);
+  ASSERT_FALSE(shard.ok());
+  EXPECT_EQ(shard.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(shard.status().message(), HasSubstr("needs the rmsprop optimizer"));
+}
+
 TEST_F(DelayCompensationTest, LambdaAndWorkersAreValidated) {
   const ShardSpec spec = WholeModelShardSpec(params_, state_);
   for (float lambda : {-0.01f, std::nanf(""), std::numeric_limits<float>::infinity()}) {

@@ -1,6 +1,7 @@
 #include "parameter_server/core/weight_backups.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/check.h"
 #include "common/float_bits.h"
@@ -62,6 +63,31 @@ float CompensateDelay(float lambda, absl::Span<const float> gradients, const flo
     // can overflow.
     const double gi = g[i];
     out[i] = static_cast<float>(gi + l * gi * gi * (static_cast<double>(w[i]) - b[i]));
+    bits = std::max(bits, AbsBits(out[i]));
+  }
+  return FloatFromBits(bits);
+}
+
+float CompensateDelayAdaptive(float lambda, absl::Span<const float> gradients, const float* now,
+                              const float* backup, const float* mean_square, float rho,
+                              absl::Span<float> corrected) {
+  MOBILENET_CHECK(corrected.size() == gradients.size());
+  const double l = lambda;
+  const double r = rho;
+  const float* __restrict g = gradients.data();
+  const float* __restrict w = now;
+  const float* __restrict b = backup;
+  const float* __restrict ms = mean_square;
+  float* __restrict out = corrected.data();
+  uint32_t bits = 0;
+  const int64_t n = static_cast<int64_t>(gradients.size());
+  for (int64_t i = 0; i < n; ++i) {
+    const double gi = g[i];
+    const double square = gi * gi;
+    const double next_ms = r * ms[i] + (1.0 - r) * square;
+    const double correction =
+        next_ms > 0.0 ? l * square * (static_cast<double>(w[i]) - b[i]) / std::sqrt(next_ms) : 0.0;
+    out[i] = static_cast<float>(gi + correction);
     bits = std::max(bits, AbsBits(out[i]));
   }
   return FloatFromBits(bits);

@@ -79,6 +79,15 @@ class WeightBackups {
 float CompensateDelay(float lambda, absl::Span<const float> gradients, const float* now,
                       const float* backup, absl::Span<float> corrected);
 
+// DC-ASGD-a: as CompensateDelay with lambda / sqrt(ms'[i]) in place of lambda, where
+// ms'[i] = rho * mean_square[i] + (1 - rho) * g[i]^2 is RMSprop's mean square once it has
+// seen g (`mean_square`: as many floats as `gradients`, >= 0; rho in [0, 1)). Since
+// ms' >= (1 - rho) g^2, the correction is at most lambda * |g| * |now - backup| /
+// sqrt(1 - rho); where ms' is 0 (so is g) g is left as it is.
+float CompensateDelayAdaptive(float lambda, absl::Span<const float> gradients, const float* now,
+                              const float* backup, const float* mean_square, float rho,
+                              absl::Span<float> corrected);
+
 }  // namespace mobilenet
 
 #endif  // MOBILENET_PARAMETER_SERVER_CORE_WEIGHT_BACKUPS_H_

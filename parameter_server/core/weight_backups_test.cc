@@ -84,6 +84,26 @@ TEST(CompensateDelayTest, AddsLambdaTimesGradientSquaredTimesTheWeightsMove) {
   EXPECT_EQ(max_abs, 4.0f);
 }
 
+TEST(CompensateDelayTest, AdaptiveDividesLambdaByTheRootOfRmsPropsNextMeanSquare) {
+  // lambda 0.5, rho 0.9; ms' = 0.9 ms + 0.1 g^2; g~ = g + 0.5 g^2 (now - backup) / sqrt(ms'):
+  //   g 2, ms 0.1: ms' = 0.09 + 0.4 = 0.49, sqrt 0.7;  2 + 0.5 * 4 * (1 - 0) / 0.7 = 2 + 20/7
+  //   g 1, ms 1:   ms' = 0.9 + 0.1 = 1;                 1 + 0.5 * 1 * (1 - 2) / 1   = 0.5
+  //   g 0, ms 0:   ms' = 0: left as it is                                           = 0
+  //   g -3, ms 0:  ms' = 0.9, no move                                               = -3
+  const std::vector<float> g = {2, 1, 0, -3};
+  const std::vector<float> now = {1, 1, 1, 1};
+  const std::vector<float> backup = {0, 2, 5, 1};
+  const std::vector<float> mean_square = {0.1f, 1, 0, 0};
+  std::vector<float> corrected(4);
+  const float max_abs = CompensateDelayAdaptive(
+      0.5f, g, now.data(), backup.data(), mean_square.data(), 0.9f, absl::MakeSpan(corrected));
+  EXPECT_NEAR(corrected[0], 2.0 + 20.0 / 7.0, 1e-6);
+  EXPECT_FLOAT_EQ(corrected[1], 0.5f);
+  EXPECT_EQ(corrected[2], 0.0f);
+  EXPECT_EQ(corrected[3], -3.0f);
+  EXPECT_FLOAT_EQ(max_abs, corrected[0]);
+}
+
 TEST(CompensateDelayTest, OnlyATrueOverflowIsInfinite) {
   const float huge = 1e30f;
   std::vector<float> corrected(3);

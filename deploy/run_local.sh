@@ -43,8 +43,8 @@ while [ $# -gt 0 ]; do
     --staircase=*|--nostaircase|--momentum=*|--rmsprop_decay=*|--rmsprop_epsilon=*|\
     --bn_moving_average_decay=*)
       ps_args+=("$1"); shift ;;
-    --staleness_policy=*|--max_staleness=*|--dc_lambda=*|--dc_adaptive|--dc_adaptive=*|--checkpoint_every_secs=*|\
-    --keep_checkpoints=*|--log_every_secs=*)
+    --staleness_policy=*|--max_staleness=*|--dc_lambda=*|--dc_adaptive|--dc_adaptive=*|\
+    --checkpoint_every_secs=*|--keep_checkpoints=*|--log_every_secs=*)
       ps_args+=("$1"); shift ;;
     --threads=*) threads_given=1; worker_args+=("$1"); shift ;;
     --no_tls) tls=0; shift ;;

@@ -29,14 +29,21 @@ class ParameterServerMetricsTest : public ::testing::Test {
         ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 1, "tiny");
     ASSERT_TRUE(plan.ok()) << plan.status();
     plan_ = std::make_unique<ShardingPlan>(*plan);
+    MakeCore(StalenessPolicy::kApply);
+  }
+
+  // A core for 2 workers with `policy` in place of the current one, and its metrics.
+  void MakeCore(StalenessPolicy policy) {
     ParameterShardConfig config;
     config.learning_rate.initial_learning_rate = 0.1f;
     config.learning_rate.examples_per_epoch = 100;
+    config.staleness_policy = policy;
     CoreOptions options;
     options.num_workers = 2;
     absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
         ParameterServerCore::Create(*plan_, config, options);
     ASSERT_TRUE(core.ok()) << core.status();
+    metrics_.reset();
     core_ = std::move(*core);
     metrics_ = std::make_unique<ParameterServerMetrics>(core_.get());
   }
@@ -78,17 +85,8 @@ TEST_F(ParameterServerMetricsTest, AFreshServerHasZeroCountsAndNoMadeUpValues) {
 }
 
 TEST_F(ParameterServerMetricsTest, CountsDelayCompensatedPushesUnderTheDcPolicy) {
-  ParameterShardConfig config;
-  config.learning_rate.initial_learning_rate = 0.1f;
-  config.learning_rate.examples_per_epoch = 100;
-  config.staleness_policy = StalenessPolicy::kDelayCompensation;
-  CoreOptions options;
-  options.num_workers = 2;
-  absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
-      ParameterServerCore::Create(*plan_, config, options);
-  ASSERT_TRUE(core.ok()) << core.status();
-  core_ = std::move(*core);
-  metrics_ = std::make_unique<ParameterServerMetrics>(core_.get());
+  MakeCore(StalenessPolicy::kDelayCompensation);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_THAT(Scrape(), HasSubstr("mobilenet_ps_dc_pushes_total{compensated=\"true\"} 0\n"));
 
   // Worker 0's training pull of version 0 is its backup; worker 1 pulled nothing.

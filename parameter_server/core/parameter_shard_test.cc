@@ -810,6 +810,32 @@ class DelayCompensationTest : public ParameterShardTest {
     if (!update.ok()) return update.status();
     return shard.Apply(*update, worker);
   }
+
+  struct StaleRmsPropRun {
+    std::vector<float> w1;                      // the weights after g1
+    std::vector<float> rms, momentum, weights;  // after g0
+    DelayCompensationCounts counts;
+  };
+
+  // A shard of `config` holding [1, 2, 3]; worker 0 pulls version 0, worker 1 (no backup)
+  // pushes g1 as it came, then worker 0 pushes g0 from version 0, one version stale.
+  StaleRmsPropRun PushStaleToRmsProp(const ParameterShardConfig& config,
+                                     const std::vector<float>& g1, const std::vector<float>& g0) {
+    StaleRmsPropRun run;
+    std::unique_ptr<ParameterShard> shard = MakeDcShard(config, {1, 2, 3});
+    if (shard == nullptr) return run;
+    EXPECT_EQ(TrainingPull(*shard, 0), 0);
+    EXPECT_TRUE(Push(*shard, 1, g1, 0).ok());
+    run.w1 = PullAll(*shard).weights;
+    EXPECT_TRUE(Push(*shard, 0, g0, 0).ok());
+    for (const ShardTensor& tensor : shard->ExportState().tensors) {
+      if (tensor.name == "a/BatchNorm/gamma/rms") run.rms = tensor.values;
+      if (tensor.name == "a/BatchNorm/gamma/momentum") run.momentum = tensor.values;
+      if (tensor.name == "a/BatchNorm/gamma") run.weights = tensor.values;
+    }
+    run.counts = shard->delay_compensation_counts();
+    return run;
+  }
 };
 
 TEST_F(DelayCompensationTest, AStalePushIsCorrectedTowardsTheCurrentWeights) {
@@ -844,39 +870,28 @@ TEST_F(DelayCompensationTest, AStalePushIsCorrectedTowardsTheCurrentWeights) {
 }
 
 TEST_F(DelayCompensationTest, RmsPropSeesTheCorrectedGradientInItsMeanSquareAndStep) {
-  const ParameterShardConfig config = DcConfig(OptimizerKind::kRmsProp);
-  std::unique_ptr<ParameterShard> shard = MakeDcShard(config, {1, 2, 3});
-  ASSERT_NE(shard, nullptr);
-  ASSERT_EQ(TrainingPull(*shard, 0), 0);
   const std::vector<float> g1 = {1, -2, 0.5f}, g0 = {2, 1, -4};
-  ASSERT_TRUE(Push(*shard, 1, g1, 0).ok());  // worker 1: no backup, as it came
-  const std::vector<float> w1 = PullAll(*shard).weights;
-  ASSERT_TRUE(Push(*shard, 0, g0, 0).ok());
+  const StaleRmsPropRun run = PushStaleToRmsProp(DcConfig(OptimizerKind::kRmsProp), g1, g0);
+  ASSERT_EQ(run.rms.size(), 3u);
+  ASSERT_EQ(run.momentum.size(), 3u);
   // TensorFlow's RMSprop (rho 0.9, momentum 0.9, epsilon 1; ms starts at 1, mom at 0)
   // fed g1, then g~ = g0 + 0.5 g0^2 (w1 - w0).
   const double w0[] = {1, 2, 3};
-  std::vector<float> rms, momentum, weights;
-  for (const ShardTensor& tensor : shard->ExportState().tensors) {
-    if (tensor.name == "a/BatchNorm/gamma/rms") rms = tensor.values;
-    if (tensor.name == "a/BatchNorm/gamma/momentum") momentum = tensor.values;
-    if (tensor.name == "a/BatchNorm/gamma") weights = tensor.values;
-  }
-  ASSERT_EQ(rms.size(), 3u);
-  ASSERT_EQ(momentum.size(), 3u);
+  const std::vector<float>& w1 = run.w1;
   for (int i = 0; i < 3; ++i) {
     const double corrected = g0[i] + 0.5 * g0[i] * g0[i] * (w1[i] - w0[i]);
     double ms = 0.9 * 1.0 + 0.1 * g1[i] * g1[i];
     double mom = 0.5 * g1[i] / std::sqrt(ms + 1.0);
     ms = 0.9 * ms + 0.1 * corrected * corrected;
     mom = 0.9 * mom + 0.5 * corrected / std::sqrt(ms + 1.0);
-    EXPECT_NEAR(rms[i], ms, 1e-5) << i;
-    EXPECT_NEAR(momentum[i], mom, 1e-5) << i;
-    EXPECT_NEAR(weights[i], w1[i] - mom, 1e-5) << i;
+    EXPECT_NEAR(run.rms[i], ms, 1e-5) << i;
+    EXPECT_NEAR(run.momentum[i], mom, 1e-5) << i;
+    EXPECT_NEAR(run.weights[i], w1[i] - mom, 1e-5) << i;
   }
   // The correction is not negligible here: g0^2 (w1 - w0) is far from 0.
   EXPECT_GT(std::abs(g0[1] * g0[1] * (w1[1] - w0[1])), 0.1);
-  EXPECT_EQ(shard->delay_compensation_counts().compensated, 1);
-  EXPECT_EQ(shard->delay_compensation_counts().uncompensated, 1);
+  EXPECT_EQ(run.counts.compensated, 1);
+  EXPECT_EQ(run.counts.uncompensated, 1);
 }
 
 TEST_F(DelayCompensationTest, AnOverlappingWorkersPushMatchesItsOlderPull) {
@@ -974,28 +989,19 @@ TEST_F(DelayCompensationTest, OtherPoliciesKeepNoBackups) {
 TEST_F(DelayCompensationTest, AdaptiveLambdaIsRelativeToRmsPropsMeanSquare) {
   ParameterShardConfig config = DcConfig(OptimizerKind::kRmsProp);
   config.dc_adaptive = true;
-  std::unique_ptr<ParameterShard> shard = MakeDcShard(config, {1, 2, 3});
-  ASSERT_NE(shard, nullptr);
-  ASSERT_EQ(TrainingPull(*shard, 0), 0);
   const std::vector<float> g1 = {1, -2, 0.5f}, g0 = {2, 1, -4};
-  ASSERT_TRUE(Push(*shard, 1, g1, 0).ok());  // worker 1: no backup, as it came
-  const std::vector<float> w1 = PullAll(*shard).weights;
-  ASSERT_TRUE(Push(*shard, 0, g0, 0).ok());
+  const StaleRmsPropRun run = PushStaleToRmsProp(config, g1, g0);
+  ASSERT_EQ(run.rms.size(), 3u);
   // As RmsPropSeesTheCorrectedGradient..., with lambda 0.5 / sqrt(ms') where ms' is the
   // mean square after g1 updated with g0 (not with g~).
   const double w0[] = {1, 2, 3};
-  std::vector<float> rms;
-  for (const ShardTensor& tensor : shard->ExportState().tensors) {
-    if (tensor.name == "a/BatchNorm/gamma/rms") rms = tensor.values;
-  }
-  ASSERT_EQ(rms.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     const double ms1 = 0.9 * 1.0 + 0.1 * g1[i] * g1[i];
     const double next = 0.9 * ms1 + 0.1 * g0[i] * g0[i];
-    const double corrected = g0[i] + 0.5 * g0[i] * g0[i] * (w1[i] - w0[i]) / std::sqrt(next);
-    EXPECT_NEAR(rms[i], 0.9 * ms1 + 0.1 * corrected * corrected, 1e-5) << i;
+    const double corrected = g0[i] + 0.5 * g0[i] * g0[i] * (run.w1[i] - w0[i]) / std::sqrt(next);
+    EXPECT_NEAR(run.rms[i], 0.9 * ms1 + 0.1 * corrected * corrected, 1e-5) << i;
   }
-  EXPECT_EQ(shard->delay_compensation_counts().compensated, 1);
+  EXPECT_EQ(run.counts.compensated, 1);
 }
 
 TEST_F(DelayCompensationTest, AdaptiveNeedsRmsProp) {

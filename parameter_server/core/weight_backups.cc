@@ -48,10 +48,15 @@ int64_t WeightBackups::allocated_floats() const {
   return floats;
 }
 
-float CompensateDelay(float lambda, absl::Span<const float> gradients, const float* now,
-                      const float* backup, absl::Span<float> corrected) {
+namespace {
+
+// out[i] = g[i] + lambda_of(i, g[i]) * g[i]^2 * (now[i] - backup[i]) for every i; returns
+// the largest |out[i]| (infinite or NaN when some element is). Finite floats' products stay
+// far inside double's range: only the rounding to float can overflow.
+template <typename LambdaOf>
+float Compensate(absl::Span<const float> gradients, const float* now, const float* backup,
+                 absl::Span<float> corrected, LambdaOf lambda_of) {
   MOBILENET_CHECK(corrected.size() == gradients.size());
-  const double l = lambda;
   const float* __restrict g = gradients.data();
   const float* __restrict w = now;
   const float* __restrict b = backup;
@@ -59,38 +64,31 @@ float CompensateDelay(float lambda, absl::Span<const float> gradients, const flo
   uint32_t bits = 0;
   const int64_t n = static_cast<int64_t>(gradients.size());
   for (int64_t i = 0; i < n; ++i) {
-    // Finite floats' products stay far inside double's range: only the rounding to float
-    // can overflow.
     const double gi = g[i];
-    out[i] = static_cast<float>(gi + l * gi * gi * (static_cast<double>(w[i]) - b[i]));
+    out[i] =
+        static_cast<float>(gi + lambda_of(i, gi) * gi * gi * (static_cast<double>(w[i]) - b[i]));
     bits = std::max(bits, AbsBits(out[i]));
   }
   return FloatFromBits(bits);
 }
 
+}  // namespace
+
+float CompensateDelay(float lambda, absl::Span<const float> gradients, const float* now,
+                      const float* backup, absl::Span<float> corrected) {
+  const double l = lambda;
+  return Compensate(gradients, now, backup, corrected, [l](int64_t, double) { return l; });
+}
+
 float CompensateDelayAdaptive(float lambda, absl::Span<const float> gradients, const float* now,
                               const float* backup, const float* mean_square, float rho,
                               absl::Span<float> corrected) {
-  MOBILENET_CHECK(corrected.size() == gradients.size());
   const double l = lambda;
   const double r = rho;
-  const float* __restrict g = gradients.data();
-  const float* __restrict w = now;
-  const float* __restrict b = backup;
-  const float* __restrict ms = mean_square;
-  float* __restrict out = corrected.data();
-  uint32_t bits = 0;
-  const int64_t n = static_cast<int64_t>(gradients.size());
-  for (int64_t i = 0; i < n; ++i) {
-    const double gi = g[i];
-    const double square = gi * gi;
-    const double next_ms = r * ms[i] + (1.0 - r) * square;
-    const double correction =
-        next_ms > 0.0 ? l * square * (static_cast<double>(w[i]) - b[i]) / std::sqrt(next_ms) : 0.0;
-    out[i] = static_cast<float>(gi + correction);
-    bits = std::max(bits, AbsBits(out[i]));
-  }
-  return FloatFromBits(bits);
+  return Compensate(gradients, now, backup, corrected, [=](int64_t i, double gi) {
+    const double next_ms = r * mean_square[i] + (1.0 - r) * gi * gi;
+    return next_ms > 0.0 ? l / std::sqrt(next_ms) : 0.0;
+  });
 }
 
 }  // namespace mobilenet

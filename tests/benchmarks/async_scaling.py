@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,20 +41,10 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from e2e_common import free_ports  # noqa: E402
 ACCURACY = re.compile(r"^Test accuracy: ([0-9.]+)%", re.MULTILINE)
 STALENESS = re.compile(r"staleness of the (\d+) pushes applied by this run: (.*)$", re.MULTILINE)
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def staleness_summary(ps_log):

@@ -312,10 +312,15 @@ absl::Status ParameterShard::CheckStatistics(absl::Span<const float> state,
 
 int64_t ParameterShard::Pull(absl::Span<float> weights, absl::Span<float> state,
                              WeightsKind kind) const {
-  MOBILENET_CHECK(static_cast<int64_t>(weights.size()) == parameter_count_);
-  MOBILENET_CHECK(state.empty() || static_cast<int64_t>(state.size()) == state_count_);
   MOBILENET_CHECK(kind == WeightsKind::kRaw || keeps_weight_average());
   absl::ReaderMutexLock lock(&data_mu_);
+  return CopyOut(weights, state, kind);
+}
+
+int64_t ParameterShard::CopyOut(absl::Span<float> weights, absl::Span<float> state,
+                                WeightsKind kind) const {
+  MOBILENET_CHECK(static_cast<int64_t>(weights.size()) == parameter_count_);
+  MOBILENET_CHECK(state.empty() || static_cast<int64_t>(state.size()) == state_count_);
   const std::vector<float>& source = kind == WeightsKind::kRaw ? weights_ : average_;
   std::copy(source.begin(), source.end(), weights.begin());
   if (!state.empty()) std::copy(moving_.begin(), moving_.end(), state.begin());
@@ -327,14 +332,11 @@ int64_t ParameterShard::PullForTraining(int worker, absl::Span<float> weights,
   if (config_.staleness_policy != StalenessPolicy::kDelayCompensation) {
     return Pull(weights, state);
   }
-  MOBILENET_CHECK(static_cast<int64_t>(weights.size()) == parameter_count_);
-  MOBILENET_CHECK(state.empty() || static_cast<int64_t>(state.size()) == state_count_);
   absl::ReaderMutexLock lock(&data_mu_);
-  std::copy(weights_.begin(), weights_.end(), weights.begin());
-  if (!state.empty()) std::copy(moving_.begin(), moving_.end(), state.begin());
+  const int64_t version = CopyOut(weights, state, WeightsKind::kRaw);
   absl::MutexLock backups_lock(&backups_mu_);
-  backups_.Record(worker, version_, weights_);
-  return version_;
+  backups_.Record(worker, version, weights_);
+  return version;
 }
 
 absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, int worker) {

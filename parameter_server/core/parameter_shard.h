@@ -302,6 +302,11 @@ class ParameterShard {
 
   static std::string Describe(const std::vector<Slice>& slices, int64_t i);
 
+  // Pull's copy, under data_mu_: the weights (or their average) and, unless `state` is
+  // empty, the moving statistics; returns their version. Sizes as Pull's (checked).
+  int64_t CopyOut(absl::Span<float> weights, absl::Span<float> state, WeightsKind kind) const
+      ABSL_SHARED_LOCKS_REQUIRED(data_mu_);
+
   const ShardSpec spec_;
   const ParameterShardConfig config_;
   const LearningRateSchedule schedule_;

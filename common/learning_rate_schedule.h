@@ -1,23 +1,39 @@
-// Exponential learning-rate decay driven by the number of training examples seen, so the
-// schedule does not depend on batch size or on how many workers push:
-//   lr = initial * factor ^ (examples / (epochs_per_decay * examples_per_epoch))
-// with the exponent floored when staircase (TensorFlow's exponential_decay, as slim
-// trains MobileNet-V1: factor 0.94 every 2 epochs).
+// The learning rate as a function of the number of training examples seen, so the
+// schedule does not depend on batch size or on how many workers push. With e = examples /
+// examples_per_epoch (epochs, fractional):
+//   exponential: lr = initial * factor ^ (e / epochs_per_decay), the exponent floored when
+//                staircase (TensorFlow's exponential_decay, as slim trains MobileNet-V1:
+//                factor 0.94 every 2 epochs);
+//   cosine:      lr = initial * (1 + cos(pi * min(e, cosine_epochs) / cosine_epochs)) / 2,
+//                from initial down to 0 at cosine_epochs (the run's length) and 0 after
+//                (Loshchilov & Hutter's SGDR without restarts).
+// A linear warm-up multiplies either by min(1, (e + 1 / examples_per_epoch) /
+// warmup_epochs) when warmup_epochs > 0: the rate of the first example is not 0, and the
+// schedule after the warm-up is unchanged (not shifted).
 #ifndef MOBILENET_COMMON_LEARNING_RATE_SCHEDULE_H_
 #define MOBILENET_COMMON_LEARNING_RATE_SCHEDULE_H_
 
 #include <cstdint>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace mobilenet {
 
+enum class LearningRateDecay { kExponential, kCosine };
+
+// "exponential" or "cosine"; InvalidArgument naming the accepted values otherwise.
+absl::StatusOr<LearningRateDecay> ParseLearningRateDecay(absl::string_view name);
+
 struct LearningRateScheduleConfig {
   float initial_learning_rate = 0.045f;  // > 0
-  float decay_factor = 0.94f;            // in (0, 1]; 1 means constant
-  float epochs_per_decay = 2.0f;         // > 0
-  int64_t examples_per_epoch = 0;        // > 0; the training set size
-  bool staircase = true;
+  LearningRateDecay decay = LearningRateDecay::kExponential;
+  float decay_factor = 0.94f;      // exponential: in (0, 1]; 1 means constant
+  float epochs_per_decay = 2.0f;   // exponential: > 0
+  bool staircase = true;           // exponential
+  float cosine_epochs = 0.0f;      // cosine: > 0, the epochs the rate takes to reach 0
+  float warmup_epochs = 0.0f;      // >= 0; 0: no warm-up
+  int64_t examples_per_epoch = 0;  // > 0; the training set size
 };
 
 // Immutable and thread-safe.

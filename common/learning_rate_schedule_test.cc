@@ -1,5 +1,7 @@
 #include "common/learning_rate_schedule.h"
 
+#include <cmath>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -56,6 +58,57 @@ TEST(LearningRateScheduleTest, ConstantWhenFactorIsOne) {
   EXPECT_FLOAT_EQ(schedule->LearningRate(1000000), 0.1f);
 }
 
+LearningRateScheduleConfig CosineOverFourEpochsOf100() {
+  LearningRateScheduleConfig config;
+  config.initial_learning_rate = 0.1f;
+  config.decay = LearningRateDecay::kCosine;
+  config.cosine_epochs = 4.0f;
+  config.examples_per_epoch = 100;
+  return config;
+}
+
+TEST(LearningRateScheduleTest, CosineFallsFromInitialToZeroAtItsLength) {
+  absl::StatusOr<LearningRateSchedule> schedule =
+      LearningRateSchedule::Create(CosineOverFourEpochsOf100());
+  ASSERT_TRUE(schedule.ok()) << schedule.status();
+  EXPECT_FLOAT_EQ(schedule->LearningRate(0), 0.1f);
+  // 1 epoch of 4: 0.1 * (1 + cos(pi / 4)) / 2 = 0.0853553.
+  EXPECT_NEAR(schedule->LearningRate(100), 0.0853553f, 1e-7);
+  EXPECT_NEAR(schedule->LearningRate(200), 0.05f, 1e-7);  // half way
+  // 3 epochs: 0.1 * (1 - cos(pi / 4)) / 2 = 0.0146447.
+  EXPECT_NEAR(schedule->LearningRate(300), 0.0146447f, 1e-7);
+  EXPECT_NEAR(schedule->LearningRate(400), 0.0f, 1e-9);
+  EXPECT_NEAR(schedule->LearningRate(1000), 0.0f, 1e-9);  // stays at 0 past the length
+}
+
+TEST(LearningRateScheduleTest, WarmUpRampsLinearlyThenLeavesTheScheduleAsItWas) {
+  LearningRateScheduleConfig config = CosineOverFourEpochsOf100();
+  config.warmup_epochs = 0.5f;  // 50 examples
+  absl::StatusOr<LearningRateSchedule> schedule = LearningRateSchedule::Create(config);
+  ASSERT_TRUE(schedule.ok()) << schedule.status();
+  // Example 0 gets 1/50 of the rate, example 24 25/50 (times the cosine, ~1 that early).
+  EXPECT_NEAR(schedule->LearningRate(0), 0.1f * (1.0f / 50), 1e-6);
+  EXPECT_NEAR(schedule->LearningRate(24), (25.0 / 50) * 0.1 * 0.5 * (1 + std::cos(M_PI * 0.24 / 4)),
+              1e-6);
+  // From example 49 on, the warm-up factor is 1: the cosine's own value.
+  EXPECT_NEAR(schedule->LearningRate(200), 0.05f, 1e-7);
+
+  LearningRateScheduleConfig exponential = HalvingEveryTwoEpochsOf100();
+  exponential.warmup_epochs = 1.0f;
+  schedule = LearningRateSchedule::Create(exponential);
+  ASSERT_TRUE(schedule.ok()) << schedule.status();
+  EXPECT_NEAR(schedule->LearningRate(49), 0.05f, 1e-7);
+  EXPECT_FLOAT_EQ(schedule->LearningRate(200), 0.05f);
+}
+
+TEST(LearningRateScheduleTest, ParsesTheDecayNames) {
+  EXPECT_EQ(*ParseLearningRateDecay("exponential"), LearningRateDecay::kExponential);
+  EXPECT_EQ(*ParseLearningRateDecay("cosine"), LearningRateDecay::kCosine);
+  absl::StatusOr<LearningRateDecay> bad = ParseLearningRateDecay("linear");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("exponential, cosine"));
+}
+
 TEST(LearningRateScheduleTest, RejectsInvalidConfigNamingTheField) {
   struct Case {
     void (*mutate)(LearningRateScheduleConfig&);
@@ -67,6 +120,13 @@ TEST(LearningRateScheduleTest, RejectsInvalidConfigNamingTheField) {
       {[](LearningRateScheduleConfig& c) { c.decay_factor = 0; }, "decay factor"},
       {[](LearningRateScheduleConfig& c) { c.epochs_per_decay = -2; }, "epochs per"},
       {[](LearningRateScheduleConfig& c) { c.examples_per_epoch = 0; }, "examples per epoch"},
+      {[](LearningRateScheduleConfig& c) { c.warmup_epochs = -1; }, "warm-up"},
+      {[](LearningRateScheduleConfig& c) { c.warmup_epochs = NAN; }, "warm-up"},
+      {[](LearningRateScheduleConfig& c) {
+         c.decay = LearningRateDecay::kCosine;
+         c.cosine_epochs = 0;
+       },
+       "cosine decay needs its length"},
   };
   for (const Case& c : cases) {
     LearningRateScheduleConfig config = HalvingEveryTwoEpochsOf100();

@@ -29,6 +29,14 @@ ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (five 14x14x512 blo
 // Optimizer and schedule, applied by the parameter servers.
 ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
 ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
+ABSL_FLAG(std::string, lr_decay, "exponential",
+          "Learning-rate decay: exponential (--lr_decay_factor every --epochs_per_decay) or "
+          "cosine (from --learning_rate to 0 over --lr_cosine_epochs).");
+ABSL_FLAG(double, lr_cosine_epochs, 0,
+          "Cosine decay: the epochs (of the whole training set) the rate takes to reach 0; "
+          "give the run's --epochs.");
+ABSL_FLAG(double, lr_warmup_epochs, 0,
+          "Linear learning-rate warm-up over this many epochs (0: none).");
 ABSL_FLAG(double, lr_decay_factor, 0.8,
           "Exponential learning-rate decay factor (the paper's recipe: 0.94 every 2 epochs; "
           "faster here so that a short run ends at a small rate).");
@@ -76,6 +84,13 @@ absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config) {
   config.optimizer.epsilon = static_cast<float>(absl::GetFlag(FLAGS_rmsprop_epsilon));
   config.learning_rate.initial_learning_rate =
       static_cast<float>(absl::GetFlag(FLAGS_learning_rate));
+  absl::StatusOr<LearningRateDecay> decay = ParseLearningRateDecay(absl::GetFlag(FLAGS_lr_decay));
+  if (!decay.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--lr_decay: ", decay.status().message()));
+  }
+  config.learning_rate.decay = *decay;
+  config.learning_rate.cosine_epochs = static_cast<float>(absl::GetFlag(FLAGS_lr_cosine_epochs));
+  config.learning_rate.warmup_epochs = static_cast<float>(absl::GetFlag(FLAGS_lr_warmup_epochs));
   config.learning_rate.decay_factor = static_cast<float>(absl::GetFlag(FLAGS_lr_decay_factor));
   config.learning_rate.epochs_per_decay =
       static_cast<float>(absl::GetFlag(FLAGS_epochs_per_decay));

@@ -303,6 +303,14 @@ int main(int argc, char** argv) {
     return Fail(absl::StrFormat("--batch_size must be in [1, %d]", mobilenet::kMaxExamplesPerPush));
   }
   if (!(o.trainer.epochs > 0)) return Fail("--epochs must be > 0");
+  if (o.store.learning_rate.decay == mobilenet::LearningRateDecay::kCosine &&
+      o.store.learning_rate.cosine_epochs != static_cast<float>(o.trainer.epochs)) {
+    // Not an error (a run may stop early on purpose), but usually a forgotten flag.
+    std::fprintf(stderr,
+                 "note: the cosine learning rate reaches 0 after --lr_cosine_epochs=%g, this "
+                 "run trains --epochs=%g\n",
+                 o.store.learning_rate.cosine_epochs, o.trainer.epochs);
+  }
   if (o.crop_padding < 0) return Fail("--crop_padding must be >= 0");
   if (o.trainer.label_smoothing < 0 || o.trainer.label_smoothing >= 1) {
     return Fail("--label_smoothing must be in [0, 1)");

@@ -71,3 +71,19 @@ float LearningRateSchedule::LearningRate(int64_t examples_seen) const {
 }
 
 }  // namespace mobilenet
+
+namespace mobilenet {
+
+std::string LearningRateSchedule::Describe() const {
+  const LearningRateScheduleConfig& c = config_;
+  std::string text =
+      c.decay == LearningRateDecay::kCosine
+          ? absl::StrFormat("%g, cosine to 0 over %g epochs", c.initial_learning_rate,
+                            c.cosine_epochs)
+          : absl::StrFormat("%g, x%g every %g epochs%s", c.initial_learning_rate, c.decay_factor,
+                            c.epochs_per_decay, c.staircase ? " (staircase)" : "");
+  if (c.warmup_epochs > 0) absl::StrAppendFormat(&text, ", warm-up %g epochs", c.warmup_epochs);
+  return text;
+}
+
+}  // namespace mobilenet

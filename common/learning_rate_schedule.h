@@ -14,6 +14,7 @@
 #define MOBILENET_COMMON_LEARNING_RATE_SCHEDULE_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -46,6 +47,10 @@ class LearningRateSchedule {
   float LearningRate(int64_t examples_seen) const;
 
   const LearningRateScheduleConfig& config() const { return config_; }
+
+  // For logs, e.g. "0.1, cosine to 0 over 13 epochs, warm-up 0.5 epochs" or
+  // "0.045, x0.8 every 1 epochs (staircase)".
+  std::string Describe() const;
 
  private:
   explicit LearningRateSchedule(const LearningRateScheduleConfig& config) : config_(config) {}

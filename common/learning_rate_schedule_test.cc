@@ -101,6 +101,15 @@ TEST(LearningRateScheduleTest, WarmUpRampsLinearlyThenLeavesTheScheduleAsItWas) 
   EXPECT_FLOAT_EQ(schedule->LearningRate(200), 0.05f);
 }
 
+TEST(LearningRateScheduleTest, DescribesItselfForLogs) {
+  LearningRateScheduleConfig cosine = CosineOverFourEpochsOf100();
+  cosine.warmup_epochs = 0.5f;
+  EXPECT_EQ(LearningRateSchedule::Create(cosine)->Describe(),
+            "0.1, cosine to 0 over 4 epochs, warm-up 0.5 epochs");
+  EXPECT_EQ(LearningRateSchedule::Create(HalvingEveryTwoEpochsOf100())->Describe(),
+            "0.1, x0.5 every 2 epochs (staircase)");
+}
+
 TEST(LearningRateScheduleTest, ParsesTheDecayNames) {
   EXPECT_EQ(*ParseLearningRateDecay("exponential"), LearningRateDecay::kExponential);
   EXPECT_EQ(*ParseLearningRateDecay("cosine"), LearningRateDecay::kCosine);

@@ -53,6 +53,18 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
       p.model(), p.num_shards(), FormatFingerprint(p.fingerprint()),
       p.shard(o.task_index).parameters.size() + p.shard(o.task_index).state.size(),
       p.shard_bytes(o.task_index) / (1024.0 * 1024.0)));
+  const OptimizerConfig& optimizer = o.shard.optimizer;
+  runner->Log(absl::StrFormat(
+      "optimizer %s%s, learning rate %s, weight average %s", OptimizerKindName(optimizer.kind),
+      optimizer.kind == OptimizerKind::kRmsProp
+          ? absl::StrFormat(" (decay %g, momentum %g, epsilon %g)", optimizer.rmsprop_decay,
+                            optimizer.momentum, optimizer.epsilon)
+      : optimizer.kind == OptimizerKind::kMomentum
+          ? absl::StrFormat(" (momentum %g)", optimizer.momentum)
+          : std::string(),
+      runner->core_->shard().learning_rate_schedule().Describe(),
+      o.shard.weight_ema_decay > 0 ? absl::StrFormat("decay %g", o.shard.weight_ema_decay)
+                                   : std::string("off")));
   if (o.shard.staleness_policy == StalenessPolicy::kDelayCompensation) {
     runner->Log(absl::StrFormat(
         "staleness policy dc (delay compensation), lambda %g%s: keeps the last %d training "

@@ -257,6 +257,7 @@ class ParameterShard {
   int64_t version() const;
   int64_t examples_seen() const;
   // The schedule's learning rate at examples_seen().
+  const LearningRateSchedule& learning_rate_schedule() const { return schedule_; }
   float learning_rate() const;
   // Pushes applied with and without a correction (zeros unless kDelayCompensation).
   DelayCompensationCounts delay_compensation_counts() const;

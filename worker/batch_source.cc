@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "worker/seeded_random.h"
+#include "common/seeded_random.h"
 
 namespace mobilenet {
 namespace {

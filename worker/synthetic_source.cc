@@ -2,7 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "worker/seeded_random.h"
+#include "common/seeded_random.h"
 
 namespace mobilenet {
 

@@ -6,11 +6,6 @@
 #include "common/seeded_random.h"
 
 namespace mobilenet {
-namespace {
-
-constexpr uint64_t kAugmentationSalt = 0x6175676d656e74;  // "augment"
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<ShardBatchSource>> ShardBatchSource::Create(
     std::shared_ptr<const Dataset> dataset, DataShard shard, const PreprocessingConfig& config) {
@@ -45,7 +40,7 @@ absl::Status ShardBatchSource::NextBatch(int batch_size, float* images, int* lab
   const int64_t image_floats = preprocessor_.output_shape().elements();
   for (int b = 0; b < batch_size; ++b) {
     const int index = order_[position_];
-    SplitMix64 rng(MixSeed(MixSeed(MixSeed(shard_.seed(), kAugmentationSalt), epoch_), index));
+    SplitMix64 rng(shard_.AugmentationSeed(epoch_, index));
     preprocessor_.Apply(dataset_->image(index), preprocessor_.Sample(&rng),
                         images + b * image_floats);
     labels[b] = dataset_->label(index);

@@ -239,22 +239,23 @@ TEST(InceptionPreprocessingTest, HueTurnsAndSaturationZeroGivesGray) {
               testing::Pointwise(testing::FloatNear(1e-5f), std::vector<float>{0.8f, 0.8f, 0.8f}));
 }
 
-InceptionPreprocessingConfig UnnormalizedTrainingConfig() {
+// Training to 16x16 without normalization, with these colour strengths.
+InceptionPreprocessingConfig UnnormalizedTrainingConfig(float brightness, float saturation,
+                                                        float hue, float contrast) {
   InceptionPreprocessingConfig config;
   config.output_height = 16;
   config.output_width = 16;
   config.mean = {0.0f};
   config.stddev = {1.0f};
+  config.brightness_delta = brightness;
+  config.saturation_range = saturation;
+  config.hue_delta = hue;
+  config.contrast_range = contrast;
   return config;
 }
 
 TEST(InceptionPreprocessingTest, ColorDistortionStaysInRange) {
-  InceptionPreprocessingConfig config = UnnormalizedTrainingConfig();
-  config.brightness_delta = 0.5f;
-  config.saturation_range = 1.0f;
-  config.hue_delta = 0.5f;
-  config.contrast_range = 1.0f;
-  const InceptionPreprocessor p = MustCreate(config);
+  const InceptionPreprocessor p = MustCreate(UnnormalizedTrainingConfig(0.5f, 1, 0.5f, 1));
   const DecodedImage image = RandomImage(40, 30, 3, 11);
   std::vector<float> out(p.output_floats());
   for (uint64_t seed = 0; seed < 200; ++seed) {
@@ -267,14 +268,9 @@ TEST(InceptionPreprocessingTest, ColorDistortionStaysInRange) {
 }
 
 TEST(InceptionPreprocessingTest, ZeroStrengthColorDistortionIsTheIdentity) {
-  InceptionPreprocessingConfig zero = UnnormalizedTrainingConfig();
-  zero.brightness_delta = 0;
-  zero.saturation_range = 0;
-  zero.hue_delta = 0;
-  zero.contrast_range = 0;
-  InceptionPreprocessingConfig off = UnnormalizedTrainingConfig();
+  InceptionPreprocessingConfig off = UnnormalizedTrainingConfig(0.5f, 0.5f, 0.2f, 0.5f);
   off.color_distortion = false;
-  const InceptionPreprocessor with_zero = MustCreate(zero);
+  const InceptionPreprocessor with_zero = MustCreate(UnnormalizedTrainingConfig(0, 0, 0, 0));
   const InceptionPreprocessor without = MustCreate(off);
   const DecodedImage image = RandomImage(40, 30, 3, 5);
   std::vector<float> a(with_zero.output_floats()), b(without.output_floats());

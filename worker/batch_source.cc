@@ -7,6 +7,17 @@
 
 namespace mobilenet {
 
+absl::Status CheckNextBatchArguments(int batch_size, const float* images, const int* labels) {
+  if (batch_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NextBatch: batch_size must be >= 1, got ", batch_size));
+  }
+  if (images == nullptr || labels == nullptr) {
+    return absl::InvalidArgumentError("NextBatch: images and labels must not be null");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ShardBatchSource>> ShardBatchSource::Create(
     std::shared_ptr<const Dataset> dataset, DataShard shard, const PreprocessingConfig& config) {
   if (dataset == nullptr) return absl::InvalidArgumentError("shard batch source: no data set");
@@ -30,13 +41,8 @@ ShardBatchSource::ShardBatchSource(std::shared_ptr<const Dataset> dataset, DataS
       order_(shard_.EpochOrder(0)) {}
 
 absl::Status ShardBatchSource::NextBatch(int batch_size, float* images, int* labels) {
-  if (batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NextBatch: batch_size must be >= 1, got ", batch_size));
-  }
-  if (images == nullptr || labels == nullptr) {
-    return absl::InvalidArgumentError("NextBatch: images and labels must not be null");
-  }
+  absl::Status status = CheckNextBatchArguments(batch_size, images, labels);
+  if (!status.ok()) return status;
   const int64_t image_floats = preprocessor_.output_shape().elements();
   for (int b = 0; b < batch_size; ++b) {
     const int index = order_[position_];

@@ -112,13 +112,8 @@ void PrefetchingBatchSource::WorkerLoop() {
 }
 
 absl::Status PrefetchingBatchSource::NextBatch(int batch_size, float* images, int* labels) {
-  if (batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NextBatch: batch_size must be >= 1, got ", batch_size));
-  }
-  if (images == nullptr || labels == nullptr) {
-    return absl::InvalidArgumentError("NextBatch: images and labels must not be null");
-  }
+  absl::Status checked = CheckNextBatchArguments(batch_size, images, labels);
+  if (!checked.ok()) return checked;
   const int64_t image_floats = output_shape_.elements();
   for (int b = 0; b < batch_size; ++b) {
     absl::Status status;

@@ -126,6 +126,17 @@ void ExpectSame(const Batch& got, const Batch& want, const std::string& what) {
   EXPECT_EQ(got.images, want.images) << what;
 }
 
+// `count` batches of options.batch_size from a new source equal the reference stream.
+void ExpectReferenceBatches(const std::shared_ptr<const FakeImageSource>& source,
+                            const PrefetchOptions& options, int count) {
+  auto batches = MustCreate(source, options);
+  const int size = options.batch_size;
+  for (int i = 0; i < count; ++i) {
+    ExpectSame(Next(batches.get(), size), Reference(*source, Shard(20), i * size, size),
+               absl::StrCat("batch ", i));
+  }
+}
+
 TEST(PrefetchingBatchSourceTest, SameBatchesAsSingleThreadedLoopAcrossEpochs) {
   auto source = std::make_shared<FakeImageSource>(20);
   const DataShard shard = Shard(20);
@@ -149,20 +160,12 @@ TEST(PrefetchingBatchSourceTest, SameBatchesAsSingleThreadedLoopAcrossEpochs) {
 
 TEST(PrefetchingBatchSourceTest, RingLongerThanAnEpoch) {
   auto source = std::make_shared<FakeImageSource>(20);
-  auto batches = MustCreate(source, PrefetchOptions{2, 8, 4});  // 32 positions ahead
-  for (int i = 0; i < 5; ++i) {
-    ExpectSame(Next(batches.get(), 8), Reference(*source, Shard(20), i * 8, 8),
-               absl::StrCat("batch ", i));
-  }
+  ExpectReferenceBatches(source, PrefetchOptions{2, 8, 4}, 5);  // 32 positions ahead
 }
 
 TEST(PrefetchingBatchSourceTest, SlowSourceStillGivesOrderedBatches) {
   auto source = std::make_shared<FakeImageSource>(20, /*slow=*/true);
-  auto batches = MustCreate(source, PrefetchOptions{4, 4, 2});
-  for (int i = 0; i < 6; ++i) {
-    ExpectSame(Next(batches.get(), 4), Reference(*source, Shard(20), i * 4, 4),
-               absl::StrCat("batch ", i));
-  }
+  ExpectReferenceBatches(source, PrefetchOptions{4, 4, 2}, 6);
 }
 
 TEST(PrefetchingBatchSourceTest, SkipToResumesAtThePosition) {

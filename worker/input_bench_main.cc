@@ -8,11 +8,14 @@
 // (a) pipeline alone: a fresh PrefetchingBatchSource per repetition (its ring starts empty),
 //     timed from its creation until --pipeline_batches batches were copied out by NextBatch:
 //     images/s of Load + preprocess + hand-out with N threads. With --source=memory, Load
-//     is a copy of a 256x256x3 image kept in memory (augment-only, no decoding).
+//     is a copy of a 256x256x3 image kept in memory (augment-only, no decoding). Beside
+//     it, the process CPU time per image, which a busy machine does not inflate.
 // (b) training: one step is NextBatch + MobileNetV1::TrainStep (forward + backward, as
 //     mobilenet-bench), from SyntheticBatchSource (random floats, no image work) and from
 //     the pipeline running its threads beside the compute threads.
 // Every figure is the median of the repetitions.
+
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -63,6 +66,20 @@ ABSL_FLAG(uint64_t, seed, 1, "Seed of the weights, the images and the augmentati
 
 namespace mobilenet {
 namespace {
+
+// User plus system CPU seconds of this process so far (all threads).
+double ProcessCpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
+
+// Medians of one pipeline measurement.
+struct PipelineRate {
+  double images_per_second = 0;  // wall clock
+  double cpu_ms_per_image = 0;   // process CPU time (all threads) per image
+};
 
 struct BenchOptions {
   std::vector<int> input_threads;
@@ -171,11 +188,13 @@ class Benchmark {
                                           PrefetchOptions{threads, o_.batch, o_.prefetch_batches});
   }
 
-  // (a): median images/s of a fresh pipeline with `threads` threads.
-  absl::StatusOr<double> PipelineImagesPerSecond(int threads) {
-    std::vector<double> rates;
+  // (a): a fresh pipeline with `threads` threads.
+  absl::StatusOr<PipelineRate> MeasurePipeline(int threads) {
+    std::vector<double> rates, cpu_ms;
+    const double images = static_cast<double>(o_.pipeline_batches) * o_.batch;
     for (int r = 0; r < o_.repetitions; ++r) {
       absl::Status status;
+      const double cpu_start = ProcessCpuSeconds();
       const double seconds = SecondsOf([&] {
         absl::StatusOr<std::unique_ptr<PrefetchingBatchSource>> pipeline = MakePipeline(threads);
         status = pipeline.status();
@@ -183,10 +202,12 @@ class Benchmark {
           status = (*pipeline)->NextBatch(o_.batch, images_.data(), labels_.data());
         }
       });
+      const double cpu_seconds = ProcessCpuSeconds() - cpu_start;
       RETURN_IF_ERROR(status);
-      rates.push_back(static_cast<double>(o_.pipeline_batches) * o_.batch / seconds);
+      rates.push_back(images / seconds);
+      cpu_ms.push_back(1e3 * cpu_seconds / images);
     }
-    return Median(std::move(rates));
+    return PipelineRate{Median(std::move(rates)), Median(std::move(cpu_ms))};
   }
 
   // (b): median images/s of NextBatch from `batches` + one training step.
@@ -249,8 +270,9 @@ absl::Status Run(const BenchOptions& o) {
   std::printf("(a) pipeline alone (load + augment + NextBatch copy), %d batches per repetition:\n",
               o.pipeline_batches);
   for (int threads : o.input_threads) {
-    ASSIGN_OR_RETURN(double rate, bench.PipelineImagesPerSecond(threads));
-    std::printf("    %d input thread%s: %9.1f images/s\n", threads, threads == 1 ? " " : "s", rate);
+    ASSIGN_OR_RETURN(PipelineRate rate, bench.MeasurePipeline(threads));
+    std::printf("    %d input thread%s: %9.1f images/s  (%.2f CPU ms per image, all threads)\n",
+                threads, threads == 1 ? " " : "s", rate.images_per_second, rate.cpu_ms_per_image);
   }
   if (!absl::GetFlag(FLAGS_train)) return absl::OkStatus();
   std::printf(

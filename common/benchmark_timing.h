@@ -2,6 +2,8 @@
 #ifndef MOBILENET_COMMON_BENCHMARK_TIMING_H_
 #define MOBILENET_COMMON_BENCHMARK_TIMING_H_
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <utility>
@@ -14,6 +16,14 @@ inline double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// User plus system CPU seconds this process has used so far (all threads).
+inline double ProcessCpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
 // Seconds one call of `body` takes.

@@ -15,8 +15,6 @@
 //     the pipeline running its threads beside the compute threads.
 // Every figure is the median of the repetitions.
 
-#include <sys/resource.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -66,14 +64,6 @@ ABSL_FLAG(uint64_t, seed, 1, "Seed of the weights, the images and the augmentati
 
 namespace mobilenet {
 namespace {
-
-// User plus system CPU seconds of this process so far (all threads).
-double ProcessCpuSeconds() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
 
 // Medians of one pipeline measurement.
 struct PipelineRate {

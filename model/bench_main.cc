@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/benchmark_timing.h"
 #include "model/initializer.h"
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
@@ -77,26 +78,6 @@ absl::StatusOr<BenchOptions> ReadFlags() {
         absl::StrCat("--iterations must be >= 1, got ", o.iterations));
   }
   return o;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Runs `body` `warmup` times untimed, then `iterations` times; the median seconds.
-template <typename Body>
-double MedianSeconds(int warmup, int iterations, Body body) {
-  for (int i = 0; i < warmup; ++i) body();
-  std::vector<double> seconds;
-  for (int i = 0; i < iterations; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    body();
-    seconds.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return Median(std::move(seconds));
 }
 
 int64_t PeakRssBytes() {

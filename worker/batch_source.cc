@@ -3,14 +3,20 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "worker/seeded_random.h"
+#include "common/seeded_random.h"
 
 namespace mobilenet {
-namespace {
 
-constexpr uint64_t kAugmentationSalt = 0x6175676d656e74;  // "augment"
-
-}  // namespace
+absl::Status CheckNextBatchArguments(int batch_size, const float* images, const int* labels) {
+  if (batch_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("NextBatch: batch_size must be >= 1, got ", batch_size));
+  }
+  if (images == nullptr || labels == nullptr) {
+    return absl::InvalidArgumentError("NextBatch: images and labels must not be null");
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<ShardBatchSource>> ShardBatchSource::Create(
     std::shared_ptr<const Dataset> dataset, DataShard shard, const PreprocessingConfig& config) {
@@ -35,17 +41,12 @@ ShardBatchSource::ShardBatchSource(std::shared_ptr<const Dataset> dataset, DataS
       order_(shard_.EpochOrder(0)) {}
 
 absl::Status ShardBatchSource::NextBatch(int batch_size, float* images, int* labels) {
-  if (batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NextBatch: batch_size must be >= 1, got ", batch_size));
-  }
-  if (images == nullptr || labels == nullptr) {
-    return absl::InvalidArgumentError("NextBatch: images and labels must not be null");
-  }
+  absl::Status status = CheckNextBatchArguments(batch_size, images, labels);
+  if (!status.ok()) return status;
   const int64_t image_floats = preprocessor_.output_shape().elements();
   for (int b = 0; b < batch_size; ++b) {
     const int index = order_[position_];
-    SplitMix64 rng(MixSeed(MixSeed(MixSeed(shard_.seed(), kAugmentationSalt), epoch_), index));
+    SplitMix64 rng(shard_.AugmentationSeed(epoch_, index));
     preprocessor_.Apply(dataset_->image(index), preprocessor_.Sample(&rng),
                         images + b * image_floats);
     labels[b] = dataset_->label(index);

@@ -45,6 +45,10 @@ class BatchSource {
   int64_t examples_seen() const { return epoch() * examples_per_epoch() + position(); }
 };
 
+// The argument check of BatchSource::NextBatch: InvalidArgument if batch_size < 1 or a
+// pointer is null.
+absl::Status CheckNextBatchArguments(int batch_size, const float* images, const int* labels);
+
 // Serves the examples of one DataShard in the shard's per-epoch order, each passed through
 // the ImagePreprocessor with an augmentation drawn from (shard seed, epoch, example index),
 // so the data of a run depend only on the seed, not on batch sizes. Not thread-safe.

@@ -6,7 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "worker/seeded_random.h"
+#include "common/seeded_random.h"
 
 namespace mobilenet {
 namespace {
@@ -14,6 +14,7 @@ namespace {
 // Salts that keep the partition and the epoch orders independent streams of one seed.
 constexpr uint64_t kPartitionSalt = 0x7061727469746e;  // "partitn"
 constexpr uint64_t kEpochSalt = 0x65706f6368;          // "epoch"
+constexpr uint64_t kAugmentationSalt = 0x6175676d656e74;  // "augment"
 
 }  // namespace
 
@@ -57,6 +58,10 @@ std::vector<int> DataShard::EpochOrder(int64_t epoch) const {
   SplitMix64 rng(MixSeed(MixSeed(MixSeed(seed_, kEpochSalt), shard_index_), epoch));
   Shuffle(&order, &rng);
   return order;
+}
+
+uint64_t DataShard::AugmentationSeed(int64_t epoch, int index) const {
+  return MixSeed(MixSeed(MixSeed(seed_, kAugmentationSalt), epoch), index);
 }
 
 }  // namespace mobilenet

@@ -45,6 +45,11 @@ class DataShard {
   // permutation of members(), the same for the same (seed, shard, epoch).
   std::vector<int> EpochOrder(int64_t epoch) const;
 
+  // The seed of the random augmentation of data-set example `index` in epoch `epoch`: a
+  // function of (seed, epoch, index) only, so every reader of the shard (whatever its
+  // batch size or threads) augments an example the same way.
+  uint64_t AugmentationSeed(int64_t epoch, int index) const;
+
  private:
   DataShard(int num_examples, int shard_index, int num_shards, uint64_t seed,
             std::vector<int> members);

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/seeded_random.h"
 #include "worker/dataset.h"
-#include "worker/seeded_random.h"
 
 namespace mobilenet {
 

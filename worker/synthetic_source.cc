@@ -2,7 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "worker/seeded_random.h"
+#include "common/seeded_random.h"
 
 namespace mobilenet {
 
@@ -25,13 +25,8 @@ absl::StatusOr<std::unique_ptr<SyntheticBatchSource>> SyntheticBatchSource::Crea
 }
 
 absl::Status SyntheticBatchSource::NextBatch(int batch_size, float* images, int* labels) {
-  if (batch_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("NextBatch: batch_size must be >= 1, got ", batch_size));
-  }
-  if (images == nullptr || labels == nullptr) {
-    return absl::InvalidArgumentError("NextBatch: images and labels must not be null");
-  }
+  absl::Status checked = CheckNextBatchArguments(batch_size, images, labels);
+  if (!checked.ok()) return checked;
   const int64_t image_floats = config_.shape.elements();
   constexpr float kScale = 2.0f / 65536.0f;  // 16 random bits -> [-1, 1)
   for (int b = 0; b < batch_size; ++b) {

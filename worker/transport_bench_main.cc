@@ -28,8 +28,6 @@
 //   mobilenet-transport-bench [--num_ps=2] [--iterations=10] [--metrics] [--json]
 //   mobilenet-transport-bench --capacity [--worker_step_seconds=1.5] [--metrics] [--json]
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -49,6 +47,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/benchmark_timing.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "metrics/metrics_scraper.h"
@@ -91,20 +90,6 @@ namespace {
 
 double Seconds(std::chrono::steady_clock::duration duration) {
   return std::chrono::duration<double>(duration).count();
-}
-
-// User plus system CPU seconds this process has used so far (all threads).
-double ProcessCpuSeconds() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
-         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
-}
-
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 MobileNetConfig ConfigFromFlags() {

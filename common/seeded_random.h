@@ -1,8 +1,8 @@
 // A small deterministic random generator for the data pipeline. Unlike std::shuffle and
 // std::uniform_int_distribution, its output is fixed by the seed alone, independent of
 // the standard library, so every worker on every machine draws the same sequence.
-#ifndef MOBILENET_WORKER_SEEDED_RANDOM_H_
-#define MOBILENET_WORKER_SEEDED_RANDOM_H_
+#ifndef MOBILENET_COMMON_SEEDED_RANDOM_H_
+#define MOBILENET_COMMON_SEEDED_RANDOM_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -55,4 +55,4 @@ void Shuffle(std::vector<T>* values, SplitMix64* rng) {
 
 }  // namespace mobilenet
 
-#endif  // MOBILENET_WORKER_SEEDED_RANDOM_H_
+#endif  // MOBILENET_COMMON_SEEDED_RANDOM_H_

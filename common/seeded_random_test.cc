@@ -1,4 +1,4 @@
-#include "worker/seeded_random.h"
+#include "common/seeded_random.h"
 
 #include <algorithm>
 #include <numeric>

@@ -4,7 +4,8 @@
 # (mobilenet-worker) on 127.0.0.1, on free ports. Shows the chief's progress and ends with
 # the final test accuracy, the checkpoint folder and the ONNX model.
 #   deploy/run_local.sh [--preset=default|long|none] [--num_ps N] [--num_workers M] [--no_tls]
-#                       [--no_metrics] [flags...]
+#                       [--no_metrics] [--dry_run] [flags...]
+# --dry_run prints the flags each kind of process would get, and exits.
 # Defaults: 2 parameter servers, 2 workers. Flags go to the workers (see mobilenet-worker
 # --help), e.g. --epochs=2; the model, optimizer, schedule and seed flags go to the
 # parameter servers as well (they hold the weights and apply the updates), and
@@ -32,8 +33,8 @@ preset_flags() {
   case "$1" in
     default) echo --shallow --resolution=48 --epochs=17 --optimizer=momentum --learning_rate=0.1 \
       --lr_decay=cosine --weight_decay=5e-4 --weight_ema_decay=0.999 --eval_every_epochs=3 ;;
-    long) echo --resolution=56 --epochs=54 --lr_decay_factor=0.945 --weight_ema_decay=0.999 \
-      --eval_every_epochs=2 ;;
+    long) echo --resolution=56 --epochs=40 --optimizer=momentum --learning_rate=0.1 \
+      --lr_decay=cosine --weight_decay=5e-4 --weight_ema_decay=0.999 --eval_every_epochs=4 ;;
     none) echo ;;
     *) echo "run_local.sh: unknown --preset '$1' (known: default, long, none)" >&2; return 2 ;;
   esac
@@ -61,8 +62,10 @@ epochs=""
 cosine_epochs_given=0
 tls=1
 metrics=1
+dry_run=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --dry_run) dry_run=1; shift ;;
     --num_ps) num_ps="${2:?--num_ps needs a number}"; shift 2 ;;
     --num_ps=*) num_ps="${1#*=}"; shift ;;
     --num_workers) num_workers="${2:?--num_workers needs a number}"; shift 2 ;;
@@ -79,6 +82,7 @@ while [ $# -gt 0 ]; do
     --lr_cosine_epochs=*)
       cosine_epochs_given=1; ps_args+=("$1"); worker_args+=("$1"); shift ;;
     --epochs=*) epochs="${1#*=}"; worker_args+=("$1"); shift ;;
+    --epochs) epochs="${2:?--epochs needs a number}"; worker_args+=("--epochs=$2"); shift 2 ;;
     # The parameter servers apply the updates; workers ignore these flags in a cluster.
     --optimizer=*|--learning_rate=*|--lr_decay_factor=*|--epochs_per_decay=*|--staircase|\
     --staircase=*|--nostaircase|--momentum=*|--rmsprop_decay=*|--rmsprop_epsilon=*|\
@@ -108,6 +112,11 @@ for n in "$num_ps" "$num_workers"; do
     exit 2
   fi
 done
+if [ "$dry_run" -eq 1 ]; then
+  echo "parameter servers ($num_ps):" ${ps_args[@]+"${ps_args[@]}"}
+  echo "workers ($num_workers):" ${worker_args[@]+"${worker_args[@]}"}
+  exit 0
+fi
 
 "$root/deploy/install_deps.sh"
 "$root/deploy/build.sh"

@@ -277,7 +277,7 @@ def scenario_flag_defaults(ctx):
     ps = help_defaults(os.path.join(ctx.bin_dir, "mobilenet-ps"))
     worker = help_defaults(os.path.join(ctx.bin_dir, "mobilenet-worker"))
     shared = ["alpha", "resolution", "channels", "shallow", "optimizer", "learning_rate",
-              "lr_decay_factor", "epochs_per_decay", "staircase", "momentum", "rmsprop_decay",
+              "lr_decay", "lr_cosine_epochs", "lr_warmup_epochs", "lr_decay_factor", "epochs_per_decay", "staircase", "momentum", "rmsprop_decay",
               "rmsprop_epsilon", "bn_moving_average_decay", "weight_ema_decay", "seed", "ps_hosts", "worker_hosts",
               "job_name", "task_index"]
     for flag in shared:

@@ -30,11 +30,11 @@ ABSL_FLAG(bool, shallow, false, "The paper's shallow variant (five 14x14x512 blo
 ABSL_FLAG(std::string, optimizer, "rmsprop", "rmsprop, momentum or sgd.");
 ABSL_FLAG(double, learning_rate, 0.045, "Initial learning rate.");
 ABSL_FLAG(std::string, lr_decay, "exponential",
-          "Learning-rate decay: exponential (--lr_decay_factor every --epochs_per_decay) or "
-          "cosine (from --learning_rate to 0 over --lr_cosine_epochs).");
+          "Learning-rate decay: exponential (a factor every few epochs, see lr_decay_factor) "
+          "or cosine (from the initial rate to 0 over lr_cosine_epochs).");
 ABSL_FLAG(double, lr_cosine_epochs, 0,
           "Cosine decay: the epochs (of the whole training set) the rate takes to reach 0; "
-          "give the run's --epochs.");
+          "give the run's epochs.");
 ABSL_FLAG(double, lr_warmup_epochs, 0,
           "Linear learning-rate warm-up over this many epochs (0: none).");
 ABSL_FLAG(double, lr_decay_factor, 0.8,

@@ -32,29 +32,19 @@ uint16_t Load16(const char* in) {
 
 void Store16(uint16_t bits, char* out) { std::memcpy(out, &bits, sizeof(bits)); }
 
-// The scalar conversions of `dtype` (kFloat32 excluded).
-uint16_t EncodeScalar(WireDtype dtype, float value) {
-  return dtype == WireDtype::kBfloat16 ? Bfloat16FromFloatScalar(value)
-                                       : Float16FromFloatScalar(value);
-}
-float DecodeScalar(WireDtype dtype, uint16_t bits) {
-  return dtype == WireDtype::kBfloat16 ? FloatFromBfloat16Scalar(bits)
-                                       : FloatFromFloat16Scalar(bits);
-}
-
 // One value of EncodeWithErrorFeedback.
 void EncodeOneWithErrorFeedback(WireDtype dtype, float value, float residual, float& next_residual,
                                 char* out) {
   const float sum = value + residual;
   if (NonFiniteBit(sum)) {
-    Store16(EncodeScalar(dtype, sum), out);
+    Store16(HalfFromFloatScalar(dtype, sum), out);
     next_residual = 0.0f;
     return;
   }
   const float largest = LargestFinite(dtype);
-  const uint16_t bits = EncodeScalar(dtype, std::clamp(sum, -largest, largest));
+  const uint16_t bits = HalfFromFloatScalar(dtype, std::clamp(sum, -largest, largest));
   Store16(bits, out);
-  next_residual = sum - DecodeScalar(dtype, bits);
+  next_residual = sum - FloatFromHalfScalar(dtype, bits);
 }
 
 #if defined(__AVX2__)
@@ -282,6 +272,18 @@ float FloatFromFloat16Scalar(uint16_t bits) {
     return FloatFromBits(sign | BitsOf(static_cast<float>(mantissa) * 0x1p-24f));
   }
   return FloatFromBits(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+uint16_t HalfFromFloatScalar(WireDtype dtype, float value) {
+  MOBILENET_CHECK(dtype != WireDtype::kFloat32);
+  return dtype == WireDtype::kBfloat16 ? Bfloat16FromFloatScalar(value)
+                                       : Float16FromFloatScalar(value);
+}
+
+float FloatFromHalfScalar(WireDtype dtype, uint16_t bits) {
+  MOBILENET_CHECK(dtype != WireDtype::kFloat32);
+  return dtype == WireDtype::kBfloat16 ? FloatFromBfloat16Scalar(bits)
+                                       : FloatFromFloat16Scalar(bits);
 }
 
 void EncodeFloats(WireDtype dtype, absl::Span<const float> values, char* out) {

@@ -49,6 +49,9 @@ uint16_t Bfloat16FromFloatScalar(float value);
 float FloatFromBfloat16Scalar(uint16_t bits);  // exact
 uint16_t Float16FromFloatScalar(float value);
 float FloatFromFloat16Scalar(uint16_t bits);  // exact; a signaling NaN becomes quiet
+// The reference of a 16-bit `dtype` (kBfloat16 or kFloat16; checked).
+uint16_t HalfFromFloatScalar(WireDtype dtype, float value);
+float FloatFromHalfScalar(WireDtype dtype, uint16_t bits);
 
 // Writes `values` in `dtype` to `out` (values.size() * BytesPerValue(dtype) bytes, any
 // alignment, little-endian; not overlapping `values`).

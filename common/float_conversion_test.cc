@@ -23,16 +23,6 @@ uint32_t BitsOf(float value) {
   return bits;
 }
 
-uint16_t EncodeScalar(WireDtype dtype, float value) {
-  return dtype == WireDtype::kBfloat16 ? Bfloat16FromFloatScalar(value)
-                                       : Float16FromFloatScalar(value);
-}
-
-float DecodeScalar(WireDtype dtype, uint16_t bits) {
-  return dtype == WireDtype::kBfloat16 ? FloatFromBfloat16Scalar(bits)
-                                       : FloatFromFloat16Scalar(bits);
-}
-
 std::vector<uint16_t> Encode(WireDtype dtype, const std::vector<float>& values) {
   std::vector<uint16_t> out(values.size());
   EncodeFloats(dtype, values, reinterpret_cast<char*>(out.data()));
@@ -140,10 +130,10 @@ TEST(Float16ScalarTest, RoundsToNearestEvenWithSubnormalsAndOverflow) {
 TEST(ScalarConversionTest, EveryHalfValueRoundTrips) {
   for (WireDtype dtype : kHalfDtypes) {
     for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
-      const float value = DecodeScalar(dtype, static_cast<uint16_t>(bits));
-      const uint16_t back = EncodeScalar(dtype, value);
+      const float value = FloatFromHalfScalar(dtype, static_cast<uint16_t>(bits));
+      const uint16_t back = HalfFromFloatScalar(dtype, value);
       if (std::isnan(value)) {
-        EXPECT_TRUE(std::isnan(DecodeScalar(dtype, back)));
+        EXPECT_TRUE(std::isnan(FloatFromHalfScalar(dtype, back)));
         // A quiet NaN comes back as it was.
         const uint16_t quiet_bit = dtype == WireDtype::kBfloat16 ? 0x40 : 0x200;
         if (bits & quiet_bit) {
@@ -163,10 +153,10 @@ TEST(ScalarConversionTest, RoundsToTheNearestHalfValue) {
   for (WireDtype dtype : kHalfDtypes) {
     for (int i = 0; i < 100000; ++i) {
       const float value = std::exp2(exponent(random)) * (random() % 2 ? 1 : -1);
-      const uint16_t bits = EncodeScalar(dtype, value);
-      const float rounded = DecodeScalar(dtype, bits);
+      const uint16_t bits = HalfFromFloatScalar(dtype, value);
+      const float rounded = FloatFromHalfScalar(dtype, bits);
       if (std::isinf(rounded)) continue;  // fp16 overflow, checked above
-      const float other = DecodeScalar(
+      const float other = FloatFromHalfScalar(
           dtype, static_cast<uint16_t>(std::abs(rounded) < std::abs(value) ? bits + 1 : bits - 1));
       if ((bits & 0x7fff) == 0 && std::abs(value) < std::abs(rounded)) continue;
       EXPECT_LE(std::abs(double(rounded) - value), std::abs(double(other) - value))
@@ -180,7 +170,7 @@ TEST(FastConversionTest, EncodeMatchesTheScalarReference) {
   for (WireDtype dtype : kHalfDtypes) {
     const std::vector<uint16_t> fast = Encode(dtype, values);
     for (size_t i = 0; i < values.size(); ++i) {
-      ASSERT_EQ(fast[i], EncodeScalar(dtype, values[i]))
+      ASSERT_EQ(fast[i], HalfFromFloatScalar(dtype, values[i]))
           << WireDtypeName(dtype) << " of 0x" << std::hex << BitsOf(values[i]);
     }
   }
@@ -193,7 +183,7 @@ TEST(FastConversionTest, DecodeMatchesTheScalarReferenceForEveryBitPattern) {
     std::vector<float> decoded(all.size());
     DecodeFloats(dtype, reinterpret_cast<const char*>(all.data()), absl::MakeSpan(decoded));
     for (size_t i = 0; i < all.size(); ++i) {
-      ASSERT_EQ(BitsOf(decoded[i]), BitsOf(DecodeScalar(dtype, all[i])))
+      ASSERT_EQ(BitsOf(decoded[i]), BitsOf(FloatFromHalfScalar(dtype, all[i])))
           << WireDtypeName(dtype) << " of 0x" << std::hex << all[i];
     }
   }
@@ -244,7 +234,7 @@ TEST(ErrorFeedbackTest, SentPlusResidualIsExactlyTheSum) {
           << WireDtypeName(dtype) << " " << i << ": " << sent[i] << " + " << residual[i];
       // The rounding is the plain conversion's wherever the sum is in range.
       if (std::abs(sums[i]) <= LargestFinite(dtype)) {
-        ASSERT_EQ(EncodeScalar(dtype, sent[i]), EncodeScalar(dtype, sums[i]));
+        ASSERT_EQ(HalfFromFloatScalar(dtype, sent[i]), HalfFromFloatScalar(dtype, sums[i]));
       }
     }
     EXPECT_EQ(sent[5], dtype == WireDtype::kFloat16 ? 65504.0f : sent[5]);

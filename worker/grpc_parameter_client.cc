@@ -432,16 +432,16 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
       const Routing& routing = is_parameters ? shard.routing.parameters : shard.routing.state;
       float* const target = is_parameters ? parameters.data() : state.data();
       ASSIGN_OR_RETURN(const uint64_t length, reader.ReadVarint());
-      const uint64_t count = static_cast<uint64_t>(routing.count);
+      const uint64_t values = static_cast<uint64_t>(routing.count);
       // The parameters in the format asked for, or float32 from a server that predates
       // PayloadDtype (it ignores the field); the state always float32.
       const WireDtype dtype =
-          is_parameters && length == count * BytesPerValue(asked) ? asked : WireDtype::kFloat32;
-      if (length != count * BytesPerValue(dtype)) {
+          is_parameters && length == values * BytesPerValue(asked) ? asked : WireDtype::kFloat32;
+      if (length != values * BytesPerValue(dtype)) {
         return absl::InternalError(
             absl::StrFormat("answered %d %s bytes, expected %d (%d %s values)", length,
-                            is_parameters ? "parameter" : "state", count * BytesPerValue(dtype),
-                            count, WireDtypeName(dtype)));
+                            is_parameters ? "parameter" : "state", values * BytesPerValue(dtype),
+                            values, WireDtypeName(dtype)));
       }
       if (is_parameters) answered[i] = dtype;
       if (dtype == WireDtype::kFloat32) {

@@ -5,15 +5,17 @@
 #include <vector>
 
 #include "common/check.h"
+#include "common/float_conversion.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "parameter_server/core/payload_dtype.h"
 #include "parameter_server/wire_payload.h"
 
 namespace mobilenet {
 namespace {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "payloads are little-endian float32 copied as memory");
+              "float32 payloads are little-endian and copied as memory");
 
 // A thread-safe pool of request/response pairs for one method: gRPC takes a pair per
 // call and gives it back when the call is done; up to `max_idle` pairs are kept.
@@ -101,9 +103,12 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
     }
   }
   // The encoded PullResponse is two slices of one buffer, [parameters header][parameters]
-  // and [state header][state][version][incarnation], each payload 64-byte aligned; the
-  // core copies the payloads straight into them and gRPC sends them without another copy.
-  const size_t parameter_bytes = core_->parameter_count() * sizeof(float);
+  // and [state header][state][version][incarnation][dtype], each payload 64-byte aligned;
+  // the core copies the payloads straight into them (float32 parameters; in another format
+  // through scratch memory, then encoded into place) and gRPC sends them without another
+  // copy. An unknown format is the core's to refuse; until then it sizes as float32.
+  const WireDtype dtype = ToWireDtype(request.parameters_dtype());
+  const size_t parameter_bytes = core_->parameter_count() * BytesPerValue(dtype);
   const bool with_state = request.include_state() && core_->state_count() > 0;
   const size_t state_bytes = with_state ? core_->state_count() * sizeof(float) : 0;
   std::string parameters_header, state_header, version_field;
@@ -114,7 +119,7 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
                                 state_header);
   }
   constexpr size_t kAlignment = 64;
-  constexpr size_t kMaxVersionFieldBytes = 11 + 9;  // and the incarnation
+  constexpr size_t kMaxVersionFieldBytes = 11 + 9 + 2;  // and the incarnation, the dtype
   const size_t capacity = parameters_header.size() + parameter_bytes + state_header.size() +
                           state_bytes + kMaxVersionFieldBytes + 2 * kAlignment;
   std::unique_ptr<std::vector<char>> buffer = reused_messages_->pull_buffers->Take(capacity);
@@ -132,20 +137,33 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
               parameters_header.size());
   std::memcpy(base + state_offset - state_header.size(), state_header.data(),
               state_header.size());
-  ASSIGN_OR_RETURN(
-      const int64_t version,
-      core_->Pull(caller, request,
-                  absl::MakeSpan(reinterpret_cast<float*>(base + parameters_offset),
-                                 core_->parameter_count()),
-                  with_state ? absl::MakeSpan(reinterpret_cast<float*>(base + state_offset),
-                                              core_->state_count())
-                             : absl::Span<float>()));
+  std::unique_ptr<std::vector<char>> scratch;
+  if (dtype != WireDtype::kFloat32) {
+    scratch = reused_messages_->pull_buffers->Take(core_->parameter_count() * sizeof(float));
+  }
+  const absl::Span<float> parameters = absl::MakeSpan(
+      reinterpret_cast<float*>(scratch != nullptr ? scratch->data() : base + parameters_offset),
+      core_->parameter_count());
+  absl::StatusOr<int64_t> pulled = core_->Pull(
+      caller, request, parameters,
+      with_state
+          ? absl::MakeSpan(reinterpret_cast<float*>(base + state_offset), core_->state_count())
+          : absl::Span<float>());
+  if (scratch != nullptr) {
+    if (pulled.ok()) EncodeFloats(dtype, parameters, base + parameters_offset);
+    reused_messages_->pull_buffers->GiveBack(std::move(scratch));
+  }
+  ASSIGN_OR_RETURN(const int64_t version, std::move(pulled));
   if (version != 0) {
     AppendVarintField(ps::v1::PullResponse::kVersionFieldNumber, static_cast<uint64_t>(version),
                       version_field);
   }
   AppendFixed64Field(ps::v1::PullResponse::kServerIncarnationFieldNumber, core_->incarnation(),
                      version_field);
+  if (dtype != WireDtype::kFloat32) {
+    AppendVarintField(ps::v1::PullResponse::kParametersDtypeFieldNumber,
+                      static_cast<uint64_t>(dtype), version_field);
+  }
   std::memcpy(base + state_offset + state_bytes, version_field.data(), version_field.size());
   const size_t end = state_offset + state_bytes + version_field.size();
   const grpc::Slice whole = reused_messages_->pull_buffers->ToSlice(std::move(buffer), end);

@@ -106,12 +106,13 @@ class SliceBufferPool : public std::enable_shared_from_this<SliceBufferPool> {
   // A slice over the first `size` bytes of `buffer` that returns the buffer to this pool
   // when gRPC releases it.
   grpc::Slice ToSlice(std::unique_ptr<std::vector<char>> buffer, size_t size);
+  // Returns a buffer from Take that no slice was made of (e.g. used as scratch memory).
+  void GiveBack(std::unique_ptr<std::vector<char>> buffer);
 
  private:
   explicit SliceBufferPool(size_t max_idle) : max_idle_(max_idle) {}
   struct Lease;
   static void ReleaseLease(void* lease);
-  void GiveBack(std::unique_ptr<std::vector<char>> buffer);
 
   const size_t max_idle_;
   absl::Mutex mu_;

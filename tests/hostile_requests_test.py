@@ -29,6 +29,12 @@ Scenarios (one ctest entry each, see tests/fuzz_and_hostile.cmake):
                           a folder of only corrupt files stops the server (exit 1, naming
                           --allow_fresh_start) unless --allow_fresh_start. (Before: a silent
                           fresh start that deleted its own new checkpoint.)
+  wire_formats            16-bit payloads (PayloadDtype): an unknown format, a float32-sized
+                          payload declared bfloat16 and a binary16 infinity are refused
+                          naming the field, format or tensor, nothing applied (weights bit
+                          for bit); pulls come in the format asked for (the float32
+                          weights rounded to nearest even), an unknown one is refused; a
+                          valid bfloat16 push is applied.
   shape_mismatch          a worker started for 2 parameter servers against one started for 1
                           fails at once naming both plans, instead of waiting out its
                           patience (300 s) for the second server.
@@ -219,6 +225,55 @@ def scenario_huge_gradients(run):
           (before.version, after.version))
     check_finite(after, "after the refused pushes")
     restart_and_compare(run, ps, after, status, "huge_gradients")
+
+
+def scenario_wire_formats(run):
+    ps = run.server()
+    client, info, _ = run.start(ps)
+    valid_push(run, client, info)
+    before = client.pull(info)
+    status_before = client.status()
+    count = info.parameter_count
+    small = [1e-3] * count
+    refused = [
+        ("an unknown gradients_dtype", dict(gradients_dtype=7), ["gradients_dtype: 7"]),
+        ("float32 bytes declared bfloat16",
+         dict(gradients_dtype=1, gradients=float_bytes(small)),
+         ["gradients: %d bytes, expected %d (%d bfloat16 values)" % (4 * count, 2 * count, count)]),
+        ("a binary16 infinity",
+         dict(gradients_dtype=2, gradients=b"\x00\x7c" + pst.encode_payload(small[1:], 2)),
+         [info.locate(0) + " is inf"]),
+    ]
+    for what, fields, mentions in refused:
+        out = client.call("Push", client.push_request(info, before, **fields))
+        expect(out, run.codes.INVALID_ARGUMENT, what, mentions)
+        print("%s: %s %s" % (what, out.code.name, out.details))
+    out = client.call("Pull", run.pb.PullRequest(
+        plan_fingerprint=info.fingerprint, shard_index=info.shard_index, worker_id=-1,
+        parameters_dtype=-3))
+    expect(out, run.codes.INVALID_ARGUMENT, "a pull in an unknown format",
+           ["parameters_dtype: -3"])
+    status = client.status()
+    check(status.global_step == status_before.global_step and
+          status.pushes_invalid == status_before.pushes_invalid + len(refused),
+          "refused pushes: step %d -> %d, pushes_invalid %d -> %d" %
+          (status_before.global_step, status.global_step, status_before.pushes_invalid,
+           status.pushes_invalid))
+    after = client.pull(info)
+    check(after.version == before.version and after.parameters == before.parameters,
+          "the weights changed although every push was refused")
+    for dtype in (1, 2):
+        rounded = client.pull(info, parameters_dtype=dtype)
+        check(rounded.parameters_dtype == dtype and rounded.state == after.state,
+              "a pull in format %d answered format %d" % (dtype, rounded.parameters_dtype))
+        check(rounded.parameters == pst.encode_payload(pst.floats(after.parameters), dtype),
+              "the weights pulled in format %d are not the float32 weights rounded" % dtype)
+    gradients = pst.encode_payload(small, 1)
+    out = client.call("Push", client.push_request(info, after, gradients_dtype=1,
+                                                  gradients=gradients))
+    expect(out, run.codes.OK, "a valid bfloat16 push")
+    check(client.status().global_step == status.global_step + 1, "the bfloat16 push not applied")
+    check_finite(client.pull(info), "after the bfloat16 push")
 
 
 def scenario_example_count_overflow(run):
@@ -664,6 +719,7 @@ SCENARIOS = {
     "unknown_workers": scenario_unknown_workers,
     "corrupt_checkpoints": scenario_corrupt_checkpoints,
     "shape_mismatch": scenario_shape_mismatch,
+    "wire_formats": scenario_wire_formats,
 }
 
 

@@ -109,9 +109,44 @@ def float_bytes(values):
     return numpy.asarray(values, dtype="<f4").tobytes()
 
 
-def count_non_finite(data):
+def count_non_finite(data, dtype=0):
     import numpy
-    return int(numpy.count_nonzero(~numpy.isfinite(floats(data))))
+    return int(numpy.count_nonzero(~numpy.isfinite(decode_payload(data, dtype))))
+
+
+# PayloadDtype (parameter_server.proto): 0 float32, 1 bfloat16, 2 float16.
+PAYLOAD_DTYPES = (0, 1, 2)
+
+
+def payload_width(dtype):
+    """Bytes of one value of PayloadDtype `dtype` (a known one)."""
+    return 4 if dtype == 0 else 2
+
+
+def decode_payload(data, dtype):
+    """The values of payload `data` in PayloadDtype `dtype` (a known one), as float32."""
+    import numpy
+    if dtype == 1:
+        return (numpy.frombuffer(data, dtype="<u2").astype(numpy.uint32) << 16).view("<f4")
+    if dtype == 2:
+        return numpy.frombuffer(data, dtype="<f2").astype(numpy.float32)
+    return floats(data)
+
+
+def encode_payload(values, dtype):
+    """`values` as payload bytes in PayloadDtype `dtype`, rounded to nearest even (an
+    independent reference for the servers' and workers' conversions)."""
+    import numpy
+    values = numpy.asarray(values, dtype="<f4")
+    if dtype == 1:
+        bits = values.view("<u4").astype(numpy.uint64)
+        rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16
+        quiet = (bits >> 16) | 0x40
+        return numpy.where(numpy.isnan(values), quiet, rounded).astype("<u2").tobytes()
+    if dtype == 2:
+        with numpy.errstate(over="ignore"):
+            return values.astype("<f2").tobytes()
+    return values.tobytes()
 
 
 def varint(value):
@@ -245,11 +280,11 @@ class PsClient:
               "GetStatus failed: %s %s" % (out.code, out.details))
         return out.response
 
-    def pull(self, info, include_state=True, worker_id=-1):
+    def pull(self, info, include_state=True, worker_id=-1, parameters_dtype=0):
         out = self.call("Pull", self.pb.PullRequest(
             plan_fingerprint=info.fingerprint, shard_index=info.shard_index,
             include_state=include_state, worker_id=worker_id, model=info.model,
-            num_shards=info.num_shards))
+            num_shards=info.num_shards, parameters_dtype=parameters_dtype))
         check(out.code == self.grpc.StatusCode.OK,
               "Pull (worker %d) failed: %s %s" % (worker_id, out.code, out.details))
         return out.response

@@ -153,9 +153,12 @@ class Model:
             return Expectation({FP})
         if message.weight_average:  # the server keeps none (--weight_ema_decay=0)
             return Expectation({FP})
+        bad = []
         if message.worker_id != -1 and not self.member(message.worker_id):
-            return Expectation({IA}, ["worker_id"])
-        return Expectation({OK})
+            bad.append("worker_id")
+        if message.parameters_dtype not in pst.PAYLOAD_DTYPES:
+            bad.append("parameters_dtype")
+        return Expectation({IA}, bad) if bad else Expectation({OK})
 
     def push(self, message, version_low, version_exact, maybe_remembered):
         """`version_low`: the shard's version is at least this; `version_exact`: and
@@ -176,7 +179,10 @@ class Model:
         if not (math.isfinite(message.worker_images_per_sec) and
                 message.worker_images_per_sec >= 0):
             bad.append("worker_images_per_sec")
-        if len(message.gradients) != 4 * self.info.parameter_count:
+        dtype = message.gradients_dtype
+        if dtype not in pst.PAYLOAD_DTYPES:
+            bad.append("gradients_dtype")  # and the size is not judged
+        elif len(message.gradients) != pst.payload_width(dtype) * self.info.parameter_count:
             bad.append("gradients")
         if len(message.batch_stats) not in (0, 4 * self.info.state_count):
             bad.append("batch_stats")
@@ -184,7 +190,7 @@ class Model:
             return Expectation({IA}, bad)
         if message.server_incarnation not in (0, self.incarnation):
             return Expectation({ABORTED})
-        gradients = pst.floats(message.gradients)
+        gradients = pst.decode_payload(message.gradients, dtype)
         stats = pst.floats(message.batch_stats)
         if not numpy.isfinite(gradients).all() or not numpy.isfinite(stats).all():
             return Expectation({IA}, ["MobilenetV1/"])
@@ -197,7 +203,7 @@ class Model:
 
     def when_applied(self, message, version_low, version_exact):
         """What the shard answers to a validated push: the version, then the bounds."""
-        gradients = pst.floats(message.gradients)
+        gradients = pst.decode_payload(message.gradients, message.gradients_dtype)
         stats = pst.floats(message.batch_stats)
         if message.computed_from_version > version_low:
             if version_exact or message.computed_from_version >= FAR_FUTURE:
@@ -299,7 +305,7 @@ class Tally:
         self.push_refused_by_handler = 0  # FAILED_PRECONDITION and INVALID_ARGUMENT
         self.push_aborted = 0
         self.version_low = 0
-        self.digests = {}  # version -> parameters digest
+        self.digests = {}  # (version, parameters_dtype) -> parameters digest
         self.state_digests = {}
         self.last_applied = {}  # worker -> (PushRequest, PushResponse)
         self.applied_ids = set()  # (worker_id, request_id) of every applied push
@@ -364,8 +370,12 @@ class Fuzzer:
             values[self.rng.randrange(len(values))] = self.pick(SPECIAL)
         return values
 
-    def gradients(self):
-        return self.small_floats(self.info.parameter_count).astype("<f4").tobytes()
+    def gradients(self, dtype=0):
+        return pst.encode_payload(self.small_floats(self.info.parameter_count), dtype)
+
+    def payload_dtype(self):
+        """Mostly float32, as most workers send; the 16-bit formats often enough."""
+        return self.pick([0, 0, 1, 2])
 
     def batch_stats(self):
         return self.info.valid_batch_stats(self.np) if self.rng.random() < 0.5 else b""
@@ -392,8 +402,12 @@ class Fuzzer:
 
     def valid_push(self, **fields):
         pulled = self.pulled()
+        dtype = fields.get("gradients_dtype", self.payload_dtype())
+        if dtype not in pst.PAYLOAD_DTYPES:
+            dtype = 0
         values = dict(worker_id=self.rng.randrange(self.info.num_workers),
-                      gradients=self.gradients(), batch_stats=self.batch_stats(),
+                      gradients=self.gradients(dtype), gradients_dtype=dtype,
+                      batch_stats=self.batch_stats(),
                       example_count=self.pick([1, 32, 64, 1000, MAX_EXAMPLES_PER_PUSH]),
                       worker_steps=self.rng.randrange(10**6),
                       worker_images_per_sec=self.pick([0.0, 12.5, 1e9]),
@@ -405,7 +419,7 @@ class Fuzzer:
         values = dict(plan_fingerprint=self.info.fingerprint, shard_index=self.info.shard_index,
                       include_state=self.rng.random() < 0.5,
                       worker_id=self.pick([-1, 0, 1]), model=self.info.model,
-                      num_shards=self.info.num_shards)
+                      num_shards=self.info.num_shards, parameters_dtype=self.payload_dtype())
         values.update(fields)
         return self.pb.PullRequest(**values)
 
@@ -446,6 +460,7 @@ class Fuzzer:
         "worker_images_per_sec": [float("nan"), float("inf"), float("-inf"), -1.0, -1e-300],
         "gradients": None,  # odd sizes
         "batch_stats": None,
+        "gradients_dtype": [3, 7, -1, INT32_MAX, -2**31],
     }
 
     def broken(self, field):
@@ -515,9 +530,13 @@ class Fuzzer:
             g = self.palette_floats(count) if rng.random() < 0.5 else self.small_floats(count)
             if rng.random() < 0.3:
                 g = self.with_specials(g)
-            gradients = g.astype("<f4").tobytes()
+            dtype = rng.choice([0, 0, 1, 2])
+            gradients = pst.encode_payload(g, dtype)
         else:
+            dtype = rng.choice([0, 0, 1, 2])
             gradients = self.odd_size(count)
+        if rng.random() < 0.1:
+            dtype = rng.choice(INT32_EDGES)
         if rng.random() < 0.5:
             stats = b""
         elif rng.random() < 0.7:
@@ -534,7 +553,7 @@ class Fuzzer:
             request_id=rng.choice(UINT64_EDGES + [rng.getrandbits(64)] * 4),
             computed_from_version=rng.choice([pulled.version] * 4 + INT64_EDGES),
             example_count=rng.choice([64] * 4 + INT64_EDGES),
-            gradients=gradients, batch_stats=stats,
+            gradients=gradients, gradients_dtype=dtype, batch_stats=stats,
             worker_images_per_sec=rng.choice([1.0, 0.0, -0.0, 5e-324, 1e308, -1.0,
                                               float("nan"), float("inf")]),
             worker_steps=rng.choice([0, 7] + INT64_EDGES),
@@ -557,15 +576,18 @@ class Fuzzer:
         return Request("Pull", "pull_valid", self.make_pull())
 
     def pull_invalid(self):
-        choice = self.rng.randrange(3)
+        choice = self.rng.randrange(4)
         if choice == 0:
             return Request("Pull", "pull_wrong_plan",
                            self.make_pull(plan_fingerprint=self.wrong_fingerprint()))
         if choice == 1:
             return Request("Pull", "pull_wrong_shard",
                            self.make_pull(shard_index=self.pick([1, -1, INT32_MAX, -2**31])))
-        return Request("Pull", "pull_unknown_worker",
-                       self.make_pull(worker_id=self.pick([2, 3, 300, -2, -5, INT32_MAX, -2**31])))
+        if choice == 2:
+            return Request("Pull", "pull_unknown_worker", self.make_pull(
+                worker_id=self.pick([2, 3, 300, -2, -5, INT32_MAX, -2**31])))
+        return Request("Pull", "pull_unknown_dtype", self.make_pull(
+            parameters_dtype=self.pick([3, 4, -1, INT32_MAX, -2**31])))
 
     def pull_random(self):
         rng = self.rng
@@ -576,7 +598,8 @@ class Fuzzer:
             include_state=rng.random() < 0.5, worker_id=rng.choice([-1, 0, 1] + INT32_EDGES),
             weight_average=rng.random() < 0.1,
             model=rng.choice(["", self.info.model, "y" * 5000]),
-            num_shards=rng.choice([0, 1, 2, -7, INT32_MAX])))
+            num_shards=rng.choice([0, 1, 2, -7, INT32_MAX]),
+            parameters_dtype=rng.choice([0, 0, 1, 2] + INT32_EDGES)))
 
     def pull_mutated(self):
         return self.mutated("Pull", "pull_mutated", self.make_pull().SerializeToString())
@@ -827,19 +850,30 @@ class Fuzzer:
         r = outcome.response if not request.raw else self.pb.PullResponse.FromString(
             outcome.response)
         t = self.tally
-        check(len(r.parameters) == 4 * self.info.parameter_count,
-              "pull: %d parameter bytes, expected %d" % (len(r.parameters),
-                                                         4 * self.info.parameter_count))
+        dtype = m.parameters_dtype
+        width = pst.payload_width(dtype)
+        check(len(r.parameters) == width * self.info.parameter_count,
+              "pull (parameters_dtype %d): %d parameter bytes, expected %d" %
+              (dtype, len(r.parameters), width * self.info.parameter_count))
+        check(r.parameters_dtype == dtype, "pull: parameters_dtype %d answered, %d asked" %
+              (r.parameters_dtype, dtype))
         check(len(r.state) == (4 * self.info.state_count if m.include_state else 0),
               "pull (include_state %s): %d state bytes" % (m.include_state, len(r.state)))
-        for field in ("parameters", "state"):
-            bad = pst.count_non_finite(getattr(r, field))
+        for field, field_dtype in (("parameters", dtype), ("state", 0)):
+            bad = pst.count_non_finite(getattr(r, field), field_dtype)
             check(bad == 0, "pull of version %d: %d non-finite values in %s" %
                   (r.version, bad, field))
         check(r.server_incarnation == self.model.incarnation,
               "pull: incarnation %d, this run's is %d" % (r.server_incarnation,
                                                           self.model.incarnation))
-        digest = hashlib.sha1(r.parameters).hexdigest()
+        # One version's weights in every format: a 16-bit pull is the float32 weights
+        # rounded (by the test's own reference conversion).
+        digests = {(r.version, dtype): hashlib.sha1(r.parameters).hexdigest()}
+        if dtype == 0:
+            values = pst.floats(r.parameters)
+            for rounded in (1, 2):
+                digests[(r.version, rounded)] = hashlib.sha1(
+                    pst.encode_payload(values, rounded)).hexdigest()
         state_digest = hashlib.sha1(r.state).hexdigest() if m.include_state else None
         with t.lock:
             if self.strict:
@@ -847,9 +881,10 @@ class Fuzzer:
                       (r.version, t.version_low))
             check(r.version >= 0 and r.version >= (t.version_low if self.strict else 0),
                   "pull: version %d" % r.version)
-            known = t.digests.setdefault(r.version, digest)
-            check(known == digest, "two pulls of version %d returned different weights" %
-                  r.version)
+            for (version, in_dtype), digest in digests.items():
+                known = t.digests.setdefault((version, in_dtype), digest)
+                check(known == digest, "two pulls of version %d returned different weights "
+                      "(parameters_dtype %d)" % (version, in_dtype))
             if state_digest is not None:
                 known = t.state_digests.setdefault(r.version, state_digest)
                 check(known == state_digest, "two pulls of version %d returned different "

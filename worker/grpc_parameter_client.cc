@@ -12,6 +12,7 @@
 #include "common/gradient_ops.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "parameter_server/core/payload_dtype.h"
 #include "parameter_server/wire_payload.h"
 #include "security/token_file.h"
 
@@ -238,7 +239,24 @@ grpc::ChannelArguments ChannelArgumentsWithLimit(int message_limit,
   return args;
 }
 
+// Values of each server's parameter payload, in plan order.
+template <typename Shard>
+std::vector<int64_t> ParameterCounts(const std::vector<Shard>& shards) {
+  std::vector<int64_t> counts;
+  for (const Shard& shard : shards) counts.push_back(shard.routing.parameters.count);
+  return counts;
+}
+
+// Values decoded at a time from a received 16-bit payload (kept in cache on the way).
+constexpr int64_t kDecodeChunk = 8192;
+
 }  // namespace
+
+std::string DescribeWireFormats(const GrpcParameterClientOptions& options) {
+  return absl::StrCat("gradients ", WireDtypeName(options.push_dtype),
+                      options.push_dtype == WireDtype::kFloat32 ? "" : " (error feedback)",
+                      ", training weights ", WireDtypeName(options.pull_dtype));
+}
 
 bool IsTransient(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED ||
@@ -259,6 +277,8 @@ GrpcParameterClient::GrpcParameterClient(const ShardingPlan& plan, std::vector<S
     : plan_(plan),
       shards_(std::move(shards)),
       options_(options),
+      push_buffers_(SliceBufferPool::Create(static_cast<size_t>(plan.num_shards()))),
+      residuals_(ParameterCounts(shards_)),
       authorization_(std::move(authorization)) {
   absl::MutexLock lock(&mu_);
   seed_state_ = static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
@@ -363,10 +383,15 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   std::vector<bool> want_state(count);
   std::vector<int64_t> versions(count, 0);
   std::vector<uint64_t> incarnations(count, 0);
+  // Reads see the servers' weights exactly; training pulls may come rounded.
+  const WireDtype asked =
+      purpose == PullPurpose::kTraining ? options_.pull_dtype : WireDtype::kFloat32;
+  std::vector<WireDtype> answered(count, WireDtype::kFloat32);
   for (int i = 0; i < count; ++i) {
     want_state[i] = !state.empty() && shards_[i].routing.state.count > 0;
-    const ps::v1::PullRequest request =
+    ps::v1::PullRequest request =
         MakePullRequest(plan_, i, options_.worker_id, want_state[i], weights, purpose);
+    request.set_parameters_dtype(ToPayloadDtype(asked));
     bool own_buffer;
     const grpc::Status serialized = grpc::SerializationTraits<ps::v1::PullRequest>::Serialize(
         request, &requests[i], &own_buffer);
@@ -378,6 +403,7 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
     const Shard& shard = shards_[i];
     WireReader reader(responses[i]);
     bool has_parameters = false, has_state = false;
+    uint64_t served_dtype = 0;  // PullResponse.parameters_dtype; absent: float32
     int number, wire_type;
     for (;;) {
       ASSIGN_OR_RETURN(const bool more, reader.NextField(number, wire_type));
@@ -392,6 +418,10 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
         ASSIGN_OR_RETURN(incarnations[i], reader.ReadFixed64());
         continue;
       }
+      if (number == ps::v1::PullResponse::kParametersDtypeFieldNumber && wire_type == kWireVarint) {
+        ASSIGN_OR_RETURN(served_dtype, reader.ReadVarint());
+        continue;
+      }
       const bool is_parameters = number == ps::v1::PullResponse::kParametersFieldNumber;
       const bool is_state = number == ps::v1::PullResponse::kStateFieldNumber;
       if ((!is_parameters && !is_state) || wire_type != kWireLengthDelimited ||
@@ -402,14 +432,32 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
       const Routing& routing = is_parameters ? shard.routing.parameters : shard.routing.state;
       float* const target = is_parameters ? parameters.data() : state.data();
       ASSIGN_OR_RETURN(const uint64_t length, reader.ReadVarint());
-      if (length != static_cast<uint64_t>(routing.count) * sizeof(float)) {
-        return absl::InternalError(absl::StrFormat(
-            "answered %d %s bytes, expected %d", length, is_parameters ? "parameter" : "state",
-            routing.count * sizeof(float)));
+      const uint64_t values = static_cast<uint64_t>(routing.count);
+      // The parameters in the format asked for, or float32 from a server that predates
+      // PayloadDtype (it ignores the field); the state always float32.
+      const WireDtype dtype =
+          is_parameters && length == values * BytesPerValue(asked) ? asked : WireDtype::kFloat32;
+      if (length != values * BytesPerValue(dtype)) {
+        return absl::InternalError(
+            absl::StrFormat("answered %d %s bytes, expected %d (%d %s values)", length,
+                            is_parameters ? "parameter" : "state", values * BytesPerValue(dtype),
+                            values, WireDtypeName(dtype)));
       }
-      for (const Segment& segment : routing.segments) {
-        RETURN_IF_ERROR(reader.ReadBytes(segment.size * sizeof(float),
-                                         reinterpret_cast<char*>(target + segment.flat_offset)));
+      if (is_parameters) answered[i] = dtype;
+      if (dtype == WireDtype::kFloat32) {
+        for (const Segment& segment : routing.segments) {
+          RETURN_IF_ERROR(reader.ReadBytes(segment.size * sizeof(float),
+                                           reinterpret_cast<char*>(target + segment.flat_offset)));
+        }
+      } else {
+        char encoded[kDecodeChunk * 2];
+        for (const Segment& segment : routing.segments) {
+          for (int64_t done = 0; done < segment.size; done += kDecodeChunk) {
+            const int64_t n = std::min(kDecodeChunk, segment.size - done);
+            RETURN_IF_ERROR(reader.ReadBytes(n * BytesPerValue(dtype), encoded));
+            DecodeFloats(dtype, encoded, absl::MakeSpan(target + segment.flat_offset + done, n));
+          }
+        }
       }
       has_parameters |= is_parameters;
       has_state |= is_state;
@@ -417,6 +465,11 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
     if (!has_parameters || (want_state[i] && !has_state)) {
       return absl::InternalError(absl::StrCat("answered without ",
                                               has_parameters ? "state" : "parameters"));
+    }
+    if (served_dtype != static_cast<uint64_t>(answered[i])) {
+      return absl::InternalError(
+          absl::StrFormat("answered parameters_dtype %d for a payload of %s values", served_dtype,
+                          WireDtypeName(answered[i])));
     }
     return absl::OkStatus();
   };
@@ -451,20 +504,32 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
     steps = steps_;
   }
   // Each request is its small fields, then the payload fields whose bytes are slices of
-  // the caller's buffers (not copied; Push returns only once gRPC has released them).
+  // the caller's buffers (not copied; Push returns only once gRPC has released them), or
+  // for 16-bit gradients of a pooled buffer they are encoded into, once: every retry
+  // resends the same bytes, and the residuals are settled by the final answers.
+  const WireDtype dtype = options_.push_dtype;
   BorrowedMemory borrowed;
   std::vector<grpc::ByteBuffer> requests(count), responses(count);
+  std::vector<ErrorFeedbackResiduals::Pending> pending;
   for (int i = 0; i < count; ++i) {
     const Shard& shard = shards_[i];
-    const ps::v1::PushRequest fields = MakePushFields(plan_, i, request, images_per_sec, steps);
+    ps::v1::PushRequest fields = MakePushFields(plan_, i, request, images_per_sec, steps);
+    fields.set_gradients_dtype(ToPayloadDtype(dtype));
     std::string header = fields.SerializeAsString();
-    AppendLengthDelimitedHeader(ps::v1::PushRequest::kGradientsFieldNumber,
-                                shard.routing.parameters.count * sizeof(float), header);
+    const size_t gradient_bytes = shard.routing.parameters.count * BytesPerValue(dtype);
+    AppendLengthDelimitedHeader(ps::v1::PushRequest::kGradientsFieldNumber, gradient_bytes, header);
     std::vector<grpc::Slice> slices;
     slices.emplace_back(header);
-    for (const Segment& segment : shard.routing.parameters.segments) {
-      slices.push_back(borrowed.Borrow(request.gradients.data() + segment.flat_offset,
-                                       segment.size * sizeof(float)));
+    if (dtype == WireDtype::kFloat32) {
+      for (const Segment& segment : shard.routing.parameters.segments) {
+        slices.push_back(borrowed.Borrow(request.gradients.data() + segment.flat_offset,
+                                         segment.size * sizeof(float)));
+      }
+    } else {
+      std::unique_ptr<std::vector<char>> encoded = push_buffers_->Take(gradient_bytes);
+      pending.push_back(residuals_.Encode(i, request.request_id, dtype, request.gradients,
+                                          shard.routing.parameters.segments, encoded->data()));
+      slices.push_back(push_buffers_->ToSlice(std::move(encoded), gradient_bytes));
     }
     if (!request.batch_stats.empty() && shard.routing.state.count > 0) {
       std::string stats_header;
@@ -499,6 +564,13 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
           "parameter server %d (%s) Push: malformed response: %s", i, shards_[i].name,
           parsed.error_message()));
     }
+  }
+  for (ErrorFeedbackResiduals::Pending& push : pending) {
+    const int i = push.server;
+    const PushOutcome outcome = !results[i].ok()         ? PushOutcome::kNotApplied
+                                : decoded[i].duplicate() ? PushOutcome::kDuplicate
+                                                         : PushOutcome::kApplied;
+    residuals_.Settle(std::move(push), outcome);
   }
   PushResult result;
   for (int i = 0; i < count; ++i) {

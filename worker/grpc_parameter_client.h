@@ -25,9 +25,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/float_conversion.h"
 #include "mobilenet/ps/v1/parameter_server.grpc.pb.h"
 #include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/wire_payload.h"
 #include "security/transport_security.h"
+#include "worker/error_feedback_residuals.h"
 #include "worker/parameter_client.h"
 #include "worker/shard_routing.h"
 
@@ -66,7 +69,17 @@ struct GrpcParameterClientOptions {
   // answer (within rpc_timeout).
   // Not owned; may be null.
   const std::atomic<bool>* stop = nullptr;
+  // The wire formats (PayloadDtype; parameter_server.proto says why they may differ):
+  // of pushed gradients, sent with error feedback when 16-bit
+  // (worker/error_feedback_residuals.h), and of the weights of training pulls
+  // (PullPurpose::kTraining). Reads (evaluation, export, tools) always pull float32: they
+  // should see the servers' weights exactly. Batch-norm payloads are always float32.
+  WireDtype push_dtype = WireDtype::kFloat32;
+  WireDtype pull_dtype = WireDtype::kFloat32;
 };
+
+// "gradients bf16 (error feedback), training weights fp32", for logs.
+std::string DescribeWireFormats(const GrpcParameterClientOptions& options);
 
 // Thread-safe: several training threads may share one client (each call has its own
 // RPC state; channels and stubs are shared).
@@ -94,10 +107,12 @@ class GrpcParameterClient : public ParameterClient {
   // ParameterClient. Errors from a server are prefixed with "parameter server <i>
   // (<address>) <method>": e.g. FAILED_PRECONDITION for a plan mismatch, and after the
   // patience is spent UNAVAILABLE or DEADLINE_EXCEEDED with the number of attempts made.
-  // Pull copies each server's payload from the received bytes straight into place. Push
-  // sends the gradients and statistics straight from the caller's buffers (no copy) and
-  // returns only once gRPC has released them; it also sends the progress figures set
-  // with set_progress (for the servers' status table).
+  // Pull copies each server's payload from the received bytes straight into place
+  // (decoding 16-bit weights on the way; a server that predates PayloadDtype answers
+  // float32, which is accepted). Push sends float32 gradients and the statistics straight
+  // from the caller's buffers (no copy), 16-bit gradients from a buffer they are encoded
+  // into with error feedback, and returns only once gRPC has released them; it also sends
+  // the progress figures set with set_progress (for the servers' status table).
   using ParameterClient::Pull;
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
                                     WeightsKind weights, PullPurpose purpose) override;
@@ -132,6 +147,9 @@ class GrpcParameterClient : public ParameterClient {
   const ShardingPlan plan_;
   const std::vector<Shard> shards_;
   const GrpcParameterClientOptions options_;
+  // 16-bit pushes: their encoded gradients' memory, and the rounding residuals.
+  const std::shared_ptr<SliceBufferPool> push_buffers_;
+  ErrorFeedbackResiduals residuals_;
   // "Bearer <secret>" sent with every call, or empty without a token file.
   std::string authorization_;
 

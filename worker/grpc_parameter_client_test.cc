@@ -10,9 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/float_conversion.h"
+#include "common/grpc_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/grpc_status.h"
 #include "parameter_server/grpc_server.h"
 #include "parameter_server/parameter_service.h"
 #include "worker/in_process_parameter_client.h"
@@ -190,6 +191,136 @@ TEST_F(GrpcParameterClientTest, TrainsExactlyLikeTheInProcessClient) {
   EXPECT_EQ((*status)[0].pushes_applied(), 4);
   EXPECT_EQ((*status)[0].workers(1).examples(), 256);
   EXPECT_EQ((*status)[1].parameter_count() + (*status)[0].parameter_count(), parameter_count());
+}
+
+// `values` as they arrive after a trip through `dtype`.
+std::vector<float> Rounded(WireDtype dtype, const std::vector<float>& values) {
+  std::vector<char> bytes(values.size() * BytesPerValue(dtype));
+  EncodeFloats(dtype, values, bytes.data());
+  std::vector<float> back(values.size());
+  DecodeFloats(dtype, bytes.data(), absl::MakeSpan(back));
+  return back;
+}
+
+// What error feedback sends of `gradients` with `residual` (the full model's, in any
+// order: each value is rounded on its own), updating the residual.
+std::vector<float> SentWithFeedback(WireDtype dtype, const std::vector<float>& gradients,
+                                    std::vector<float>& residual) {
+  std::vector<char> bytes(gradients.size() * BytesPerValue(dtype));
+  EncodeWithErrorFeedback(dtype, gradients, residual, absl::MakeSpan(residual), bytes.data());
+  std::vector<float> sent(gradients.size());
+  DecodeFloats(dtype, bytes.data(), absl::MakeSpan(sent));
+  return sent;
+}
+
+// A client pushing and pulling in `dtype` against servers of its own, beside a reference
+// cluster that is sent in float32 what the client's compressed payloads decode to.
+class WireFormatTest : public GrpcParameterClientTest,
+                       public ::testing::WithParamInterface<WireDtype> {
+ protected:
+  void SetUp() override {
+    GrpcParameterClientTest::SetUp();
+    GrpcParameterClientOptions options;
+    options.worker_id = 1;
+    options.push_dtype = GetParam();
+    options.pull_dtype = GetParam();
+    remote_ = MakeClient(cluster_->StartAll(), options);
+    reference_shards_ = std::make_unique<LocalCluster>(*plan_);
+    absl::StatusOr<std::unique_ptr<InProcessParameterClient>> local =
+        InProcessParameterClient::Create(*plan_, reference_shards_->core_pointers(), 1);
+    ASSERT_TRUE(local.ok()) << local.status();
+    local_ = std::move(*local);
+  }
+
+  // Pushes `gradients` (request `id`) through the client and `sent` in float32 to the
+  // reference; expects both answers alike.
+  void PushBoth(uint64_t id, const std::vector<float>& gradients, const std::vector<float>& sent,
+                bool duplicate_only_remote = false) {
+    const std::vector<float> stats(state_count(), 0.25f);
+    PushRequest push;
+    push.worker_id = 1;
+    push.request_id = id;
+    push.example_count = 32;
+    push.gradients = gradients;
+    push.batch_stats = stats;
+    push.computed_from.shard_versions = {0, 0};
+    absl::StatusOr<PushResult> remote = remote_->Push(push);
+    ASSERT_TRUE(remote.ok()) << remote.status();
+    if (duplicate_only_remote) return;
+    push.gradients = sent;
+    absl::StatusOr<PushResult> local = local_->Push(push);
+    ASSERT_TRUE(local.ok()) << local.status();
+    EXPECT_EQ(remote->version.shard_versions, local->version.shard_versions);
+  }
+
+  // Expects the servers' float32 weights and statistics to be the reference's, and a
+  // training pull to be them rounded to the wire format.
+  void ExpectSameServers() {
+    std::vector<float> remote_params(parameter_count()), local_params(parameter_count());
+    std::vector<float> remote_state(state_count()), local_state(state_count());
+    ASSERT_TRUE(remote_->Pull(absl::MakeSpan(remote_params), absl::MakeSpan(remote_state)).ok());
+    ASSERT_TRUE(local_->Pull(absl::MakeSpan(local_params), absl::MakeSpan(local_state)).ok());
+    EXPECT_EQ(remote_params, local_params);  // reads are float32: the masters exactly
+    EXPECT_EQ(remote_state, local_state);
+    std::vector<float> training(parameter_count());
+    absl::StatusOr<ModelVersion> version = remote_->PullForTraining(absl::MakeSpan(training));
+    ASSERT_TRUE(version.ok()) << version.status();
+    EXPECT_EQ(training, Rounded(GetParam(), local_params));
+  }
+
+  std::unique_ptr<GrpcParameterClient> remote_;
+  std::unique_ptr<LocalCluster> reference_shards_;
+  std::unique_ptr<InProcessParameterClient> local_;
+};
+
+TEST_P(WireFormatTest, PullsAndPushesRoundTripWithErrorFeedback) {
+  ExpectSameServers();
+  std::vector<float> residual(parameter_count(), 0.0f);
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<float> gradients = Gradients(parameter_count(), step);
+    PushBoth(step + 1, gradients, SentWithFeedback(GetParam(), gradients, residual));
+    ExpectSameServers();
+  }
+  if (GetParam() != WireDtype::kFloat32) {
+    // The rounding showed (else the comparison above proves nothing about the feedback).
+    EXPECT_NE(Rounded(GetParam(), Gradients(parameter_count(), 0)),
+              Gradients(parameter_count(), 0));
+  }
+  absl::StatusOr<std::vector<ps::v1::StatusResponse>> status = AllStatuses(*remote_);
+  ASSERT_TRUE(status.ok()) << status.status();
+  // The servers counted what travelled: 2 or 4 bytes a gradient in, per format.
+  const int64_t in = (*status)[0].bytes_in() + (*status)[1].bytes_in();
+  EXPECT_GT(in, 3 * parameter_count() * static_cast<int64_t>(BytesPerValue(GetParam())));
+  EXPECT_LT(in, 3 * parameter_count() * static_cast<int64_t>(BytesPerValue(GetParam())) +
+                    3 * state_count() * 4 + 4096);
+}
+
+TEST_P(WireFormatTest, ARetriedPushAddsItsResidualOnce) {
+  std::vector<float> residual(parameter_count(), 0.0f);
+  const std::vector<float> first = Gradients(parameter_count(), 0);
+  PushBoth(1, first, SentWithFeedback(GetParam(), first, residual));
+  // The same request again: a duplicate everywhere, which must leave the residual alone...
+  PushBoth(1, first, {}, /*duplicate_only_remote=*/true);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(cluster_->core(i)->GetStatus().pushes_duplicate(), 1);
+  // ...so that the next push carries exactly the first one's residual.
+  const std::vector<float> second = Gradients(parameter_count(), 1);
+  PushBoth(2, second, SentWithFeedback(GetParam(), second, residual));
+  ExpectSameServers();
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryFormat, WireFormatTest,
+                         ::testing::Values(WireDtype::kFloat32, WireDtype::kBfloat16,
+                                           WireDtype::kFloat16),
+                         [](const ::testing::TestParamInfo<WireDtype>& info) {
+                           return std::string(WireDtypeName(info.param));
+                         });
+
+TEST(DescribeWireFormatsTest, NamesBothDirections) {
+  GrpcParameterClientOptions options;
+  options.push_dtype = WireDtype::kBfloat16;
+  options.pull_dtype = WireDtype::kFloat16;
+  EXPECT_EQ(DescribeWireFormats(options), "gradients bf16 (error feedback), training weights fp16");
+  EXPECT_EQ(DescribeWireFormats({}), "gradients fp32, training weights fp32");
 }
 
 TEST_F(GrpcParameterClientTest, PullsTheWeightAverageLikeTheInProcessClient) {

@@ -1,7 +1,8 @@
 // A ParameterClient over parameter-server cores in the same process: the same protocol
 // messages the gRPC client sends, handed straight to each ParameterServerCore, so a whole
 // cluster (several servers, several workers, the chief's end of training) runs in one
-// process without sockets (tests, single-process training).
+// process without sockets (tests, single-process training). Payloads are always float32
+// (PAYLOAD_DTYPE_FLOAT32): nothing travels, so there is nothing for 16-bit formats to save.
 #ifndef MOBILENET_WORKER_IN_PROCESS_PARAMETER_CLIENT_H_
 #define MOBILENET_WORKER_IN_PROCESS_PARAMETER_CLIENT_H_
 

@@ -2,9 +2,13 @@
 // parameter servers, and of applying it on a server.
 //
 // Transport (default): starts --num_ps parameter servers in this process on loopback TCP
-// (127.0.0.1, real sockets) and times one Pull plus one Push of the whole model (weights
-// and batch-norm statistics each way) per iteration through GrpcParameterClient; prints
-// the median seconds and the effective rate (bytes pulled + bytes pushed) / time.
+// (127.0.0.1, real sockets) and times one training Pull plus one Push of the whole model
+// (weights and batch-norm statistics each way) per iteration through GrpcParameterClient;
+// prints the median seconds and the effective rate (bytes pulled + bytes pushed) / time.
+// --wire_dtype picks the format of the weights and gradients on the wire (fp32, bf16,
+// fp16; 16-bit pushes with error feedback); --wire_dtype=all times every format in turn
+// against the same servers and prints them side by side: rates in float32-equivalent
+// bytes (what the worker gets and gives), and the bytes the servers counted on the wire.
 //
 // Capacity (--capacity): full-model pushes per second that one parameter server core
 // handles with one thread (ParameterServerCore::Push: validation, the all-or-nothing
@@ -25,7 +29,8 @@
 // client's (small) share. The output says whether metrics were on and how many scrapes
 // were made; any failed scrape fails the run.
 //
-//   mobilenet-transport-bench [--num_ps=2] [--iterations=10] [--metrics] [--json]
+//   mobilenet-transport-bench [--num_ps=2] [--iterations=10] [--wire_dtype=fp32|bf16|fp16|all]
+//                             [--metrics] [--json]
 //   mobilenet-transport-bench --capacity [--worker_step_seconds=1.5] [--metrics] [--json]
 
 #include <algorithm>
@@ -48,6 +53,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/benchmark_timing.h"
+#include "common/float_conversion.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "metrics/metrics_scraper.h"
@@ -80,6 +86,9 @@ ABSL_FLAG(bool, metrics, false,
 ABSL_FLAG(double, metrics_scrape_hz, 10,
           "With --metrics: scrapes of each server's /metrics per second during the timed "
           "iterations (far more often than Prometheus, to bound the cost from above); 0: none");
+ABSL_FLAG(std::string, wire_dtype, "fp32",
+          "Transport mode: the wire format of weights and gradients (fp32, bf16, fp16), or all "
+          "of them side by side");
 ABSL_FLAG(std::string, server_certs_dir, "",
           "Transport mode with transport security: a deploy/make_certs.sh folder whose "
           "ps-<i>.crt/.key (with TLS) and tokens/server.tokens (with tokens) the bench's own "
@@ -212,6 +221,133 @@ absl::Status CheckIterations(int warmup, int iterations) {
   return absl::OkStatus();
 }
 
+// One wire format's figures over the timed iterations (medians; CPU and bytes per
+// iteration).
+struct TransportFigures {
+  WireDtype dtype = WireDtype::kFloat32;
+  double pull_seconds = 0;
+  double push_seconds = 0;
+  double total_seconds = 0;
+  double cpu_seconds = 0;
+  double wire_bytes = 0;  // both ways, as the servers counted them
+};
+
+// The formats --wire_dtype names: one, or every one for "all".
+absl::StatusOr<std::vector<WireDtype>> DtypesFromFlag() {
+  const std::string flag = absl::GetFlag(FLAGS_wire_dtype);
+  if (flag == "all")
+    return std::vector<WireDtype>{WireDtype::kFloat32, WireDtype::kBfloat16, WireDtype::kFloat16};
+  absl::StatusOr<WireDtype> dtype = ParseWireDtype(flag);
+  if (!dtype.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--wire_dtype: ", dtype.status().message(), ", or all"));
+  }
+  return std::vector<WireDtype>{*dtype};
+}
+
+// The bytes every server counted in and out so far.
+int64_t ServerBytes(const std::vector<std::unique_ptr<ParameterServerCore>>& cores) {
+  int64_t bytes = 0;
+  for (const auto& core : cores) {
+    const ps::v1::StatusResponse status = core->GetStatus();
+    bytes += status.bytes_in() + status.bytes_out();
+  }
+  return bytes;
+}
+
+// Times `warmup` + `iterations` training pulls and pushes of the whole model through
+// `client` (requests numbered from `first_request_id`); starts `scrapes` with the timing.
+absl::StatusOr<TransportFigures> TimeTransport(
+    GrpcParameterClient& client, const std::vector<std::unique_ptr<ParameterServerCore>>& cores,
+    int64_t parameter_count, int64_t state_count, int warmup, int iterations,
+    uint64_t first_request_id, ScrapeLoop& scrapes) {
+  std::vector<float> parameters(parameter_count), state(state_count);
+  // Gradients of several magnitudes, so 16-bit rounding has work to do.
+  std::vector<float> gradients(parameter_count), batch_stats(state_count, 0.5f);
+  for (int64_t i = 0; i < parameter_count; ++i) gradients[i] = 1e-4f * (1 + i % 97) / 97;
+  std::vector<double> pull_seconds, push_seconds, total_seconds;
+  double cpu_start = 0;
+  int64_t bytes_start = 0;
+  for (int it = 0; it < warmup + iterations; ++it) {
+    if (it == warmup) {
+      bytes_start = ServerBytes(cores);
+      scrapes.Start();
+      cpu_start = ProcessCpuSeconds();
+    }
+    const auto start = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(const ModelVersion version,
+                     client.Pull(absl::MakeSpan(parameters), absl::MakeSpan(state),
+                                 WeightsKind::kRaw, PullPurpose::kTraining));
+    const auto pulled = std::chrono::steady_clock::now();
+    PushRequest push;
+    push.worker_id = 0;
+    push.request_id = first_request_id + static_cast<uint64_t>(it);
+    push.computed_from = version;
+    push.example_count = 64;
+    push.gradients = gradients;
+    push.batch_stats = batch_stats;
+    RETURN_IF_ERROR(client.Push(push).status());
+    const auto pushed = std::chrono::steady_clock::now();
+    if (it < warmup) continue;
+    pull_seconds.push_back(Seconds(pulled - start));
+    push_seconds.push_back(Seconds(pushed - pulled));
+    total_seconds.push_back(Seconds(pushed - start));
+  }
+  TransportFigures figures;
+  // Client and servers together: what one pull + push costs the machine.
+  figures.cpu_seconds = (ProcessCpuSeconds() - cpu_start) / iterations;
+  figures.wire_bytes = static_cast<double>(ServerBytes(cores) - bytes_start) / iterations;
+  figures.pull_seconds = Median(pull_seconds);
+  figures.push_seconds = Median(push_seconds);
+  figures.total_seconds = Median(total_seconds);
+  return figures;
+}
+
+// Every format's figures in one table (or one JSON object with a list).
+void PrintSideBySide(const ShardingPlan& plan, int num_ps, const TransportSecurity& security,
+                     double bytes_each_way, int iterations,
+                     const std::vector<TransportFigures>& figures, bool json,
+                     const std::string& metrics_json, const std::string& metrics_line) {
+  if (json) {
+    std::string formats;
+    for (const TransportFigures& f : figures) {
+      absl::StrAppend(
+          &formats, formats.empty() ? "" : ", ",
+          absl::StrFormat(
+              "{\"wire_dtype\": \"%s\", \"median_seconds\": %.6f, "
+              "\"median_pull_seconds\": %.6f, \"median_push_seconds\": %.6f, "
+              "\"pull_gb_per_sec\": %.3f, \"push_gb_per_sec\": %.3f, "
+              "\"wire_bytes_per_iteration\": %.0f, \"cpu_seconds_per_iteration\": %.6f}",
+              WireDtypeName(f.dtype), f.total_seconds, f.pull_seconds, f.push_seconds,
+              bytes_each_way / f.pull_seconds / 1e9, bytes_each_way / f.push_seconds / 1e9,
+              f.wire_bytes, f.cpu_seconds));
+    }
+    absl::PrintF(
+        "{\"mode\": \"transport\", \"model\": \"%s\", \"num_ps\": %d, "
+        "\"bytes_each_way\": %.0f, \"iterations\": %d, \"transport_security\": \"%s\", "
+        "\"formats\": [%s], %s}\n",
+        plan.model(), num_ps, bytes_each_way, iterations, security.Describe(), formats,
+        metrics_json);
+    return;
+  }
+  absl::PrintF("model            %s\n", plan.model());
+  absl::PrintF("parameter servers %d on 127.0.0.1 (gRPC over TCP, transport security: %s)\n",
+               num_ps, security.Describe());
+  absl::PrintF("payload          %.1f MB each way as float32; medians of %d iterations\n",
+               bytes_each_way / 1e6, iterations);
+  absl::PrintF(
+      "rates in float32-equivalent GB/s (model bytes / time); wire MB as the servers "
+      "counted them\n");
+  absl::PrintF("%-6s %9s %9s %10s %10s %13s %12s\n", "format", "pull s", "push s", "pull GB/s",
+               "push GB/s", "wire MB/step", "CPU s/step");
+  for (const TransportFigures& f : figures) {
+    absl::PrintF("%-6s %9.4f %9.4f %10.2f %10.2f %13.1f %12.4f\n", WireDtypeName(f.dtype),
+                 f.pull_seconds, f.push_seconds, bytes_each_way / f.pull_seconds / 1e9,
+                 bytes_each_way / f.push_seconds / 1e9, f.wire_bytes / 1e6, f.cpu_seconds);
+  }
+  absl::PrintF("metrics          %s\n", metrics_line);
+}
+
 absl::Status RunTransport() {
   const MobileNetConfig config = ConfigFromFlags();
   const int num_ps = absl::GetFlag(FLAGS_num_ps);
@@ -221,6 +357,7 @@ absl::Status RunTransport() {
   const double scrape_hz = absl::GetFlag(FLAGS_metrics_scrape_hz);
   RETURN_IF_ERROR(CheckIterations(warmup, iterations));
   RETURN_IF_ERROR(CheckScrapeRate(scrape_hz));
+  ASSIGN_OR_RETURN(const std::vector<WireDtype> dtypes, DtypesFromFlag());
   ASSIGN_OR_RETURN(const ShardingPlan plan, ShardingPlan::Create(config, num_ps));
 
   std::vector<std::unique_ptr<ParameterServerCore>> cores;
@@ -274,72 +411,64 @@ absl::Status RunTransport() {
     addresses.push_back(absl::StrCat("127.0.0.1:", server.port));
     servers.push_back(std::move(server));
   }
-  GrpcParameterClientOptions client_options;
-  client_options.worker_id = 0;
-  client_options.security = client_security;
-  ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
-                   GrpcParameterClient::Create(plan, addresses, client_options));
-
   const int64_t parameter_count = plan.parameter_layout().total_size();
   const int64_t state_count = plan.state_layout().total_size();
-  std::vector<float> parameters(parameter_count), state(state_count);
-  std::vector<float> gradients(parameter_count, 1e-4f), batch_stats(state_count, 0.5f);
-  std::vector<double> pull_seconds, push_seconds, total_seconds;
   ScrapeLoop scrapes(metrics_ports, scrape_hz);
-  double cpu_start = 0;
-  for (int it = 0; it < warmup + iterations; ++it) {
-    if (it == warmup) {
-      scrapes.Start();
-      cpu_start = ProcessCpuSeconds();
-    }
-    const auto start = std::chrono::steady_clock::now();
-    ASSIGN_OR_RETURN(const ModelVersion version,
-                     client->Pull(absl::MakeSpan(parameters), absl::MakeSpan(state)));
-    const auto pulled = std::chrono::steady_clock::now();
-    PushRequest push;
-    push.worker_id = 0;
-    push.request_id = static_cast<uint64_t>(it + 1);
-    push.computed_from = version;
-    push.example_count = 64;
-    push.gradients = gradients;
-    push.batch_stats = batch_stats;
-    RETURN_IF_ERROR(client->Push(push).status());
-    const auto pushed = std::chrono::steady_clock::now();
-    if (it < warmup) continue;
-    pull_seconds.push_back(Seconds(pulled - start));
-    push_seconds.push_back(Seconds(pushed - pulled));
-    total_seconds.push_back(Seconds(pushed - start));
+  std::vector<TransportFigures> figures;
+  for (size_t f = 0; f < dtypes.size(); ++f) {
+    GrpcParameterClientOptions client_options;
+    client_options.worker_id = 0;
+    client_options.security = client_security;
+    client_options.push_dtype = dtypes[f];
+    client_options.pull_dtype = dtypes[f];
+    ASSIGN_OR_RETURN(std::unique_ptr<GrpcParameterClient> client,
+                     GrpcParameterClient::Create(plan, addresses, client_options));
+    ASSIGN_OR_RETURN(
+        TransportFigures measured,
+        TimeTransport(*client, cores, parameter_count, state_count, warmup, iterations,
+                      /*first_request_id=*/static_cast<uint64_t>(f) * 1000000 + 1, scrapes));
+    measured.dtype = dtypes[f];
+    figures.push_back(measured);
   }
-  // Client and servers together: what one pull + push costs the machine.
-  const double cpu_per_iteration = (ProcessCpuSeconds() - cpu_start) / iterations;
   RETURN_IF_ERROR(scrapes.Stop());
   for (int port : metrics_ports) RETURN_IF_ERROR(CheckServed(port, /*with_calls=*/true));
   for (StartedServer& server : servers) server.server->Shutdown();
 
   const double bytes_each_way = static_cast<double>(parameter_count + state_count) * sizeof(float);
-  const double median = Median(total_seconds);
+  const bool json = absl::GetFlag(FLAGS_json);
+  if (figures.size() > 1) {
+    PrintSideBySide(plan, num_ps, client_security, bytes_each_way, iterations, figures, json,
+                    MetricsJson(metrics, scrape_hz, scrapes),
+                    MetricsLine(metrics, scrape_hz, scrapes));
+    return absl::OkStatus();
+  }
+  const TransportFigures& only = figures.front();
+  const double median = only.total_seconds;
   const double gbps = 2 * bytes_each_way / median / 1e9;
-  if (absl::GetFlag(FLAGS_json)) {
+  if (json) {
     absl::PrintF(
         "{\"mode\": \"transport\", \"model\": \"%s\", \"num_ps\": %d, \"floats\": %d, "
         "\"bytes_each_way\": %.0f, \"iterations\": %d, \"median_seconds\": %.6f, "
         "\"median_pull_seconds\": %.6f, \"median_push_seconds\": %.6f, "
         "\"effective_gb_per_sec\": %.3f, \"cpu_seconds_per_iteration\": %.6f, "
+        "\"wire_dtype\": \"%s\", \"wire_bytes_per_iteration\": %.0f, "
         "\"transport_security\": \"%s\", %s}\n",
         plan.model(), num_ps, parameter_count + state_count, bytes_each_way, iterations, median,
-        Median(pull_seconds), Median(push_seconds), gbps, cpu_per_iteration,
-        client_security.Describe(), MetricsJson(metrics, scrape_hz, scrapes));
+        only.pull_seconds, only.push_seconds, gbps, only.cpu_seconds, WireDtypeName(only.dtype),
+        only.wire_bytes, client_security.Describe(), MetricsJson(metrics, scrape_hz, scrapes));
   } else {
     absl::PrintF("model            %s\n", plan.model());
     absl::PrintF("parameter servers %d on 127.0.0.1 (gRPC over TCP, transport security: %s)\n",
                  num_ps, client_security.Describe());
-    absl::PrintF("payload          %.1f MB each way (%d floats)\n", bytes_each_way / 1e6,
-                parameter_count + state_count);
+    absl::PrintF("payload          %.1f MB each way as float32 (%d floats)\n", bytes_each_way / 1e6,
+                 parameter_count + state_count);
+    absl::PrintF("wire format      %s (%.1f MB on the wire per pull + push)\n",
+                 WireDtypeName(only.dtype), only.wire_bytes / 1e6);
     absl::PrintF("pull + push      %.4f s median of %d (pull %.4f s, push %.4f s)\n", median,
-                iterations, Median(pull_seconds), Median(push_seconds));
-    absl::PrintF("effective rate   %.2f GB/s ((pulled + pushed bytes) / time)\n", gbps);
+                 iterations, only.pull_seconds, only.push_seconds);
+    absl::PrintF("effective rate   %.2f GB/s ((pulled + pushed float32 bytes) / time)\n", gbps);
     absl::PrintF("CPU              %.4f s per pull + push (client and servers, all threads)\n",
-                 cpu_per_iteration);
+                 only.cpu_seconds);
     absl::PrintF("metrics          %s\n", MetricsLine(metrics, scrape_hz, scrapes));
   }
   return absl::OkStatus();

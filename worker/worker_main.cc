@@ -17,10 +17,12 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/cluster_spec.h"
+#include "common/float_conversion.h"
 #include "metrics/metrics_endpoint.h"
 #include "metrics/worker_metrics.h"
 #include "parameter_server/cluster_flags.h"
@@ -83,6 +85,15 @@ ABSL_FLAG(int, stop_exit_code, 0,
           "after its step in progress, pushing that step whole). 0 says the stop was clean; "
           "under a Kubernetes Job, where a pod exiting 0 counts as completed, use 143 so "
           "that the Job starts the worker again and it resumes its share.");
+ABSL_FLAG(mobilenet::WireDtype, wire_dtype, mobilenet::WireDtype::kFloat32,
+          "Cluster: the format of pushed gradients and of pulled training weights on the "
+          "wire: fp32, bf16 or fp16. 16-bit gradients are sent with error feedback (the "
+          "rounding error is added to the next push); the parameter servers keep float32 "
+          "weights and accept every format. Batch-norm statistics and evaluation pulls stay "
+          "fp32. See --wire_dtype_pull.");
+ABSL_FLAG(std::string, wire_dtype_pull, "",
+          "Cluster: the format of pulled training weights, when it should differ from "
+          "--wire_dtype (fp32, bf16, fp16); empty: --wire_dtype.");
 ABSL_FLAG(double, ps_patience_secs, 300,
           "Cluster: how long a call keeps retrying an unreachable parameter server (e.g. "
           "while it restarts) before the worker gives up.");
@@ -183,6 +194,13 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   client.worker_id = cluster.task_index;
   client.stop = &stop_requested;
   client.security = mobilenet::TransportSecurityFromFlags();
+  client.push_dtype = absl::GetFlag(FLAGS_wire_dtype);
+  client.pull_dtype = client.push_dtype;
+  if (const std::string pull = absl::GetFlag(FLAGS_wire_dtype_pull); !pull.empty()) {
+    absl::StatusOr<mobilenet::WireDtype> parsed = mobilenet::ParseWireDtype(pull);
+    if (!parsed.ok()) return Fail(absl::StrCat("--wire_dtype_pull: ", parsed.status().message()));
+    client.pull_dtype = *parsed;
+  }
   auto retry_logger = std::make_shared<RetryLogger>();
   client.on_retry = [retry_logger](const std::string& what) { (*retry_logger)(what); };
   const std::vector<std::string> targets = cluster.PsTargets();
@@ -199,6 +217,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   printf("MobileNet-V1 alpha %.3g, %dx%dx%d input, batch %d, %d thread(s), %s\n", o.model.alpha,
          o.model.resolution, o.model.resolution, o.model.input_channels, o.trainer.batch_size,
          o.threads, cluster.Describe().c_str());
+  printf("Wire formats: %s\n", mobilenet::DescribeWireFormats(client).c_str());
   fflush(stdout);
   std::unique_ptr<mobilenet::MetricsEndpoint> metrics_endpoint;
   std::unique_ptr<mobilenet::WorkerMetrics> worker_metrics;

@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_format.h"
 #include "common/check.h"
+#include "common/float_conversion.h"
 #include "common/status_macros.h"
+#include "parameter_server/core/payload_dtype.h"
 
 namespace mobilenet {
 namespace {
@@ -116,7 +118,10 @@ absl::StatusOr<int64_t> ParameterServerCore::Pull(const Caller& caller,
   if (ledger_.IsMember(request.worker_id())) ledger_.RecordContact(request.worker_id(), absl::Now());
   absl::MutexLock lock(&stats_mu_);
   bytes_in_ += static_cast<int64_t>(request.ByteSizeLong());
-  bytes_out_ += static_cast<int64_t>((parameters.size() + state.size()) * sizeof(float)) +
+  // The parameters leave in the asked-for format (the transport encodes them).
+  bytes_out_ += static_cast<int64_t>(parameters.size() *
+                                         BytesPerValue(ToWireDtype(request.parameters_dtype())) +
+                                     state.size() * sizeof(float)) +
                 kPullResponseOverhead;
   return version;
 }

@@ -86,7 +86,8 @@ class ParameterServerCore {
   // refusal counters (and the caller's last-seen time, when it is a member).
 
   // Copies the weights (their average, when the request asks for it) into `parameters`
-  // (parameter_count() floats) and, when the request asks for state, the moving statistics into
+  // (parameter_count() floats, float32 whatever request.parameters_dtype asks the transport
+  // to send) and, when the request asks for state, the moving statistics into
   // `state` (state_count() floats; otherwise empty: checked); returns the version of exactly those
   // values. A training pull (PullRequest.training) is also the worker's backup under
   // --staleness_policy=dc (ParameterShard::PullForTraining). Errors of ValidatePullRequest.

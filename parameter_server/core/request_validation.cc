@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/float_conversion.h"
+#include "parameter_server/core/payload_dtype.h"
 #include "parameter_server/core/sharding_plan.h"
 
 namespace mobilenet {
@@ -72,29 +74,50 @@ void CheckMember(FieldErrors& errors, int64_t worker_id, const ServerIdentity& s
   }
 }
 
-// The byte size of a float32 payload field that must hold `count` floats (or nothing,
-// when `may_be_empty`).
-void CheckPayloadSize(FieldErrors& errors, absl::string_view field, size_t bytes, int64_t count,
-                      bool may_be_empty) {
-  if (may_be_empty && bytes == 0) return;
-  const uint64_t expected = static_cast<uint64_t>(count) * sizeof(float);
-  if (bytes != expected) {
-    errors.Add("%s: %d bytes, expected %d (%d float32 values)%s", field, bytes, expected, count,
-               may_be_empty ? " or none" : "");
+// A PayloadDtype field holds one of its values.
+void CheckPayloadDtype(FieldErrors& errors, absl::string_view field, int dtype) {
+  if (!ps::v1::PayloadDtype_IsValid(dtype)) {
+    errors.Add("%s: %d is not a PayloadDtype (0 float32, 1 bfloat16, 2 float16)", field, dtype);
   }
 }
 
-// The floats of `bytes` (size checked to be a multiple of 4): a view when float-aligned,
-// else a copy appended to `copy`.
-absl::Span<const float> FloatsOf(const std::string& bytes, std::vector<float>& copy,
-                                 size_t copy_offset) {
-  const size_t count = bytes.size() / sizeof(float);
+// "float32", "bfloat16" or "float16", as PayloadDtype names them.
+absl::string_view FormatName(WireDtype dtype) {
+  switch (dtype) {
+    case WireDtype::kBfloat16:
+      return "bfloat16";
+    case WireDtype::kFloat16:
+      return "float16";
+    default:
+      return "float32";
+  }
+}
+
+// The byte size of a payload field that must hold `count` values of `dtype` (or nothing,
+// when `may_be_empty`).
+void CheckPayloadSize(FieldErrors& errors, absl::string_view field, size_t bytes, int64_t count,
+                      WireDtype dtype, bool may_be_empty) {
+  if (may_be_empty && bytes == 0) return;
+  const uint64_t expected = static_cast<uint64_t>(count) * BytesPerValue(dtype);
+  if (bytes != expected) {
+    errors.Add("%s: %d bytes, expected %d (%d %s values)%s", field, bytes, expected, count,
+               FormatName(dtype), may_be_empty ? " or none" : "");
+  }
+}
+
+// The float32 values of `bytes` (holding a whole number of `dtype` values): a view when
+// they are float32 and float-aligned, else decoded into `copy` at `copy_offset`.
+absl::Span<const float> FloatsOf(const std::string& bytes, WireDtype dtype,
+                                 std::vector<float>& copy, size_t copy_offset) {
+  const size_t count = bytes.size() / BytesPerValue(dtype);
   if (count == 0) return {};
-  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
+  if (dtype == WireDtype::kFloat32 &&
+      reinterpret_cast<uintptr_t>(bytes.data()) % alignof(float) == 0) {
     return absl::MakeConstSpan(reinterpret_cast<const float*>(bytes.data()), count);
   }
-  std::memcpy(copy.data() + copy_offset, bytes.data(), bytes.size());
-  return absl::MakeConstSpan(copy.data() + copy_offset, count);
+  const absl::Span<float> decoded = absl::MakeSpan(copy.data() + copy_offset, count);
+  DecodeFloats(dtype, bytes.data(), decoded);
+  return decoded;
 }
 
 absl::Status Denied(absl::string_view rpc, const Caller& caller, absl::string_view what) {
@@ -142,6 +165,7 @@ absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest
         "training: gradients are computed from the weights, not their average "
         "(weight_average)");
   }
+  CheckPayloadDtype(errors, "parameters_dtype", request.parameters_dtype());
   return errors.status();
 }
 
@@ -170,10 +194,15 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
     errors.Add("worker_images_per_sec: %g, expected a finite value >= 0",
                request.worker_images_per_sec());
   }
-  CheckPayloadSize(errors, "gradients", request.gradients().size(), shard.parameter_count(),
-                   /*may_be_empty=*/false);
+  CheckPayloadDtype(errors, "gradients_dtype", request.gradients_dtype());
+  // The gradients' size only in a known format (its error says why otherwise).
+  const WireDtype gradients_dtype = ToWireDtype(request.gradients_dtype());
+  if (ps::v1::PayloadDtype_IsValid(request.gradients_dtype())) {
+    CheckPayloadSize(errors, "gradients", request.gradients().size(), shard.parameter_count(),
+                     gradients_dtype, /*may_be_empty=*/false);
+  }
   CheckPayloadSize(errors, "batch_stats", request.batch_stats().size(), shard.state_count(),
-                   /*may_be_empty=*/true);
+                   WireDtype::kFloat32, /*may_be_empty=*/true);
   absl::Status fields = errors.status();
   if (!fields.ok()) return fields;
 
@@ -184,14 +213,18 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
         request.worker_id(), server.shard_index));
   }
 
-  std::vector<float> aligned_copy;
-  const bool aligned =
+  // Decoded to float32 here, before any check of the values: what the shard checks and
+  // applies is what the worker's rounding left.
+  std::vector<float> decoded;
+  const bool views =
+      gradients_dtype == WireDtype::kFloat32 &&
       reinterpret_cast<uintptr_t>(request.gradients().data()) % alignof(float) == 0 &&
       reinterpret_cast<uintptr_t>(request.batch_stats().data()) % alignof(float) == 0;
-  if (!aligned) aligned_copy.resize(shard.parameter_count() + shard.state_count());
-  const absl::Span<const float> gradients = FloatsOf(request.gradients(), aligned_copy, 0);
+  if (!views) decoded.resize(shard.parameter_count() + shard.state_count());
+  const absl::Span<const float> gradients =
+      FloatsOf(request.gradients(), gradients_dtype, decoded, 0);
   const absl::Span<const float> batch_stats =
-      FloatsOf(request.batch_stats(), aligned_copy, shard.parameter_count());
+      FloatsOf(request.batch_stats(), WireDtype::kFloat32, decoded, shard.parameter_count());
   absl::StatusOr<ShardUpdate> update = ShardUpdate::Check(
       shard, absl::StrCat("push from worker ", request.worker_id()),
       request.computed_from_version(), request.example_count(), gradients, batch_stats);
@@ -201,7 +234,7 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
   push.request_id = request.request_id();
   push.reported_steps = request.worker_steps();
   push.images_per_sec = request.worker_images_per_sec();
-  push.aligned_copy = std::move(aligned_copy);  // the spans stay valid: the buffer moves
+  push.decoded = std::move(decoded);  // the spans stay valid: the buffer moves
   return push;
 }
 

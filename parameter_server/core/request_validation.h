@@ -12,13 +12,15 @@
 //      shard it addresses) must be this server's: FAILED_PRECONDITION, naming both sides;
 //      nothing else is looked at under another plan; Pull only: the weight average asked
 //      of a server that keeps none: FAILED_PRECONDITION naming --weight_ema_decay;
-//   2. the fields: worker ids that are members of the cluster, payload sizes that are
-//      exactly the plan's, counts, versions and figures in range, the chief's rights:
+//   2. the fields: worker ids that are members of the cluster, payload formats that are
+//      PayloadDtype values, payload sizes that are exactly the plan's in the payload's
+//      format, counts, versions and figures in range, the chief's rights:
 //      INVALID_ARGUMENT listing every field in error ("push: worker_id: ...; ...");
 //   3. Push only: a server_incarnation of another run of this server: ABORTED (the
 //      weights were pulled before a restart; pull again);
-//   4. Push only: the payload values (finite; variances not negative), through
-//      ShardUpdate::Check: INVALID_ARGUMENT naming the tensor and element.
+//   4. Push only: the payload values, decoded to float32 first (finite; variances not
+//      negative), through ShardUpdate::Check: INVALID_ARGUMENT naming the tensor and
+//      element.
 #ifndef MOBILENET_PARAMETER_SERVER_CORE_REQUEST_VALIDATION_H_
 #define MOBILENET_PARAMETER_SERVER_CORE_REQUEST_VALIDATION_H_
 
@@ -49,20 +51,21 @@ struct ServerIdentity {
 inline constexpr int32_t kToolWorkerId = -1;
 
 // A Pull by a member (worker_id in [0, num_workers)) or a tool (kToolWorkerId); a
-// training pull only by a member, of the weights (not their average).
+// training pull only by a member, of the weights (not their average); in a known
+// PayloadDtype.
 absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest& request,
                                  const ServerIdentity& server);
 
-// A push that passed ValidatePushRequest. It refers to the request's payload bytes (or,
-// when they are not float-aligned, to its own copy), so it must not outlive the request.
-// Move-only.
+// A push that passed ValidatePushRequest, its payloads as float32. It refers to the
+// request's payload bytes (or, when they are in a 16-bit format or not float-aligned, to
+// its own decoded copy), so it must not outlive the request. Move-only.
 struct ValidatedPush {
   int32_t worker_id = 0;
   uint64_t request_id = 0;
   int64_t reported_steps = 0;     // >= 0
   double images_per_sec = 0.0;    // finite, >= 0
   ShardUpdate update;
-  std::vector<float> aligned_copy;  // the payloads, when the request's bytes were unaligned
+  std::vector<float> decoded;  // the payloads, when the request's bytes are not float32 views
 
   ValidatedPush(ShardUpdate checked) : update(std::move(checked)) {}
   ValidatedPush(ValidatedPush&&) = default;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parameter_server/core/sharding_plan.h"
@@ -194,6 +195,63 @@ TEST_F(RequestValidationTest, PayloadValuesAreCheckedByTensorAndElement) {
   push.set_batch_stats(Bytes(stats));
   status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
   EXPECT_THAT(status.message(), HasSubstr("a/BatchNorm/moving_variance[0] is -1"));
+}
+
+TEST_F(RequestValidationTest, SixteenBitGradientsAreSizedByTheirFormatAndDecoded) {
+  for (ps::v1::PayloadDtype dtype :
+       {ps::v1::PAYLOAD_DTYPE_BFLOAT16, ps::v1::PAYLOAD_DTYPE_FLOAT16}) {
+    ps::v1::PushRequest push = GoodPush();
+    push.set_gradients_dtype(dtype);
+    // 17 values of 2 bytes: 0.5 is 0x3f00 in bfloat16 and 0x3800 in binary16.
+    const uint16_t half = dtype == ps::v1::PAYLOAD_DTYPE_BFLOAT16 ? 0x3f00 : 0x3800;
+    std::string gradients;
+    for (int i = 0; i < 17; ++i) gradients.append(reinterpret_cast<const char*>(&half), 2);
+    push.set_gradients(gradients);
+    absl::StatusOr<ValidatedPush> validated = ValidatePushRequest(trusted_, push, server_, *shard_);
+    ASSERT_TRUE(validated.ok()) << validated.status();
+    EXPECT_EQ(validated->update.gradients().size(), 17u);
+    EXPECT_EQ(validated->update.gradients()[16], 0.5f);
+    EXPECT_EQ(validated->update.batch_stats()[5], 1.0f);  // statistics stay float32
+
+    // The float32 size is wrong for a 16-bit format, and the message says which applies.
+    push.set_gradients(Bytes(std::vector<float>(17, 0.5f)));
+    const absl::Status status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(status.message(),
+                HasSubstr(absl::StrCat(
+                    "gradients: 68 bytes, expected 34 (17 ",
+                    dtype == ps::v1::PAYLOAD_DTYPE_BFLOAT16 ? "bfloat16" : "float16", " values)")));
+  }
+}
+
+TEST_F(RequestValidationTest, DecodedGradientsAreCheckedForFiniteValues) {
+  ps::v1::PushRequest push = GoodPush();
+  push.set_gradients_dtype(ps::v1::PAYLOAD_DTYPE_FLOAT16);
+  std::string gradients(34, '\0');
+  gradients[2 * 7 + 1] = static_cast<char>(0x7c);  // +infinity in binary16
+  push.set_gradients(gradients);
+  const absl::Status status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("gradient for a/BatchNorm/gamma[1] is inf"));
+}
+
+TEST_F(RequestValidationTest, UnknownPayloadFormatsAreRefused) {
+  ps::v1::PushRequest push = GoodPush();
+  push.set_gradients_dtype(static_cast<ps::v1::PayloadDtype>(7));
+  absl::Status status = ValidatePushRequest(trusted_, push, server_, *shard_).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("gradients_dtype: 7 is not a PayloadDtype"),
+                                      ::testing::Not(HasSubstr("gradients: "))));
+
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_parameters_dtype(ps::v1::PAYLOAD_DTYPE_BFLOAT16);
+  EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok());
+  pull.set_parameters_dtype(static_cast<ps::v1::PayloadDtype>(-1));
+  status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("parameters_dtype: -1 is not a PayloadDtype"));
 }
 
 TEST_F(RequestValidationTest, OnlyTheChiefReportsPlausibleEvaluations) {

@@ -70,10 +70,6 @@ float LearningRateSchedule::LearningRate(int64_t examples_seen) const {
   return static_cast<float>(config_.initial_learning_rate * multiplier);
 }
 
-}  // namespace mobilenet
-
-namespace mobilenet {
-
 std::string LearningRateSchedule::Describe() const {
   const LearningRateScheduleConfig& c = config_;
   std::string text =

@@ -141,6 +141,7 @@ absl::Status WriteCifar(const LabeledImages& images, const std::string& out_dir,
                                                    "; ", images.height, "x", images.width,
                                                    " does not fit"));
   }
+  RETURN_IF_ERROR(MakeFolders(out_dir));
   const CifarFormat& format =
       GetCifarFormat(num_classes == 10 ? CifarVariant::kCifar10 : CifarVariant::kCifar100);
   const std::vector<std::string>& files = split == "train" ? format.train_files : format.test_files;

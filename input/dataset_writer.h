@@ -33,7 +33,7 @@ absl::Status WriteImageFolder(const LabeledImages& images, const std::string& ou
 // Writes `split` ("train" or "test") as CIFAR-10 binaries (10 classes: the train images
 // spread over data_batch_1..5.bin, in order; test_batch.bin; batches.meta.txt) or CIFAR-100
 // (100 classes: train.bin or test.bin with coarse label 0; fine_label_names.txt) into
-// OUT_DIR, which must exist. Images smaller than 32x32 are centered on black (zero)
+// OUT_DIR (created). Images smaller than 32x32 are centered on black (zero)
 // padding, not resized, so their pixels read back unchanged; grayscale is replicated to
 // RGB. InvalidArgument for another class count, a larger image, or channels other than 1
 // or 3; errors of writing, naming the file.

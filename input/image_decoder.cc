@@ -77,11 +77,10 @@ uint8_t Luma(int r, int g, int b) {
   return static_cast<uint8_t>((299 * r + 587 * g + 114 * b + 500) / 1000);
 }
 
-// Converts `count` pixels of src_channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) into
-// dst_channels (1 or 3), dropping alpha.
+// Converts `count` pixels of src_channels (1 gray or 3 RGB) into dst_channels (1 or 3).
 void ConvertPixels(const uint8_t* src, int src_channels, int64_t count, uint8_t* dst,
                    int dst_channels) {
-  const bool src_color = src_channels >= 3;
+  const bool src_color = src_channels == 3;
   for (int64_t i = 0; i < count; ++i, src += src_channels, dst += dst_channels) {
     if (dst_channels == 1) {
       dst[0] = src_color ? Luma(src[0], src[1], src[2]) : src[0];

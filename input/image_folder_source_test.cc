@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -134,6 +135,26 @@ TEST(ImageFolderSourceTest, WithoutRemovesImagesAndKeepsClasses) {
   EXPECT_THAT(some->class_counts(), ElementsAre(1, 0));
   EXPECT_EQ(some->excluded_images(), 2);
   EXPECT_EQ(some->Without({0})->excluded_images(), 3);
+}
+
+TEST(ImageFolderSourceTest, LoadsFromManyThreadsAtOnce) {
+  const std::string dir = FreshDir("folder_threads");
+  for (int i = 0; i < 8; ++i) WritePng(dir + "/train/a/" + std::to_string(i) + ".png", 9, 7, i);
+  const std::unique_ptr<ImageFolderSource> source = *ImageFolderSource::Open(dir, "train", 3);
+  std::vector<std::thread> threads;
+  std::vector<int> failures(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        for (int i = 0; i < source->size(); ++i) {
+          absl::StatusOr<DecodedImage> image = source->Load(i);
+          if (!image.ok() || image->pixels[0] != i) ++failures[t];
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_THAT(failures, ElementsAre(0, 0, 0, 0));
 }
 
 TEST(ImageFolderSourceTest, LoadNamesTheBadFile) {

@@ -1,7 +1,5 @@
 #include "worker/data_conversion.h"
 
-#include <filesystem>
-#include <system_error>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -50,12 +48,6 @@ absl::StatusOr<ConversionCounts> ConvertFashionMnist(const std::string& idx_dir,
                                                      ConversionTarget target,
                                                      const std::string& out_dir,
                                                      int max_per_class) {
-  std::error_code error;
-  std::filesystem::create_directories(out_dir, error);
-  if (error) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(out_dir, ": cannot create the folder: ", error.message()));
-  }
   ConversionCounts counts;
   for (const DatasetSplit split : {DatasetSplit::kTrain, DatasetSplit::kTest}) {
     ASSIGN_OR_RETURN(const Dataset dataset, LoadFashionMnist(idx_dir, split));

@@ -40,8 +40,8 @@ struct ConversionCounts {
 
 // Reads Fashion-MNIST from `idx_dir` (LoadFashionMnist) and writes its train and test
 // splits, the first `max_per_class` images of each class (all when <= 0), into `out_dir`
-// (created) as `target`. Errors of reading, of the writers (input/dataset_writer.h) and
-// of creating out_dir, each naming the file or folder.
+// (created) as `target`. Errors of reading and of the writers (input/dataset_writer.h),
+// naming the file or folder.
 absl::StatusOr<ConversionCounts> ConvertFashionMnist(const std::string& idx_dir,
                                                      ConversionTarget target,
                                                      const std::string& out_dir, int max_per_class);

@@ -18,7 +18,7 @@ packages=(
   cmake g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libopenblas-dev libgtest-dev libgmock-dev zlib1g-dev libonnx-dev libssl-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev libturbojpeg0-dev libpng-dev
   openssl dataset-fashion-mnist
 )
 for arg in "$@"; do

@@ -6,6 +6,10 @@
 //   mobilenet-ctl status  --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]
 //   mobilenet-ctl report  --run_dir DIR [--out DIR/report.html]
 //   mobilenet-ctl report  --ps_hosts=h1:p1,h2:p2 [--out report.html] [--poll_secs 10]
+//   mobilenet-ctl inspect-data --data_dir DIR [--data_format=auto|image_folder|cifar]
+//                              [--check=header|decode] [--json]
+//   mobilenet-ctl convert-data [--from_idx DIR] --to image_folder_png|image_folder_jpeg|cifar
+//                              --out DIR [--max_per_class N]
 // PATH is a checkpoint file or a folder of checkpoints (one series per parameter-server
 // shard, or a single-process run's --checkpoint_dir).
 #include <unistd.h>
@@ -28,6 +32,7 @@
 #include "common/cluster_spec.h"
 #include "common/npy.h"
 #include "common/status_macros.h"
+#include "input/data_inspection.h"
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/onnx_export.h"
@@ -37,6 +42,7 @@
 #include "report/training_report.h"
 #include "security/security_flags.h"
 #include "worker/cluster_status.h"
+#include "worker/data_conversion.h"
 #include "worker/evaluation_reader.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
@@ -49,9 +55,23 @@ ABSL_FLAG(int, count, 10, "predict: the first N Fashion-MNIST test images.");
 ABSL_FLAG(std::string, input, "",
           "predict: a .npy file of float32 NCHW images at the model's input resolution "
           "(what the ONNX model takes) instead of test images.");
-ABSL_FLAG(bool, json, false, "predict/eval/status: print JSON.");
+ABSL_FLAG(bool, json, false, "predict/eval/status/inspect-data: print JSON.");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
-          "predict/eval: folder with the Fashion-MNIST IDX files.");
+          "predict/eval: folder with the Fashion-MNIST IDX files; inspect-data: the data "
+          "set to inspect.");
+ABSL_FLAG(std::string, data_format, "auto",
+          "inspect-data: image_folder (DATA_DIR/{train,test|val}/<class>/*.jpg|png), cifar "
+          "(CIFAR-10/100 binaries) or auto (cifar when DATA_DIR holds them).");
+ABSL_FLAG(std::string, check, "header",
+          "inspect-data: header (read each image's header: fast) or decode (decode each "
+          "image: also finds damaged pixel data).");
+ABSL_FLAG(std::string, from_idx, "/usr/share/datasets/fashion-mnist",
+          "convert-data: folder with the Fashion-MNIST IDX files to convert.");
+ABSL_FLAG(std::string, to, "",
+          "convert-data: image_folder_png, image_folder_jpeg (quality 95) or cifar (CIFAR-10 "
+          "binaries, 28x28 centered on black in 32x32, gray replicated to RGB).");
+ABSL_FLAG(int, max_per_class, 0,
+          "convert-data: write only the first N images of each class per split (0: all).");
 ABSL_FLAG(int, threads, 2, "Compute threads.");
 ABSL_FLAG(std::string, ps_hosts, "",
           "status: comma-separated host:port of the parameter servers (default: the "
@@ -64,7 +84,7 @@ ABSL_FLAG(std::string, run_dir, "",
           "report: the run folder (deploy/run_local.sh's runs/<time>/) whose logs to chart.");
 ABSL_FLAG(std::string, out, "",
           "report: where to write the HTML (default: RUN_DIR/report.html, or report.html "
-          "with --ps_hosts).");
+          "with --ps_hosts); convert-data: the folder to write the data set into.");
 ABSL_FLAG(double, poll_secs, 10,
           "report --ps_hosts: seconds between two polls of the servers' status.");
 ABSL_FLAG(double, duration_secs, 0,
@@ -94,6 +114,12 @@ constexpr char kUsage[] =
     "  report   --ps_hosts=h1:p1,... [--out report.html] [--poll_secs 10]\n"
     "           [--duration_secs S]   the same from a running cluster: polls the servers'\n"
     "           status and rewrites the page after each poll until training ends\n"
+    "  inspect-data --data_dir DIR [--data_format=auto|image_folder|cifar]\n"
+    "           [--check=header|decode] [--json]   images per class and split, image\n"
+    "           sizes and encodings, and the files that cannot be read, with the reason\n"
+    "  convert-data [--from_idx DIR] --to image_folder_png|image_folder_jpeg|cifar\n"
+    "           --out DIR [--max_per_class N]   write Fashion-MNIST as an image folder or\n"
+    "           CIFAR binaries (test data sets without downloading any)\n"
     "PATH: a checkpoint file, or a folder of checkpoints: a single-process run's\n"
     "--checkpoint_dir or the parameter servers' (the newest valid file of every shard).\n"
     "export/predict/eval take --ps_hosts=h1:p1,... instead of --checkpoint to read the\n"
@@ -446,6 +472,36 @@ absl::Status Report() {
   return absl::OkStatus();
 }
 
+absl::Status InspectDataSet() {
+  ASSIGN_OR_RETURN(const DataFormat format, ParseDataFormat(absl::GetFlag(FLAGS_data_format)));
+  const std::string check = absl::GetFlag(FLAGS_check);
+  if (check != "header" && check != "decode") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("inspect-data: --check must be header or decode, got \"", check, "\""));
+  }
+  ASSIGN_OR_RETURN(const DataInspection inspection,
+                   InspectData(absl::GetFlag(FLAGS_data_dir), format,
+                               check == "decode" ? ImageCheck::kDecode : ImageCheck::kHeader));
+  if (absl::GetFlag(FLAGS_json)) {
+    printf("%s\n", FormatInspectionJson(inspection).c_str());
+  } else {
+    printf("%s", FormatInspectionText(inspection).c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ConvertData() {
+  ASSIGN_OR_RETURN(const ConversionTarget target, ParseConversionTarget(absl::GetFlag(FLAGS_to)));
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return absl::InvalidArgumentError("convert-data: --out DIR is required");
+  ASSIGN_OR_RETURN(const ConversionCounts counts,
+                   ConvertFashionMnist(absl::GetFlag(FLAGS_from_idx), target, out,
+                                       absl::GetFlag(FLAGS_max_per_class)));
+  printf("Wrote %d train and %d test images to %s as %s\n", counts.train, counts.test, out.c_str(),
+         absl::GetFlag(FLAGS_to).c_str());
+  return absl::OkStatus();
+}
+
 }  // namespace
 }  // namespace mobilenet
 
@@ -487,6 +543,10 @@ int main(int argc, char** argv) {
     status = mobilenet::ShowStatus();
   } else if (command == "report") {
     status = mobilenet::Report();
+  } else if (command == "inspect-data") {
+    status = mobilenet::InspectDataSet();
+  } else if (command == "convert-data") {
+    status = mobilenet::ConvertData();
   } else {
     fprintf(stderr, "mobilenet-ctl: unknown command \"%s\"\n%s\n", command.c_str(),
             mobilenet::kUsage);

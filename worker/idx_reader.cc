@@ -3,7 +3,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/file_contents.h"
 #include "common/status_macros.h"
 
 namespace mobilenet {
@@ -20,28 +20,6 @@ namespace {
 bool HasGzipMagic(const std::string& bytes, size_t offset) {
   return bytes.size() >= offset + 2 && static_cast<uint8_t>(bytes[offset]) == 0x1f &&
          static_cast<uint8_t>(bytes[offset + 1]) == 0x8b;
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    const int error = errno;
-    const std::string reason = std::strerror(error);
-    if (error == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": ", reason));
-    if (error == EACCES) return absl::PermissionDeniedError(absl::StrCat(path, ": ", reason));
-    return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open: ", reason));
-  }
-  std::string bytes;
-  char buffer[1 << 16];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) bytes.append(buffer, n);
-  const bool failed = std::ferror(file) != 0;
-  const int error = errno;
-  std::fclose(file);
-  if (failed) {
-    return absl::DataLossError(absl::StrCat(path, ": read error: ", std::strerror(error)));
-  }
-  return bytes;
 }
 
 // Inflates one or more concatenated gzip members making up all of `compressed`.
@@ -146,7 +124,7 @@ absl::Status CheckPayloadSize(const std::string& path, const std::string& bytes,
 }  // namespace
 
 absl::StatusOr<std::string> ReadMaybeGzippedFile(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadFile(path);
+  absl::StatusOr<std::string> bytes = ReadFileContents(path);
   if (!bytes.ok() || !HasGzipMagic(*bytes, 0)) return bytes;
   return Gunzip(path, *bytes);
 }

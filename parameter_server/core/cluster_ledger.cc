@@ -3,8 +3,10 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/check.h"
+#include "common/class_names.h"
 
 namespace mobilenet {
 
@@ -44,6 +46,8 @@ absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
           e.average_correct, e.average_examples, e.average_loss, e.global_step));
     }
   }
+  const absl::Status names = CheckClassNames(state.class_names, /*num_classes=*/-1);
+  if (!names.ok()) return absl::InvalidArgumentError(absl::StrCat("ledger: ", names.message()));
   return absl::OkStatus();
 }
 
@@ -111,6 +115,20 @@ void ClusterLedger::RecordEvaluation(const Evaluation& evaluation) {
   evaluation_ = evaluation;
 }
 
+absl::Status ClusterLedger::RecordClassNames(const std::vector<std::string>& class_names) {
+  if (class_names.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (!class_names_.empty() && class_names_ != class_names) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "class names ", DescribeClassNames(class_names),
+        " differ from those this server already keeps ", DescribeClassNames(class_names_),
+        "; a run trains on one label mapping (start another --checkpoint_dir for "
+        "other data)"));
+  }
+  class_names_ = class_names;
+  return absl::OkStatus();
+}
+
 LedgerState ClusterLedger::Export() const {
   LedgerState state;
   absl::MutexLock lock(&mu_);
@@ -119,6 +137,7 @@ LedgerState ClusterLedger::Export() const {
   state.unattributed_examples = unattributed_examples_;
   state.training_complete = training_complete_;
   state.evaluation = evaluation_;
+  state.class_names = class_names_;
   return state;
 }
 
@@ -143,6 +162,7 @@ absl::Status ClusterLedger::Restore(const LedgerState& state) {
   unattributed_examples_ = mapped.unattributed_examples;
   training_complete_ = mapped.training_complete;
   evaluation_ = mapped.evaluation;
+  class_names_ = mapped.class_names;
   return absl::OkStatus();
 }
 
@@ -196,6 +216,7 @@ void ClusterLedger::FillStatus(absl::Time now, ps::v1::StatusResponse& status) c
       status.set_eval_average_loss(evaluation_->average_loss);
     }
   }
+  for (const std::string& name : class_names_) status.add_class_names(name);
 }
 
 }  // namespace mobilenet

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -56,6 +57,9 @@ struct LedgerState {
   int64_t unattributed_examples = 0;
   bool training_complete = false;  // the chief has ended the training
   std::optional<Evaluation> evaluation;
+  // The model's class names as the chief reported them (common/class_names.h); empty:
+  // not known.
+  std::vector<std::string> class_names;
 };
 
 // What a remembered push answered, repeated for a retry.
@@ -95,6 +99,11 @@ class ClusterLedger {
   // Keeps the chief's latest evaluation (validated by the caller).
   void RecordEvaluation(const Evaluation& evaluation);
 
+  // Keeps the chief's class names (validated by the caller; empty: changes nothing).
+  // FailedPrecondition naming both lists when other names are already known: one run
+  // trains on one label mapping.
+  absl::Status RecordClassNames(const std::vector<std::string>& class_names);
+
   // The checkpointed part, consistent in itself.
   LedgerState Export() const;
 
@@ -131,12 +140,14 @@ class ClusterLedger {
   int64_t unattributed_examples_ ABSL_GUARDED_BY(mu_) = 0;
   bool training_complete_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<Evaluation> evaluation_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> class_names_ ABSL_GUARDED_BY(mu_);
 };
 
 // InvalidArgument naming the first impossible value of `state` for a cluster of
 // `num_workers`: not one record per member, a negative counter, or an evaluation with
 // correct outside [0, examples] or a loss that is negative or not finite (of the weights
-// or of their average).
+// or of their average), or class names CheckClassNames refuses (of any count: the ledger
+// does not know the model).
 absl::Status CheckLedgerState(const LedgerState& state, int num_workers);
 
 }  // namespace mobilenet

@@ -140,11 +140,15 @@ TEST(ClusterLedgerTest, ImpossibleStatesAreRefusedAndChangeNothing) {
   LedgerState bad_average;
   bad_average.workers = {{}, {}};
   bad_average.evaluation = Evaluation{1, 10, 5, 0.5, 0, 10, 12, 0.4};
+  LedgerState bad_names;
+  bad_names.workers = {{}, {}};
+  bad_names.class_names = {"cat", "do\ng"};
   for (const Case& c : std::vector<Case>{{negative, "worker 0 has -1 pushes"},
                                          {fewer_examples, "at least one example per push"},
                                          {bad_eval, "11 correct of 10 examples"},
                                          {nan_loss, "loss nan"},
-                                         {bad_average, "weight average with 12 correct of 10"}}) {
+                                         {bad_average, "weight average with 12 correct of 10"},
+                                         {bad_names, "ledger: class name 1 holds control"}}) {
     const absl::Status status = ledger.Restore(c.state);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.message;
     EXPECT_THAT(status.message(), HasSubstr(c.message));

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/checkpoint_series.h"
+#include "common/class_names.h"
 #include "common/status_macros.h"
 #include "model/mobilenet_v1.h"
 
@@ -49,6 +50,19 @@ absl::StatusOr<int> GetInt(const Checkpoint& c, const std::string& path,
 }
 
 }  // namespace
+
+absl::StatusOr<std::vector<std::string>> GetClassNames(const Checkpoint& checkpoint,
+                                                       const std::string& path, int num_classes) {
+  auto it = checkpoint.metadata.find(kClassNamesKey);
+  if (it == checkpoint.metadata.end()) return std::vector<std::string>();
+  std::vector<std::string> names = ParseClassNames(it->second);
+  const absl::Status valid = CheckClassNames(names, num_classes);
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": metadata \"", kClassNamesKey, "\": ", valid.message()));
+  }
+  return names;
+}
 
 void PutModelConfig(const MobileNetConfig& config, Checkpoint* checkpoint) {
   checkpoint->metadata["model.alpha"] = absl::StrFormat("%.9g", config.alpha);
@@ -165,6 +179,9 @@ void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
   counters["ledger.unattributed_pushes"] = ledger.unattributed_pushes;
   counters["ledger.unattributed_examples"] = ledger.unattributed_examples;
   counters["ledger.training_complete"] = ledger.training_complete ? 1 : 0;
+  if (!ledger.class_names.empty()) {
+    checkpoint->metadata[kClassNamesKey] = FormatClassNames(ledger.class_names);
+  }
   if (ledger.evaluation.has_value()) {
     counters["evaluation.global_step"] = ledger.evaluation->global_step;
     counters["evaluation.examples"] = ledger.evaluation->examples;
@@ -184,6 +201,7 @@ void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
 absl::StatusOr<LedgerState> GetLedger(const Checkpoint& checkpoint, const std::string& path,
                                       int64_t version, int64_t examples_seen) {
   LedgerState ledger;
+  ASSIGN_OR_RETURN(ledger.class_names, GetClassNames(checkpoint, path, /*num_classes=*/-1));
   const auto& counters = checkpoint.counters;
   auto workers = counters.find(kLedgerWorkers);
   if (workers == counters.end()) {
@@ -343,6 +361,14 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& path, WeightsKind weigh
   for (const auto& [file, checkpoint] : files) {
     Scatter(checkpoint, params, suffix, model.parameters, params_covered);
     Scatter(checkpoint, state, "", model.state, state_covered);
+    ASSIGN_OR_RETURN(std::vector<std::string> names,
+                     GetClassNames(checkpoint, file, model.config.num_classes));
+    if (!names.empty() && !model.class_names.empty() && names != model.class_names) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(file, ": class names ", DescribeClassNames(names), " differ from ",
+                       DescribeClassNames(model.class_names), " of another file"));
+    }
+    if (!names.empty()) model.class_names = std::move(names);
     auto it = checkpoint.counters.find("version");
     const int64_t version = it == checkpoint.counters.end() ? 0 : it->second;
     model.global_step = model.global_step < 0 ? version : std::min(model.global_step, version);
@@ -390,6 +416,7 @@ ShardCheckpointCodec ModelShardCheckpointCodec(const MobileNetConfig& model,
     state.shard = *std::move(shard);
     ASSIGN_OR_RETURN(state.ledger,
                      GetLedger(c, path, state.shard.version, state.shard.examples_seen));
+    RETURN_IF_ERROR(GetClassNames(c, path, model.num_classes).status());
     return state;
   };
   return codec;

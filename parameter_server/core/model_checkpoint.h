@@ -8,7 +8,8 @@
 // parameter server holding part of a tensor) is stored flat as "<name>@<begin>:<end>".
 // A parameter server's ledger (cluster_ledger.h) is stored as counters "ledger.*" and
 // "evaluation.*"; a checkpoint without them (written before they existed) restores with
-// all its progress unattributed.
+// all its progress unattributed. The class names the chief reported, when known, are
+// metadata "class_names", one per line (common/class_names.h).
 #ifndef MOBILENET_PARAMETER_SERVER_CORE_MODEL_CHECKPOINT_H_
 #define MOBILENET_PARAMETER_SERVER_CORE_MODEL_CHECKPOINT_H_
 
@@ -41,6 +42,11 @@ Checkpoint ShardStateToCheckpoint(const ShardState& state, const MobileNetConfig
 // name.
 absl::StatusOr<ShardState> CheckpointToShardState(const Checkpoint& checkpoint);
 
+// The class names of metadata "class_names" (none when absent), checked with
+// CheckClassNames for `num_classes` (-1: any count); InvalidArgument naming `path`.
+absl::StatusOr<std::vector<std::string>> GetClassNames(const Checkpoint& checkpoint,
+                                                       const std::string& path, int num_classes);
+
 // Writes `ledger` into the checkpoint's counters and metadata.
 void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint);
 // Reads it back. A checkpoint without a ledger gives one with no worker records and
@@ -65,6 +71,8 @@ struct LoadedModel {
   std::vector<float> state;       // BuildStateLayout(arch) order
   int64_t global_step = 0;        // the smallest "version" among the files
   std::vector<std::string> files; // what was read
+  // The class names the files carry (index i names class i); empty: not known.
+  std::vector<std::string> class_names;
 };
 
 // Loads a model from `path`: a checkpoint file, or a directory holding checkpoint series
@@ -74,6 +82,8 @@ struct LoadedModel {
 // configuration. `weights` kAverage reads the weight average
 // ("<tensor>/ExponentialMovingAverage") into `parameters` instead of the weights:
 // FailedPrecondition when the files hold none (written with --weight_ema_decay=0).
+// Class names come from any file holding them; files naming the classes differently are
+// refused (FailedPrecondition naming both), invalid names too (InvalidArgument, the file).
 absl::StatusOr<LoadedModel> LoadModel(const std::string& path,
                                       WeightsKind weights = WeightsKind::kRaw);
 

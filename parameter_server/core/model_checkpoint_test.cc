@@ -3,8 +3,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/checkpoint_series.h"
+#include "common/class_names.h"
 #include "gtest/gtest.h"
 #include "model/mobilenet_v1.h"
 
@@ -286,6 +289,54 @@ TEST_F(ModelCheckpointTest, TheServerCodecKeepsShardAndLedgerAndRefusesAnotherMo
       ModelShardCheckpointCodec(other, *other_plan, "rmsprop", 1).decode(c, "p.mnck").status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.message().find("use another --checkpoint_dir"), std::string::npos);
+}
+
+TEST_F(ModelCheckpointTest, ClassNamesRoundTripAndInvalidOnesAreRefusedNamingTheFile) {
+  absl::StatusOr<ShardingPlan> plan = ShardingPlan::Create(config_, 1);
+  ASSERT_TRUE(plan.ok());
+  const ShardCheckpointCodec codec = ModelShardCheckpointCodec(config_, *plan, "rmsprop", 0);
+  CoreState state;
+  state.shard = MakeShard(plan->shard(0))->ExportState();
+  state.ledger.workers = {{0, 0, 0, false}};
+  state.ledger.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                              "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  ASSERT_TRUE(CheckCoreState(state, plan->state_layout()).ok());
+  Checkpoint c = codec.encode(state);
+  EXPECT_EQ(c.metadata.at(kClassNamesKey),
+            "T-shirt/top\nTrouser\nPullover\nDress\nCoat\nSandal\n"
+            "Shirt\nSneaker\nBag\nAnkle boot");
+  absl::StatusOr<CoreState> back = codec.decode(c, "ckpt-0.mnck");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ledger.class_names, state.ledger.class_names);
+
+  // A whole-model file loads with its names.
+  const std::string path = dir_ + "/ckpt-0.mnck";
+  ASSERT_TRUE(WriteCheckpoint(path, c).ok());
+  absl::StatusOr<LoadedModel> model = LoadModel(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->class_names, state.ledger.class_names);
+
+  // No names: none, and still a valid checkpoint.
+  Checkpoint unnamed = c;
+  unnamed.metadata.erase(kClassNamesKey);
+  back = codec.decode(unnamed, "ckpt-0.mnck");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->ledger.class_names.empty());
+
+  for (const auto& [value, problem] : std::vector<std::pair<std::string, std::string>>{
+           {"a\nb\nc", "3 class names for a model of 10 classes"},
+           {"a\nb\nc\nd\ne\nf\ng\nh\ni\nj\xff", "class name 9 is not valid UTF-8"},
+           {"a\nb\n\nd\ne\nf\ng\nh\ni\nj", "class name 2 is empty"}}) {
+    Checkpoint bad = c;
+    bad.metadata[kClassNamesKey] = value;
+    const absl::Status refused = codec.decode(bad, "bad-7.mnck").status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << problem;
+    EXPECT_NE(refused.message().find("bad-7.mnck: metadata \"class_names\""), std::string::npos)
+        << refused.message();
+    EXPECT_NE(refused.message().find(problem), std::string::npos) << refused.message();
+    ASSERT_TRUE(WriteCheckpoint(path, bad).ok());
+    EXPECT_EQ(LoadModel(path).status().code(), absl::StatusCode::kInvalidArgument) << problem;
+  }
 }
 
 }  // namespace

@@ -56,6 +56,9 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
   identity.num_workers = options.num_workers;
   identity.incarnation = options.incarnation != 0 ? options.incarnation : RandomIncarnation();
   identity.keeps_weight_average = shard->keeps_weight_average();
+  if (absl::StatusOr<MobileNetConfig> model = ParseModelConfigString(plan.model()); model.ok()) {
+    identity.num_classes = model->num_classes;
+  }
   return std::unique_ptr<ParameterServerCore>(
       new ParameterServerCore(plan, std::move(identity), std::move(shard), options));
 }
@@ -195,6 +198,12 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
   if (!valid.ok()) {
     CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
     return valid;
+  }
+  const absl::Status names = ledger_.RecordClassNames(
+      std::vector<std::string>(request.class_names().begin(), request.class_names().end()));
+  if (!names.ok()) {
+    CountRefusal(Refusal::kOther, names, caller, request.worker_id());
+    return names;
   }
   const absl::Time now = absl::Now();
   ledger_.RecordContact(request.worker_id(), now);

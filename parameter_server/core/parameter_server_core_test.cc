@@ -15,6 +15,8 @@
 namespace mobilenet {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 std::string Bytes(const std::vector<float>& values) {
@@ -401,6 +403,68 @@ TEST_F(ParameterServerCoreTest, TheChiefsEvaluationIsKeptAndOthersAreRefused) {
   EXPECT_EQ(status.eval_average_examples(), 200);
   EXPECT_DOUBLE_EQ(status.eval_average_accuracy(), 0.8);
   EXPECT_DOUBLE_EQ(status.eval_average_loss(), 0.6);
+}
+
+TEST_F(ParameterServerCoreTest, TheChiefsClassNamesAreKeptCheckpointedAndNeverChanged) {
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(plan_->fingerprint());
+  report.set_worker_id(0);
+  report.set_global_step(4);
+  report.set_examples(10);
+  report.set_correct(5);
+  for (const char* name : {"cat", "dog"}) report.add_class_names(name);
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Worker(0), report).ok());
+  EXPECT_THAT(core_->GetStatus().class_names(), ElementsAre("cat", "dog"));
+  EXPECT_THAT(core_->ExportState().ledger.class_names, ElementsAre("cat", "dog"));
+  // The same names again, and a report without names, change nothing.
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Worker(0), report).ok());
+  report.clear_class_names();
+  report.set_global_step(5);
+  ASSERT_TRUE(core_->ReportEvaluation(Caller::Worker(0), report).ok());
+  EXPECT_THAT(core_->GetStatus().class_names(), ElementsAre("cat", "dog"));
+
+  // Other names: refused naming both lists, and the evaluation is not recorded either.
+  for (const char* name : {"dog", "cat"}) report.add_class_names(name);
+  report.set_global_step(6);
+  const absl::Status changed = core_->ReportEvaluation(Caller::Worker(0), report);
+  EXPECT_EQ(changed.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(changed.message(),
+              AllOf(HasSubstr("class names [dog, cat]"), HasSubstr("already keeps [cat, dog]")));
+  EXPECT_EQ(core_->GetStatus().eval_step(), 5);
+
+  // A restored server keeps them, and refuses others as well.
+  std::unique_ptr<ParameterServerCore> restored = MakeCore(2002);
+  ASSERT_TRUE(restored->RestoreState(core_->ExportState()).ok());
+  EXPECT_THAT(restored->GetStatus().class_names(), ElementsAre("cat", "dog"));
+  EXPECT_EQ(restored->ReportEvaluation(Caller::Worker(0), report).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ParameterServerCoreClassNamesTest, AModelsServerWantsOneNamePerClass) {
+  MobileNetConfig model;
+  model.alpha = 0.25f;
+  model.resolution = 32;
+  model.input_channels = 1;
+  model.num_classes = 3;
+  absl::StatusOr<ShardingPlan> plan = ShardingPlan::Create(model, 1);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ParameterShardConfig config;
+  config.learning_rate.examples_per_epoch = 100;
+  absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+      ParameterServerCore::Create(*plan, config, CoreOptions());
+  ASSERT_TRUE(core.ok()) << core.status();
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(plan->fingerprint());
+  report.set_model(plan->model());
+  report.set_num_shards(1);
+  for (const char* name : {"cat", "dog"}) report.add_class_names(name);
+  const absl::Status refused = (*core)->ReportEvaluation(Caller::Worker(0), report);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("2 class names for a model of 3 classes"));
+  EXPECT_EQ((*core)->GetStatus().class_names_size(), 0);
+  report.add_class_names("bird");
+  EXPECT_TRUE((*core)->ReportEvaluation(Caller::Worker(0), report).ok());
+  EXPECT_EQ((*core)->GetStatus().class_names_size(), 3);
 }
 
 TEST_F(ParameterServerCoreTest, ExportedStateRestoresShardAndLedgerTogether) {

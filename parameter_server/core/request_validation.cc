@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/class_names.h"
 #include "common/float_conversion.h"
 #include "parameter_server/core/payload_dtype.h"
 #include "parameter_server/core/sharding_plan.h"
@@ -272,6 +273,10 @@ absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::Evalua
   if (request.global_step() < 0) {
     errors.Add("global_step: %d, expected >= 0", request.global_step());
   }
+  const absl::Status names = CheckClassNames(
+      std::vector<std::string>(request.class_names().begin(), request.class_names().end()),
+      server.num_classes);
+  if (!names.ok()) errors.Add("class_names: %s", names.message());
   return errors.status();
 }
 

@@ -45,6 +45,7 @@ struct ServerIdentity {
   int num_workers = 1;    // members are worker ids [0, num_workers); 0 is the chief
   uint64_t incarnation = 0;  // this run's PullResponse.server_incarnation (nonzero)
   bool keeps_weight_average = false;  // the shard's weight_ema_decay > 0
+  int num_classes = -1;  // the model's, for class names; -1: unknown (a plan of bare layouts)
 };
 
 // Tools (mobilenet-ctl) pull with this worker id.
@@ -80,7 +81,9 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
 
 // A ReportEvaluation: only the chief reports, with 0 <= correct <= examples, a finite
 // loss >= 0 and a global step >= 0, and the same bounds for the weight average's figures
-// (all 0 when it was not evaluated).
+// (all 0 when it was not evaluated); class names (if any) that CheckClassNames accepts for
+// the server's num_classes. Whether they match names the server already keeps is its
+// ledger's check (ClusterLedger::RecordClassNames), made before anything is recorded.
 absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::EvaluationReport& request,
                                       const ServerIdentity& server);
 

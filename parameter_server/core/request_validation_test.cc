@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/class_names.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "parameter_server/core/sharding_plan.h"
@@ -282,6 +283,36 @@ TEST_F(RequestValidationTest, OnlyTheChiefReportsPlausibleEvaluations) {
   report.set_plan_fingerprint(5);
   EXPECT_EQ(ValidateEvaluationReport(trusted_, report, server_).code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RequestValidationTest, ClassNamesComeFromTheChiefOnePerClassAndValid) {
+  server_.num_classes = 3;
+  ps::v1::EvaluationReport report;
+  report.set_plan_fingerprint(server_.plan_fingerprint);
+  report.set_worker_id(0);
+  for (const char* name : {"cat", "dog", "Bär"}) report.add_class_names(name);
+  EXPECT_TRUE(ValidateEvaluationReport(Caller::Worker(0), report, server_).ok());
+  // Names from anyone but the chief: refused before the names are looked at.
+  EXPECT_EQ(ValidateEvaluationReport(Caller::Worker(1), report, server_).code(),
+            absl::StatusCode::kPermissionDenied);
+
+  const struct {
+    std::vector<std::string> names;
+    const char* problem;
+  } cases[] = {
+      {{"cat", "dog"}, "class_names: 2 class names for a model of 3 classes"},
+      {{"cat", "d\xffg", "bird"}, "class_names: class name 1 is not valid UTF-8"},
+      {{"cat", "dog", std::string(kMaxClassNameBytes + 1, 'b')}, "class name 2 has 257 bytes"},
+      {{"cat", "", "bird"}, "class name 1 is empty"},
+      {{"cat", "do\ng", "bird"}, "class name 1 holds control character 0x0a"},
+  };
+  for (const auto& c : cases) {
+    report.clear_class_names();
+    for (const std::string& name : c.names) report.add_class_names(name);
+    const absl::Status status = ValidateEvaluationReport(Caller::Worker(0), report, server_);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.problem;
+    EXPECT_THAT(status.message(), HasSubstr(c.problem));
+  }
 }
 
 TEST_F(RequestValidationTest, OnlyTheChiefEndsTheTraining) {

@@ -11,6 +11,9 @@
 # parameter servers as well (they hold the weights and apply the updates), and
 # mobilenet-ps's own flags (--staleness_policy, --max_staleness, --dc_lambda,
 # --checkpoint_every_secs, --keep_checkpoints) only to them.
+# Another data set: --data_dir=DIR [--data_format=image_folder|cifar|idx] go to the
+# workers; give --channels=3 for colour images and --classes=N when it has N != 10 classes
+# (both go to the parameter servers too, which hold a model of that shape).
 # Every process talks mutual TLS: deploy/make_certs.sh makes the cluster's CA and one
 # certificate per process in the run folder's certs/, and each process proves who it is
 # with its own (--no_tls: plaintext, possible only because everything is on loopback).
@@ -72,8 +75,8 @@ while [ $# -gt 0 ]; do
     --num_workers=*) num_workers="${1#*=}"; shift ;;
     # Both: the model (every process computes the sharding plan from it), the seed, and
     # the weight average (the servers keep it, the chief evaluates it).
-    --alpha=*|--resolution=*|--channels=*|--shallow|--shallow=*|--noshallow|--seed=*|\
-    --weight_ema_decay=*)
+    --alpha=*|--resolution=*|--channels=*|--classes=*|--shallow|--shallow=*|--noshallow|\
+    --seed=*|--weight_ema_decay=*)
       ps_args+=("$1"); worker_args+=("$1"); shift ;;
     # The schedule's shape: the servers apply it; a worker checks --lr_cosine_epochs against
     # its --epochs.

@@ -75,9 +75,10 @@ class ProgressPublishingSource : public BatchSource {
 };
 
 struct Data {
-  std::unique_ptr<BatchSource> train;
-  std::shared_ptr<const Dataset> test_set;  // null for synthetic data
-  PreprocessingConfig preprocessing;
+  std::unique_ptr<BatchSource> synthetic_train;
+  BatchSource* train = nullptr;  // synthetic_train's or options.data's
+  // The chief's: makes the readers of the test set; empty otherwise.
+  std::function<absl::StatusOr<std::unique_ptr<EvaluationSource>>()> make_test_reader;
 };
 
 // This worker's shard of the training data (and the test set, for the chief).
@@ -92,23 +93,16 @@ absl::StatusOr<Data> LoadData(const ClusterTrainingOptions& options, MobileNetCo
     synthetic.seed = options.data_seed + static_cast<uint64_t>(task);
     synthetic.examples_per_epoch = std::max<int64_t>(1, options.synthetic_examples / workers);
     model.num_classes = options.synthetic_classes;
-    ASSIGN_OR_RETURN(data.train, SyntheticBatchSource::Create(synthetic));
+    ASSIGN_OR_RETURN(data.synthetic_train, SyntheticBatchSource::Create(synthetic));
+    data.train = data.synthetic_train.get();
     return data;
   }
-  ASSIGN_OR_RETURN(Dataset train_set, LoadFashionMnist(options.data_dir, DatasetSplit::kTrain));
-  model.num_classes = train_set.num_classes();
-  data.preprocessing.output_height = data.preprocessing.output_width = model.resolution;
-  data.preprocessing.output_channels = model.input_channels;
-  data.preprocessing.random_flip = options.random_flip;
-  data.preprocessing.crop_padding = options.crop_padding;
-  auto train = std::make_shared<const Dataset>(std::move(train_set));
-  ASSIGN_OR_RETURN(DataShard shard,
-                   DataShard::Create(train->size(), task, workers, options.data_seed));
-  ASSIGN_OR_RETURN(data.train, ShardBatchSource::Create(train, shard, data.preprocessing));
-  if (options.cluster.is_chief()) {
-    ASSIGN_OR_RETURN(Dataset test_set, LoadFashionMnist(options.data_dir, DatasetSplit::kTest));
-    data.test_set = std::make_shared<const Dataset>(std::move(test_set));
+  if (options.data == nullptr || options.data->train == nullptr) {
+    return absl::InvalidArgumentError("cluster training: no training data");
   }
+  model.num_classes = options.data->num_classes();
+  data.train = options.data->train.get();
+  if (options.cluster.is_chief()) data.make_test_reader = options.data->make_test_reader;
   return data;
 }
 
@@ -190,7 +184,7 @@ std::string DescribeEvaluation(const EvaluationResult& eval) {
 class PeriodicEvaluator {
  public:
   PeriodicEvaluator(absl::Duration every, std::unique_ptr<MobileNetV1> model,
-                    std::unique_ptr<EvaluationReader> reader, ParameterClient* client,
+                    std::unique_ptr<EvaluationSource> reader, ParameterClient* client,
                     int batch_size, bool with_average,
                     std::function<void(const EvaluationResult&)> report)
       : every_(every),
@@ -226,7 +220,7 @@ class PeriodicEvaluator {
 
   const absl::Duration every_;
   std::unique_ptr<MobileNetV1> model_;
-  std::unique_ptr<EvaluationReader> reader_;
+  std::unique_ptr<EvaluationSource> reader_;
   Evaluator evaluator_;
   const std::function<void(const EvaluationResult&)> report_;
   absl::Mutex mu_;
@@ -310,15 +304,9 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
       GlobalStep(statuses)));
 
   // The chief's test set: one reader for the training thread, one for the timed evaluator.
-  std::unique_ptr<EvaluationReader> test;
-  auto make_reader = [&]() -> absl::StatusOr<std::unique_ptr<EvaluationReader>> {
-    ASSIGN_OR_RETURN(EvaluationReader reader,
-                     EvaluationReader::Create(data.test_set, data.preprocessing,
-                                              options.eval_examples));
-    return std::make_unique<EvaluationReader>(std::move(reader));
-  };
-  if (data.test_set != nullptr) {
-    ASSIGN_OR_RETURN(test, make_reader());
+  std::unique_ptr<EvaluationSource> test;
+  if (data.make_test_reader) {
+    ASSIGN_OR_RETURN(test, data.make_test_reader());
   }
   ParameterClient* const servers = client.get();
   auto report = [servers, worker_id](const EvaluationResult& eval) {
@@ -326,7 +314,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     if (!reported.ok()) PrintLine(absl::StrCat("could not report evaluation: ", reported.ToString()));
   };
 
-  ProgressPublishingSource source(data.train.get(), client.get(), before.own_pushes);
+  ProgressPublishingSource source(data.train, client.get(), before.own_pushes);
   ProgressReporter reporter(stdout, ProgressReporter::IsTerminal(stdout), absl::Seconds(10));
   Trainer trainer(trainer_config, model.get(), client.get(), &source, test.get(),
                   options.quiet ? nullptr : &reporter);
@@ -337,7 +325,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   std::unique_ptr<PeriodicEvaluator> timed;
   if (test != nullptr && options.eval_every_secs > 0) {
     ASSIGN_OR_RETURN(std::unique_ptr<MobileNetV1> eval_model, MobileNetV1::Create(model_config));
-    ASSIGN_OR_RETURN(std::unique_ptr<EvaluationReader> eval_reader, make_reader());
+    ASSIGN_OR_RETURN(std::unique_ptr<EvaluationSource> eval_reader, data.make_test_reader());
     timed = std::make_unique<PeriodicEvaluator>(
         absl::Seconds(options.eval_every_secs), std::move(eval_model), std::move(eval_reader),
         client.get(), trainer_config.eval_batch_size, trainer_config.evaluate_weight_average,

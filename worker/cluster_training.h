@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -30,6 +31,7 @@
 #include "parameter_server/core/sharding_plan.h"
 #include "worker/parameter_client.h"
 #include "worker/trainer.h"
+#include "worker/training_data.h"
 
 namespace mobilenet {
 
@@ -39,15 +41,17 @@ struct ClusterTrainingOptions {
   // Loop, loss and gradient settings; worker_id is set from the cluster, epochs are of this
   // worker's shard.
   TrainerConfig trainer;
-  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  // This worker's shard of the training data (and, for the chief, the test set) as opened
+  // by OpenTrainingData (worker/training_data.h) with shard task_index of num_workers and
+  // a seed that is the same on every worker; the model's num_classes are the data's.
+  // Required unless synthetic.
+  std::shared_ptr<TrainingData> data;
+  // The data set's class names (data->class_names), for the parameter servers.
+  std::vector<std::string> class_names;
   bool synthetic = false;          // random data of the model's shape instead (no evaluation)
   int synthetic_classes = 10;
   int64_t synthetic_examples = 10000;  // per epoch, split among the workers
-  bool random_flip = true;
-  int crop_padding = 2;
-  int eval_examples = 0;           // 0: the whole test set
-  // Seed of the data partition and order: the same on every worker.
-  uint64_t data_seed = 1;
+  uint64_t data_seed = 1;              // of the synthetic data
   int threads = 2;
   // The chief also evaluates every this many seconds (on a second thread); 0: off.
   double eval_every_secs = 0;

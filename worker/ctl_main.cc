@@ -47,6 +47,8 @@
 #include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
 #include "worker/preprocessing.h"
+#include "worker/training_data.h"
+#include "worker/training_data_flags.h"
 
 ABSL_FLAG(std::string, checkpoint, "",
           "Checkpoint file, or folder of checkpoints (the newest valid one of each series).");
@@ -57,11 +59,13 @@ ABSL_FLAG(std::string, input, "",
           "(what the ONNX model takes) instead of test images.");
 ABSL_FLAG(bool, json, false, "predict/eval/status/inspect-data: print JSON.");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
-          "predict/eval: folder with the Fashion-MNIST IDX files; inspect-data: the data "
+          "predict: folder with the Fashion-MNIST IDX files; eval: the data set whose test "
+          "split to evaluate on (IDX, CIFAR or image folder); inspect-data: the data "
           "set to inspect.");
 ABSL_FLAG(std::string, data_format, "auto",
           "inspect-data: image_folder (DATA_DIR/{train,test|val}/<class>/*.jpg|png), cifar "
-          "(CIFAR-10/100 binaries) or auto (cifar when DATA_DIR holds them).");
+          "(CIFAR-10/100 binaries) or auto (cifar when DATA_DIR holds them); eval: also idx, "
+          "and auto detects idx, cifar, image_folder in that order.");
 ABSL_FLAG(std::string, check, "header",
           "inspect-data: header (read each image's header: fast) or decode (decode each "
           "image: also finds damaged pixel data).");
@@ -285,15 +289,19 @@ absl::Status Predict() {
 absl::Status Eval() {
   ASSIGN_OR_RETURN(Loaded l, Load());
   const MobileNetConfig& c = l.model.config;
-  ASSIGN_OR_RETURN(Dataset test, LoadFashionMnist(absl::GetFlag(FLAGS_data_dir),
-                                                  DatasetSplit::kTest));
-  if (test.num_classes() != c.num_classes) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "the model has %d classes, the test set %d", c.num_classes, test.num_classes()));
+  TrainingDataOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  ASSIGN_OR_RETURN(options.format, ParseTrainingDataFormat(absl::GetFlag(FLAGS_data_format)));
+  RETURN_IF_ERROR(TrainingDataOptionsFromFlags(options));
+  options.resolution = c.resolution;
+  options.channels = c.input_channels;
+  options.num_classes = c.num_classes;
+  options.open_train = false;
+  ASSIGN_OR_RETURN(TrainingData data, OpenTrainingData(options));
+  if (!absl::GetFlag(FLAGS_json)) {
+    for (const std::string& note : data.notes) fprintf(stderr, "%s\n", note.c_str());
   }
-  ASSIGN_OR_RETURN(EvaluationReader reader,
-                   EvaluationReader::Create(std::make_shared<const Dataset>(std::move(test)),
-                                            TestPreprocessing(c)));
+  ASSIGN_OR_RETURN(std::unique_ptr<EvaluationSource> reader, data.make_test_reader());
   const int batch = 256;
   const int k = c.num_classes;
   std::vector<float> images(static_cast<size_t>(batch) * c.resolution * c.resolution *
@@ -302,7 +310,7 @@ absl::Status Eval() {
   std::vector<float> logits(static_cast<size_t>(batch) * k);
   int64_t correct = 0, total = 0;
   while (true) {
-    ASSIGN_OR_RETURN(int n, reader.NextBatch(batch, images.data(), labels.data()));
+    ASSIGN_OR_RETURN(int n, reader->NextBatch(batch, images.data(), labels.data()));
     if (n == 0) break;
     l.net->Infer(l.model.parameters.data(), l.model.state.data(), images.data(), n,
                  logits.data());
@@ -516,7 +524,8 @@ int main(int argc, char** argv) {
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "/ctl_main.cc") || mobilenet::IsSecurityFlagsFile(path);
+    return absl::EndsWith(path, "/ctl_main.cc") || mobilenet::IsSecurityFlagsFile(path) ||
+           mobilenet::IsTrainingDataFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);

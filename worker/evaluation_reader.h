@@ -1,5 +1,6 @@
-// One pass over a data set in its stored order without augmentation, in batches, for
-// evaluation (e.g. the Fashion-MNIST test split).
+// One pass over a test set in its stored order without augmentation, in batches, for
+// evaluation: the EvaluationSource interface, and EvaluationReader, which reads an in-memory
+// Dataset (e.g. the Fashion-MNIST test split).
 #ifndef MOBILENET_WORKER_EVALUATION_READER_H_
 #define MOBILENET_WORKER_EVALUATION_READER_H_
 
@@ -11,8 +12,25 @@
 
 namespace mobilenet {
 
+// A test set read once per pass. Not thread-safe: one reader per evaluating thread.
+class EvaluationSource {
+ public:
+  virtual ~EvaluationSource() = default;
+
+  // Writes the next min(max_batch, remaining) examples (images NHWC of output_shape(),
+  // labels) and returns how many; 0 once the pass is over. InvalidArgument if
+  // max_batch < 1 or a pointer is null; other errors name the example that failed.
+  virtual absl::StatusOr<int> NextBatch(int max_batch, float* images, int* labels) = 0;
+  // Starts the pass again from the first example.
+  virtual void Reset() = 0;
+  // Examples in one pass.
+  virtual int size() const = 0;
+  virtual ImageShape output_shape() const = 0;
+  virtual int num_classes() const = 0;
+};
+
 // Not thread-safe.
-class EvaluationReader {
+class EvaluationReader : public EvaluationSource {
  public:
   // Reads the first `max_examples` examples of `dataset` (all of them if max_examples is 0
   // or more than the data set holds), resized and normalized as `config` says; its
@@ -23,19 +41,14 @@ class EvaluationReader {
                                                  const PreprocessingConfig& config,
                                                  int max_examples = 0);
 
-  // Writes the next min(max_batch, remaining()) examples (images NHWC of output_shape(),
-  // labels) and returns how many; 0 once the pass is over. InvalidArgument if
-  // max_batch < 1 or a pointer is null.
-  absl::StatusOr<int> NextBatch(int max_batch, float* images, int* labels);
+  absl::StatusOr<int> NextBatch(int max_batch, float* images, int* labels) override;
+  void Reset() override { position_ = 0; }
+  int size() const override { return size_; }
+  ImageShape output_shape() const override { return preprocessor_.output_shape(); }
+  int num_classes() const override { return dataset_->num_classes(); }
 
-  // Starts the pass again from the first example.
-  void Reset() { position_ = 0; }
-
-  int size() const { return size_; }
   int position() const { return position_; }
   int remaining() const { return size_ - position_; }
-  ImageShape output_shape() const { return preprocessor_.output_shape(); }
-  int num_classes() const { return dataset_->num_classes(); }
 
  private:
   EvaluationReader(std::shared_ptr<const Dataset> dataset, ImagePreprocessor preprocessor,

@@ -6,7 +6,7 @@
 
 namespace mobilenet {
 
-Evaluator::Evaluator(MobileNetV1* model, ParameterClient* client, EvaluationReader* test,
+Evaluator::Evaluator(MobileNetV1* model, ParameterClient* client, EvaluationSource* test,
                      int batch_size, bool with_average)
     : model_(model),
       client_(client),

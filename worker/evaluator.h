@@ -22,7 +22,7 @@ class Evaluator {
   // `model`, `client` and `test` are not owned and must outlive the evaluator;
   // batch_size >= 1 (checked). `with_average`: also evaluate the servers' weight average
   // (they must keep one).
-  Evaluator(MobileNetV1* model, ParameterClient* client, EvaluationReader* test, int batch_size,
+  Evaluator(MobileNetV1* model, ParameterClient* client, EvaluationSource* test, int batch_size,
             bool with_average = false);
 
   // Pulls the current weights and evaluates every example of the test set; with_average:
@@ -37,7 +37,7 @@ class Evaluator {
 
   MobileNetV1* const model_;
   ParameterClient* const client_;
-  EvaluationReader* const test_;
+  EvaluationSource* const test_;
   const int batch_size_;
   const bool with_average_;
   std::vector<float> params_, state_, images_, logits_;

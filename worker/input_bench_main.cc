@@ -3,12 +3,13 @@
 // training step through it costs against synthetic batches, side by side in one run.
 //
 //   mobilenet-input-bench --source=memory --input_threads=1,2 --batch=32
-//   mobilenet-input-bench --source=jpeg_dir --image_dir=DIR
+//   mobilenet-input-bench --source=jpeg_dir --image_dir=DIR [--write_jpegs=512]
 //
 // (a) pipeline alone: a fresh PrefetchingBatchSource per repetition (its ring starts empty),
 //     timed from its creation until --pipeline_batches batches were copied out by NextBatch:
 //     images/s of Load + preprocess + hand-out with N threads. With --source=memory, Load
-//     is a copy of a 256x256x3 image kept in memory (augment-only, no decoding). Beside
+//     is a copy of a 256x256x3 image kept in memory (augment-only, no decoding); with
+//     --source=jpeg_dir it reads and decodes a JPEG of DIR/train/ (ImageFolderSource). Beside
 //     it, the process CPU time per image, which a busy machine does not inflate.
 // (b) training: one step is NextBatch + MobileNetV1::TrainStep (forward + backward, as
 //     mobilenet-bench), from SyntheticBatchSource (random floats, no image work) and from
@@ -17,6 +18,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,10 +31,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/benchmark_timing.h"
+#include "common/file_contents.h"
 #include "common/seeded_random.h"
 #include "common/status_macros.h"
+#include "input/image_encoder.h"
+#include "input/image_folder_source.h"
 #include "input/inception_preprocessing.h"
 #include "model/initializer.h"
 #include "model/layers/compute_threads.h"
@@ -45,7 +51,11 @@ ABSL_FLAG(std::string, source, "memory",
           "Where images come from: memory (--memory_images random images of "
           "--memory_size^2 x 3 pixels, Load copies them) or jpeg_dir (the image folder "
           "--image_dir, decoded)");
-ABSL_FLAG(std::string, image_dir, "", "The folder of --source=jpeg_dir");
+ABSL_FLAG(std::string, image_dir, "",
+          "The folder of --source=jpeg_dir: an image folder, whose train/ split is read");
+ABSL_FLAG(int, write_jpegs, 0,
+          "--source=jpeg_dir: first write this many --memory_size^2 JPEGs (ten classes) "
+          "into --image_dir/train/");
 ABSL_FLAG(int, memory_images, 256, "Images of --source=memory");
 ABSL_FLAG(int, memory_size, 256, "Height and width of the images of --source=memory");
 ABSL_FLAG(std::string, input_threads, "1,2", "Comma-separated pipeline thread counts to measure");
@@ -136,6 +146,34 @@ absl::StatusOr<std::shared_ptr<const ImageSource>> MemorySource(int images, int 
   return std::shared_ptr<const ImageSource>(std::move(source));
 }
 
+// Writes `count` JPEGs of size x size x 3 (quality 90) into DIR/train/<class>/, ten
+// classes: smooth colour gradients with mild noise, which compress about as photographs
+// do (pure noise would make decoding unrealistically slow).
+absl::Status WriteBenchmarkJpegs(const std::string& dir, int count, int size, uint64_t seed) {
+  SplitMix64 rng(seed);
+  for (int i = 0; i < count; ++i) {
+    DecodedImage image{size, size, 3, std::vector<uint8_t>(static_cast<size_t>(size) * size * 3)};
+    const int phase = static_cast<int>(rng.Uniform(256));
+    for (int y = 0; y < size; ++y) {
+      for (int x = 0; x < size; ++x) {
+        uint8_t* p = &image.pixels[(static_cast<size_t>(y) * size + x) * 3];
+        const int noise = static_cast<int>(rng.Uniform(16));
+        p[0] = static_cast<uint8_t>((x + phase + noise) & 255);
+        p[1] = static_cast<uint8_t>((y + 2 * phase + noise) & 255);
+        p[2] = static_cast<uint8_t>(((x + y) / 2 + noise) & 255);
+      }
+    }
+    JpegOptions options;
+    options.quality = 90;
+    ASSIGN_OR_RETURN(const std::string jpeg, EncodeJpeg(image, options));
+    const std::string class_dir = absl::StrFormat("%s/train/class_%d", dir, i % 10);
+    std::error_code error;
+    std::filesystem::create_directories(class_dir, error);
+    RETURN_IF_ERROR(WriteFileContents(absl::StrFormat("%s/%06d.jpg", class_dir, i), jpeg));
+  }
+  return absl::OkStatus();
+}
+
 // The ImageSource --source names.
 absl::StatusOr<std::shared_ptr<const ImageSource>> OpenSource(const BenchOptions& o) {
   const std::string source = absl::GetFlag(FLAGS_source);
@@ -144,9 +182,20 @@ absl::StatusOr<std::shared_ptr<const ImageSource>> OpenSource(const BenchOptions
                         o.model.num_classes, o.seed);
   }
   if (source == "jpeg_dir") {
-    return absl::UnimplementedError(absl::StrCat(
-        "--source=jpeg_dir (", absl::GetFlag(FLAGS_image_dir),
-        "): this build has no image-folder source; it plugs in here as an ImageSource"));
+    const std::string dir = absl::GetFlag(FLAGS_image_dir);
+    if (dir.empty()) return absl::InvalidArgumentError("--source=jpeg_dir needs --image_dir");
+    if (absl::GetFlag(FLAGS_write_jpegs) > 0) {
+      RETURN_IF_ERROR(WriteBenchmarkJpegs(dir, absl::GetFlag(FLAGS_write_jpegs),
+                                          absl::GetFlag(FLAGS_memory_size), o.seed));
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<ImageFolderSource> folder,
+                     ImageFolderSource::Open(dir, "train", 3));
+    if (folder->num_classes() > o.model.num_classes) {
+      return absl::InvalidArgumentError(absl::StrFormat("%s has %d classes, more than --classes=%d",
+                                                        dir, folder->num_classes(),
+                                                        o.model.num_classes));
+    }
+    return std::shared_ptr<const ImageSource>(std::move(folder));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--source must be memory or jpeg_dir, got \"", source, "\""));

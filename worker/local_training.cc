@@ -27,8 +27,9 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
   MobileNetConfig model_config = options.model;
 
   // Data.
-  std::unique_ptr<BatchSource> train;
-  std::unique_ptr<EvaluationReader> test;
+  std::unique_ptr<BatchSource> synthetic_train;
+  BatchSource* train = nullptr;  // synthetic_train's or options.data's
+  std::unique_ptr<EvaluationSource> test;
   if (options.synthetic) {
     SyntheticConfig synthetic;
     synthetic.shape = {model_config.resolution, model_config.resolution,
@@ -37,23 +38,17 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
     synthetic.seed = options.data_seed;
     synthetic.examples_per_epoch = options.synthetic_examples;
     model_config.num_classes = options.synthetic_classes;
-    ASSIGN_OR_RETURN(train, SyntheticBatchSource::Create(synthetic));
+    ASSIGN_OR_RETURN(synthetic_train, SyntheticBatchSource::Create(synthetic));
+    train = synthetic_train.get();
   } else {
-    ASSIGN_OR_RETURN(Dataset train_set, LoadFashionMnist(options.data_dir, DatasetSplit::kTrain));
-    ASSIGN_OR_RETURN(Dataset test_set, LoadFashionMnist(options.data_dir, DatasetSplit::kTest));
-    model_config.num_classes = train_set.num_classes();
-    PreprocessingConfig pre;
-    pre.output_height = pre.output_width = model_config.resolution;
-    pre.output_channels = model_config.input_channels;
-    pre.random_flip = options.random_flip;
-    pre.crop_padding = options.crop_padding;
-    auto train_data = std::make_shared<const Dataset>(std::move(train_set));
-    ASSIGN_OR_RETURN(DataShard shard, DataShard::Whole(train_data->size(), options.data_seed));
-    ASSIGN_OR_RETURN(train, ShardBatchSource::Create(train_data, shard, pre));
-    ASSIGN_OR_RETURN(EvaluationReader reader,
-                     EvaluationReader::Create(std::make_shared<const Dataset>(std::move(test_set)),
-                                              pre, options.eval_examples));
-    test = std::make_unique<EvaluationReader>(std::move(reader));
+    if (options.data == nullptr || options.data->train == nullptr) {
+      return absl::InvalidArgumentError("local training: no training data");
+    }
+    model_config.num_classes = options.data->num_classes();
+    train = options.data->train.get();
+    if (options.data->make_test_reader) {
+      ASSIGN_OR_RETURN(test, options.data->make_test_reader());
+    }
   }
 
   // Model and the in-process parameter server: the same core mobilenet-ps runs, as the
@@ -103,7 +98,7 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
     train->SkipTo(done);
   }
   ProgressReporter reporter(stdout, ProgressReporter::IsTerminal(stdout), absl::Seconds(10));
-  Trainer trainer(trainer_config, model.get(), client.get(), train.get(), test.get(),
+  Trainer trainer(trainer_config, model.get(), client.get(), train, test.get(),
                   options.quiet ? nullptr : &reporter);
   trainer.set_epoch_callback([&](int) { return save(); });
   trainer.set_stop_flag(options.stop);

@@ -6,12 +6,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/architecture.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "worker/trainer.h"
+#include "worker/training_data.h"
 
 namespace mobilenet {
 
@@ -20,14 +23,15 @@ struct LocalTrainingOptions {
   ParameterShardConfig store;      // seed, optimizer, learning-rate schedule (examples per
                                    // epoch filled in from the data)
   TrainerConfig trainer;
-  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  // The training and test data as opened by OpenTrainingData (worker/training_data.h) for
+  // this model; the model's num_classes are the data's. Required unless synthetic.
+  std::shared_ptr<TrainingData> data;
+  // The data set's class names (data->class_names), for the parameter store.
+  std::vector<std::string> class_names;
   bool synthetic = false;          // random data of the model's shape instead
   int synthetic_classes = 10;
   int64_t synthetic_examples = 10000;  // per epoch
-  bool random_flip = true;
-  int crop_padding = 2;
-  int eval_examples = 0;           // 0: the whole test set
-  uint64_t data_seed = 1;
+  uint64_t data_seed = 1;              // of the synthetic data
   int threads = 2;
   std::string checkpoint_dir;      // empty: no checkpoints
   int keep_checkpoints = 3;

@@ -9,6 +9,13 @@
 
 namespace mobilenet {
 
+absl::Status NameImageInError(const ImageSource& source, int index, absl::Status status) {
+  if (status.ok()) return status;
+  const std::string where = source.Describe(index);
+  if (absl::StrContains(status.message(), where)) return status;
+  return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
+}
+
 absl::StatusOr<std::unique_ptr<PrefetchingBatchSource>> PrefetchingBatchSource::Create(
     std::shared_ptr<const ImageSource> source, DataShard shard, ImageShape output_shape,
     PreprocessFunction preprocess, const PrefetchOptions& options) {
@@ -78,10 +85,7 @@ absl::Status PrefetchingBatchSource::Prepare(int index, int64_t epoch,
     out->resize(output_shape_.elements());
     status = preprocess_(*image, shard_.AugmentationSeed(epoch, index), out->data());
   }
-  if (status.ok()) return status;
-  const std::string where = source_->Describe(index);
-  if (absl::StrContains(status.message(), where)) return status;
-  return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
+  return NameImageInError(*source_, index, std::move(status));
 }
 
 void PrefetchingBatchSource::WorkerLoop() {

@@ -39,6 +39,10 @@ namespace mobilenet {
 using PreprocessFunction =
     std::function<absl::Status(const DecodedImage& image, uint64_t seed, float* out)>;
 
+// `status` with image `index` of `source` named in front of its message (Describe), unless
+// the message names it already; OK stays OK.
+absl::Status NameImageInError(const ImageSource& source, int index, absl::Status status);
+
 struct PrefetchOptions {
   int threads = 2;           // decoding and preprocessing threads (--input_threads)
   int batch_size = 32;       // the batch size NextBatch is usually called with

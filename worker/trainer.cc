@@ -16,7 +16,7 @@
 namespace mobilenet {
 
 Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClient* client,
-                 BatchSource* train, EvaluationReader* test, ProgressReporter* reporter)
+                 BatchSource* train, EvaluationSource* test, ProgressReporter* reporter)
     : config_(config),
       model_(model),
       client_(client),

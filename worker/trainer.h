@@ -70,7 +70,7 @@ class Trainer {
   // `model`, `client`, `train` are not owned and must outlive the trainer; `test` and
   // `reporter` may be null (no evaluation; no progress output).
   Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClient* client,
-          BatchSource* train, EvaluationReader* test, ProgressReporter* reporter);
+          BatchSource* train, EvaluationSource* test, ProgressReporter* reporter);
   // Waits for communication still in flight (its outcome is dropped).
   ~Trainer();
 

@@ -31,12 +31,20 @@
 #include "worker/cluster_training.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/local_training.h"
+#include "worker/training_data.h"
+#include "worker/training_data_flags.h"
 
 // The cluster, model, optimizer and schedule flags are shared with mobilenet-ps
 // (parameter_server/cluster_flags.h).
 // Data.
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
-          "Folder with the IDX files (train-images-idx3-ubyte[.gz], ...).");
+          "The data set: IDX files (train-images-idx3-ubyte[.gz], ...), CIFAR-10/100 binaries "
+          "or an image folder (DATA_DIR/{train,test|val}/<class>/*.jpg|png).");
+ABSL_FLAG(std::string, data_format, "auto",
+          "idx, cifar, image_folder or auto (detected from --data_dir, in that order).");
+ABSL_FLAG(int, classes, 0,
+          "Classes of the model: 0 follows the data set; otherwise it must equal the data "
+          "set's number of classes.");
 ABSL_FLAG(std::string, metrics_address, "",
           "In a cluster: host:port of an HTTP listener serving this worker's Prometheus "
           "metrics at /metrics (mobilenet_worker_*: steps, examples, loss, step time by "
@@ -152,24 +160,38 @@ void PrintExport(const std::string& path, mobilenet::WeightsKind weights) {
          weights == mobilenet::WeightsKind::kAverage ? " (the weight average)" : "");
 }
 
+// Opens the data and logs what was opened (the format, skipped images).
+absl::StatusOr<std::shared_ptr<mobilenet::TrainingData>> OpenData(
+    const mobilenet::TrainingDataOptions& options) {
+  auto data = mobilenet::OpenTrainingData(options);
+  if (!data.ok()) return data.status();
+  for (const std::string& note : data->notes) printf("%s\n", note.c_str());
+  printf("%d classes, %lld training examples%s\n", data->num_classes(),
+         static_cast<long long>(data->train->examples_per_epoch()),
+         options.num_shards > 1 ? " in this worker's shard" : "");
+  fflush(stdout);
+  return std::make_shared<mobilenet::TrainingData>(std::move(*data));
+}
+
 // One worker of a distributed training; `local` carries the flags the two modes share.
 int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
-                     const mobilenet::LocalTrainingOptions& local) {
+                     const mobilenet::LocalTrainingOptions& local,
+                     mobilenet::TrainingDataOptions data_options) {
   if (cluster.job != mobilenet::JobName::kWorker) {
     return Fail("this is mobilenet-worker: --job_name must be \"worker\" (run mobilenet-ps "
                 "for parameter servers)");
   }
+  // Shard task_index of num_workers; only the chief evaluates.
+  data_options.shard_index = cluster.task_index;
+  data_options.num_shards = cluster.num_workers();
+  data_options.open_test = cluster.is_chief();
   mobilenet::ClusterTrainingOptions o;
   o.cluster = cluster;
   o.model = local.model;
   o.trainer = local.trainer;
-  o.data_dir = local.data_dir;
   o.synthetic = local.synthetic;
   o.synthetic_classes = local.synthetic_classes;
   o.synthetic_examples = local.synthetic_examples;
-  o.random_flip = local.random_flip;
-  o.crop_padding = local.crop_padding;
-  o.eval_examples = local.eval_examples;
   o.data_seed = local.data_seed;
   o.threads = local.threads;
   o.export_onnx = local.export_onnx;
@@ -177,6 +199,12 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
   o.trainer.overlap_communication = absl::GetFlag(FLAGS_overlap_communication);
   o.stop = &stop_requested;
+  if (!o.synthetic) {
+    auto data = OpenData(data_options);
+    if (!data.ok()) return Fail(data.status().ToString());
+    o.data = std::move(*data);
+    o.class_names = o.data->class_names;
+  }
   const double wait = absl::GetFlag(FLAGS_wait_for_workers_secs);
   const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
   const double timeout = absl::GetFlag(FLAGS_rpc_timeout_secs);
@@ -276,7 +304,7 @@ int main(int argc, char** argv) {
   absl::FlagsUsageConfig usage_config;
   usage_config.contains_help_flags = [](absl::string_view path) {
     return absl::EndsWith(path, "/worker_main.cc") || mobilenet::IsClusterFlagsFile(path) ||
-           mobilenet::IsSecurityFlagsFile(path);
+           mobilenet::IsSecurityFlagsFile(path) || mobilenet::IsTrainingDataFlagsFile(path);
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
   absl::SetFlagsUsageConfig(usage_config);
@@ -289,14 +317,10 @@ int main(int argc, char** argv) {
 
   LocalTrainingOptions o;
   mobilenet::ModelFromSharedFlags(o.model);
-  o.data_dir = absl::GetFlag(FLAGS_data_dir);
   o.synthetic = absl::GetFlag(FLAGS_synthetic);
   o.synthetic_classes = absl::GetFlag(FLAGS_synthetic_classes);
   o.synthetic_examples = absl::GetFlag(FLAGS_synthetic_examples);
   if (o.synthetic_examples < 1) return Fail("--synthetic_examples must be >= 1");
-  o.random_flip = absl::GetFlag(FLAGS_flip);
-  o.crop_padding = absl::GetFlag(FLAGS_crop_padding);
-  o.eval_examples = absl::GetFlag(FLAGS_eval_examples);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.checkpoint_dir = absl::GetFlag(FLAGS_checkpoint_dir);
   o.keep_checkpoints = absl::GetFlag(FLAGS_keep_checkpoints);
@@ -330,7 +354,23 @@ int main(int argc, char** argv) {
                  "run trains --epochs=%g\n",
                  o.store.learning_rate.cosine_epochs, o.trainer.epochs);
   }
-  if (o.crop_padding < 0) return Fail("--crop_padding must be >= 0");
+  mobilenet::TrainingDataOptions data;
+  data.data_dir = absl::GetFlag(FLAGS_data_dir);
+  auto format = mobilenet::ParseTrainingDataFormat(absl::GetFlag(FLAGS_data_format));
+  if (!format.ok()) return Fail(std::string(format.status().message()));
+  data.format = *format;
+  const absl::Status data_flags = mobilenet::TrainingDataOptionsFromFlags(data);
+  if (!data_flags.ok()) return Fail(std::string(data_flags.message()));
+  data.resolution = o.model.resolution;
+  data.channels = o.model.input_channels;
+  data.num_classes = absl::GetFlag(FLAGS_classes);
+  data.random_flip = absl::GetFlag(FLAGS_flip);
+  data.crop_padding = absl::GetFlag(FLAGS_crop_padding);
+  data.eval_examples = absl::GetFlag(FLAGS_eval_examples);
+  data.batch_size = o.trainer.batch_size;
+  data.seed = o.data_seed;
+  if (data.crop_padding < 0) return Fail("--crop_padding must be >= 0");
+  if (data.num_classes < 0) return Fail("--classes must be >= 0");
   if (o.trainer.label_smoothing < 0 || o.trainer.label_smoothing >= 1) {
     return Fail("--label_smoothing must be in [0, 1)");
   }
@@ -340,13 +380,19 @@ int main(int argc, char** argv) {
       mobilenet::ClusterDescriptionFromSharedFlags(),
       getenv(mobilenet::kClusterEnvVariable));
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
-  if (cluster->has_value()) return RunClusterWorker(**cluster, o);
+  if (cluster->has_value()) return RunClusterWorker(**cluster, o, data);
 
   printf("MobileNet-V1 alpha %.3g, %dx%dx%d input, %s, batch %d, %d thread(s), single process\n",
          o.model.alpha, o.model.resolution, o.model.resolution, o.model.input_channels,
          mobilenet::OptimizerKindName(o.store.optimizer.kind), o.trainer.batch_size, o.threads);
   fflush(stdout);
   o.stop = &stop_requested;
+  if (!o.synthetic) {
+    auto opened = OpenData(data);
+    if (!opened.ok()) return Fail(opened.status().ToString());
+    o.data = std::move(*opened);
+    o.class_names = o.data->class_names;
+  }
   auto result = mobilenet::RunLocalTraining(o);
   if (!result.ok()) return Fail(result.status().ToString());
   const auto& s = result->summary;

@@ -66,6 +66,7 @@ cosine_epochs_given=0
 tls=1
 metrics=1
 dry_run=0
+data_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry_run) dry_run=1; shift ;;
@@ -95,6 +96,8 @@ while [ $# -gt 0 ]; do
     --checkpoint_every_secs=*|--keep_checkpoints=*|--log_every_secs=*)
       ps_args+=("$1"); shift ;;
     --threads=*) threads_given=1; worker_args+=("$1"); shift ;;
+    # The workers' data set; the evaluation hint at the end repeats it.
+    --data_dir=*|--data_format=*) data_args+=("$1"); worker_args+=("$1"); shift ;;
     --no_tls) tls=0; shift ;;
     --no_metrics) metrics=0; shift ;;
     --checkpoint_dir=*|--export_onnx=*|--ps_hosts=*|--worker_hosts=*|--job_name=*|--task_index=*|\
@@ -292,7 +295,7 @@ if [ -n "$average" ]; then
 else
   echo "Final test accuracy: ${accuracy:-not reported (see $chief_log)}"
 fi
-echo "Checkpoints: $checkpoint_dir (evaluate: $bin/mobilenet-ctl eval --checkpoint=$checkpoint_dir)"
+echo "Checkpoints: $checkpoint_dir (evaluate: $bin/mobilenet-ctl eval --checkpoint=$checkpoint_dir${data_args[*]+ ${data_args[*]}})"
 [ -f "$onnx" ] && echo "ONNX model: $onnx"
 echo "Logs: $run_dir"
 write_report || true

@@ -60,10 +60,10 @@ ABSL_FLAG(std::string, input, "",
           "predict: a .npy file of float32 NCHW images at the model's input resolution "
           "(what the ONNX model takes) instead of test images.");
 ABSL_FLAG(std::string, image, "",
-          "predict: a JPEG or PNG file to classify (repeat --image for several): the top "
-          "class with its probability and the top --top_k, by class name when the model "
-          "carries them. Evaluation preprocessing: central crop of 87.5%, resize to the "
-          "model's resolution, the training's default normalization.");
+          "predict: a JPEG or PNG file to classify (repeat the flag for several): the top "
+          "class with its probability and the top_k most probable, by class name when the "
+          "model carries them. Evaluation preprocessing: central crop of 87.5%, resize to "
+          "the model's resolution, the training's default normalization.");
 ABSL_FLAG(int, top_k, 5, "predict --image: how many of the most probable classes to show.");
 ABSL_FLAG(bool, json, false, "predict/eval/status/inspect-data: print JSON.");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/json_text.h"
 #include "common/status_macros.h"
 #include "input/cifar_reader.h"
 #include "input/image_folder_source.h"
@@ -71,30 +72,6 @@ absl::StatusOr<SplitInspection> InspectCifarSplit(const std::string& data_dir,
     split.encodings["CIFAR RGB"] = images.size();
   }
   return split;
-}
-
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 // The sizes, most common first (ties: smaller area first), at most `limit` of them.

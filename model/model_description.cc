@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/json_text.h"
 
 namespace mobilenet {
 namespace {
@@ -27,21 +28,6 @@ int64_t ConvParams(const ConvLayerSpec& c) {
   const int64_t taps = int64_t{c.kernel} * c.kernel;
   if (c.kind == ConvKind::kDepthwise) return taps * c.in_channels;
   return taps * c.in_channels * c.out_channels;
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      out += absl::StrFormat("\\u%04x", ch);
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
 }
 
 // "4.21M" / "569.0M" style, at least two significant decimals for small models.

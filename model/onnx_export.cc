@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/class_names.h"
 #include "common/status_macros.h"
 #include "model/mobilenet_v1.h"
 
@@ -269,6 +270,22 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(const Architecture& arch,
   AddIntAttribute(gemm, "transB", 0);
   SetFloatTensorType(graph->add_output(), "logits", {-1, arch.classifier_out});
   return model;
+}
+
+absl::Status SetOnnxClassNames(const std::vector<std::string>& class_names, int num_classes,
+                               onnx::ModelProto& model) {
+  const absl::Status valid = CheckClassNames(class_names, num_classes);
+  if (!valid.ok())
+    return absl::InvalidArgumentError(absl::StrCat("ONNX export: ", valid.message()));
+  auto* props = model.mutable_metadata_props();
+  for (int i = props->size() - 1; i >= 0; --i) {
+    if (props->Get(i).key() == kClassNamesKey) props->DeleteSubrange(i, 1);
+  }
+  if (class_names.empty()) return absl::OkStatus();
+  onnx::StringStringEntryProto* entry = model.add_metadata_props();
+  entry->set_key(kClassNamesKey);
+  entry->set_value(FormatClassNames(class_names));
+  return absl::OkStatus();
 }
 
 absl::Status WriteOnnx(const std::string& path, const onnx::ModelProto& model) {

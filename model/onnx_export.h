@@ -16,6 +16,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,6 +37,13 @@ absl::StatusOr<onnx::ModelProto> ExportOnnx(const Architecture& arch,
                                             const float* params,
                                             const ParameterLayout& state_layout,
                                             const float* state);
+
+// Records `class_names` (index i names class i; checked with CheckClassNames for the
+// model's classes) in the model's metadata_props under "class_names", one name per line,
+// so a deployed model carries its labels; replaces an earlier entry. An empty list
+// removes the entry (names unknown). InvalidArgument for names the check refuses.
+absl::Status SetOnnxClassNames(const std::vector<std::string>& class_names, int num_classes,
+                               onnx::ModelProto& model);
 
 // Serializes `model` to `path` (binary protobuf). Errors name the file: the errno text for
 // I/O failures, InvalidArgument if the model exceeds protobuf's 2 GiB limit.

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/class_names.h"
 #include "common/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -306,6 +307,50 @@ TEST_F(OnnxExportTest, WriteOnnxRoundTripsAndNamesTheFileOnError) {
   absl::Status status = WriteOnnx(bad, *model);
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(), HasSubstr(bad));
+}
+
+TEST_F(OnnxExportTest, ClassNamesTravelInTheMetadataAndOnnxReadsThem) {
+  const TrainedNet t = MakeNet(SmallConfig(), 7);
+  absl::StatusOr<onnx::ModelProto> model = Export(t);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Bär"};
+  EXPECT_EQ(SetOnnxClassNames({"a", "b"}, 10, *model).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(
+      SetOnnxClassNames({"old", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, 10, *model).ok());
+  ASSERT_TRUE(SetOnnxClassNames(names, 10, *model).ok());  // replaces, never duplicates
+  int entries = 0;
+  for (const onnx::StringStringEntryProto& p : model->metadata_props()) {
+    if (p.key() != "class_names") continue;
+    ++entries;
+    EXPECT_EQ(p.value(),
+              "T-shirt/top\nTrouser\nPullover\nDress\nCoat\nSandal\nShirt\nSneaker\nBag\n"
+              "Bär");
+  }
+  EXPECT_EQ(entries, 1);
+  try {
+    onnx::checker::check_model(*model);
+  } catch (const std::exception& e) {
+    FAIL() << "ONNX validation failed: " << e.what();
+  }
+  if (!HavePythonOnnx()) GTEST_SKIP() << kPython << " with numpy and onnx not available";
+  const std::string path = Path("named.onnx");
+  ASSERT_TRUE(WriteOnnx(path, *model).ok());
+  const std::string out = Path("names.txt");
+  const std::string command = std::string(kPython) +
+                              " -c 'import onnx, sys; m = onnx.load(sys.argv[1]); "
+                              "open(sys.argv[2], \"w\", encoding=\"utf-8\").write("
+                              "{p.key: p.value for p in m.metadata_props}[\"class_names\"])' " +
+                              path + " " + out;
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  std::ifstream in(out, std::ios::binary);
+  const std::string read((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(ParseClassNames(read), names);
+
+  ASSERT_TRUE(SetOnnxClassNames({}, 10, *model).ok());  // unknown: no entry
+  for (const onnx::StringStringEntryProto& p : model->metadata_props()) {
+    EXPECT_NE(p.key(), "class_names");
+  }
 }
 
 // NHWC [n, r, r, c] -> NCHW [n, c, r, r].

@@ -458,10 +458,29 @@ def scenario_unknown_workers(run):
     check(status.eval_examples == 100 and status.global_step == 1 and
           len(status.workers) == 2, "after the members' requests: eval_examples %d, step %d, "
           "%d worker rows" % (status.eval_examples, status.global_step, len(status.workers)))
+    # Class names: one per class from the chief, then never another list.
+    classes = int(re.search(r"\bclasses=(\d+)", info.model).group(1))
+    names = ["class %d" % i for i in range(classes)]
+
+    def report_names(class_names):
+        return client.call("ReportEvaluation", run.pb.EvaluationReport(
+            plan_fingerprint=info.fingerprint, worker_id=0, global_step=0, examples=100,
+            correct=50, loss=1.0, class_names=class_names))
+    expect(report_names(names[:-1]), codes.INVALID_ARGUMENT, "too few class names",
+           mentions=["class_names", "%d class names for a model of %d" % (classes - 1, classes)])
+    expect(report_names(names[:-1] + ["x" * 257]), codes.INVALID_ARGUMENT,
+           "a 257-byte class name", mentions=["class name %d has 257 bytes" % (classes - 1)])
+    expect(report_names(names), codes.OK, "the chief's class names")
+    expect(report_names(list(reversed(names))), codes.FAILED_PRECONDITION,
+           "other class names", mentions=["differ from those this server already keeps"])
+    check(list(client.status().class_names) == names, "the status lists %s" %
+          list(client.status().class_names)[:3])
     stop(run, ps, "unknown_workers")
     client, info, status = run.start(ps)
     check([w.worker_id for w in status.workers] == [0, 1] and status.global_step == 1,
           "restarted: %d worker rows, step %d" % (len(status.workers), status.global_step))
+    check(list(status.class_names) == names, "restarted: the class names are %s, not "
+          "restored from the checkpoint" % list(status.class_names)[:3])
     stop(run, ps, "unknown_workers (restarted)")
 
 

@@ -233,7 +233,22 @@ class Model:
             bad.append("average_correct")
         if not (math.isfinite(message.average_loss) and message.average_loss >= 0):
             bad.append("average_loss")
+        if message.class_names and not self.class_names_ok(list(message.class_names)):
+            bad.append("class_names")
         return Expectation({IA}, bad) if bad else Expectation({OK})
+
+    def num_classes(self):
+        """The model's classes, from its ModelConfigString ("... classes=K ...")."""
+        return int(re.search(r"\bclasses=(\d+)", self.info.model).group(1))
+
+    def class_names_ok(self, names):
+        """common/class_names.h: one per class, each 1..256 bytes of UTF-8 without control
+        characters, 256 KiB together."""
+        encoded = [name.encode("utf-8") for name in names]
+        return (len(names) == self.num_classes() and
+                all(0 < len(b) <= 256 for b in encoded) and
+                not any(ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f for n in names for ch in n) and
+                sum(len(b) for b in encoded) <= 256 << 10)
 
     def finish(self, message):
         if not self.plan_ok(message, shard=False):
@@ -644,7 +659,15 @@ class Fuzzer:
             average_examples=rng.choice([0, 0, 100] + INT64_EDGES),
             average_correct=rng.choice([0, 0, 50] + INT64_EDGES),
             average_loss=rng.choice([0.0, 0.0, 1.5, -1.0, float("nan")]),
-            model=rng.choice(["", "z" * 3000]), num_shards=rng.choice([0, 1, -1])))
+            model=rng.choice(["", "z" * 3000]), num_shards=rng.choice([0, 1, -1]),
+            class_names=self.invalid_class_names()))
+
+    def invalid_class_names(self):
+        """None (mostly), or names every server refuses: a valid list would be kept for
+        good and make every other list a FAILED_PRECONDITION."""
+        k = self.model.num_classes()
+        return self.rng.choice([[], [], [], ["one"] * (k + 1), ["n"] * (k - 1) + [""],
+                                ["x" * 257] * k, ["tab\there"] * k, ["\u0085"] * k])
 
     def finish_valid(self):
         # Worker 1 only: the chief's finish would end the training after it.

@@ -309,9 +309,13 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     ASSIGN_OR_RETURN(test, data.make_test_reader());
   }
   ParameterClient* const servers = client.get();
-  auto report = [servers, worker_id](const EvaluationResult& eval) {
-    absl::Status reported = servers->ReportEvaluation(worker_id, eval);
-    if (!reported.ok()) PrintLine(absl::StrCat("could not report evaluation: ", reported.ToString()));
+  auto report = [servers, worker_id, &options](const EvaluationResult& eval) {
+    EvaluationResult named = eval;
+    named.class_names = options.class_names;
+    absl::Status reported = servers->ReportEvaluation(worker_id, named);
+    if (!reported.ok()) {
+      PrintLine(absl::StrCat("could not report evaluation: ", reported.ToString()));
+    }
   };
 
   ProgressPublishingSource source(data.train, client.get(), before.own_pushes);
@@ -394,8 +398,9 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
 
   if (!options.export_onnx.empty()) {
     result.onnx_weights = ExportedWeights(trainer_config.evaluate_weight_average);
-    RETURN_IF_ERROR(
-        ExportModelFromServers(*model, *client, result.onnx_weights, options.export_onnx).status());
+    RETURN_IF_ERROR(ExportModelFromServers(*model, *client, result.onnx_weights,
+                                           options.export_onnx, options.class_names)
+                        .status());
     result.onnx_path = options.export_onnx;
   }
   RETURN_IF_ERROR(client->Finish(worker_id, /*training_complete=*/true));

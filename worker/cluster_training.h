@@ -64,6 +64,9 @@ struct ClusterTrainingOptions {
   // When *stop becomes true (e.g. on SIGTERM) the worker ends after its step in progress
   // (see Trainer::set_stop_flag); not owned, may be null.
   const std::atomic<bool>* stop = nullptr;
+  // The model's class names (index i names class i), reported by the chief with its
+  // evaluations so the servers' checkpoints carry them; empty: unknown.
+  std::vector<std::string> class_names;
   // Called after each step with where its time went (e.g. for metrics); may be empty.
   std::function<void(const StepTiming&)> on_step;
 };

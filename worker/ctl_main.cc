@@ -2,6 +2,8 @@
 //   mobilenet-ctl export  --checkpoint PATH --output model.onnx [--weights=raw|ema]
 //   mobilenet-ctl predict --checkpoint PATH [--count N | --input batch.npy] [--json]
 //                         [--weights=raw|ema]
+//   mobilenet-ctl predict --checkpoint PATH --image a.jpg [--image b.png ...] [--top_k 5]
+//                         [--json] [--weights=raw|ema]
 //   mobilenet-ctl eval    --checkpoint PATH [--data_dir DIR] [--weights=raw|ema]
 //   mobilenet-ctl status  --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]
 //   mobilenet-ctl report  --run_dir DIR [--out DIR/report.html]
@@ -29,6 +31,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/class_names.h"
 #include "common/cluster_spec.h"
 #include "common/npy.h"
 #include "common/status_macros.h"
@@ -46,6 +49,7 @@
 #include "worker/evaluation_reader.h"
 #include "worker/grpc_parameter_client.h"
 #include "worker/idx_reader.h"
+#include "worker/image_prediction.h"
 #include "worker/preprocessing.h"
 #include "worker/training_data.h"
 #include "worker/training_data_flags.h"
@@ -57,6 +61,12 @@ ABSL_FLAG(int, count, 10, "predict: the first N Fashion-MNIST test images.");
 ABSL_FLAG(std::string, input, "",
           "predict: a .npy file of float32 NCHW images at the model's input resolution "
           "(what the ONNX model takes) instead of test images.");
+ABSL_FLAG(std::string, image, "",
+          "predict: a JPEG or PNG file to classify (repeat the flag for several): the top "
+          "class with its probability and the top_k most probable, by class name when the "
+          "model carries them. Evaluation preprocessing: central crop of 87.5%, resize to "
+          "the model's resolution, the training's default normalization.");
+ABSL_FLAG(int, top_k, 5, "predict --image: how many of the most probable classes to show.");
 ABSL_FLAG(bool, json, false, "predict/eval/status/inspect-data: print JSON.");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets/fashion-mnist",
           "predict: folder with the Fashion-MNIST IDX files; eval: the data set whose test "
@@ -108,6 +118,8 @@ constexpr char kUsage[] =
     "  export   --checkpoint PATH --output model.onnx   write the model as ONNX\n"
     "  predict  --checkpoint PATH [--count N | --input batch.npy] [--json]\n"
     "           print the logits of the first N test images or of an NCHW .npy batch\n"
+    "  predict  --checkpoint PATH --image a.jpg [--image b.png ...] [--top_k 5] [--json]\n"
+    "           classify image files: class name, probability and the top 5 per image\n"
     "  eval     --checkpoint PATH [--data_dir DIR] [--json]   test-set accuracy\n"
     "  status   --ps_hosts=h1:p1,h2:p2 [--json] [--watch[=SECONDS]]\n"
     "           the training cluster as its parameter servers report it (exit 1 when\n"
@@ -167,6 +179,11 @@ absl::StatusOr<LoadedModel> LoadFromServers(const std::vector<std::string>& targ
                                                       absl::MakeSpan(model.state), weights));
   model.global_step = version.global_step();
   model.files = targets;
+  model.class_names.assign(statuses[0]->class_names().begin(), statuses[0]->class_names().end());
+  const absl::Status names = CheckClassNames(model.class_names, model.config.num_classes);
+  if (!names.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(targets[0], ": status: ", names.message()));
+  }
   return model;
 }
 
@@ -211,15 +228,54 @@ absl::Status Export() {
                    ExportOnnx(l.net->architecture(), l.net->parameter_layout(),
                               l.model.parameters.data(), l.net->state_layout(),
                               l.model.state.data()));
+  RETURN_IF_ERROR(SetOnnxClassNames(l.model.class_names, l.model.config.num_classes, model));
   RETURN_IF_ERROR(WriteOnnx(output, model));
-  printf("Wrote %s (global step %lld, %s weights, %s)\n", output.c_str(),
+  printf("Wrote %s (global step %lld, %s weights, %s; %s)\n", output.c_str(),
          static_cast<long long>(l.model.global_step), WeightsKindName(l.weights),
-         absl::StrJoin(l.model.files, ", ").c_str());
+         absl::StrJoin(l.model.files, ", ").c_str(),
+         l.model.class_names.empty() ? "no class names known"
+                                     : "class names in metadata_props \"class_names\"");
+  return absl::OkStatus();
+}
+
+// Every --image value, in order: absl keeps only a repeated flag's last value, so main
+// collects them all before parsing.
+std::vector<std::string>& ImageFiles() {
+  static std::vector<std::string> files;
+  return files;
+}
+
+absl::Status PredictImageFiles(Loaded& l) {
+  const std::vector<std::string>& files = ImageFiles();
+  ASSIGN_OR_RETURN(const std::vector<ImagePrediction> predictions,
+                   PredictImages(*l.net, l.model.parameters.data(), l.model.state.data(),
+                                 l.model.class_names, files, absl::GetFlag(FLAGS_top_k)));
+  const bool names_known = !l.model.class_names.empty();
+  if (absl::GetFlag(FLAGS_json)) {
+    fputs(FormatImagePredictionsJson(predictions, names_known, l.model.global_step,
+                                     WeightsKindName(l.weights))
+              .c_str(),
+          stdout);
+  } else {
+    fputs(FormatImagePredictionsText(predictions, names_known).c_str(), stdout);
+  }
+  const int64_t failed = std::count_if(predictions.begin(), predictions.end(),
+                                       [](const ImagePrediction& p) { return !p.status.ok(); });
+  if (failed > 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d of %d images could not be classified (see above)", failed, predictions.size()));
+  }
   return absl::OkStatus();
 }
 
 absl::Status Predict() {
   ASSIGN_OR_RETURN(Loaded l, Load());
+  if (!ImageFiles().empty()) {
+    if (!absl::GetFlag(FLAGS_input).empty()) {
+      return absl::InvalidArgumentError("predict: --image and --input exclude each other");
+    }
+    return PredictImageFiles(l);
+  }
   const MobileNetConfig& c = l.model.config;
   const int64_t image_size = int64_t{c.resolution} * c.resolution * c.input_channels;
   std::vector<float> images;  // NHWC
@@ -520,6 +576,18 @@ int main(int argc, char** argv) {
   static char watch_default[] = "--watch=2";
   for (char*& arg : argv_copy) {
     if (std::strcmp(arg, "--watch") == 0 || std::strcmp(arg, "-watch") == 0) arg = watch_default;
+  }
+  // Every --image (absl keeps only the last).
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    for (absl::string_view name : {"--image", "-image"}) {
+      if (arg == name && i + 1 < argc) {
+        mobilenet::ImageFiles().push_back(argv[i + 1]);
+      } else if (absl::StartsWith(arg, absl::StrCat(name, "="))) {
+        mobilenet::ImageFiles().push_back(std::string(arg.substr(name.size() + 1)));
+      }
+    }
   }
   // --help lists the flags of this file (absl's default looks for <binary>.cc).
   absl::FlagsUsageConfig usage_config;

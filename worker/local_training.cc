@@ -101,14 +101,24 @@ absl::StatusOr<LocalTrainingResult> RunLocalTraining(const LocalTrainingOptions&
   Trainer trainer(trainer_config, model.get(), client.get(), train, test.get(),
                   options.quiet ? nullptr : &reporter);
   trainer.set_epoch_callback([&](int) { return save(); });
+  // The evaluations (and class names) reach the checkpoints as a cluster's chief reports them.
+  trainer.set_evaluation_callback([&](const EvaluationResult& eval) {
+    EvaluationResult named = eval;
+    named.class_names = options.class_names;
+    const absl::Status reported = client->ReportEvaluation(/*worker_id=*/0, named);
+    if (!reported.ok()) {
+      fprintf(stderr, "could not record evaluation: %s\n", reported.ToString().c_str());
+    }
+  });
   trainer.set_stop_flag(options.stop);
   ASSIGN_OR_RETURN(result.summary, trainer.Run());
   RETURN_IF_ERROR(save());
 
   if (!options.export_onnx.empty()) {
     result.onnx_weights = ExportedWeights(trainer_config.evaluate_weight_average);
-    RETURN_IF_ERROR(
-        ExportModelFromServers(*model, *client, result.onnx_weights, options.export_onnx).status());
+    RETURN_IF_ERROR(ExportModelFromServers(*model, *client, result.onnx_weights,
+                                           options.export_onnx, options.class_names)
+                        .status());
     result.onnx_path = options.export_onnx;
   }
   return result;

@@ -40,6 +40,9 @@ struct LocalTrainingOptions {
   // When *stop becomes true (e.g. on SIGTERM), training ends after the step in progress
   // and a checkpoint is written; not owned, may be null.
   const std::atomic<bool>* stop = nullptr;
+  // The model's class names (index i names class i), reported with the evaluations so the
+  // checkpoints carry them; empty: unknown.
+  std::vector<std::string> class_names;
 };
 
 struct LocalTrainingResult {

@@ -5,6 +5,7 @@
 #define MOBILENET_WORKER_MODEL_EXPORT_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/mobilenet_v1.h"
@@ -19,12 +20,13 @@ inline WeightsKind ExportedWeights(bool servers_keep_average) {
 }
 
 // Pulls `weights` (and the moving statistics) of `model`'s layouts from `client` and
-// writes them as an ONNX model at `path`; returns the version pulled. Errors of the pull
-// (e.g. FailedPrecondition for kAverage from servers keeping none) and of the export or
-// the write, unchanged.
-absl::StatusOr<ModelVersion> ExportModelFromServers(const MobileNetV1& model,
-                                                    ParameterClient& client, WeightsKind weights,
-                                                    const std::string& path);
+// writes them as an ONNX model at `path`, with `class_names` (if any) in its metadata
+// (SetOnnxClassNames); returns the version pulled. Errors of the pull (e.g.
+// FailedPrecondition for kAverage from servers keeping none) and of the export or the
+// write, unchanged.
+absl::StatusOr<ModelVersion> ExportModelFromServers(
+    const MobileNetV1& model, ParameterClient& client, WeightsKind weights, const std::string& path,
+    const std::vector<std::string>& class_names = {});
 
 }  // namespace mobilenet
 

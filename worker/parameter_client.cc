@@ -91,6 +91,7 @@ ps::v1::EvaluationReport MakeEvaluationReport(const ShardingPlan& plan, int32_t 
   report.set_average_examples(result.average.examples);
   report.set_average_correct(result.average.correct);
   report.set_average_loss(result.average.loss);
+  for (const std::string& name : result.class_names) report.add_class_names(name);
   report.set_model(plan.model());
   report.set_num_shards(plan.num_shards());
   return report;

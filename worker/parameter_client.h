@@ -77,6 +77,9 @@ struct EvaluationResult {
   // The same test set on the servers' weight average (--weight_ema_decay > 0), pulled
   // right after the weights; examples == 0 when not evaluated.
   TestScore average;
+  // The model's class names, sent with the report (EvaluationReport.class_names); empty:
+  // unknown. The trainer leaves them empty; the chief's training fills them in.
+  std::vector<std::string> class_names;
   double accuracy() const { return examples ? static_cast<double>(correct) / examples : 0; }
 };
 

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """`mobilenet-ctl predict --image` with the real binaries, end to end.
 
-1. A single-process training of a few steps on Fashion-MNIST writes a checkpoint without
-   class names (the IDX files have none); `mobilenet-ctl convert-data` writes one PNG and
+1. A single-process training of a few steps on synthetic data writes a checkpoint without
+   class names (random data has none); `mobilenet-ctl convert-data` writes one PNG and
    one JPEG test image per class. predict --image --json classifies them: 5 top entries
    per image, most probable first, probabilities summing to at most 1, by number with
    "class_names_known": false; the text output says the names are unknown; a file that
@@ -12,6 +12,8 @@
    --ps_hosts writes them into the ONNX metadata_props (checked with the onnx module when
    installed), and after a SIGTERM the server's checkpoint carries them to predict
    --checkpoint.
+3. A single-process training of a few steps on the PNG folder records the folder's class
+   names in its checkpoint, and predict --checkpoint names them.
 
 Usage: predict_image_e2e_test.py --bin_dir BUILD/bin --proto_dir SOURCE/proto
 Exit status: 0 passed, 1 failed, 77 skipped (Fashion-MNIST not installed).
@@ -77,8 +79,8 @@ def without_names(bin_dir, work):
     ctl = os.path.join(bin_dir, "mobilenet-ctl")
     checkpoints = os.path.join(work, "checkpoints")
     run([os.path.join(bin_dir, "mobilenet-worker"), "--alpha=0.25", "--resolution=28",
-         "--channels=1", "--epochs=0.02", "--batch_size=32", "--eval_every_epochs=0",
-         "--eval_examples=100", "--quiet", "--data_dir=" + DATA_DIR,
+         "--channels=1", "--epochs=1", "--batch_size=32", "--eval_every_epochs=0",
+         "--synthetic", "--synthetic_classes=10", "--synthetic_examples=320", "--quiet",
          "--checkpoint_dir=" + checkpoints])
     files = []
     for kind, ext in (("png", ".png"), ("jpeg", ".jpg")):
@@ -168,6 +170,18 @@ def with_names(bin_dir, proto_dir, work, files, names):
         ps.kill()
 
 
+def names_from_training(bin_dir, work, files, names):
+    """Part 3: the image folder's class names reach the checkpoint."""
+    checkpoints = os.path.join(work, "folder-checkpoints")
+    run([os.path.join(bin_dir, "mobilenet-worker"), "--alpha=0.25", "--resolution=28",
+         "--channels=1", "--epochs=1", "--batch_size=4", "--eval_every_epochs=0", "--quiet",
+         "--data_dir=" + os.path.join(work, "png"), "--checkpoint_dir=" + checkpoints])
+    check_predictions(run([os.path.join(bin_dir, "mobilenet-ctl"), "predict",
+                           "--checkpoint=" + checkpoints, "--json"] +
+                          ["--image=" + f for f in files]).stdout, files, names)
+    print("training on the PNG folder records its class names: %s" % ", ".join(names[:3]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin_dir", required=True)
@@ -184,6 +198,7 @@ def main():
     try:
         files, names = without_names(args.bin_dir, work)
         with_names(args.bin_dir, args.proto_dir, work, files, names)
+        names_from_training(args.bin_dir, work, files, names)
         ok = True
     except Failure as e:
         print("FAILED: %s" % e)

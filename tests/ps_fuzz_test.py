@@ -156,6 +156,8 @@ class Model:
         bad = []
         if message.worker_id != -1 and not self.member(message.worker_id):
             bad.append("worker_id")
+        if message.training and message.worker_id == -1:  # a tool computes no gradients
+            bad.append("training")
         if message.parameters_dtype not in pst.PAYLOAD_DTYPES:
             bad.append("parameters_dtype")
         return Expectation({IA}, bad) if bad else Expectation({OK})

@@ -46,8 +46,6 @@ struct ClusterTrainingOptions {
   // a seed that is the same on every worker; the model's num_classes are the data's.
   // Required unless synthetic.
   std::shared_ptr<TrainingData> data;
-  // The data set's class names (data->class_names), for the parameter servers.
-  std::vector<std::string> class_names;
   bool synthetic = false;          // random data of the model's shape instead (no evaluation)
   int synthetic_classes = 10;
   int64_t synthetic_examples = 10000;  // per epoch, split among the workers

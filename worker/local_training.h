@@ -26,8 +26,6 @@ struct LocalTrainingOptions {
   // The training and test data as opened by OpenTrainingData (worker/training_data.h) for
   // this model; the model's num_classes are the data's. Required unless synthetic.
   std::shared_ptr<TrainingData> data;
-  // The data set's class names (data->class_names), for the parameter store.
-  std::vector<std::string> class_names;
   bool synthetic = false;          // random data of the model's shape instead
   int synthetic_classes = 10;
   int64_t synthetic_examples = 10000;  // per epoch

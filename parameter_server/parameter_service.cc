@@ -121,9 +121,10 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
   constexpr size_t kAlignment = 64;
   constexpr size_t kMaxVersionFieldBytes = 11 + 9 + 2;  // and the incarnation, the dtype
   // Server 0 of a synchronous cluster also sends its step and decision (sync_replicas.h).
-  const size_t sync_field_bytes = core_->identity().sync_replicas
-                                      ? 64 + 16 * static_cast<size_t>(core_->identity().num_workers)
-                                      : 0;
+  const size_t sync_field_bytes =
+      core_->identity().sync_replicas
+          ? 64 + 16 * (static_cast<size_t>(core_->identity().num_workers) + kMaxDroppedPerDecision)
+          : 0;
   const size_t capacity = parameters_header.size() + parameter_bytes + state_header.size() +
                           state_bytes + kMaxVersionFieldBytes + sync_field_bytes + 2 * kAlignment;
   std::unique_ptr<std::vector<char>> buffer = reused_messages_->pull_buffers->Take(capacity);

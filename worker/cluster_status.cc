@@ -184,6 +184,23 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
     out += "WARNING: the servers report different sharding plans (model flags or --ps_hosts "
            "differ between them)\n";
   }
+  for (const ParameterServerReport& report : reports) {
+    // Server 0 decides the synchronous steps.
+    if (!report.status.ok() || !report.status->sync_replicas() ||
+        report.status->shard_index() != 0) {
+      continue;
+    }
+    const ps::v1::StatusResponse& r = *report.status;
+    absl::StrAppendFormat(
+        &out,
+        "Synchronous training: step %d, %d of %d gradients counted (%s), %d dropped as late, "
+        "%d live workers\n",
+        r.sync_steps(), r.sync_gradients_pending(), r.sync_gradients_needed(),
+        r.replicas_to_aggregate() == 0 ? std::string("N = every live worker")
+                                       : absl::StrCat("N = ", r.replicas_to_aggregate()),
+        r.sync_pushes_dropped(), r.live_workers());
+    if (!r.sync_waiting().empty()) absl::StrAppend(&out, "  WAITING: ", r.sync_waiting(), "\n");
+  }
   if (s.finishing) {
     out += "Training has ended; the servers are shutting down.\n";
   } else if (s.training_complete) {
@@ -350,6 +367,18 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
         {"weight_ema_decay", JsonNumber(r.weight_ema_decay())},
         {"workers", JsonArray(workers)},
         {"finishing", JsonBool(r.finishing())},
+        {"live_workers", absl::StrCat(r.live_workers())},
+        {"sync", r.sync_replicas()
+                     ? JsonObject({
+                           {"replicas_to_aggregate", absl::StrCat(r.replicas_to_aggregate())},
+                           {"steps", absl::StrCat(r.sync_steps())},
+                           {"gradients_needed", absl::StrCat(r.sync_gradients_needed())},
+                           {"gradients_pending", absl::StrCat(r.sync_gradients_pending())},
+                           {"pushes_dropped", absl::StrCat(r.sync_pushes_dropped())},
+                           {"steps_incomplete", absl::StrCat(r.sync_steps_incomplete())},
+                           {"waiting", JsonString(r.sync_waiting())},
+                       })
+                     : "null"},
     }));
   }
 

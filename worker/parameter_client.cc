@@ -87,6 +87,7 @@ ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const P
   fields.set_model(plan.model());
   fields.set_num_shards(plan.num_shards());
   if (request.computed_from.sync_step >= 0) fields.set_sync_step(request.computed_from.sync_step);
+  fields.set_last_of_share(request.last_of_share);
   return fields;
 }
 

@@ -56,6 +56,8 @@ struct PushRequest {
   // Empty, or the full state layout: batch means and UNBIASED batch variances (see
   // worker/batch_statistics.h).
   absl::Span<const float> batch_stats;
+  // The worker pushes no more in this run (PushRequest.last_of_share).
+  bool last_of_share = false;
 };
 
 struct PushResult {

@@ -81,6 +81,7 @@ PushRequest Trainer::MakePush(int g, const ModelVersion& computed_from) {
   push.example_count = config_.batch_size;
   push.gradients = grads_[g];
   push.batch_stats = batch_stats_[g];
+  push.last_of_share = last_step_;
   return push;
 }
 
@@ -242,6 +243,7 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
   int64_t last_epoch = train_->epoch();
 
   while (train_->examples_seen() - start_seen < total_examples) {
+    last_step_ = train_->examples_seen() - start_seen + config_.batch_size >= total_examples;
     if (stop_ != nullptr && stop_->load()) {
       summary.stopped = true;
       break;

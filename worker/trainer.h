@@ -174,6 +174,8 @@ class Trainer {
   int64_t steps_ = 0;
   int64_t rejected_pushes_ = 0;
   int64_t global_step_ = 0;
+  // Run's last step is in progress: its push says so (PushRequest::last_of_share).
+  bool last_step_ = false;
   // Synchronous: the step the last counted push closes (0: none to wait for).
   int64_t awaited_sync_step_ = 0;
   double last_staleness_ = 0;

@@ -93,6 +93,12 @@ void ClusterLedger::RecordPush(int32_t worker_id, uint64_t request_id,
   }
 }
 
+void ClusterLedger::RecordShareDone(int32_t worker_id, bool done) {
+  MOBILENET_CHECK(IsMember(worker_id));
+  absl::MutexLock lock(&mu_);
+  members_[worker_id].share_done = done;
+}
+
 void ClusterLedger::RecordContact(int32_t worker_id, absl::Time now) {
   MOBILENET_CHECK(IsMember(worker_id));
   absl::MutexLock lock(&mu_);
@@ -167,6 +173,7 @@ std::vector<MemberLiveness> ClusterLedger::Liveness(absl::Time now) const {
                                       ? -1.0
                                       : absl::ToDoubleSeconds(now - member.last_seen);
     liveness.finished = member.progress.finished;
+    liveness.share_done = member.share_done;
   }
   return members;
 }

@@ -93,6 +93,9 @@ class ClusterLedger {
 
   // Notes that member `worker_id` was heard from.
   void RecordContact(int32_t worker_id, absl::Time now);
+  // Notes that member `worker_id`'s share of this run is done (PushRequest.last_of_share)
+  // or not (a later push without it: a restarted worker). Not checkpointed.
+  void RecordShareDone(int32_t worker_id, bool done);
 
   // Records member `worker_id`'s Finish (`training_complete` only from the chief; the
   // caller validated it). True when this call ends the training: the chief ended it, or
@@ -137,6 +140,7 @@ class ClusterLedger {
     double images_per_sec = 0.0;
     absl::Time last_seen = absl::InfinitePast();  // InfinitePast: not since this start
     absl::Time last_push = absl::InfinitePast();
+    bool share_done = false;
     std::deque<uint64_t> receipt_order;  // oldest first
     absl::flat_hash_map<uint64_t, PushReceipt> receipts;
   };

@@ -224,8 +224,12 @@ bool ParameterServerCore::PrepareSyncPull(const ps::v1::PullRequest& request, Sy
   if (ledger_.IsMember(request.worker_id()))
     ledger_.RecordContact(request.worker_id(), absl::Now());
   if (!sync_leader()) {
-    if (request.has_sync_decision() &&
-        (!sync_decision_.has_value() || sync_decision_->step() != request.sync_decision().step())) {
+    // Only a step not applied yet: decisions relayed late (an older one overtaken by a
+    // newer one, or the one a restored checkpoint already holds) are not applied again.
+    if (request.has_sync_decision() && request.sync_decision().step() >= sync_step_) {
+      // Decisions this server never received (it restarted from an older checkpoint) are
+      // lost to it: counted incomplete.
+      sync_incomplete_ += request.sync_decision().step() - sync_step_;
       ApplySyncStep(request.sync_decision(), absl::Now());
     }
     return true;
@@ -243,9 +247,15 @@ bool ParameterServerCore::PrepareSyncPull(const ps::v1::PullRequest& request, Sy
 absl::Status ParameterServerCore::PushSync(const ValidatedPush& push, absl::Time now,
                                            ps::v1::PushResponse& response) {
   ledger_.RecordContact(push.worker_id, now);
+  ledger_.RecordShareDone(push.worker_id, push.last_of_share);
   if (sync_leader()) {
     if (push.sync_step < sync_step_) {
+      // Dropped, but its last_of_share still counts: the steps stop waiting for it.
+      TryCloseStep(now);
       ++sync_dropped_;
+      if (sync_dropped_pending_.size() < kMaxDroppedPending) {
+        sync_dropped_pending_.emplace_back(push.worker_id, push.update.example_count());
+      }
       return absl::AbortedError(absl::StrFormat(
           "push from worker %d for synchronous step %d dropped: the step closed without it "
           "(server 0 is at step %d); pull again",
@@ -278,7 +288,7 @@ absl::Status ParameterServerCore::PushSync(const ValidatedPush& push, absl::Time
 
 void ParameterServerCore::TryCloseStep(absl::Time now) {
   const std::vector<MemberLiveness> members = ledger_.Liveness(now);
-  sync_needed_ = SyncGradientsNeeded(sync_, members);
+  sync_needed_ = SyncGradientsNeeded(sync_, members, sync_counted_);
   const int counted = static_cast<int>(sync_counted_.size());
   if (counted < sync_needed_) {
     sync_waiting_ = SyncWaitingReason(sync_, sync_step_, counted, sync_needed_, members);
@@ -292,7 +302,17 @@ void ParameterServerCore::TryCloseStep(absl::Time now) {
     decision.add_examples(sync_gradients_.held(worker).examples);
   }
   // Counted beyond the need (the need fell since they came): dropped like a backup's.
-  sync_dropped_ += counted - sync_needed_;
+  for (int i = sync_needed_; i < counted; ++i) {
+    const int32_t worker = sync_counted_[i];
+    ++sync_dropped_;
+    sync_dropped_pending_.emplace_back(worker, sync_gradients_.held(worker).examples);
+  }
+  while (!sync_dropped_pending_.empty() &&
+         decision.dropped_worker_ids_size() < kMaxDroppedPerDecision) {
+    decision.add_dropped_worker_ids(sync_dropped_pending_.front().first);
+    decision.add_dropped_examples(sync_dropped_pending_.front().second);
+    sync_dropped_pending_.pop_front();
+  }
   sync_counted_.clear();
   sync_waiting_.clear();
   ApplySyncStep(decision, now);
@@ -300,9 +320,12 @@ void ParameterServerCore::TryCloseStep(absl::Time now) {
 
 void ParameterServerCore::ApplySyncStep(const ps::v1::SyncDecision& decision, absl::Time now) {
   const std::vector<int32_t> workers(decision.worker_ids().begin(), decision.worker_ids().end());
+  // Validated: counts in range, so no sum overflows.
   int64_t examples = 0;
-  for (const int64_t n : decision.examples()) examples += n;  // validated: no overflow
-  const int64_t pushes = static_cast<int64_t>(workers.size());
+  for (const int64_t n : decision.examples()) examples += n;
+  for (const int64_t n : decision.dropped_examples()) examples += n;
+  const int64_t averaged_pushes = static_cast<int64_t>(workers.size());
+  const int64_t pushes = averaged_pushes + decision.dropped_worker_ids_size();
   const SyncGradients::Average held =
       sync_gradients_.AverageOf(decision.step(), workers, sync_average_, sync_average_stats_);
   const absl::Time apply_start = absl::Now();
@@ -311,7 +334,7 @@ void ParameterServerCore::ApplySyncStep(const ps::v1::SyncDecision& decision, ab
   if (held.gradients > 0) {
     absl::StatusOr<ShardUpdate> update = ShardUpdate::CheckAggregate(
         *shard_, absl::StrCat("synchronous step ", decision.step()), shard_->version(), pushes,
-        examples, sync_average_, sync_average_stats_);
+        held.gradients, examples, sync_average_, sync_average_stats_);
     if (update.ok()) {
       absl::StatusOr<AppliedUpdate> result = shard_->Apply(*update);
       applied = result.status();
@@ -326,7 +349,7 @@ void ParameterServerCore::ApplySyncStep(const ps::v1::SyncDecision& decision, ab
     const absl::Status counted = shard_->CountWithoutUpdate(pushes, examples);
     MOBILENET_CHECK(counted.ok());
   }
-  const bool incomplete = held.gradients < pushes || !applied.ok();
+  const bool incomplete = held.gradients < averaged_pushes || !applied.ok();
   if (incomplete) ++sync_incomplete_;
   const absl::Duration apply_time = absl::Now() - apply_start;
   const PushReceipt receipt{shard_->version(), 0, learning_rate};
@@ -337,13 +360,20 @@ void ParameterServerCore::ApplySyncStep(const ps::v1::SyncDecision& decision, ab
     ledger_.RecordPush(worker, have ? mine.request_id : 0, receipt, decision.examples(i),
                        have ? mine.reported_steps : 0, have ? mine.images_per_sec : 0.0, now);
   }
+  // Dropped: counted for the worker (its data moved on), never applied.
+  for (int i = 0; i < decision.dropped_worker_ids_size(); ++i) {
+    const int32_t worker = decision.dropped_worker_ids(i);
+    const SyncGradients::Held& mine = sync_gradients_.held(worker);
+    ledger_.RecordPush(worker, 0, receipt, decision.dropped_examples(i), mine.reported_steps,
+                       mine.images_per_sec, now);
+  }
   sync_step_ = decision.step() + 1;
   ledger_.SetSyncSteps(sync_step_);
   sync_decision_ = decision;
   changes_.fetch_add(1, std::memory_order_release);
   absl::MutexLock lock(&stats_mu_);
-  pushes_applied_ += pushes;
-  for (int64_t i = 0; i < pushes; ++i) staleness_.Add(0);
+  pushes_applied_ += averaged_pushes;
+  for (int64_t i = 0; i < averaged_pushes; ++i) staleness_.Add(0);
   apply_time_.Add(apply_time);
 }
 
@@ -543,6 +573,7 @@ absl::Status ParameterServerCore::RestoreState(const CoreState& state) {
   MOBILENET_CHECK(ledger.ok());
   sync_step_ = state.ledger.sync_steps;
   sync_counted_.clear();
+  sync_dropped_pending_.clear();
   sync_decision_.reset();
   changes_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();

@@ -15,9 +15,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -213,6 +215,9 @@ class ParameterServerCore {
   int sync_needed_ ABSL_GUARDED_BY(push_mu_) = 0;
   std::string sync_waiting_ ABSL_GUARDED_BY(push_mu_);
   int64_t sync_dropped_ ABSL_GUARDED_BY(push_mu_) = 0;
+  // Server 0: (worker, examples) of the gradients dropped since the last decision, which
+  // the next one names (kMaxDroppedPerDecision at a time).
+  std::deque<std::pair<int32_t, int64_t>> sync_dropped_pending_ ABSL_GUARDED_BY(push_mu_);
   int64_t sync_incomplete_ ABSL_GUARDED_BY(push_mu_) = 0;
 
   mutable absl::Mutex stats_mu_;

@@ -153,19 +153,19 @@ absl::StatusOr<ShardUpdate> ShardUpdate::Check(const ParameterShard& shard,
                                                int64_t example_count,
                                                absl::Span<const float> gradients,
                                                absl::Span<const float> batch_stats) {
-  return CheckAggregate(shard, what, computed_from_version, 1, example_count, gradients,
+  return CheckAggregate(shard, what, computed_from_version, 1, 1, example_count, gradients,
                         batch_stats);
 }
 
-absl::StatusOr<ShardUpdate> ShardUpdate::CheckAggregate(const ParameterShard& shard,
-                                                        absl::string_view what,
-                                                        int64_t computed_from_version,
-                                                        int64_t pushes, int64_t example_count,
-                                                        absl::Span<const float> gradients,
-                                                        absl::Span<const float> batch_stats) {
-  if (pushes < 1 || pushes > kMaxExamplesPerPush) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: an update of %d pushes, expected 1 to %d", what, pushes, kMaxExamplesPerPush));
+absl::StatusOr<ShardUpdate> ShardUpdate::CheckAggregate(
+    const ParameterShard& shard, absl::string_view what, int64_t computed_from_version,
+    int64_t pushes, int64_t averaged, int64_t example_count, absl::Span<const float> gradients,
+    absl::Span<const float> batch_stats) {
+  if (pushes < 1 || pushes > kMaxExamplesPerPush || averaged < 1 || averaged > pushes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: an update of %d pushes averaging %d, expected 1 <= averaged <= "
+                        "pushes <= %d",
+                        what, pushes, averaged, kMaxExamplesPerPush));
   }
   if (static_cast<int64_t>(gradients.size()) != shard.parameter_count()) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -199,6 +199,7 @@ absl::StatusOr<ShardUpdate> ShardUpdate::CheckAggregate(const ParameterShard& sh
   update.computed_from_version_ = computed_from_version;
   update.example_count_ = example_count;
   update.pushes_ = pushes;
+  update.averaged_ = averaged;
   update.gradients_ = gradients;
   update.batch_stats_ = batch_stats;
   return update;
@@ -426,7 +427,7 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, i
             applied.learning_rate));
       }
     }
-    const float decay = BatchNormDecay(update.pushes_);
+    const float decay = BatchNormDecay(update.averaged_);
     if (!update.batch_stats_.empty() &&
         !(update.max_abs_batch_stat_ <= kSafeMagnitude && max_abs_moving_ <= kSafeMagnitude)) {
       for (int64_t i = 0; i < state_count_; ++i) {
@@ -447,14 +448,14 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, i
     ++(applied.compensated ? dc_counts_.compensated : dc_counts_.uncompensated);
   }
   if (!update.batch_stats_.empty()) {
-    const float decay = BatchNormDecay(update.pushes_);
+    const float decay = BatchNormDecay(update.averaged_);
     const float* batch = update.batch_stats_.data();
     for (int64_t i = 0; i < state_count_; ++i) moving_[i] = MovingAverage(decay, moving_[i], batch[i]);
     max_abs_moving_ = MaxAbs(moving_);
   }
   if (!average_.empty()) {
     const double decay =
-        std::pow(WeightAverageDecay(config_.weight_ema_decay, version_), update.pushes_);
+        std::pow(WeightAverageDecay(config_.weight_ema_decay, version_), update.averaged_);
     for (int64_t i = 0; i < parameter_count_; ++i) {
       average_[i] = AverageStep(decay, average_[i], weights_[i]);
     }
@@ -472,7 +473,7 @@ float ParameterShard::BatchNormDecay(int64_t pushes) const {
 
 absl::Status ParameterShard::CountWithoutUpdate(int64_t pushes, int64_t examples) {
   if (pushes < 1 || pushes > kMaxExamplesPerPush || examples < 1 ||
-      examples / pushes > kMaxExamplesPerPush) {
+      examples > pushes * kMaxExamplesPerPush) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "counting %d pushes of %d examples: expected 1 to %d pushes of 1 to %d examples each",
         pushes, examples, kMaxExamplesPerPush, kMaxExamplesPerPush));

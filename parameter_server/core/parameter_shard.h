@@ -146,22 +146,24 @@ class ShardUpdate {
                                            int64_t computed_from_version, int64_t example_count,
                                            absl::Span<const float> gradients,
                                            absl::Span<const float> batch_stats);
-  // A synchronous step's update: the average of `pushes` (>= 1) workers' gradients (and
-  // of their batch statistics, or empty), `example_count` their examples together (in
-  // [1, pushes * kMaxExamplesPerPush]). Applied, it counts as that many pushes: the
-  // version and examples seen advance by all of them, and the moving statistics and the
-  // weight average decay as they would over `pushes` pushes (decay^pushes), so that both
-  // follow the examples seen as in asynchronous training. Otherwise as Check.
+  // A synchronous step's update: the average of `averaged` (>= 1) workers' gradients
+  // (and of their batch statistics, or empty), counted as `pushes` (>= averaged: with the
+  // gradients dropped with the step) of `example_count` examples together (in
+  // [1, pushes * kMaxExamplesPerPush]). Applied, the version and examples seen advance by
+  // all of them, and the moving statistics and the weight average decay as they would
+  // over `averaged` pushes (decay^averaged), so that the schedule and both averages follow
+  // the examples as in asynchronous training. Otherwise as Check.
   static absl::StatusOr<ShardUpdate> CheckAggregate(const ParameterShard& shard,
                                                     absl::string_view what,
                                                     int64_t computed_from_version, int64_t pushes,
-                                                    int64_t example_count,
+                                                    int64_t averaged, int64_t example_count,
                                                     absl::Span<const float> gradients,
                                                     absl::Span<const float> batch_stats);
 
   int64_t computed_from_version() const { return computed_from_version_; }
   int64_t example_count() const { return example_count_; }
   int64_t pushes() const { return pushes_; }
+  int64_t averaged() const { return averaged_; }
   absl::Span<const float> gradients() const { return gradients_; }
   absl::Span<const float> batch_stats() const { return batch_stats_; }
 
@@ -173,6 +175,7 @@ class ShardUpdate {
   int64_t computed_from_version_ = 0;
   int64_t example_count_ = 0;
   int64_t pushes_ = 1;
+  int64_t averaged_ = 1;
   absl::Span<const float> gradients_;
   absl::Span<const float> batch_stats_;
   float max_abs_gradient_ = 0.0f;

@@ -11,6 +11,7 @@
 #include "common/float_conversion.h"
 #include "parameter_server/core/payload_dtype.h"
 #include "parameter_server/core/sharding_plan.h"
+#include "parameter_server/core/sync_replicas.h"
 
 namespace mobilenet {
 namespace {
@@ -205,6 +206,26 @@ absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest
           }
         }
       }
+      if (decision.dropped_worker_ids_size() > kMaxDroppedPerDecision ||
+          decision.dropped_examples_size() != decision.dropped_worker_ids_size()) {
+        errors.Add(
+            "sync_decision: %d dropped gradients with %d example counts, expected at most %d "
+            "with one count each",
+            decision.dropped_worker_ids_size(), decision.dropped_examples_size(),
+            kMaxDroppedPerDecision);
+      } else {
+        for (int i = 0; i < decision.dropped_worker_ids_size(); ++i) {
+          const int32_t id = decision.dropped_worker_ids(i);
+          const int64_t n = decision.dropped_examples(i);
+          if (id < 0 || id >= server.num_workers || n < 1 || n > kMaxExamplesPerPush) {
+            errors.Add(
+                "sync_decision.dropped[%d]: worker %d with %d examples, expected a member [0, %d) "
+                "with 1 to %d",
+                i, id, n, server.num_workers, kMaxExamplesPerPush);
+            break;
+          }
+        }
+      }
     }
   }
   return errors.status();
@@ -288,6 +309,7 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
   push.reported_steps = request.worker_steps();
   push.images_per_sec = request.worker_images_per_sec();
   push.sync_step = request.has_sync_step() ? request.sync_step() : -1;
+  push.last_of_share = request.last_of_share();
   push.decoded = std::move(decoded);  // the spans stay valid: the buffer moves
   return push;
 }

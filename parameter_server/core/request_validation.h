@@ -72,6 +72,7 @@ struct ValidatedPush {
   int64_t reported_steps = 0;     // >= 0
   double images_per_sec = 0.0;    // finite, >= 0
   int64_t sync_step = -1;         // --sync_replicas: >= 0; -1 otherwise
+  bool last_of_share = false;
   ShardUpdate update;
   std::vector<float> decoded;  // the payloads, when the request's bytes are not float32 views
 

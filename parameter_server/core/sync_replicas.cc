@@ -31,15 +31,21 @@ absl::StatusOr<int> ParseReplicasToAggregate(absl::string_view text, int num_wor
 }
 
 int SyncGradientsNeeded(const SyncReplicasConfig& config,
-                        const std::vector<MemberLiveness>& members) {
-  int unfinished = 0, live = 0;
+                        const std::vector<MemberLiveness>& members,
+                        absl::Span<const int32_t> counted) {
+  bool end_of_run = false;
+  for (const MemberLiveness& member : members) end_of_run |= member.finished || member.share_done;
+  int training = 0, live = 0;
   for (const MemberLiveness& member : members) {
-    if (member.finished) continue;
-    ++unfinished;
-    if (Alive(config, member)) ++live;
+    const bool is_counted =
+        std::find(counted.begin(), counted.end(), member.worker_id) != counted.end();
+    if (!is_counted && (member.finished || member.share_done)) continue;
+    const bool alive = is_counted || Alive(config, member);
+    training += alive || !end_of_run;
+    live += alive;
   }
   if (config.replicas_to_aggregate == 0) return std::max(1, live);
-  return std::max(1, std::min(config.replicas_to_aggregate, unfinished));
+  return std::max(1, std::min(config.replicas_to_aggregate, training));
 }
 
 std::string SyncWaitingReason(const SyncReplicasConfig& config, int64_t step, int pending,
@@ -47,7 +53,7 @@ std::string SyncWaitingReason(const SyncReplicasConfig& config, int64_t step, in
   int live = 0;
   std::vector<std::string> missing;
   for (const MemberLiveness& member : members) {
-    if (member.finished) continue;
+    if (member.finished || member.share_done) continue;
     if (Alive(config, member)) {
       ++live;
     } else if (member.seconds_since_seen < 0) {
@@ -57,7 +63,7 @@ std::string SyncWaitingReason(const SyncReplicasConfig& config, int64_t step, in
                                         member.seconds_since_seen));
     }
   }
-  if (live >= needed) return "";
+  if (live >= needed || missing.empty()) return "";
   return absl::StrFormat("step %d waits: %d of %d gradients, %d live worker%s (%s)", step, pending,
                          needed, live, live == 1 ? "" : "s", absl::StrJoin(missing, ", "));
 }

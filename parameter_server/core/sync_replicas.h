@@ -29,6 +29,13 @@
 
 namespace mobilenet {
 
+// A decision names at most this many dropped gradients (SyncDecision.dropped_*); more
+// wait for the next one.
+inline constexpr int kMaxDroppedPerDecision = 64;
+// Server 0 remembers at most this many dropped gradients not yet named (beyond, they
+// are counted in sync_pushes_dropped only).
+inline constexpr int kMaxDroppedPending = 4096;
+
 struct SyncReplicasConfig {
   bool enabled = false;
   // Gradients a step aggregates: N in [1, number of workers], or 0 for every live,
@@ -48,14 +55,19 @@ struct MemberLiveness {
   int32_t worker_id = 0;
   double seconds_since_seen = -1;  // -1: not heard from since the server started
   bool finished = false;
+  bool share_done = false;  // pushed the last gradient of its share (and waits or ends)
 };
 
 // The gradients the open step needs: the configured N, but never more than the members
-// that have not finished (their share is done; nothing would close the last steps);
-// with replicas_to_aggregate 0, the live unfinished members (at least 1). Members that
-// are not alive still count towards N: the step waits for them (see SyncWaitingReason).
+// still training (not finished, share not done) together with those already counted for
+// it (`counted`), so the last steps of a run close; with replicas_to_aggregate 0, the
+// live ones of them. A member that is not alive still counts towards N, so the step
+// waits for it (see SyncWaitingReason), until some member's share is done: from then on
+// (the end of the run) only live members count, so that no last step waits for a dead
+// worker. At least 1.
 int SyncGradientsNeeded(const SyncReplicasConfig& config,
-                        const std::vector<MemberLiveness>& members);
+                        const std::vector<MemberLiveness>& members,
+                        absl::Span<const int32_t> counted = {});
 
 // Why the open step `step` waits, when fewer live unfinished members exist than it
 // needs: e.g. "step 120 waits: 1 of 2 gradients, 1 live worker (worker 2 not heard from

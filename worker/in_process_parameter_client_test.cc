@@ -229,5 +229,169 @@ TEST(InProcessParameterClientTest, ThreadsShareOneClient) {
   for (const auto& core : servers.cores) EXPECT_EQ(core->shard().version(), kThreads * kPushes);
 }
 
+// --sync_replicas: two servers of the tiny model for 3 workers aggregating 2 gradients a
+// step, plain SGD at 0.5 (a step is w -= 0.5 * mean(g)).
+struct SyncServers {
+  std::unique_ptr<ShardingPlan> plan;
+  std::vector<std::unique_ptr<ParameterServerCore>> cores;
+  std::vector<std::unique_ptr<InProcessParameterClient>> clients;  // one per worker
+
+  SyncServers() {
+    absl::StatusOr<ShardingPlan> made =
+        ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 2, "tiny");
+    EXPECT_TRUE(made.ok()) << made.status();
+    plan = std::make_unique<ShardingPlan>(*made);
+    std::vector<ParameterServerCore*> pointers;
+    for (int i = 0; i < 2; ++i) {
+      CoreOptions options;
+      options.shard_index = i;
+      options.num_workers = 3;
+      options.sync.enabled = true;
+      options.sync.replicas_to_aggregate = 2;
+      absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+          ParameterServerCore::Create(*plan, SgdConfig(), options);
+      EXPECT_TRUE(core.ok()) << core.status();
+      pointers.push_back(core->get());
+      cores.push_back(std::move(*core));
+    }
+    for (int32_t worker = 0; worker < 3; ++worker) {
+      absl::StatusOr<std::unique_ptr<InProcessParameterClient>> client =
+          InProcessParameterClient::Create(*plan, pointers, worker);
+      EXPECT_TRUE(client.ok()) << client.status();
+      clients.push_back(std::move(*client));
+    }
+  }
+};
+
+// Exact binary fractions: averages of two are exact.
+std::vector<float> SyncGradients(int32_t worker, int step) {
+  std::vector<float> g(17);
+  for (int i = 0; i < 17; ++i) g[i] = 0.125f * (i - 8) + 0.25f * worker - 0.5f * step;
+  return g;
+}
+
+TEST(InProcessParameterClientTest, SynchronousStepsAgreeOnEveryServer) {
+  SyncServers servers;
+  std::vector<float> expected(17);
+  InitializeAll(TinyParameters(), 3, expected.data());
+  constexpr int kSteps = 4;
+  for (int step = 0; step < kSteps; ++step) {
+    // Every worker pulls step `step`; two of them (rotating) are counted, the third is the
+    // backup whose gradients come too late.
+    std::vector<std::vector<float>> params(3, std::vector<float>(17));
+    std::vector<ModelVersion> versions(3);
+    for (int32_t worker = 0; worker < 3; ++worker) {
+      absl::StatusOr<ModelVersion> version = servers.clients[worker]->Pull(
+          absl::MakeSpan(params[worker]), {}, WeightsKind::kRaw, PullPurpose::kTraining, 0);
+      ASSERT_TRUE(version.ok()) << version.status();
+      EXPECT_TRUE(version->sync_reached);
+      EXPECT_EQ(version->sync_step, step);
+      EXPECT_EQ(version->shard_versions, (std::vector<int64_t>{2 * step, 2 * step}));
+      for (int i = 0; i < 17; ++i) ASSERT_FLOAT_EQ(params[worker][i], expected[i]) << step;
+      versions[worker] = *version;
+    }
+    const int32_t first = step % 3, second = (step + 1) % 3, backup = (step + 2) % 3;
+    const std::vector<float> g1 = SyncGradients(first, step), g2 = SyncGradients(second, step),
+                             g3 = SyncGradients(backup, step);
+    absl::StatusOr<PushResult> counted =
+        servers.clients[first]->Push(MakePush(versions[first], g1, {}, 10 + step, first));
+    ASSERT_TRUE(counted.ok()) << counted.status();
+    EXPECT_TRUE(counted->sync_pending);
+    // Not closed yet: a pull waiting for the next step reads nothing.
+    std::vector<float> untouched(17, 7.0f);
+    absl::StatusOr<ModelVersion> waiting = servers.clients[first]->Pull(
+        absl::MakeSpan(untouched), {}, WeightsKind::kRaw, PullPurpose::kTraining, step + 1);
+    ASSERT_TRUE(waiting.ok()) << waiting.status();
+    EXPECT_FALSE(waiting->sync_reached);
+    EXPECT_EQ(waiting->sync_step, step);
+    EXPECT_TRUE(waiting->shard_versions.empty());
+    EXPECT_EQ(untouched, std::vector<float>(17, 7.0f));
+    ASSERT_TRUE(
+        servers.clients[second]->Push(MakePush(versions[second], g2, {}, 10 + step, second)).ok());
+    absl::StatusOr<PushResult> late =
+        servers.clients[backup]->Push(MakePush(versions[backup], g3, {}, 10 + step, backup));
+    EXPECT_EQ(late.status().code(), absl::StatusCode::kAborted) << late.status();
+    for (int i = 0; i < 17; ++i) expected[i] -= 0.5f * ((g1[i] + g2[i]) / 2);
+  }
+  // A last pull relays the last decision to server 1.
+  std::vector<float> params(17);
+  absl::StatusOr<ModelVersion> last = servers.clients[0]->Pull(
+      absl::MakeSpan(params), {}, WeightsKind::kRaw, PullPurpose::kTraining, kSteps);
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->sync_step, kSteps);
+  EXPECT_EQ(last->shard_versions, (std::vector<int64_t>{2 * kSteps, 2 * kSteps}));
+  for (int i = 0; i < 17; ++i) EXPECT_FLOAT_EQ(params[i], expected[i]) << i;
+  for (const auto& core : servers.cores) {
+    const ps::v1::StatusResponse status = core->GetStatus();
+    EXPECT_EQ(status.sync_steps(), kSteps);
+    EXPECT_EQ(status.global_step(), 2 * kSteps);
+    EXPECT_EQ(status.examples_seen(), 2 * kSteps * 4);
+    EXPECT_EQ(status.sync_steps_incomplete(), 0);
+    int64_t pushes = 0;
+    for (const ps::v1::WorkerStatus& worker : status.workers()) pushes += worker.pushes();
+    EXPECT_EQ(pushes, 2 * kSteps);
+  }
+  EXPECT_EQ(servers.cores[0]->GetStatus().sync_pushes_dropped(), kSteps);
+}
+
+TEST(InProcessParameterClientTest, AGradientThatNeverReachedServerZeroIsAppliedNowhere) {
+  SyncServers servers;
+  std::vector<float> params(17), expected(17);
+  InitializeAll(TinyParameters(), 3, expected.data());
+  std::vector<ModelVersion> versions;
+  for (int32_t worker = 0; worker < 3; ++worker) {
+    absl::StatusOr<ModelVersion> version = servers.clients[worker]->Pull(
+        absl::MakeSpan(params), {}, WeightsKind::kRaw, PullPurpose::kTraining, 0);
+    ASSERT_TRUE(version.ok()) << version.status();
+    versions.push_back(*version);
+  }
+  // Worker 2 dies mid-push: its gradients reach server 1 first, never server 0.
+  ParameterServerCore& other = *servers.cores[1];
+  PushRequest dying = MakePush(versions[2], std::vector<float>(17, 100.0f), {}, 1, 2);
+  ps::v1::PushRequest message = MakePushFields(*servers.plan, 1, dying, 0, 0);
+  const std::vector<float> hundreds(other.parameter_count(), 100.0f);
+  message.set_gradients(
+      std::string(reinterpret_cast<const char*>(hundreds.data()), hundreds.size() * sizeof(float)));
+  ps::v1::PushResponse response;
+  ASSERT_TRUE(other.Push(Caller::Trusted(), message, response).ok());
+  EXPECT_TRUE(response.sync_pending());
+
+  const std::vector<float> g0 = SyncGradients(0, 0), g1 = SyncGradients(1, 0);
+  ASSERT_TRUE(servers.clients[0]->Push(MakePush(versions[0], g0, {}, 2, 0)).ok());
+  ASSERT_TRUE(servers.clients[1]->Push(MakePush(versions[1], g1, {}, 2, 1)).ok());
+  absl::StatusOr<ModelVersion> after = servers.clients[2]->Pull(
+      absl::MakeSpan(params), {}, WeightsKind::kRaw, PullPurpose::kTraining, 1);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_TRUE(after->sync_reached);
+  EXPECT_EQ(after->shard_versions, (std::vector<int64_t>{2, 2}));
+  for (int i = 0; i < 17; ++i) {
+    EXPECT_FLOAT_EQ(params[i], expected[i] - 0.5f * ((g0[i] + g1[i]) / 2)) << i;
+  }
+  for (const auto& core : servers.cores) {
+    const ps::v1::StatusResponse status = core->GetStatus();
+    EXPECT_EQ(status.sync_steps(), 1);
+    EXPECT_EQ(status.workers(2).pushes(), 0);
+    EXPECT_EQ(status.sync_steps_incomplete(), 0);
+  }
+}
+
+TEST(InProcessParameterClientTest, ASynchronousPushGoesToServerZeroOnlyOnceTheOthersAccepted) {
+  SyncServers servers;
+  std::vector<float> params(17);
+  absl::StatusOr<ModelVersion> version = servers.clients[0]->Pull(
+      absl::MakeSpan(params), {}, WeightsKind::kRaw, PullPurpose::kTraining, 0);
+  ASSERT_TRUE(version.ok()) << version.status();
+  // Server 1 refuses (weights of an earlier run of it): server 0 is never asked.
+  ModelVersion stale = *version;
+  stale.shard_incarnations[1] += 1;
+  absl::StatusOr<PushResult> pushed =
+      servers.clients[0]->Push(MakePush(stale, SyncGradients(0, 0), {}, 1, 0));
+  EXPECT_FALSE(pushed.ok());
+  EXPECT_EQ(servers.cores[0]->GetStatus().sync_gradients_pending(), 0);
+  // Accepted by server 1, then counted by server 0.
+  pushed = servers.clients[0]->Push(MakePush(*version, SyncGradients(0, 0), {}, 2, 0));
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  EXPECT_EQ(servers.cores[0]->GetStatus().sync_gradients_pending(), 1);
+}
 }  // namespace
 }  // namespace mobilenet

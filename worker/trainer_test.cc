@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -428,5 +429,90 @@ TEST_F(TrainerTest, EvaluateWithoutATestSetIsAnError) {
   EXPECT_EQ(trainer.Evaluate().status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// --sync_replicas: two workers (two trainers on two threads) over two servers, both
+// gradients aggregated each step (N = 2).
+TEST_F(TrainerTest, TwoSynchronousWorkersStepTogetherOnEveryServer) {
+  ParameterShardConfig store;
+  store.seed = 1;
+  store.optimizer.kind = OptimizerKind::kSgd;
+  store.learning_rate.initial_learning_rate = 0.1f;
+  store.learning_rate.decay_factor = 1.0f;
+  store.learning_rate.examples_per_epoch = 32;
+  ShardingPlan plan = *ShardingPlan::Create(config_, 2);
+  std::vector<std::unique_ptr<ParameterServerCore>> cores;
+  std::vector<ParameterServerCore*> pointers;
+  for (int i = 0; i < 2; ++i) {
+    CoreOptions options;
+    options.shard_index = i;
+    options.num_workers = 2;
+    options.sync.enabled = true;
+    options.sync.replicas_to_aggregate = 2;
+    absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+        ParameterServerCore::Create(plan, store, options);
+    ASSERT_TRUE(core.ok()) << core.status();
+    pointers.push_back(core->get());
+    cores.push_back(std::move(*core));
+  }
+  constexpr int kSteps = 5;
+  struct Member {
+    std::unique_ptr<MobileNetV1> model;
+    std::unique_ptr<SyntheticBatchSource> source;
+    std::unique_ptr<InProcessParameterClient> client;
+    std::unique_ptr<Trainer> trainer;
+    absl::Status status;
+    std::vector<int64_t> global_steps;
+  };
+  std::vector<Member> members(2);
+  for (int32_t worker = 0; worker < 2; ++worker) {
+    Member& member = members[worker];
+    member.model = *MobileNetV1::Create(config_);
+    SyntheticConfig data;
+    data.shape = {16, 16, 1};
+    data.num_classes = 4;
+    data.examples_per_epoch = 32;
+    data.seed = 3 + worker;
+    member.source = *SyntheticBatchSource::Create(data);
+    member.client = *InProcessParameterClient::Create(plan, pointers, worker);
+    TrainerConfig config = trainer_config_;
+    config.worker_id = worker;
+    config.sync_replicas = true;
+    config.overlap_communication = true;  // turned off by sync_replicas
+    member.trainer = std::make_unique<Trainer>(config, member.model.get(), member.client.get(),
+                                               member.source.get(), nullptr, nullptr);
+  }
+  std::vector<std::thread> threads;
+  for (Member& member : members) {
+    threads.emplace_back([&member] {
+      for (int i = 0; i < kSteps; ++i) {
+        absl::StatusOr<TrainStepResult> result = member.trainer->Step();
+        if (!result.ok()) {
+          member.status = result.status();
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const Member& member : members) ASSERT_TRUE(member.status.ok()) << member.status;
+  // Every gradient was counted: 5 steps of 2 pushes each on server 0.
+  const ps::v1::StatusResponse leader = cores[0]->GetStatus();
+  EXPECT_EQ(leader.sync_steps(), kSteps);
+  EXPECT_EQ(leader.global_step(), 2 * kSteps);
+  EXPECT_EQ(leader.examples_seen(), 2 * kSteps * 8);
+  EXPECT_EQ(leader.sync_pushes_dropped(), 0);
+  EXPECT_EQ(leader.workers(0).pushes(), kSteps);
+  EXPECT_EQ(leader.workers(1).pushes(), kSteps);
+  // Server 1 learns of the last decision with the next pull: one more (reading) pull by
+  // a member brings it level.
+  std::vector<float> params(model_->parameter_layout().total_size());
+  absl::StatusOr<ModelVersion> read =
+      members[0].client->Pull(absl::MakeSpan(params), {}, WeightsKind::kRaw, PullPurpose::kRead, 0);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->shard_versions, (std::vector<int64_t>{2 * kSteps, 2 * kSteps}));
+  const ps::v1::StatusResponse other = cores[1]->GetStatus();
+  EXPECT_EQ(other.sync_steps(), kSteps);
+  EXPECT_EQ(other.global_step(), 2 * kSteps);
+  EXPECT_EQ(other.examples_seen(), 2 * kSteps * 8);
+}
 }  // namespace
 }  // namespace mobilenet

@@ -291,6 +291,43 @@ TEST_F(ModelCheckpointTest, TheServerCodecKeepsShardAndLedgerAndRefusesAnotherMo
   EXPECT_NE(refused.message().find("use another --checkpoint_dir"), std::string::npos);
 }
 
+TEST_F(ModelCheckpointTest, SynchronousStepsRoundTripThroughTheCodecAndAFile) {
+  absl::StatusOr<ShardingPlan> plan = ShardingPlan::Create(config_, 2);
+  ASSERT_TRUE(plan.ok());
+  const ShardCheckpointCodec codec = ModelShardCheckpointCodec(config_, *plan, "sgd", 1);
+  CoreState state;
+  state.shard = MakeShard(plan->shard(1))->ExportState();
+  state.ledger.workers = {{0, 0, 0, false}};
+  state.ledger.sync_steps = 1234567890123;
+  const Checkpoint c = codec.encode(state);
+  ASSERT_EQ(c.counters.count("ledger.sync_steps"), 1u);
+  EXPECT_EQ(c.counters.at("ledger.sync_steps"), 1234567890123);
+  const std::string path = dir_ + "/ps-1-of-2.mnck";
+  ASSERT_TRUE(WriteCheckpoint(path, c).ok());
+  absl::StatusOr<Checkpoint> read = ReadCheckpoint(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  absl::StatusOr<CoreState> back = codec.decode(*read, path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ledger.sync_steps, 1234567890123);
+
+  // An asynchronous run writes none and reads back 0.
+  state.ledger.sync_steps = 0;
+  const Checkpoint async = codec.encode(state);
+  EXPECT_EQ(async.counters.count("ledger.sync_steps"), 0u);
+  back = codec.decode(async, path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ledger.sync_steps, 0);
+
+  // A negative count is read as written, and refused by the check every restore runs.
+  Checkpoint negative = c;
+  negative.counters["ledger.sync_steps"] = -3;
+  back = codec.decode(negative, "neg.mnck");
+  ASSERT_TRUE(back.ok()) << back.status();
+  const absl::Status refused = CheckCoreState(*back, plan->state_layout());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("-3 synchronous steps"), std::string::npos) << refused;
+}
+
 TEST_F(ModelCheckpointTest, ClassNamesRoundTripAndInvalidOnesAreRefusedNamingTheFile) {
   absl::StatusOr<ShardingPlan> plan = ShardingPlan::Create(config_, 1);
   ASSERT_TRUE(plan.ok());

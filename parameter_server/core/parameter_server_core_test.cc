@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -575,6 +576,402 @@ TEST_F(ParameterServerCoreTest, DeniedRequestsChangeNothingAndAreCountedApart) {
   EXPECT_EQ(status.eval_examples(), 0);  // no evaluation was recorded
   // A denied request is not contact: worker 0, named by worker 1's push, was never heard.
   EXPECT_EQ(status.workers(0).seconds_since_last_seen(), -1);
+}
+
+// --sync_replicas: the two servers of a two-server plan of the tiny model, for a cluster
+// of 3 workers aggregating 2 gradients a step. Plain SGD at a constant 0.5 and moving
+// statistics decaying by 0.5 a push, so that a step is exactly w -= 0.5 * mean(g) and
+// m = 0.25 m + 0.75 mean(b) (0.5^2: a step of 2 pushes decays as 2 pushes would).
+class SyncParameterServerCoreTest : public ::testing::Test {
+ protected:
+  static constexpr float kLearningRate = 0.5f;
+  static constexpr int64_t kExamples = 8;  // per push
+
+  void SetUp() override {
+    absl::StatusOr<ShardingPlan> plan =
+        ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 2, "tiny");
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    plan_ = std::make_unique<ShardingPlan>(*plan);
+    for (int i = 0; i < 2; ++i) {
+      cores_.push_back(MakeCore(i, /*replicas_to_aggregate=*/2));
+      ASSERT_NE(cores_.back(), nullptr);
+    }
+  }
+
+  std::unique_ptr<ParameterServerCore> MakeCore(int shard_index, int replicas_to_aggregate,
+                                                bool sync = true) const {
+    ParameterShardConfig config;
+    config.seed = 3;
+    config.optimizer.kind = OptimizerKind::kSgd;
+    config.learning_rate.initial_learning_rate = kLearningRate;
+    config.learning_rate.decay_factor = 1.0f;
+    config.learning_rate.examples_per_epoch = 1000;
+    config.moving_average_decay = 0.5f;
+    CoreOptions options;
+    options.shard_index = shard_index;
+    options.num_workers = 3;
+    options.incarnation = 500 + shard_index;
+    options.sync.enabled = sync;
+    options.sync.replicas_to_aggregate = replicas_to_aggregate;
+    absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+        ParameterServerCore::Create(*plan_, config, options);
+    EXPECT_TRUE(core.ok()) << core.status();
+    return core.ok() ? std::move(*core) : nullptr;
+  }
+
+  struct Pulled {
+    int64_t version = -1;
+    std::vector<float> weights, state;
+    SyncPullInfo sync;
+  };
+  // A member's training pull of server `core` (with `decision` relayed, to another server;
+  // with `min_sync_step`, to server 0).
+  Pulled PullFrom(ParameterServerCore& core, int32_t worker, int64_t min_sync_step = 0,
+                  const std::optional<ps::v1::SyncDecision>& decision = std::nullopt) const {
+    ps::v1::PullRequest request;
+    request.set_plan_fingerprint(plan_->fingerprint());
+    request.set_shard_index(core.identity().shard_index);
+    request.set_worker_id(worker);
+    request.set_include_state(core.state_count() > 0);
+    request.set_training(true);
+    if (min_sync_step > 0) request.set_min_sync_step(min_sync_step);
+    if (decision.has_value()) *request.mutable_sync_decision() = *decision;
+    Pulled pulled;
+    pulled.weights.assign(core.parameter_count(), kUntouched);
+    pulled.state.assign(core.state_count(), kUntouched);
+    absl::StatusOr<int64_t> version =
+        core.Pull(Caller::Trusted(), request, absl::MakeSpan(pulled.weights),
+                  absl::MakeSpan(pulled.state), &pulled.sync);
+    EXPECT_TRUE(version.ok()) << version.status();
+    pulled.version = version.value_or(-1);
+    return pulled;
+  }
+
+  // Worker `worker`'s gradients for server `core` at `step`: exact binary fractions, so
+  // that averages of two are exact.
+  static std::vector<float> Gradients(const ParameterServerCore& core, int32_t worker,
+                                      int64_t step) {
+    std::vector<float> g(core.parameter_count());
+    for (size_t i = 0; i < g.size(); ++i) {
+      g[i] = 0.25f * static_cast<float>(worker + 1) - 0.125f * static_cast<float>(i) +
+             0.5f * static_cast<float>(step);
+    }
+    return g;
+  }
+  static std::vector<float> Stats(const ParameterServerCore& core, int32_t worker) {
+    return std::vector<float>(core.state_count(), 1.0f + 2.0f * static_cast<float>(worker));
+  }
+
+  ps::v1::PushRequest PushMessage(const ParameterServerCore& core, int32_t worker,
+                                  std::optional<int64_t> sync_step, int64_t from_version) const {
+    ps::v1::PushRequest push;
+    push.set_plan_fingerprint(plan_->fingerprint());
+    push.set_shard_index(core.identity().shard_index);
+    push.set_worker_id(worker);
+    push.set_request_id(1000 * (worker + 1) + sync_step.value_or(0));
+    push.set_computed_from_version(from_version);
+    push.set_example_count(kExamples);
+    push.set_gradients(Bytes(Gradients(core, worker, sync_step.value_or(0))));
+    push.set_batch_stats(Bytes(Stats(core, worker)));
+    push.set_server_incarnation(core.incarnation());
+    if (sync_step.has_value()) push.set_sync_step(*sync_step);
+    return push;
+  }
+  absl::StatusOr<ps::v1::PushResponse> PushTo(ParameterServerCore& core, int32_t worker,
+                                              std::optional<int64_t> sync_step,
+                                              int64_t from_version) const {
+    ps::v1::PushResponse response;
+    const absl::Status status =
+        core.Push(Caller::Trusted(), PushMessage(core, worker, sync_step, from_version), response);
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  ps::v1::FinishRequest Finish(int32_t worker_id) const {
+    ps::v1::FinishRequest finish;
+    finish.set_plan_fingerprint(plan_->fingerprint());
+    finish.set_worker_id(worker_id);
+    return finish;
+  }
+
+  // w - 0.5 * (g_a + g_b) / 2 for one server.
+  static std::vector<float> Stepped(const std::vector<float>& w, const std::vector<float>& a,
+                                    const std::vector<float>& b) {
+    std::vector<float> out(w.size());
+    for (size_t i = 0; i < w.size(); ++i) out[i] = w[i] - kLearningRate * ((a[i] + b[i]) / 2);
+    return out;
+  }
+
+  static constexpr float kUntouched = 12345.0f;
+  std::unique_ptr<ShardingPlan> plan_;
+  std::vector<std::unique_ptr<ParameterServerCore>> cores_;
+};
+
+TEST_F(SyncParameterServerCoreTest, ExactlyTwoGradientsCloseAStepAndTheBackupIsDropped) {
+  ParameterServerCore& leader = *cores_[0];
+  const Pulled before = PullFrom(leader, 0);
+  EXPECT_EQ(before.version, 0);
+  EXPECT_EQ(before.sync.step, 0);
+  EXPECT_FALSE(before.sync.decision.has_value());
+  EXPECT_TRUE(before.sync.reached);
+
+  absl::StatusOr<ps::v1::PushResponse> first = PushTo(leader, 1, 0, 0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->sync_pending());
+  EXPECT_EQ(first->version(), 0);
+  ps::v1::StatusResponse status = leader.GetStatus();
+  EXPECT_TRUE(status.sync_replicas());
+  EXPECT_EQ(status.replicas_to_aggregate(), 2);
+  EXPECT_EQ(status.sync_steps(), 0);
+  EXPECT_EQ(status.sync_gradients_needed(), 2);
+  EXPECT_EQ(status.sync_gradients_pending(), 1);
+  EXPECT_EQ(status.global_step(), 0);
+  EXPECT_EQ(PullFrom(leader, 0).weights, before.weights);  // nothing applied yet
+
+  absl::StatusOr<ps::v1::PushResponse> second = PushTo(leader, 0, 0, 0);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->version(), 2);
+  status = leader.GetStatus();
+  EXPECT_EQ(status.sync_steps(), 1);
+  EXPECT_EQ(status.global_step(), 2);  // one update counting both pushes
+  EXPECT_EQ(status.examples_seen(), 2 * kExamples);
+  EXPECT_EQ(status.pushes_applied(), 2);
+  EXPECT_EQ(status.sync_gradients_pending(), 0);
+  EXPECT_EQ(status.sync_pushes_dropped(), 0);
+  EXPECT_EQ(status.sync_steps_incomplete(), 0);
+  EXPECT_EQ(status.workers(0).pushes(), 1);
+  EXPECT_EQ(status.workers(1).pushes(), 1);
+  EXPECT_EQ(status.workers(1).examples(), kExamples);
+  EXPECT_EQ(status.workers(2).pushes(), 0);
+
+  const Pulled after = PullFrom(leader, 2);
+  EXPECT_EQ(after.version, 2);
+  EXPECT_EQ(after.sync.step, 1);
+  ASSERT_TRUE(after.sync.decision.has_value());
+  EXPECT_EQ(after.sync.decision->step(), 0);
+  EXPECT_THAT(after.sync.decision->worker_ids(), ElementsAre(1, 0));  // arrival order
+  EXPECT_THAT(after.sync.decision->examples(), ElementsAre(kExamples, kExamples));
+  const std::vector<float> expected =
+      Stepped(before.weights, Gradients(leader, 0, 0), Gradients(leader, 1, 0));
+  ASSERT_EQ(after.weights.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_FLOAT_EQ(after.weights[i], expected[i]) << i;
+  }
+  // Statistics: 0.25 * m0 + 0.75 * mean(1, 3).
+  for (size_t i = 0; i < after.state.size(); ++i) {
+    EXPECT_FLOAT_EQ(after.state[i], 0.25f * before.state[i] + 0.75f * 2.0f) << i;
+  }
+
+  // The backup's gradients for the closed step are dropped and change nothing.
+  absl::StatusOr<ps::v1::PushResponse> late = PushTo(leader, 2, 0, 0);
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(late.status().message(), HasSubstr("worker 2"));
+  status = leader.GetStatus();
+  EXPECT_EQ(status.sync_pushes_dropped(), 1);
+  EXPECT_EQ(status.sync_steps(), 1);
+  EXPECT_EQ(status.global_step(), 2);
+  EXPECT_EQ(PullFrom(leader, 2).weights, after.weights);
+}
+
+TEST_F(SyncParameterServerCoreTest, APushForAStepServerZeroHasNotReachedIsRefused) {
+  absl::StatusOr<ps::v1::PushResponse> ahead = PushTo(*cores_[0], 0, 1, 0);
+  EXPECT_EQ(ahead.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ahead.status().message(), HasSubstr("step 1"));
+  EXPECT_EQ(cores_[0]->GetStatus().sync_gradients_pending(), 0);
+  EXPECT_EQ(cores_[0]->GetStatus().pushes_invalid(), 1);
+  // Not counted: worker 0 and 1 at step 0 are still two.
+  ASSERT_TRUE(PushTo(*cores_[0], 0, 0, 0).ok());
+  EXPECT_EQ(cores_[0]->GetStatus().sync_steps(), 0);
+  ASSERT_TRUE(PushTo(*cores_[0], 1, 0, 0).ok());
+  EXPECT_EQ(cores_[0]->GetStatus().sync_steps(), 1);
+}
+
+TEST_F(SyncParameterServerCoreTest, APullWaitingForALaterStepReadsNothing) {
+  ParameterServerCore& leader = *cores_[0];
+  ASSERT_TRUE(PushTo(leader, 0, 0, 0).ok());
+  const Pulled waiting = PullFrom(leader, 0, /*min_sync_step=*/1);
+  EXPECT_FALSE(waiting.sync.reached);
+  EXPECT_EQ(waiting.sync.step, 0);
+  EXPECT_EQ(waiting.version, 0);
+  EXPECT_EQ(waiting.weights, std::vector<float>(leader.parameter_count(), kUntouched));
+  EXPECT_EQ(waiting.state, std::vector<float>(leader.state_count(), kUntouched));
+
+  ASSERT_TRUE(PushTo(leader, 2, 0, 0).ok());
+  const Pulled reached = PullFrom(leader, 0, /*min_sync_step=*/1);
+  EXPECT_TRUE(reached.sync.reached);
+  EXPECT_EQ(reached.sync.step, 1);
+  EXPECT_EQ(reached.version, 2);
+  EXPECT_NE(reached.weights[0], kUntouched);
+  // Two steps ahead: still not there.
+  EXPECT_FALSE(PullFrom(leader, 0, /*min_sync_step=*/2).sync.reached);
+}
+
+TEST_F(SyncParameterServerCoreTest, AnotherServerAppliesExactlyTheWorkersServerZeroNamed) {
+  ParameterServerCore& leader = *cores_[0];
+  ParameterServerCore& other = *cores_[1];
+  const Pulled before = PullFrom(other, 0);
+  // Every worker's gradients reach server 1; server 0 counts 2 then 0, and 1 comes late.
+  for (int32_t worker : {0, 1, 2}) {
+    absl::StatusOr<ps::v1::PushResponse> held = PushTo(other, worker, 0, 0);
+    ASSERT_TRUE(held.ok()) << held.status();
+    EXPECT_TRUE(held->sync_pending());
+  }
+  EXPECT_EQ(other.GetStatus().global_step(), 0);  // server 1 decides nothing
+  EXPECT_EQ(other.GetStatus().sync_steps(), 0);
+  ASSERT_TRUE(PushTo(leader, 2, 0, 0).ok());
+  ASSERT_TRUE(PushTo(leader, 0, 0, 0).ok());
+  EXPECT_EQ(PushTo(leader, 1, 0, 0).status().code(), absl::StatusCode::kAborted);
+
+  const Pulled decided = PullFrom(leader, 1);
+  ASSERT_TRUE(decided.sync.decision.has_value());
+  EXPECT_THAT(decided.sync.decision->worker_ids(), ElementsAre(2, 0));
+  const Pulled after = PullFrom(other, 1, 0, decided.sync.decision);
+  EXPECT_EQ(after.version, 2);
+  const std::vector<float> expected =
+      Stepped(before.weights, Gradients(other, 2, 0), Gradients(other, 0, 0));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_FLOAT_EQ(after.weights[i], expected[i]) << i;
+  }
+  for (size_t i = 0; i < after.state.size(); ++i) {
+    EXPECT_FLOAT_EQ(after.state[i], 0.25f * before.state[i] + 0.75f * 3.0f) << i;  // mean(5, 1)
+  }
+  const ps::v1::StatusResponse status = other.GetStatus();
+  EXPECT_EQ(status.sync_steps(), 1);
+  EXPECT_EQ(status.examples_seen(), 2 * kExamples);
+  EXPECT_EQ(status.sync_steps_incomplete(), 0);
+  EXPECT_EQ(status.workers(1).pushes(), 0);
+  EXPECT_EQ(status.workers(2).pushes(), 1);
+
+  // The same decision relayed again (another worker's pull) is applied once.
+  const Pulled again = PullFrom(other, 2, 0, decided.sync.decision);
+  EXPECT_EQ(again.version, 2);
+  EXPECT_EQ(again.weights, after.weights);
+}
+
+// Worker 2 reads server 0 at step 1 (decision 0) and is slow to pull server 1; meanwhile
+// step 1 closes and worker 0 relays decision 1 to server 1. Worker 2's pull then carries
+// the older decision 0, which server 1 applied already: it must change nothing.
+TEST_F(SyncParameterServerCoreTest, AnOlderDecisionRelayedLateIsNotAppliedAgain) {
+  ParameterServerCore& leader = *cores_[0];
+  ParameterServerCore& other = *cores_[1];
+  for (int32_t worker : {0, 1}) {
+    ASSERT_TRUE(PushTo(other, worker, 0, 0).ok());
+    ASSERT_TRUE(PushTo(leader, worker, 0, 0).ok());
+  }
+  const Pulled slow = PullFrom(leader, 2);  // step 1, decision 0
+  ASSERT_EQ(slow.sync.step, 1);
+  const Pulled fast = PullFrom(leader, 0);
+  ASSERT_EQ(PullFrom(other, 0, 0, fast.sync.decision).version, 2);
+  for (int32_t worker : {0, 1}) {
+    ASSERT_TRUE(PushTo(other, worker, 1, 2).ok());
+    ASSERT_TRUE(PushTo(leader, worker, 1, 2).ok());
+  }
+  const Pulled step2 = PullFrom(leader, 0);  // step 2, decision 1
+  ASSERT_EQ(step2.sync.step, 2);
+  const Pulled applied = PullFrom(other, 0, 0, step2.sync.decision);
+  ASSERT_EQ(applied.version, 4);
+  ASSERT_EQ(other.GetStatus().sync_steps(), 2);
+
+  // The late relay of decision 0.
+  const Pulled late = PullFrom(other, 2, 0, slow.sync.decision);
+  EXPECT_EQ(late.version, 4);
+  EXPECT_EQ(late.weights, applied.weights);
+  ps::v1::StatusResponse status = other.GetStatus();
+  EXPECT_EQ(status.sync_steps(), 2);
+  EXPECT_EQ(status.global_step(), leader.GetStatus().global_step());
+  EXPECT_EQ(status.examples_seen(), leader.GetStatus().examples_seen());
+  EXPECT_EQ(status.sync_steps_incomplete(), 0);
+  // And the next relay of decision 1 does not apply step 1's gradients a second time.
+  const Pulled next = PullFrom(other, 1, 0, step2.sync.decision);
+  EXPECT_EQ(next.version, 4);
+  EXPECT_EQ(next.weights, applied.weights);
+}
+
+TEST_F(SyncParameterServerCoreTest, AFinishedMemberLowersTheNeedOnlyBelowTheUnfinished) {
+  ParameterServerCore& leader = *cores_[0];
+  const Pulled before = PullFrom(leader, 0);
+  // 2 of 3 with worker 2 finished: 2 unfinished members, still 2 needed.
+  ASSERT_TRUE(leader.Finish(Caller::Trusted(), Finish(2)).ok());
+  ASSERT_TRUE(PushTo(leader, 0, 0, 0).ok());
+  ps::v1::StatusResponse status = leader.GetStatus();
+  EXPECT_EQ(status.sync_gradients_needed(), 2);
+  EXPECT_EQ(status.sync_steps(), 0);
+  // The only other unfinished member's push closes the step.
+  ASSERT_TRUE(PushTo(leader, 1, 0, 0).ok());
+  status = leader.GetStatus();
+  EXPECT_EQ(status.sync_steps(), 1);
+  EXPECT_EQ(status.global_step(), 2);
+
+  // Worker 0 counted for step 1, then worker 1 finishes: 1 unfinished member, and the
+  // Finish itself closes the step with worker 0's gradients alone.
+  const Pulled step1 = PullFrom(leader, 0);
+  ASSERT_TRUE(PushTo(leader, 0, 1, 2).ok());
+  EXPECT_EQ(leader.GetStatus().sync_steps(), 1);
+  ASSERT_TRUE(leader.Finish(Caller::Trusted(), Finish(1)).ok());
+  status = leader.GetStatus();
+  EXPECT_EQ(status.sync_gradients_needed(), 1);
+  EXPECT_EQ(status.sync_steps(), 2);
+  EXPECT_EQ(status.global_step(), 3);
+  EXPECT_EQ(status.examples_seen(), 3 * kExamples);
+  const Pulled after = PullFrom(leader, 0);
+  const std::vector<float> g = Gradients(leader, 0, 1);
+  for (size_t i = 0; i < g.size(); ++i) {
+    EXPECT_FLOAT_EQ(after.weights[i], step1.weights[i] - kLearningRate * g[i]) << i;
+  }
+  ASSERT_TRUE(after.sync.decision.has_value());
+  EXPECT_THAT(after.sync.decision->worker_ids(), ElementsAre(0));
+}
+
+TEST_F(SyncParameterServerCoreTest, TheStepCountSurvivesExportAndRestore) {
+  ParameterServerCore& leader = *cores_[0];
+  ASSERT_TRUE(PushTo(leader, 0, 0, 0).ok());
+  ASSERT_TRUE(PushTo(leader, 1, 0, 0).ok());
+  const CoreState exported = leader.ExportState();
+  EXPECT_EQ(exported.ledger.sync_steps, 1);
+  EXPECT_TRUE(CheckCoreState(exported, plan_->state_layout()).ok());
+
+  std::unique_ptr<ParameterServerCore> restored = MakeCore(0, 2);
+  ASSERT_TRUE(restored->RestoreState(exported).ok());
+  EXPECT_EQ(restored->GetStatus().sync_steps(), 1);
+  EXPECT_EQ(restored->GetStatus().global_step(), 2);
+  EXPECT_EQ(restored->ExportState().ledger.sync_steps, 1);
+  const Pulled pulled = PullFrom(*restored, 2);
+  EXPECT_EQ(pulled.sync.step, 1);
+  EXPECT_EQ(pulled.weights, PullFrom(leader, 2).weights);
+  // The restored server 0 continues at step 1.
+  EXPECT_EQ(PushTo(*restored, 2, 0, 0).status().code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(PushTo(*restored, 2, 1, 2).ok());
+  ASSERT_TRUE(PushTo(*restored, 0, 1, 2).ok());
+  EXPECT_EQ(restored->GetStatus().sync_steps(), 2);
+}
+
+// Server 1 checkpoints after applying decision 0 and restarts from it; server 0 is still
+// at step 1, so the workers' next pulls relay decision 0 again. Server 1 has already
+// counted that step (ledger.sync_steps 1): it must not count it a second time.
+TEST_F(SyncParameterServerCoreTest, ARestartedServerDoesNotCountTheDecisionItCheckpointedAgain) {
+  ParameterServerCore& leader = *cores_[0];
+  ParameterServerCore& other = *cores_[1];
+  for (int32_t worker : {0, 1}) {
+    ASSERT_TRUE(PushTo(other, worker, 0, 0).ok());
+    ASSERT_TRUE(PushTo(leader, worker, 0, 0).ok());
+  }
+  const Pulled decided = PullFrom(leader, 0);
+  const Pulled applied = PullFrom(other, 0, 0, decided.sync.decision);
+  ASSERT_EQ(applied.version, 2);
+  const CoreState checkpoint = other.ExportState();
+  EXPECT_EQ(checkpoint.ledger.sync_steps, 1);
+
+  std::unique_ptr<ParameterServerCore> restarted = MakeCore(1, 2);
+  ASSERT_TRUE(restarted->RestoreState(checkpoint).ok());
+  EXPECT_EQ(restarted->GetStatus().sync_steps(), 1);
+  const Pulled relayed = PullFrom(*restarted, 1, 0, decided.sync.decision);
+  EXPECT_EQ(relayed.version, 2);
+  EXPECT_EQ(relayed.weights, applied.weights);
+  const ps::v1::StatusResponse status = restarted->GetStatus();
+  EXPECT_EQ(status.sync_steps(), 1);
+  EXPECT_EQ(status.global_step(), 2);
+  EXPECT_EQ(status.examples_seen(), 2 * kExamples);
+  EXPECT_EQ(status.sync_steps_incomplete(), 0);
 }
 
 }  // namespace

@@ -1032,5 +1032,21 @@ TEST_F(DelayCompensationTest, LambdaAndWorkersAreValidated) {
               HasSubstr("at least 1"));
 }
 
+TEST_F(ParameterShardTest, CountWithoutUpdateTakesExamplesUpToPushesTimesTheLimit) {
+  std::unique_ptr<ParameterShard> shard = MakeShard(TinyConfig(OptimizerKind::kSgd));
+  ASSERT_TRUE(shard->CountWithoutUpdate(2, 2 * kMaxExamplesPerPush).ok());
+  EXPECT_EQ(shard->version(), 2);
+  EXPECT_EQ(shard->examples_seen(), 2 * kMaxExamplesPerPush);
+  // One example beyond 2 pushes' limit, as CheckAggregate refuses it.
+  const std::vector<float> g(shard->parameter_count(), 0.0f);
+  EXPECT_FALSE(
+      ShardUpdate::CheckAggregate(*shard, "x", 0, 2, 2 * kMaxExamplesPerPush + 1, g, {}).ok());
+  EXPECT_EQ(shard->CountWithoutUpdate(2, 2 * kMaxExamplesPerPush + 1).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shard->CountWithoutUpdate(0, 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shard->CountWithoutUpdate(1, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shard->version(), 2);
+  EXPECT_EQ(shard->examples_seen(), 2 * kMaxExamplesPerPush);
+}
 }  // namespace
 }  // namespace mobilenet

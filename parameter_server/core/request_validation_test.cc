@@ -414,5 +414,138 @@ TEST_F(RequestValidationTest, MonitorsAndServersChangeNothing) {
             absl::StatusCode::kPermissionDenied);
 }
 
+TEST_F(RequestValidationTest, APushMustMatchTheServersSynchronousModeNamingTheFlag) {
+  ps::v1::PushRequest push = GoodPush();
+  push.set_sync_step(0);
+  absl::StatusOr<ValidatedPush> validated = ValidatePushRequest(trusted_, push, server_, *shard_);
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(validated.status().message(),
+              AllOf(HasSubstr("trains asynchronously"), HasSubstr("--sync_replicas")));
+
+  server_.sync_replicas = true;
+  validated = ValidatePushRequest(trusted_, GoodPush(), server_, *shard_);
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(validated.status().message(),
+              AllOf(HasSubstr("trains synchronously"), HasSubstr("--sync_replicas")));
+
+  push.set_sync_step(7);
+  validated = ValidatePushRequest(trusted_, push, server_, *shard_);
+  ASSERT_TRUE(validated.ok()) << validated.status();
+  EXPECT_EQ(validated->sync_step, 7);
+  push.set_sync_step(-1);
+  validated = ValidatePushRequest(trusted_, push, server_, *shard_);
+  EXPECT_EQ(validated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(validated.status().message(), HasSubstr("sync_step: -1, expected >= 0"));
+
+  // An asynchronous push reports no step.
+  server_.sync_replicas = false;
+  validated = ValidatePushRequest(trusted_, GoodPush(), server_, *shard_);
+  ASSERT_TRUE(validated.ok()) << validated.status();
+  EXPECT_EQ(validated->sync_step, -1);
+}
+
+TEST_F(RequestValidationTest, OnlyServerZeroOfASynchronousClusterIsAskedForAStep) {
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_worker_id(0);
+  pull.set_min_sync_step(3);
+  server_.sync_replicas = true;
+  absl::Status status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("min_sync_step: 3, but only server 0"));
+  server_.shard_index = 0;
+  pull.set_shard_index(0);
+  EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok());
+  server_.sync_replicas = false;
+  EXPECT_EQ(ValidatePullRequest(trusted_, pull, server_).code(),
+            absl::StatusCode::kInvalidArgument);
+  server_.sync_replicas = true;
+  pull.set_min_sync_step(-1);
+  status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("min_sync_step: -1, expected >= 0"));
+}
+
+TEST_F(RequestValidationTest, OnlyMembersRelayDecisionsAndOnlyToTheOtherServers) {
+  server_.sync_replicas = true;
+  ps::v1::PullRequest pull;
+  pull.set_plan_fingerprint(server_.plan_fingerprint);
+  pull.set_shard_index(1);
+  pull.set_worker_id(0);
+  ps::v1::SyncDecision* decision = pull.mutable_sync_decision();
+  decision->set_step(4);
+  decision->add_worker_ids(1);
+  decision->add_examples(32);
+  decision->add_worker_ids(0);
+  decision->add_examples(16);
+  EXPECT_TRUE(ValidatePullRequest(trusted_, pull, server_).ok());
+
+  ps::v1::PullRequest from_tool = pull;
+  from_tool.set_worker_id(kToolWorkerId);
+  absl::Status status = ValidatePullRequest(trusted_, from_tool, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("not a tool"));
+
+  ps::v1::PullRequest to_leader = pull;
+  to_leader.set_shard_index(0);
+  server_.shard_index = 0;
+  status = ValidatePullRequest(trusted_, to_leader, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("server 0 makes the decisions"));
+
+  server_.shard_index = 1;
+  server_.sync_replicas = false;
+  status = ValidatePullRequest(trusted_, pull, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("does not run --sync_replicas"));
+}
+
+TEST_F(RequestValidationTest, ARelayedDecisionNamesDistinctMembersWithTheirExamples) {
+  server_.sync_replicas = true;
+  const auto refused = [&](const ps::v1::SyncDecision& decision) {
+    ps::v1::PullRequest pull;
+    pull.set_plan_fingerprint(server_.plan_fingerprint);
+    pull.set_shard_index(1);
+    pull.set_worker_id(0);
+    *pull.mutable_sync_decision() = decision;
+    const absl::Status status = ValidatePullRequest(trusted_, pull, server_);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << decision.ShortDebugString();
+    return std::string(status.message());
+  };
+  ps::v1::SyncDecision good;
+  good.set_step(0);
+  good.add_worker_ids(0);
+  good.add_examples(1);
+
+  ps::v1::SyncDecision negative_step = good;
+  negative_step.set_step(-1);
+  EXPECT_THAT(refused(negative_step), HasSubstr("sync_decision.step: -1"));
+  EXPECT_THAT(refused(ps::v1::SyncDecision()), HasSubstr("0 workers with 0 example counts"));
+  ps::v1::SyncDecision missing_count = good;
+  missing_count.add_worker_ids(1);
+  EXPECT_THAT(refused(missing_count), HasSubstr("2 workers with 1 example counts"));
+  ps::v1::SyncDecision too_many = good;
+  for (int32_t id : {1, 0}) {
+    too_many.add_worker_ids(id);
+    too_many.add_examples(1);
+  }
+  EXPECT_THAT(refused(too_many), HasSubstr("expected 1 to 2 workers"));
+  ps::v1::SyncDecision twice = good;
+  twice.add_worker_ids(0);
+  twice.add_examples(1);
+  EXPECT_THAT(refused(twice), HasSubstr("sync_decision.worker_ids[1]: 0, expected distinct"));
+  ps::v1::SyncDecision stranger = good;
+  stranger.set_worker_ids(0, 2);
+  EXPECT_THAT(refused(stranger), HasSubstr("sync_decision.worker_ids[0]: 2"));
+  ps::v1::SyncDecision no_examples = good;
+  no_examples.set_examples(0, 0);
+  EXPECT_THAT(refused(no_examples), HasSubstr("sync_decision.examples[0]: 0"));
+  ps::v1::SyncDecision too_many_examples = good;
+  too_many_examples.set_examples(0, kMaxExamplesPerPush + 1);
+  EXPECT_THAT(refused(too_many_examples),
+              HasSubstr(absl::StrCat("sync_decision.examples[0]: ", kMaxExamplesPerPush + 1)));
+}
+
 }  // namespace
 }  // namespace mobilenet

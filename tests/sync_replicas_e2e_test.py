@@ -17,9 +17,10 @@ Scenarios (one per ctest entry, see tests/CMakeLists.txt):
                        process exits 0, the accuracy clears the floor. With one backup a
                        gradient per step arrives late: sync_pushes_dropped > 0.
   waits_without_quorum 2 PS + 2 workers, N=2 (no backup), --worker_liveness_secs=3: worker
-                       1 is SIGSTOPped. PS 0's sync_steps stop advancing, sync_waiting says
-                       why (and, once the liveness window passed, names worker 1, with
-                       live_workers 1); SIGCONT: the steps resume, the job finishes.
+                       1 is SIGSTOPped. PS 0's sync_steps stop advancing; once the
+                       liveness window passed, live_workers is 1, sync_waiting says why and
+                       names worker 1, and the log of PS 0 says it waits; SIGCONT: the
+                       steps resume, live_workers is 2 again, the job finishes.
   exact_aggregation    2 PS + 3 workers, N=2, undisturbed; the servers stay up after the
                        training (--exit_after_training=false) to be asked once more: every
                        shard applied the same sync_steps, global_step and examples_seen;
@@ -229,15 +230,13 @@ def scenario_waits_without_quorum(ctx):
           (SETTLE_SECONDS, frozen))
     check(len(frozen) == 1, "ps 0's sync_steps moved (%s) while one of the 2 workers of "
           "the quorum of 2 was stopped" % frozen)
-    waiting = during(taken, lambda s: sync_field(s, 0, WAITING), SETTLE_SECONDS)
-    check(waiting and all(waiting), "ps 0's sync_waiting was empty while it waited: %s" %
-          sorted(set(waiting)))
+    # sync_waiting speaks once fewer workers are live than the step needs: after the
+    # liveness window (the stopped worker is still counted live within it).
     late = during(taken, lambda s: sync_field(s, 0, WAITING), liveness + 2 * SETTLE_SECONDS)
-    print("ps 0's sync_waiting: at first %r, after the liveness window %r" %
-          (waiting[0], late[-1] if late else None))
+    print("ps 0's sync_waiting after the liveness window: %r" % (late[-1] if late else None))
     check(late and all("worker 1" in w for w in late),
-          "after --worker_liveness_secs=%d ps 0's sync_waiting does not name worker 1: %s" %
-          (liveness, sorted(set(late))))
+          "after --worker_liveness_secs=%d ps 0's sync_waiting does not say it waits for "
+          "worker 1: %s" % (liveness, sorted(set(late))))
     live = during(taken, lambda s: sync_field(s, 0, LIVE), liveness + 2 * SETTLE_SECONDS)
     check(set(live) == {1}, "ps 0 counted %s live workers with worker 1 stopped for more "
           "than --worker_liveness_secs=%d; expected 1" % (sorted(set(live)), liveness))
@@ -278,7 +277,7 @@ def scenario_exact_aggregation(ctx):
     for task in range(NUM_PS):
         print("ps %d: %s" % (task, brief(final, task)))
     shards = [server(final, t) for t in range(NUM_PS)]
-    for key in (SYNC_STEPS, "global_step", "examples_seen", DROPPED):
+    for key in (SYNC_STEPS, "global_step", "examples_seen"):
         values = [int(s[key]) for s in shards]
         check(len(set(values)) == 1, "the shards disagree on %s: %s" % (key, values))
     sync_steps = int(shards[0][SYNC_STEPS])

@@ -79,6 +79,10 @@ while [ $# -gt 0 ]; do
     --alpha=*|--resolution=*|--channels=*|--classes=*|--shallow|--shallow=*|--noshallow|\
     --seed=*|--weight_ema_decay=*)
       ps_args+=("$1"); worker_args+=("$1"); shift ;;
+    # Synchronous training: the servers aggregate each step, the workers wait for it.
+    --sync_replicas|--sync_replicas=*|--nosync_replicas|--replicas_to_aggregate=*|\
+    --worker_liveness_secs=*)
+      ps_args+=("$1"); worker_args+=("$1"); shift ;;
     # The schedule's shape: the servers apply it; a worker checks --lr_cosine_epochs against
     # its --epochs.
     --lr_decay=*|--lr_warmup_epochs=*)

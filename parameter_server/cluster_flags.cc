@@ -50,6 +50,16 @@ ABSL_FLAG(double, weight_ema_decay, 0,
           "Decay of the exponential moving average of the weights the parameter servers keep "
           "(and checkpoint) beside them, e.g. 0.9999 as in the Inception-v3 recipe; warmed up "
           "as min(decay, (1 + step) / (10 + step)). The chief then evaluates both. 0: off.");
+ABSL_FLAG(bool, sync_replicas, false,
+          "Synchronous training: each step averages the gradients of --replicas_to_aggregate "
+          "workers computed from the same weights and applies them as one update; the other "
+          "workers are backups whose late gradients are dropped. Give it to every process.");
+ABSL_FLAG(std::string, replicas_to_aggregate, "",
+          "With --sync_replicas: gradients per step, N in [1, workers] (default: every worker, "
+          "no backups), or all (every live worker: follows workers that stop answering).");
+ABSL_FLAG(double, worker_liveness_secs, 30,
+          "A worker not heard from for this long is not alive: the chief does not wait for "
+          "it to finish, and with --sync_replicas a step says it waits for it.");
 ABSL_FLAG(int64_t, seed, 1,
           "Seed of the weight initialization (the same in every process of a cluster) and "
           "of the workers' data order.");
@@ -98,6 +108,32 @@ absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config) {
   config.moving_average_decay = static_cast<float>(absl::GetFlag(FLAGS_bn_moving_average_decay));
   config.weight_ema_decay = static_cast<float>(absl::GetFlag(FLAGS_weight_ema_decay));
   return absl::OkStatus();
+}
+
+}  // namespace mobilenet
+
+namespace mobilenet {
+
+absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers) {
+  SyncReplicasConfig config;
+  config.enabled = absl::GetFlag(FLAGS_sync_replicas);
+  const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
+  if (!(liveness > 0)) {
+    return absl::InvalidArgumentError("--worker_liveness_secs must be > 0");
+  }
+  config.worker_liveness = absl::Seconds(liveness);
+  const std::string n = absl::GetFlag(FLAGS_replicas_to_aggregate);
+  if (!config.enabled) {
+    if (!n.empty()) {
+      return absl::InvalidArgumentError(
+          "--replicas_to_aggregate is for synchronous training: give --sync_replicas too");
+    }
+    return config;
+  }
+  absl::StatusOr<int> parsed = ParseReplicasToAggregate(n, num_workers);
+  if (!parsed.ok()) return parsed.status();
+  config.replicas_to_aggregate = *parsed;
+  return config;
 }
 
 }  // namespace mobilenet

@@ -11,9 +11,11 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/cluster_spec.h"
 #include "model/architecture.h"
 #include "parameter_server/core/parameter_shard.h"
+#include "parameter_server/core/sync_replicas.h"
 
 ABSL_DECLARE_FLAG(std::string, ps_hosts);
 ABSL_DECLARE_FLAG(std::string, worker_hosts);
@@ -36,6 +38,9 @@ ABSL_DECLARE_FLAG(double, rmsprop_decay);
 ABSL_DECLARE_FLAG(double, rmsprop_epsilon);
 ABSL_DECLARE_FLAG(double, bn_moving_average_decay);
 ABSL_DECLARE_FLAG(double, weight_ema_decay);
+ABSL_DECLARE_FLAG(bool, sync_replicas);
+ABSL_DECLARE_FLAG(std::string, replicas_to_aggregate);
+ABSL_DECLARE_FLAG(double, worker_liveness_secs);
 ABSL_DECLARE_FLAG(int64_t, seed);
 
 namespace mobilenet {
@@ -54,6 +59,11 @@ void ModelFromSharedFlags(MobileNetConfig& config);
 // (their ranges are checked by ParameterShard::Create). InvalidArgument
 // naming --optimizer for an unknown optimizer; `config` is then unchanged.
 absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config);
+
+// --sync_replicas, --replicas_to_aggregate (for a cluster of `num_workers`) and
+// --worker_liveness_secs. InvalidArgument naming the flag: a liveness <= 0, an N out of
+// range, or --replicas_to_aggregate without --sync_replicas.
+absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers);
 
 }  // namespace mobilenet
 

@@ -120,8 +120,12 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
   }
   constexpr size_t kAlignment = 64;
   constexpr size_t kMaxVersionFieldBytes = 11 + 9 + 2;  // and the incarnation, the dtype
+  // Server 0 of a synchronous cluster also sends its step and decision (sync_replicas.h).
+  const size_t sync_field_bytes = core_->identity().sync_replicas
+                                      ? 64 + 16 * static_cast<size_t>(core_->identity().num_workers)
+                                      : 0;
   const size_t capacity = parameters_header.size() + parameter_bytes + state_header.size() +
-                          state_bytes + kMaxVersionFieldBytes + 2 * kAlignment;
+                          state_bytes + kMaxVersionFieldBytes + sync_field_bytes + 2 * kAlignment;
   std::unique_ptr<std::vector<char>> buffer = reused_messages_->pull_buffers->Take(capacity);
   char* const base = buffer->data();
   // The offset of the first kAlignment-aligned address at or after base + at_least.
@@ -144,16 +148,37 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
   const absl::Span<float> parameters = absl::MakeSpan(
       reinterpret_cast<float*>(scratch != nullptr ? scratch->data() : base + parameters_offset),
       core_->parameter_count());
+  SyncPullInfo sync;
   absl::StatusOr<int64_t> pulled = core_->Pull(
       caller, request, parameters,
       with_state
           ? absl::MakeSpan(reinterpret_cast<float*>(base + state_offset), core_->state_count())
-          : absl::Span<float>());
+          : absl::Span<float>(),
+      &sync);
   if (scratch != nullptr) {
-    if (pulled.ok()) EncodeFloats(dtype, parameters, base + parameters_offset);
+    if (pulled.ok() && sync.reached) EncodeFloats(dtype, parameters, base + parameters_offset);
     reused_messages_->pull_buffers->GiveBack(std::move(scratch));
   }
   ASSIGN_OR_RETURN(const int64_t version, std::move(pulled));
+  if (core_->identity().sync_replicas && core_->identity().shard_index == 0) {
+    // Server 0 of a synchronous cluster: the step and decision, and nothing else when the
+    // asked-for step is not reached yet.
+    ps::v1::PullResponse small;
+    small.set_version(version);
+    small.set_server_incarnation(core_->incarnation());
+    small.set_sync_step(sync.step);
+    if (sync.decision.has_value()) *small.mutable_sync_decision() = *sync.decision;
+    if (!sync.reached) {
+      reused_messages_->pull_buffers->GiveBack(std::move(buffer));
+      bool own_buffer;
+      const grpc::Status serialized =
+          grpc::SerializationTraits<ps::v1::PullResponse>::Serialize(small, &response, &own_buffer);
+      return serialized.ok() ? absl::OkStatus() : absl::InternalError("Pull: serializing");
+    }
+    small.clear_version();
+    small.clear_server_incarnation();
+    version_field = small.SerializeAsString();  // the step fields; version etc. follow
+  }
   if (version != 0) {
     AppendVarintField(ps::v1::PullResponse::kVersionFieldNumber, static_cast<uint64_t>(version),
                       version_field);
@@ -164,6 +189,7 @@ absl::Status ParameterService::DoPull(const Caller& caller, const grpc::ByteBuff
     AppendVarintField(ps::v1::PullResponse::kParametersDtypeFieldNumber,
                       static_cast<uint64_t>(dtype), version_field);
   }
+  MOBILENET_CHECK(version_field.size() <= kMaxVersionFieldBytes + sync_field_bytes);
   std::memcpy(base + state_offset + state_bytes, version_field.data(), version_field.size());
   const size_t end = state_offset + state_bytes + version_field.size();
   const grpc::Slice whole = reused_messages_->pull_buffers->ToSlice(std::move(buffer), end);

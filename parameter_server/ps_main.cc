@@ -145,6 +145,9 @@ int main(int argc, char** argv) {
 
   const absl::Status shared = ShardConfigFromSharedFlags(o.shard);
   if (!shared.ok()) return Fail(std::string(shared.message()));
+  absl::StatusOr<SyncReplicasConfig> sync = SyncReplicasFromSharedFlags(spec.num_workers());
+  if (!sync.ok()) return Fail(std::string(sync.status().message()));
+  o.sync = *sync;
   auto policy = ParseStalenessPolicy(absl::GetFlag(FLAGS_staleness_policy));
   if (!policy.ok()) return Fail(absl::StrCat("--staleness_policy: ", policy.status().message()));
   o.shard.learning_rate.examples_per_epoch = absl::GetFlag(FLAGS_examples_per_epoch);

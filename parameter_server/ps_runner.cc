@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   CoreOptions core_options;
   core_options.shard_index = o.task_index;
   core_options.num_workers = o.num_workers;
+  core_options.sync = o.sync;
   const bool loopback = IsLoopbackAddress(o.bind_address);
   core_options.insecure = !loopback && !o.security.enabled();
   core_options.transport_security = o.security.enabled()
@@ -208,6 +209,14 @@ void ParameterServerRunner::StatusLoop() {
         s.pushes_rejected_stale(), s.pushes_invalid(), s.pushes_duplicate(), s.staleness_p50(),
         s.staleness_p90(), s.staleness_max(),
         workers.empty() ? "none yet" : absl::StrJoin(workers, ", ")));
+    if (s.sync_replicas()) {
+      Log(absl::StrFormat(
+          "synchronous step %d: %d of %d gradients counted, %d dropped as late, %d steps "
+          "incomplete%s%s",
+          s.sync_steps(), s.sync_gradients_pending(), s.sync_gradients_needed(),
+          s.sync_pushes_dropped(), s.sync_steps_incomplete(), s.sync_waiting().empty() ? "" : "; ",
+          s.sync_waiting()));
+    }
   }
 }
 

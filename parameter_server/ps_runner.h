@@ -55,6 +55,7 @@ struct ParameterServerRunnerOptions {
   // Seed, optimizer, learning-rate schedule (with examples_per_epoch: the whole training
   // set), staleness policy, moving-average decay.
   ParameterShardConfig shard;
+  SyncReplicasConfig sync;       // --sync_replicas (parameter_server/core/sync_replicas.h)
   std::string checkpoint_dir;    // empty: no checkpoints
   ShardCheckpointCodec codec;    // required when checkpoint_dir is set
   absl::Duration checkpoint_every = absl::Seconds(60);

@@ -85,13 +85,15 @@ struct CallOutcome {
 // `policy.patience` has passed since the call began. Unless `policy.independent`, the
 // first non-transient error decides the call: no server is tried again, and attempts
 // still in flight are cancelled unless the error is ABORTED (a push refused by one server
-// may still be applied by the others, which is fine to let finish). Errors are prefixed with "parameter server <i>
-// (<name>) <rpc>".
+// may still be applied by the others, which is fine to let finish). Errors are prefixed with
+// "parameter server <i>
+// (<name>) <rpc>". With `only` (one flag per server), just the flagged servers are called;
+// the others' results stay OK.
 CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc,
                     const RetryPolicy& policy, uint64_t seed,
                     const std::function<void(const std::string&)>& on_retry,
                     const std::function<void(absl::string_view, grpc::StatusCode)>& on_retry_cause,
-                    const StartAttempt& start) {
+                    const StartAttempt& start, const std::vector<bool>& only = {}) {
   const int count = static_cast<int>(names.size());
   const absl::Time begin = absl::Now();
   const absl::Time give_up = begin + policy.patience;
@@ -103,6 +105,11 @@ CallOutcome CallAll(const std::vector<std::string>& names, absl::string_view rpc
   std::vector<absl::Time> next_attempt(count, begin);
   std::vector<bool> in_flight(count, false), finished(count, false);
   int pending = count;  // servers whose last attempt has not come back or been settled
+  for (int i = 0; i < static_cast<int>(only.size()) && i < count; ++i) {
+    if (only[i]) continue;
+    finished[i] = true;  // not asked in this call (its result stays OK)
+    --pending;
+  }
   const auto prefix = [&](int i) {
     return absl::StrFormat("parameter server %d (%s) %s", i, names[i], rpc);
   };
@@ -365,7 +372,7 @@ void GrpcParameterClient::set_progress(double images_per_sec, int64_t steps) {
 
 absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> parameters,
                                                        absl::Span<float> state, WeightsKind weights,
-                                                       PullPurpose purpose) {
+                                                       PullPurpose purpose, int64_t min_sync_step) {
   const ParameterLayout& parameter_layout = plan_.parameter_layout();
   const ParameterLayout& state_layout = plan_.state_layout();
   if (static_cast<int64_t>(parameters.size()) != parameter_layout.total_size()) {
@@ -387,16 +394,23 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
   const WireDtype asked =
       purpose == PullPurpose::kTraining ? options_.pull_dtype : WireDtype::kFloat32;
   std::vector<WireDtype> answered(count, WireDtype::kFloat32);
-  for (int i = 0; i < count; ++i) {
+  const bool sync = options_.sync_replicas;
+  int64_t sync_step = -1;  // server 0's PullResponse.sync_step (synchronous)
+  std::optional<ps::v1::SyncDecision> decision;
+  const auto serialize = [&](int i) -> absl::Status {
     want_state[i] = !state.empty() && shards_[i].routing.state.count > 0;
     ps::v1::PullRequest request =
         MakePullRequest(plan_, i, options_.worker_id, want_state[i], weights, purpose);
     request.set_parameters_dtype(ToPayloadDtype(asked));
+    if (sync) AddSyncFields(i, options_.worker_id, min_sync_step, decision, request);
     bool own_buffer;
     const grpc::Status serialized = grpc::SerializationTraits<ps::v1::PullRequest>::Serialize(
         request, &requests[i], &own_buffer);
-    if (!serialized.ok()) return FromGrpcStatus(serialized, "pull: serializing the request");
-  }
+    return serialized.ok() ? absl::OkStatus()
+                           : FromGrpcStatus(serialized, "pull: serializing the request");
+  };
+  // Synchronous: server 0 first (its step and decision), then the others.
+  for (int i = 0; i < (sync ? 1 : count); ++i) RETURN_IF_ERROR(serialize(i));
   // Decodes a shard's PullResponse, copying its payloads from the received slices straight
   // into place (on gRPC's thread, so shards decode in parallel).
   const auto decode = [&](int i) -> absl::Status {
@@ -420,6 +434,24 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
       }
       if (number == ps::v1::PullResponse::kParametersDtypeFieldNumber && wire_type == kWireVarint) {
         ASSIGN_OR_RETURN(served_dtype, reader.ReadVarint());
+        continue;
+      }
+      if (i == 0 && number == ps::v1::PullResponse::kSyncStepFieldNumber &&
+          wire_type == kWireVarint) {
+        ASSIGN_OR_RETURN(const uint64_t step, reader.ReadVarint());
+        sync_step = static_cast<int64_t>(step);
+        continue;
+      }
+      if (i == 0 && number == ps::v1::PullResponse::kSyncDecisionFieldNumber &&
+          wire_type == kWireLengthDelimited) {
+        ASSIGN_OR_RETURN(const uint64_t length, reader.ReadVarint());
+        if (length > (uint64_t{1} << 20)) return absl::InternalError("answered a huge decision");
+        std::string bytes(length, '\0');
+        RETURN_IF_ERROR(reader.ReadBytes(length, bytes.data()));
+        decision.emplace();
+        if (!decision->ParseFromString(bytes)) {
+          return absl::InternalError("answered a malformed sync_decision");
+        }
         continue;
       }
       const bool is_parameters = number == ps::v1::PullResponse::kParametersFieldNumber;
@@ -462,6 +494,10 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
       has_parameters |= is_parameters;
       has_state |= is_state;
     }
+    if (sync && i == 0 && sync_step < min_sync_step) {
+      // Not at the awaited step yet: a response with only the step, by design.
+      return absl::OkStatus();
+    }
     if (!has_parameters || (want_state[i] && !has_state)) {
       return absl::InternalError(absl::StrCat("answered without ",
                                               has_parameters ? "state" : "parameters"));
@@ -474,17 +510,42 @@ absl::StatusOr<ModelVersion> GrpcParameterClient::Pull(absl::Span<float> paramet
     return absl::OkStatus();
   };
   const RetryPolicy policy = PolicyOf(options_, authorization_);
-  const CallOutcome outcome = CallAll(
-      Names(), "Pull", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
-      [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
-        shards_[i].generic_stub->UnaryCall(
-            context, kPullMethod, grpc::StubOptions(), &requests[i], &responses[i],
-            [&, i, done = std::move(done)](grpc::Status status) {
-              done(status.ok() ? ToGrpcStatus(decode(i)) : status);
-            });
-      });
-  RETURN_IF_ERROR(outcome.FirstError());
+  const auto call = [&](const std::vector<bool>& only) {
+    return CallAll(
+        Names(), "Pull", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
+        [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
+          shards_[i].generic_stub->UnaryCall(context, kPullMethod, grpc::StubOptions(),
+                                             &requests[i], &responses[i],
+                                             [&, i, done = std::move(done)](grpc::Status status) {
+                                               done(status.ok() ? ToGrpcStatus(decode(i)) : status);
+                                             });
+        },
+        only);
+  };
   ModelVersion version;
+  if (sync) {
+    std::vector<bool> only(count, false);
+    only[0] = true;
+    RETURN_IF_ERROR(call(only).FirstError());
+    if (sync_step < 0) {
+      return absl::FailedPreconditionError(
+          "parameter server 0 does not train synchronously; give every process the same "
+          "--sync_replicas");
+    }
+    version.sync_step = sync_step;
+    if (sync_step < min_sync_step) {
+      version.sync_reached = false;
+      return version;
+    }
+    if (count > 1) {
+      only.assign(count, true);
+      only[0] = false;
+      for (int i = 1; i < count; ++i) RETURN_IF_ERROR(serialize(i));
+      RETURN_IF_ERROR(call(only).FirstError());
+    }
+  } else {
+    RETURN_IF_ERROR(call({}).FirstError());
+  }
   version.shard_versions = std::move(versions);
   version.shard_incarnations = std::move(incarnations);
   return version;
@@ -545,12 +606,33 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
   }
   const RetryPolicy policy = PolicyOf(options_, authorization_);
   // A retry resends the same request (same request_id): applied at most once.
-  CallOutcome outcome = CallAll(
-      Names(), "Push", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
-      [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
-        shards_[i].generic_stub->UnaryCall(context, kPushMethod, grpc::StubOptions(),
-                                           &requests[i], &responses[i], std::move(done));
-      });
+  const auto call = [&](const std::vector<bool>& only) {
+    return CallAll(
+        Names(), "Push", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
+        [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
+          shards_[i].generic_stub->UnaryCall(context, kPushMethod, grpc::StubOptions(),
+                                             &requests[i], &responses[i], std::move(done));
+        },
+        only);
+  };
+  CallOutcome outcome;
+  if (request.computed_from.sync_step >= 0 && count > 1) {
+    // Synchronous: the other servers first; server 0, which counts the gradients, only
+    // once they all hold them.
+    std::vector<bool> only(count, true);
+    only[0] = false;
+    outcome = call(only);
+    if (outcome.FirstError().ok()) {
+      only.assign(count, false);
+      only[0] = true;
+      outcome.results[0] = call(only).results[0];
+    } else {
+      outcome.results[0] =
+          absl::AbortedError("parameter server 0 Push: not sent, as another server refused it");
+    }
+  } else {
+    outcome = call({});
+  }
   requests.clear();
   borrowed.WaitUntilReleased();
   std::vector<ps::v1::PushResponse> decoded(count);
@@ -581,6 +663,7 @@ absl::StatusOr<PushResult> GrpcParameterClient::Push(const PushRequest& request)
     if (i == 0) result.learning_rate = decoded[i].learning_rate();
     result.max_staleness = std::max(result.max_staleness, decoded[i].staleness());
     result.version.shard_versions.push_back(decoded[i].version());
+    result.sync_pending |= decoded[i].sync_pending();
   }
   RETURN_IF_ERROR(outcome.FirstError());
   return result;

@@ -76,6 +76,9 @@ struct GrpcParameterClientOptions {
   // should see the servers' weights exactly. Batch-norm payloads are always float32.
   WireDtype push_dtype = WireDtype::kFloat32;
   WireDtype pull_dtype = WireDtype::kFloat32;
+  // --sync_replicas: pulls ask server 0 first and relay its decision to the others
+  // (ParameterClient::Pull); pushes of a synchronous step reach server 0 last.
+  bool sync_replicas = false;
 };
 
 // "gradients bf16 (error feedback), training weights fp32", for logs.
@@ -115,7 +118,8 @@ class GrpcParameterClient : public ParameterClient {
   // the progress figures set with set_progress (for the servers' status table).
   using ParameterClient::Pull;
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
-                                    WeightsKind weights, PullPurpose purpose) override;
+                                    WeightsKind weights, PullPurpose purpose,
+                                    int64_t min_sync_step) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
   absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;

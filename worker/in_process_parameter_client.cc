@@ -64,7 +64,8 @@ void InProcessParameterClient::set_progress(double images_per_sec, int64_t steps
 absl::StatusOr<ModelVersion> InProcessParameterClient::Pull(absl::Span<float> parameters,
                                                             absl::Span<float> state,
                                                             WeightsKind weights,
-                                                            PullPurpose purpose) {
+                                                            PullPurpose purpose,
+                                                            int64_t min_sync_step) {
   if (static_cast<int64_t>(parameters.size()) != plan_.parameter_layout().total_size()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("pull: parameter buffer holds %d floats, expected %d", parameters.size(),
@@ -77,15 +78,27 @@ absl::StatusOr<ModelVersion> InProcessParameterClient::Pull(absl::Span<float> pa
   }
   ModelVersion version;
   std::vector<float> parameter_scratch, state_scratch;
+  const bool sync = cores_[0]->identity().sync_replicas;
+  SyncPullInfo sync_info;
+  // Synchronous: server 0 first (it is asked in order anyway), its decision to the others.
   for (size_t i = 0; i < cores_.size(); ++i) {
     const ServerRouting& routing = routing_[i];
     const bool want_state = !state.empty() && routing.state.count > 0;
-    const ps::v1::PullRequest request =
+    ps::v1::PullRequest request =
         MakePullRequest(plan_, i, worker_id_, want_state, weights, purpose);
+    if (sync) AddSyncFields(i, worker_id_, min_sync_step, sync_info.decision, request);
     absl::StatusOr<int64_t> shard_version = cores_[i]->Pull(
         caller_, request, routing.parameters.Target(parameters, parameter_scratch),
-        want_state ? routing.state.Target(state, state_scratch) : absl::Span<float>());
+        want_state ? routing.state.Target(state, state_scratch) : absl::Span<float>(),
+        i == 0 ? &sync_info : nullptr);
     if (!shard_version.ok()) return ServerError(i, "Pull", shard_version.status());
+    if (sync && i == 0) {
+      version.sync_step = sync_info.step;
+      if (!sync_info.reached) {
+        version.sync_reached = false;
+        return version;
+      }
+    }
     version.shard_versions.push_back(*shard_version);
     version.shard_incarnations.push_back(cores_[i]->incarnation());
     routing.parameters.Scatter(parameter_scratch, parameters);
@@ -105,9 +118,16 @@ absl::StatusOr<PushResult> InProcessParameterClient::Push(const PushRequest& req
     steps = steps_;
   }
   PushResult result;
+  result.version.shard_versions.assign(cores_.size(), -1);
   absl::Status first_error;
   std::vector<float> scratch;
-  for (size_t i = 0; i < cores_.size(); ++i) {
+  // Synchronous: server 0 last, and only once every other server accepted.
+  const bool sync = request.computed_from.sync_step >= 0;
+  std::vector<size_t> order;
+  for (size_t i = sync ? 1 : 0; i < cores_.size(); ++i) order.push_back(i);
+  if (sync) order.push_back(0);
+  for (const size_t i : order) {
+    if (sync && i == 0 && !first_error.ok()) break;
     const ServerRouting& routing = routing_[i];
     ps::v1::PushRequest message = MakePushFields(plan_, i, request, images_per_sec, steps);
     const absl::Span<const float> gradients = routing.parameters.Gather(request.gradients, scratch);
@@ -122,12 +142,12 @@ absl::StatusOr<PushResult> InProcessParameterClient::Push(const PushRequest& req
     const absl::Status pushed = cores_[i]->Push(caller_, message, response);
     if (!pushed.ok()) {
       if (first_error.ok()) first_error = ServerError(i, "Push", pushed);
-      result.version.shard_versions.push_back(-1);
       continue;
     }
     if (i == 0) result.learning_rate = response.learning_rate();
     result.max_staleness = std::max(result.max_staleness, response.staleness());
-    result.version.shard_versions.push_back(response.version());
+    result.version.shard_versions[i] = response.version();
+    result.sync_pending |= response.sync_pending();
   }
   if (!first_error.ok()) return first_error;
   return result;

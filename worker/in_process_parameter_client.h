@@ -35,7 +35,8 @@ class InProcessParameterClient : public ParameterClient {
 
   using ParameterClient::Pull;
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
-                                    WeightsKind weights, PullPurpose purpose) override;
+                                    WeightsKind weights, PullPurpose purpose,
+                                    int64_t min_sync_step) override;
   absl::StatusOr<PushResult> Push(const PushRequest& request) override;
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
   absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;

@@ -59,6 +59,16 @@ ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_
   return request;
 }
 
+void AddSyncFields(int server, int32_t worker_id, int64_t min_sync_step,
+                   const std::optional<ps::v1::SyncDecision>& decision,
+                   ps::v1::PullRequest& request) {
+  if (server == 0) {
+    request.set_min_sync_step(min_sync_step);
+  } else if (decision.has_value() && worker_id >= 0) {
+    *request.mutable_sync_decision() = *decision;
+  }
+}
+
 ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const PushRequest& request,
                                    double images_per_sec, int64_t steps) {
   ps::v1::PushRequest fields;
@@ -76,6 +86,7 @@ ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const P
   fields.set_worker_steps(steps);
   fields.set_model(plan.model());
   fields.set_num_shards(plan.num_shards());
+  if (request.computed_from.sync_step >= 0) fields.set_sync_step(request.computed_from.sync_step);
   return fields;
 }
 

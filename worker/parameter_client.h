@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ struct ModelVersion {
   // in the same order. A push carries it back so that a restarted server refuses
   // gradients computed from its earlier run.
   std::vector<uint64_t> shard_incarnations;
+  // --sync_replicas: the step server 0 was at (PullResponse.sync_step), which a push
+  // carries back; -1 when the servers train asynchronously.
+  int64_t sync_step = -1;
+  // False when server 0 had not reached the pull's min_sync_step: nothing was read (the
+  // buffers are untouched and the versions empty); pull again a little later.
+  bool sync_reached = true;
 
   // The smallest shard version (pushes applied everywhere); 0 when there are no shards.
   int64_t global_step() const {
@@ -55,6 +62,9 @@ struct PushResult {
   ModelVersion version;        // every shard's version once this push is counted
   int64_t max_staleness = 0;   // over shards
   float learning_rate = 0.0f;  // the rate the first shard applied
+  // --sync_replicas: server 0 counted the gradients towards their step, which closes
+  // when enough have come (pull with min_sync_step = that step + 1 to wait for it).
+  bool sync_pending = false;
 };
 
 // A model's score on a test set.
@@ -104,8 +114,17 @@ class ParameterClient {
   // otherwise (FailedPrecondition for kAverage from servers keeping none; the buffers may
   // then be partly written; InvalidArgument from the servers for kTraining by a tool's
   // client or of kAverage).
+  // --sync_replicas (a client made for it): server 0 is asked first, and for
+  // `min_sync_step` (the step a counted push will close; 0: none): until it is there,
+  // nothing is read and the result says so (ModelVersion::sync_reached); then the other
+  // servers are asked with server 0's latest decision, which they apply first.
   virtual absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
-                                            WeightsKind weights, PullPurpose purpose) = 0;
+                                            WeightsKind weights, PullPurpose purpose,
+                                            int64_t min_sync_step) = 0;
+  absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
+                                    WeightsKind weights, PullPurpose purpose) {
+    return Pull(parameters, state, weights, purpose, 0);
+  }
   // Reading: Pull(parameters, state, weights, PullPurpose::kRead).
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> parameters, absl::Span<float> state,
                                     WeightsKind weights) {
@@ -127,7 +146,9 @@ class ParameterClient {
   // sent anything; otherwise the first failing server's error, prefixed with its index
   // (e.g. Aborted when too stale: pull again). A push is not atomic across servers: after
   // one server's error, the others may have applied it; resending the same request_id is
-  // safe.
+  // safe. --sync_replicas (a push computed from a pull with a sync_step): the other
+  // servers first, server 0 last and only when they all accepted, so that server 0 counts
+  // only gradients every server holds (parameter_server/core/sync_replicas.h).
   virtual absl::StatusOr<PushResult> Push(const PushRequest& request) = 0;
 
   // Every server's status, in plan order, each its own result (a tool can show the
@@ -159,6 +180,12 @@ absl::Status CheckPushRequest(const PushRequest& request, const ParameterLayout&
 // for every server; both clients send exactly these.
 ps::v1::PullRequest MakePullRequest(const ShardingPlan& plan, int server, int32_t worker_id,
                                     bool include_state, WeightsKind weights, PullPurpose purpose);
+// --sync_replicas: what a pull of server `server` carries besides MakePullRequest's fields:
+// to server 0 the awaited step, to the others server 0's latest decision (only a member's
+// pulls relay it: `worker_id` >= 0).
+void AddSyncFields(int server, int32_t worker_id, int64_t min_sync_step,
+                   const std::optional<ps::v1::SyncDecision>& decision,
+                   ps::v1::PullRequest& request);
 // Every field but the payloads; the push's progress figures are `images_per_sec` and
 // `steps`.
 ps::v1::PushRequest MakePushFields(const ShardingPlan& plan, int server, const PushRequest& request,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <iostream>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,8 @@ Trainer::Trainer(const TrainerConfig& config, MobileNetV1* model, ParameterClien
                      : nullptr),
       reporter_(reporter) {
   next_request_id_ = (static_cast<uint64_t>(std::random_device{}()) << 32) + 1;
+  // A synchronous step computes from the weights of the step before, never ahead.
+  if (config_.sync_replicas) config_.overlap_communication = false;
   decay_ranges_ = WeightDecayRanges(model_->parameter_layout());
   params_.resize(model_->parameter_layout().total_size());
   state_.resize(model_->state_layout().total_size());
@@ -119,12 +122,50 @@ absl::Status Trainer::FlushInto(StepTiming* timing) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<ModelVersion> Trainer::PullForStep() {
+  const absl::Time start = absl::Now();
+  absl::Time next_note = start + absl::Seconds(30);
+  absl::Duration backoff = absl::Milliseconds(1);
+  for (;;) {
+    ASSIGN_OR_RETURN(ModelVersion version,
+                     client_->Pull(absl::MakeSpan(params_), {}, WeightsKind::kRaw,
+                                   PullPurpose::kTraining, awaited_sync_step_));
+    if (version.sync_reached) return version;
+    if (version.sync_step + 1 < awaited_sync_step_) {
+      // Server 0 is behind the step this worker's gradients were counted for: it
+      // restarted from an earlier checkpoint and they are gone. Go on from its step.
+      awaited_sync_step_ = 0;
+      continue;
+    }
+    if (stop_ != nullptr && stop_->load()) {
+      return absl::CancelledError(absl::StrFormat(
+          "stopped on request while waiting for synchronous step %d", awaited_sync_step_));
+    }
+    const absl::Time now = absl::Now();
+    if (now >= next_note) {
+      next_note = now + absl::Seconds(30);
+      const std::string note = absl::StrFormat(
+          "worker %d: waiting %.0f s for synchronous step %d (server 0 is at step %d; see "
+          "mobilenet-ctl status for who is missing)",
+          config_.worker_id, absl::ToDoubleSeconds(now - start), awaited_sync_step_,
+          version.sync_step);
+      if (reporter_ != nullptr) {
+        reporter_->Line(note);
+      } else {
+        std::cerr << note << std::endl;
+      }
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Milliseconds(20));
+  }
+}
+
 absl::StatusOr<TrainStepResult> Trainer::Step() {
   StepTiming timing;
   timing.examples = config_.batch_size;
   absl::Time start = absl::Now();
   if (!config_.overlap_communication) {
-    ASSIGN_OR_RETURN(ModelVersion version, client_->PullForTraining(absl::MakeSpan(params_)));
+    ASSIGN_OR_RETURN(ModelVersion version, PullForStep());
     timing.pull_wait = absl::Now() - start;
     start = absl::Now();
     ASSIGN_OR_RETURN(const TrainStepResult result, ComputeGradients(0));
@@ -133,6 +174,11 @@ absl::StatusOr<TrainStepResult> Trainer::Step() {
     const absl::StatusOr<PushResult> pushed = client_->Push(MakePush(0, version));
     timing.push_wait = absl::Now() - start;
     RETURN_IF_ERROR(RecordPush(pushed, timing.push_wait));
+    if (version.sync_step >= 0) {
+      global_step_ = version.sync_step;
+      // Counted: wait for its step to close. Dropped (a backup too late): go on at once.
+      awaited_sync_step_ = pushed.ok() && pushed->sync_pending ? version.sync_step + 1 : 0;
+    }
     ++steps_;
     timing.loss = result.loss;
     if (step_callback_) step_callback_(timing);

@@ -41,6 +41,10 @@ struct TrainerConfig {
   // gradient is computed from weights that lack this worker's latest push (one more step
   // of staleness). Off: pull, compute, push in turn.
   bool overlap_communication = false;
+  // --sync_replicas: after a push server 0 counted, the next pull waits for the step it
+  // closes (polling server 0, which never holds a call open), so every step computes
+  // from the weights of the step before. Turns overlap_communication off.
+  bool sync_replicas = false;
 };
 
 // Where one step's time went (see Trainer::set_step_callback). With
@@ -135,6 +139,9 @@ class Trainer {
   // returned.
   absl::Status RecordPush(const absl::StatusOr<PushResult>& pushed, absl::Duration took);
   PushRequest MakePush(int g, const ModelVersion& computed_from);
+  // A training pull of params_; synchronous: once server 0 reached awaited_sync_step_
+  // (asking again with a short backoff, and saying every 30 s that it waits).
+  absl::StatusOr<ModelVersion> PullForStep();
   // Flush, adding the time blocked to `timing`'s waits when not null.
   absl::Status FlushInto(StepTiming* timing);
 
@@ -167,6 +174,8 @@ class Trainer {
   int64_t steps_ = 0;
   int64_t rejected_pushes_ = 0;
   int64_t global_step_ = 0;
+  // Synchronous: the step the last counted push closes (0: none to wait for).
+  int64_t awaited_sync_step_ = 0;
   double last_staleness_ = 0;
   double last_push_ms_ = 0;
   float last_learning_rate_ = 0;

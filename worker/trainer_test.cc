@@ -203,8 +203,8 @@ class ForwardingClient : public ParameterClient {
   explicit ForwardingClient(ParameterClient* inner) : inner_(inner) {}
   using ParameterClient::Pull;
   absl::StatusOr<ModelVersion> Pull(absl::Span<float> p, absl::Span<float> s, WeightsKind weights,
-                                    PullPurpose purpose) override {
-    return inner_->Pull(p, s, weights, purpose);
+                                    PullPurpose purpose, int64_t min_sync_step) override {
+    return inner_->Pull(p, s, weights, purpose, min_sync_step);
   }
   absl::StatusOr<PushResult> Push(const PushRequest& request) override {
     return inner_->Push(request);

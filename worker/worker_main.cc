@@ -81,8 +81,6 @@ ABSL_FLAG(double, eval_every_secs, 0,
 ABSL_FLAG(double, wait_for_workers_secs, 600,
           "Cluster chief: how long to wait for the other workers to finish before ending "
           "the training.");
-ABSL_FLAG(double, worker_liveness_secs, 30,
-          "Cluster chief: a worker not heard of for this long is not waited for.");
 ABSL_FLAG(double, rpc_timeout_secs, 30, "Cluster: deadline of each RPC attempt.");
 ABSL_FLAG(bool, overlap_communication, true,
           "Cluster: push a step's gradients and pull the next weights while the next step "
@@ -198,6 +196,10 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.quiet = local.quiet;
   o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
   o.trainer.overlap_communication = absl::GetFlag(FLAGS_overlap_communication);
+  absl::StatusOr<mobilenet::SyncReplicasConfig> sync =
+      mobilenet::SyncReplicasFromSharedFlags(cluster.num_workers());
+  if (!sync.ok()) return Fail(std::string(sync.status().message()));
+  o.trainer.sync_replicas = sync->enabled;
   o.stop = &stop_requested;
   if (!o.synthetic) {
     auto data = OpenData(data_options);
@@ -206,7 +208,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
     o.class_names = o.data->class_names;
   }
   const double wait = absl::GetFlag(FLAGS_wait_for_workers_secs);
-  const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
+  const double liveness = absl::ToDoubleSeconds(sync->worker_liveness);
   const double timeout = absl::GetFlag(FLAGS_rpc_timeout_secs);
   const double patience = absl::GetFlag(FLAGS_ps_patience_secs);
   if (o.eval_every_secs < 0) return Fail("--eval_every_secs must be >= 0");
@@ -224,6 +226,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   client.security = mobilenet::TransportSecurityFromFlags();
   client.push_dtype = absl::GetFlag(FLAGS_wire_dtype);
   client.pull_dtype = client.push_dtype;
+  client.sync_replicas = sync->enabled;
   if (const std::string pull = absl::GetFlag(FLAGS_wire_dtype_pull); !pull.empty()) {
     absl::StatusOr<mobilenet::WireDtype> parsed = mobilenet::ParseWireDtype(pull);
     if (!parsed.ok()) return Fail(absl::StrCat("--wire_dtype_pull: ", parsed.status().message()));

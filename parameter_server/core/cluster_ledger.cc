@@ -15,6 +15,10 @@ absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "ledger holds %d worker records for a cluster of %d", state.workers.size(), num_workers));
   }
+  if (state.sync_steps < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("ledger: %d synchronous steps; expected >= 0", state.sync_steps));
+  }
   for (size_t i = 0; i < state.workers.size(); ++i) {
     const WorkerProgress& w = state.workers[i];
     if (w.pushes < 0 || w.examples < 0 || w.reported_steps < 0 || w.examples < w.pushes) {
@@ -138,7 +142,33 @@ LedgerState ClusterLedger::Export() const {
   state.training_complete = training_complete_;
   state.evaluation = evaluation_;
   state.class_names = class_names_;
+  state.sync_steps = sync_steps_;
   return state;
+}
+
+int64_t ClusterLedger::sync_steps() const {
+  absl::MutexLock lock(&mu_);
+  return sync_steps_;
+}
+
+void ClusterLedger::SetSyncSteps(int64_t steps) {
+  absl::MutexLock lock(&mu_);
+  sync_steps_ = steps;
+}
+
+std::vector<MemberLiveness> ClusterLedger::Liveness(absl::Time now) const {
+  std::vector<MemberLiveness> members;
+  absl::MutexLock lock(&mu_);
+  for (int id = 0; id < num_workers_; ++id) {
+    const Member& member = members_[id];
+    MemberLiveness& liveness = members.emplace_back();
+    liveness.worker_id = id;
+    liveness.seconds_since_seen = member.last_seen == absl::InfinitePast()
+                                      ? -1.0
+                                      : absl::ToDoubleSeconds(now - member.last_seen);
+    liveness.finished = member.progress.finished;
+  }
+  return members;
 }
 
 absl::Status ClusterLedger::Restore(const LedgerState& state) {
@@ -163,6 +193,7 @@ absl::Status ClusterLedger::Restore(const LedgerState& state) {
   training_complete_ = mapped.training_complete;
   evaluation_ = mapped.evaluation;
   class_names_ = mapped.class_names;
+  sync_steps_ = mapped.sync_steps;
   return absl::OkStatus();
 }
 

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "parameter_server/core/sync_replicas.h"
 
 namespace mobilenet {
 
@@ -60,6 +61,8 @@ struct LedgerState {
   // The model's class names as the chief reported them (common/class_names.h); empty:
   // not known.
   std::vector<std::string> class_names;
+  // --sync_replicas: synchronous steps applied (server 0's step number); >= 0.
+  int64_t sync_steps = 0;
 };
 
 // What a remembered push answered, repeated for a retry.
@@ -118,6 +121,13 @@ class ClusterLedger {
   int64_t total_pushes() const;
   int64_t total_examples() const;
 
+  // Synchronous steps applied, as kept by SetSyncSteps (and checkpoints).
+  int64_t sync_steps() const;
+  void SetSyncSteps(int64_t steps);
+
+  // Each member's liveness and whether it finished, in id order (sync_replicas.h).
+  std::vector<MemberLiveness> Liveness(absl::Time now) const;
+
   // Adds one WorkerStatus per member (in id order) and the ledger's fields to `status`.
   void FillStatus(absl::Time now, ps::v1::StatusResponse& status) const;
 
@@ -141,6 +151,7 @@ class ClusterLedger {
   bool training_complete_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<Evaluation> evaluation_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> class_names_ ABSL_GUARDED_BY(mu_);
+  int64_t sync_steps_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // InvalidArgument naming the first impossible value of `state` for a cluster of

@@ -179,6 +179,7 @@ void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
   counters["ledger.unattributed_pushes"] = ledger.unattributed_pushes;
   counters["ledger.unattributed_examples"] = ledger.unattributed_examples;
   counters["ledger.training_complete"] = ledger.training_complete ? 1 : 0;
+  if (ledger.sync_steps > 0) counters["ledger.sync_steps"] = ledger.sync_steps;
   if (!ledger.class_names.empty()) {
     checkpoint->metadata[kClassNamesKey] = FormatClassNames(ledger.class_names);
   }
@@ -229,6 +230,10 @@ absl::StatusOr<LedgerState> GetLedger(const Checkpoint& checkpoint, const std::s
   ASSIGN_OR_RETURN(ledger.unattributed_examples, counter("ledger.unattributed_examples"));
   ASSIGN_OR_RETURN(const int64_t complete, counter("ledger.training_complete"));
   ledger.training_complete = complete != 0;
+  // Only checkpoints of synchronous runs have it.
+  if (counters.count("ledger.sync_steps") > 0) {
+    ASSIGN_OR_RETURN(ledger.sync_steps, counter("ledger.sync_steps"));
+  }
   if (counters.count("evaluation.global_step") > 0) {
     Evaluation evaluation;
     ASSIGN_OR_RETURN(evaluation.global_step, counter("evaluation.global_step"));

@@ -1,8 +1,10 @@
 #include "parameter_server/core/parameter_server_core.h"
 
+#include <algorithm>
 #include <random>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/check.h"
 #include "common/float_conversion.h"
@@ -44,6 +46,23 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
         absl::StrFormat("remembered_receipts_per_worker must be >= 1, got %d",
                         options.remembered_receipts_per_worker));
   }
+  if (options.sync.enabled) {
+    if (options.sync.replicas_to_aggregate < 0 ||
+        options.sync.replicas_to_aggregate > options.num_workers) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--replicas_to_aggregate=%d for a cluster of %d workers; expected 1 to %d, or all",
+          options.sync.replicas_to_aggregate, options.num_workers, options.num_workers));
+    }
+    if (shard_config.staleness_policy != StalenessPolicy::kApply) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--staleness_policy=%s with --sync_replicas: a synchronous step applies only fresh "
+          "gradients; use --staleness_policy=apply",
+          StalenessPolicyName(shard_config.staleness_policy)));
+    }
+    if (options.sync.worker_liveness <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("--worker_liveness_secs must be > 0");
+    }
+  }
   ASSIGN_OR_RETURN(
       std::unique_ptr<ParameterShard> shard,
       ParameterShard::Create(plan.parameter_layout(), plan.state_layout(),
@@ -56,6 +75,7 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
   identity.num_workers = options.num_workers;
   identity.incarnation = options.incarnation != 0 ? options.incarnation : RandomIncarnation();
   identity.keeps_weight_average = shard->keeps_weight_average();
+  identity.sync_replicas = options.sync.enabled;
   if (absl::StatusOr<MobileNetConfig> model = ParseModelConfigString(plan.model()); model.ok()) {
     identity.num_classes = model->num_classes;
   }
@@ -72,7 +92,10 @@ ParameterServerCore::ParameterServerCore(const ShardingPlan& plan, ServerIdentit
       ledger_(options.num_workers, options.remembered_receipts_per_worker),
       start_time_(absl::Now()),
       transport_security_(options.transport_security),
-      insecure_(options.insecure) {}
+      insecure_(options.insecure),
+      sync_(options.sync),
+      sync_gradients_(options.sync.enabled ? options.num_workers : 0, shard_->parameter_count(),
+                      shard_->state_count()) {}
 
 void ParameterServerCore::CountRefusal(Refusal refusal, const absl::Status& status,
                                        const Caller& caller, int64_t worker_id) {
@@ -104,7 +127,7 @@ void ParameterServerCore::CountRefusal(Refusal refusal, const absl::Status& stat
 absl::StatusOr<int64_t> ParameterServerCore::Pull(const Caller& caller,
                                                   const ps::v1::PullRequest& request,
                                                   absl::Span<float> parameters,
-                                                  absl::Span<float> state) {
+                                                  absl::Span<float> state, SyncPullInfo* sync) {
   const absl::Status valid = ValidatePullRequest(caller, request, identity_);
   if (!valid.ok()) {
     CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
@@ -112,12 +135,26 @@ absl::StatusOr<int64_t> ParameterServerCore::Pull(const Caller& caller,
   }
   const bool with_state = request.include_state() && shard_->state_count() > 0;
   MOBILENET_CHECK(with_state || state.empty());
+  // A synchronous step changes the weights only under push_mu_, so the weights read
+  // under it are exactly those of the step reported.
   // A training pull is a member's pull of the weights (validated).
-  const int64_t version =
-      request.training()
-          ? shard_->PullForTraining(request.worker_id(), parameters, state)
-          : shard_->Pull(parameters, state,
-                         request.weight_average() ? WeightsKind::kAverage : WeightsKind::kRaw);
+  const auto read = [&] {
+    return request.training()
+               ? shard_->PullForTraining(request.worker_id(), parameters, state)
+               : shard_->Pull(parameters, state,
+                              request.weight_average() ? WeightsKind::kAverage : WeightsKind::kRaw);
+  };
+  int64_t version = 0;
+  if (sync_.enabled) {
+    // A synchronous step changes the weights only under push_mu_, so the weights read
+    // under it are exactly those of the step reported.
+    absl::MutexLock push_lock(&push_mu_);
+    // Not there yet: the caller asks again; the buffers stay untouched.
+    if (!PrepareSyncPull(request, sync)) return shard_->version();
+    version = read();
+  } else {
+    version = read();
+  }
   if (ledger_.IsMember(request.worker_id())) ledger_.RecordContact(request.worker_id(), absl::Now());
   absl::MutexLock lock(&stats_mu_);
   bytes_in_ += static_cast<int64_t>(request.ByteSizeLong());
@@ -158,6 +195,7 @@ absl::Status ParameterServerCore::Push(const Caller& caller, const ps::v1::PushR
     bytes_out_ += static_cast<int64_t>(response.ByteSizeLong());
     return absl::OkStatus();
   }
+  if (sync_.enabled) return PushSync(*push, now, response);
   const absl::Time apply_start = absl::Now();
   absl::StatusOr<AppliedUpdate> applied = shard_->Apply(push->update, push->worker_id);
   const absl::Duration apply_time = absl::Now() - apply_start;
@@ -180,6 +218,133 @@ absl::Status ParameterServerCore::Push(const Caller& caller, const ps::v1::PushR
   apply_time_.Add(apply_time);
   bytes_out_ += static_cast<int64_t>(response.ByteSizeLong());
   return absl::OkStatus();
+}
+
+bool ParameterServerCore::PrepareSyncPull(const ps::v1::PullRequest& request, SyncPullInfo* sync) {
+  if (ledger_.IsMember(request.worker_id()))
+    ledger_.RecordContact(request.worker_id(), absl::Now());
+  if (!sync_leader()) {
+    if (request.has_sync_decision() &&
+        (!sync_decision_.has_value() || sync_decision_->step() != request.sync_decision().step())) {
+      ApplySyncStep(request.sync_decision(), absl::Now());
+    }
+    return true;
+  }
+  // Liveness changes with time alone: a member gone quiet may lower the need.
+  TryCloseStep(absl::Now());
+  if (sync != nullptr) {
+    sync->step = sync_step_;
+    sync->decision = sync_decision_;
+    sync->reached = sync_step_ >= request.min_sync_step();
+  }
+  return sync_step_ >= request.min_sync_step();
+}
+
+absl::Status ParameterServerCore::PushSync(const ValidatedPush& push, absl::Time now,
+                                           ps::v1::PushResponse& response) {
+  ledger_.RecordContact(push.worker_id, now);
+  if (sync_leader()) {
+    if (push.sync_step < sync_step_) {
+      ++sync_dropped_;
+      return absl::AbortedError(absl::StrFormat(
+          "push from worker %d for synchronous step %d dropped: the step closed without it "
+          "(server 0 is at step %d); pull again",
+          push.worker_id, push.sync_step, sync_step_));
+    }
+    if (push.sync_step > sync_step_) {
+      absl::MutexLock lock(&stats_mu_);
+      ++pushes_invalid_;
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "push from worker %d for synchronous step %d, but server 0 is only at step %d",
+          push.worker_id, push.sync_step, sync_step_));
+    }
+  }
+  sync_gradients_.Store(push.worker_id, push.sync_step, push.request_id, push.reported_steps,
+                        push.images_per_sec, push.update);
+  if (sync_leader()) {
+    if (std::find(sync_counted_.begin(), sync_counted_.end(), push.worker_id) ==
+        sync_counted_.end()) {
+      sync_counted_.push_back(push.worker_id);
+    }
+    TryCloseStep(now);
+  }
+  response.set_version(shard_->version());
+  response.set_learning_rate(shard_->learning_rate());
+  response.set_sync_pending(true);
+  absl::MutexLock lock(&stats_mu_);
+  bytes_out_ += static_cast<int64_t>(response.ByteSizeLong());
+  return absl::OkStatus();
+}
+
+void ParameterServerCore::TryCloseStep(absl::Time now) {
+  const std::vector<MemberLiveness> members = ledger_.Liveness(now);
+  sync_needed_ = SyncGradientsNeeded(sync_, members);
+  const int counted = static_cast<int>(sync_counted_.size());
+  if (counted < sync_needed_) {
+    sync_waiting_ = SyncWaitingReason(sync_, sync_step_, counted, sync_needed_, members);
+    return;
+  }
+  ps::v1::SyncDecision decision;
+  decision.set_step(sync_step_);
+  for (int i = 0; i < sync_needed_; ++i) {
+    const int32_t worker = sync_counted_[i];
+    decision.add_worker_ids(worker);
+    decision.add_examples(sync_gradients_.held(worker).examples);
+  }
+  // Counted beyond the need (the need fell since they came): dropped like a backup's.
+  sync_dropped_ += counted - sync_needed_;
+  sync_counted_.clear();
+  sync_waiting_.clear();
+  ApplySyncStep(decision, now);
+}
+
+void ParameterServerCore::ApplySyncStep(const ps::v1::SyncDecision& decision, absl::Time now) {
+  const std::vector<int32_t> workers(decision.worker_ids().begin(), decision.worker_ids().end());
+  int64_t examples = 0;
+  for (const int64_t n : decision.examples()) examples += n;  // validated: no overflow
+  const int64_t pushes = static_cast<int64_t>(workers.size());
+  const SyncGradients::Average held =
+      sync_gradients_.AverageOf(decision.step(), workers, sync_average_, sync_average_stats_);
+  const absl::Time apply_start = absl::Now();
+  absl::Status applied = absl::OkStatus();
+  float learning_rate = shard_->learning_rate();
+  if (held.gradients > 0) {
+    absl::StatusOr<ShardUpdate> update = ShardUpdate::CheckAggregate(
+        *shard_, absl::StrCat("synchronous step ", decision.step()), shard_->version(), pushes,
+        examples, sync_average_, sync_average_stats_);
+    if (update.ok()) {
+      absl::StatusOr<AppliedUpdate> result = shard_->Apply(*update);
+      applied = result.status();
+      if (result.ok()) learning_rate = result->learning_rate;
+    } else {
+      applied = update.status();
+    }
+  }
+  if (held.gradients == 0 || !applied.ok()) {
+    // Nothing (or nothing applicable) to apply: the counters still follow server 0's, so
+    // that every server's version and examples keep describing the same steps.
+    const absl::Status counted = shard_->CountWithoutUpdate(pushes, examples);
+    MOBILENET_CHECK(counted.ok());
+  }
+  const bool incomplete = held.gradients < pushes || !applied.ok();
+  if (incomplete) ++sync_incomplete_;
+  const absl::Duration apply_time = absl::Now() - apply_start;
+  const PushReceipt receipt{shard_->version(), 0, learning_rate};
+  for (int i = 0; i < decision.worker_ids_size(); ++i) {
+    const int32_t worker = decision.worker_ids(i);
+    const SyncGradients::Held& mine = sync_gradients_.held(worker);
+    const bool have = mine.step == decision.step();
+    ledger_.RecordPush(worker, have ? mine.request_id : 0, receipt, decision.examples(i),
+                       have ? mine.reported_steps : 0, have ? mine.images_per_sec : 0.0, now);
+  }
+  sync_step_ = decision.step() + 1;
+  ledger_.SetSyncSteps(sync_step_);
+  sync_decision_ = decision;
+  changes_.fetch_add(1, std::memory_order_release);
+  absl::MutexLock lock(&stats_mu_);
+  pushes_applied_ += pushes;
+  for (int64_t i = 0; i < pushes; ++i) staleness_.Add(0);
+  apply_time_.Add(apply_time);
 }
 
 PushDistributions ParameterServerCore::GetPushDistributions() const {
@@ -231,6 +396,11 @@ absl::Status ParameterServerCore::Finish(const Caller& caller,
   const bool ends =
       ledger_.RecordFinish(request.worker_id(), request.training_complete(), absl::Now());
   changes_.fetch_add(1, std::memory_order_release);
+  if (sync_leader()) {
+    // A finished member is no longer waited for.
+    absl::MutexLock push_lock(&push_mu_);
+    TryCloseStep(absl::Now());
+  }
   if (ends) RequestFinish();
   return absl::OkStatus();
 }
@@ -267,6 +437,23 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
 
   const absl::Time now = absl::Now();
   ledger_.FillStatus(now, response);
+  int live = 0;
+  for (const MemberLiveness& member : ledger_.Liveness(now)) {
+    live += !member.finished && member.seconds_since_seen >= 0 &&
+            member.seconds_since_seen < absl::ToDoubleSeconds(sync_.worker_liveness);
+  }
+  response.set_live_workers(live);
+  if (sync_.enabled) {
+    absl::MutexLock push_lock(&push_mu_);
+    response.set_sync_replicas(true);
+    response.set_replicas_to_aggregate(sync_.replicas_to_aggregate);
+    response.set_sync_steps(sync_step_);
+    response.set_sync_gradients_needed(sync_leader() ? sync_needed_ : 0);
+    response.set_sync_gradients_pending(static_cast<int32_t>(sync_counted_.size()));
+    response.set_sync_pushes_dropped(sync_dropped_);
+    response.set_sync_steps_incomplete(sync_incomplete_);
+    response.set_sync_waiting(sync_waiting_);
+  }
   {
     absl::MutexLock lock(&stats_mu_);
     response.set_pushes_applied(pushes_applied_);
@@ -354,6 +541,9 @@ absl::Status ParameterServerCore::RestoreState(const CoreState& state) {
   RETURN_IF_ERROR(shard_->RestoreState(state.shard));
   const absl::Status ledger = ledger_.Restore(state.ledger);
   MOBILENET_CHECK(ledger.ok());
+  sync_step_ = state.ledger.sync_steps;
+  sync_counted_.clear();
+  sync_decision_.reset();
   changes_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }

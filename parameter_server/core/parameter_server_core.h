@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@
 #include "parameter_server/core/request_validation.h"
 #include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/core/staleness_histogram.h"
+#include "parameter_server/core/sync_replicas.h"
 
 namespace mobilenet {
 
@@ -49,6 +51,20 @@ struct CoreOptions {
   // listens beyond loopback without doing so.
   std::string transport_security = "none (in process)";
   bool insecure = false;
+  // --sync_replicas (sync_replicas.h); replicas_to_aggregate at most num_workers. The
+  // shard's staleness policy must be kApply (a step's gradients are never stale).
+  SyncReplicasConfig sync;
+};
+
+// --sync_replicas: what a pull of server 0 tells the caller (PullResponse.sync_step and
+// sync_decision, to relay to the other servers).
+struct SyncPullInfo {
+  int64_t step = 0;
+  std::optional<ps::v1::SyncDecision> decision;  // the one that closed step - 1
+  // Server 0 is at request.min_sync_step or beyond; otherwise nothing was read (the
+  // buffers are untouched) and the caller asks again later. Servers never block a call
+  // on other workers.
+  bool reached = true;
 };
 
 // The distributions of applied pushes, for metrics.
@@ -91,11 +107,19 @@ class ParameterServerCore {
   // `state` (state_count() floats; otherwise empty: checked); returns the version of exactly those
   // values. A training pull (PullRequest.training) is also the worker's backup under
   // --staleness_policy=dc (ParameterShard::PullForTraining). Errors of ValidatePullRequest.
+  // --sync_replicas: server 0 fills `sync` (when not null) with its step and latest
+  // decision, and reads nothing when it has not reached request.min_sync_step
+  // (sync->reached false); another server first applies request.sync_decision unless it
+  // already has.
   absl::StatusOr<int64_t> Pull(const Caller& caller, const ps::v1::PullRequest& request,
-                               absl::Span<float> parameters, absl::Span<float> state);
+                               absl::Span<float> parameters, absl::Span<float> state,
+                               SyncPullInfo* sync = nullptr);
   // Applies the push (or answers a retry from the ledger, duplicate = true), corrected with
   // the worker's backup under --staleness_policy=dc. Errors of ValidatePushRequest and of
-  // ParameterShard::Apply (ABORTED when too stale).
+  // ParameterShard::Apply (ABORTED when too stale). --sync_replicas: keeps the gradients
+  // for their step (response.sync_pending); server 0 counts them and closes the step
+  // once it has enough; a push for a step server 0 has closed is dropped (ABORTED), one
+  // for a step it has not reached yet refused (INVALID_ARGUMENT).
   absl::Status Push(const Caller& caller, const ps::v1::PushRequest& request,
                     ps::v1::PushResponse& response);
   // Every identified caller may read the status.
@@ -140,6 +164,24 @@ class ParameterServerCore {
                       std::unique_ptr<ParameterShard> shard, const CoreOptions& options);
 
   enum class Refusal { kInvalidPush, kStalePush, kPushFromEarlierRun, kOther };
+
+  // --sync_replicas.
+  bool sync_leader() const { return sync_.enabled && identity_.shard_index == 0; }
+  // Before a pull's read: server 0 fills `sync` and says whether it reached
+  // request.min_sync_step; another server applies request.sync_decision unless it
+  // already has (true).
+  bool PrepareSyncPull(const ps::v1::PullRequest& request, SyncPullInfo* sync)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(push_mu_);
+  absl::Status PushSync(const ValidatedPush& push, absl::Time now, ps::v1::PushResponse& response)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(push_mu_);
+  // Server 0: closes the open step when it has counted the gradients it needs now;
+  // otherwise notes why it waits.
+  void TryCloseStep(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(push_mu_);
+  // Applies the average of `decision`'s workers' gradients for its step as one update
+  // counting all of them (what this server lost of them is left out and the step counted
+  // incomplete), and records their pushes.
+  void ApplySyncStep(const ps::v1::SyncDecision& decision, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(push_mu_);
   // Counts a refused request (and a PERMISSION_DENIED one apart) and, for a member whose
   // identity is established, that it was heard from.
   void CountRefusal(Refusal refusal, const absl::Status& status, const Caller& caller,
@@ -157,6 +199,21 @@ class ParameterServerCore {
   // RestoreState, so that the shard and the ledger always agree. Acquired before the
   // shard's and the ledger's own locks and before stats_mu_.
   mutable absl::Mutex push_mu_;
+
+  const SyncReplicasConfig sync_;
+  SyncGradients sync_gradients_ ABSL_GUARDED_BY(push_mu_);
+  // Server 0: the open step, and the gradients counted for it in arrival order; another
+  // server: the step after the latest decision it applied. Mirrors the ledger's.
+  int64_t sync_step_ ABSL_GUARDED_BY(push_mu_) = 0;
+  std::vector<int32_t> sync_counted_ ABSL_GUARDED_BY(push_mu_);
+  // The latest decision made (server 0) or applied (the others).
+  std::optional<ps::v1::SyncDecision> sync_decision_ ABSL_GUARDED_BY(push_mu_);
+  std::vector<float> sync_average_ ABSL_GUARDED_BY(push_mu_);
+  std::vector<float> sync_average_stats_ ABSL_GUARDED_BY(push_mu_);
+  int sync_needed_ ABSL_GUARDED_BY(push_mu_) = 0;
+  std::string sync_waiting_ ABSL_GUARDED_BY(push_mu_);
+  int64_t sync_dropped_ ABSL_GUARDED_BY(push_mu_) = 0;
+  int64_t sync_incomplete_ ABSL_GUARDED_BY(push_mu_) = 0;
 
   mutable absl::Mutex stats_mu_;
   int64_t pushes_applied_ ABSL_GUARDED_BY(stats_mu_) = 0;

@@ -153,6 +153,20 @@ absl::StatusOr<ShardUpdate> ShardUpdate::Check(const ParameterShard& shard,
                                                int64_t example_count,
                                                absl::Span<const float> gradients,
                                                absl::Span<const float> batch_stats) {
+  return CheckAggregate(shard, what, computed_from_version, 1, example_count, gradients,
+                        batch_stats);
+}
+
+absl::StatusOr<ShardUpdate> ShardUpdate::CheckAggregate(const ParameterShard& shard,
+                                                        absl::string_view what,
+                                                        int64_t computed_from_version,
+                                                        int64_t pushes, int64_t example_count,
+                                                        absl::Span<const float> gradients,
+                                                        absl::Span<const float> batch_stats) {
+  if (pushes < 1 || pushes > kMaxExamplesPerPush) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: an update of %d pushes, expected 1 to %d", what, pushes, kMaxExamplesPerPush));
+  }
   if (static_cast<int64_t>(gradients.size()) != shard.parameter_count()) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: %d gradient values, expected %d (the shard's %d parameter slices)", what,
@@ -162,9 +176,10 @@ absl::StatusOr<ShardUpdate> ShardUpdate::Check(const ParameterShard& shard,
     return absl::InvalidArgumentError(absl::StrFormat("%s: %d batch statistics, expected %d or none",
                                                       what, batch_stats.size(), shard.state_count()));
   }
-  if (example_count < 1 || example_count > kMaxExamplesPerPush) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: example count %d, expected 1 to %d", what, example_count, kMaxExamplesPerPush));
+  if (example_count < 1 || example_count > pushes * kMaxExamplesPerPush) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s: example count %d, expected 1 to %d",
+                                                      what, example_count,
+                                                      pushes * kMaxExamplesPerPush));
   }
   if (computed_from_version < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -183,6 +198,7 @@ absl::StatusOr<ShardUpdate> ShardUpdate::Check(const ParameterShard& shard,
   update.what_ = std::string(what);
   update.computed_from_version_ = computed_from_version;
   update.example_count_ = example_count;
+  update.pushes_ = pushes;
   update.gradients_ = gradients;
   update.batch_stats_ = batch_stats;
   return update;
@@ -364,7 +380,7 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, i
           update.what_, applied.staleness, update.computed_from_version_, version_,
           config_.max_staleness));
     }
-    if (version_ == std::numeric_limits<int64_t>::max() ||
+    if (version_ > std::numeric_limits<int64_t>::max() - update.pushes_ ||
         examples_seen_ > std::numeric_limits<int64_t>::max() - update.example_count_) {
       return absl::OutOfRangeError(absl::StrFormat(
           "%s: the shard's counters would overflow (version %d, %d examples seen)", update.what_,
@@ -410,7 +426,7 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, i
             applied.learning_rate));
       }
     }
-    const float decay = config_.moving_average_decay;
+    const float decay = BatchNormDecay(update.pushes_);
     if (!update.batch_stats_.empty() &&
         !(update.max_abs_batch_stat_ <= kSafeMagnitude && max_abs_moving_ <= kSafeMagnitude)) {
       for (int64_t i = 0; i < state_count_; ++i) {
@@ -431,21 +447,47 @@ absl::StatusOr<AppliedUpdate> ParameterShard::Apply(const ShardUpdate& update, i
     ++(applied.compensated ? dc_counts_.compensated : dc_counts_.uncompensated);
   }
   if (!update.batch_stats_.empty()) {
-    const float decay = config_.moving_average_decay;
+    const float decay = BatchNormDecay(update.pushes_);
     const float* batch = update.batch_stats_.data();
     for (int64_t i = 0; i < state_count_; ++i) moving_[i] = MovingAverage(decay, moving_[i], batch[i]);
     max_abs_moving_ = MaxAbs(moving_);
   }
   if (!average_.empty()) {
-    const double decay = WeightAverageDecay(config_.weight_ema_decay, version_);
+    const double decay =
+        std::pow(WeightAverageDecay(config_.weight_ema_decay, version_), update.pushes_);
     for (int64_t i = 0; i < parameter_count_; ++i) {
       average_[i] = AverageStep(decay, average_[i], weights_[i]);
     }
   }
-  ++version_;
+  version_ += update.pushes_;
   examples_seen_ += update.example_count_;
   applied.version = version_;
   return applied;
+}
+
+float ParameterShard::BatchNormDecay(int64_t pushes) const {
+  return pushes == 1 ? config_.moving_average_decay
+                     : static_cast<float>(std::pow(config_.moving_average_decay, pushes));
+}
+
+absl::Status ParameterShard::CountWithoutUpdate(int64_t pushes, int64_t examples) {
+  if (pushes < 1 || pushes > kMaxExamplesPerPush || examples < 1 ||
+      examples / pushes > kMaxExamplesPerPush) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "counting %d pushes of %d examples: expected 1 to %d pushes of 1 to %d examples each",
+        pushes, examples, kMaxExamplesPerPush, kMaxExamplesPerPush));
+  }
+  absl::MutexLock update_lock(&update_mu_);
+  absl::MutexLock lock(&data_mu_);
+  if (version_ > std::numeric_limits<int64_t>::max() - pushes ||
+      examples_seen_ > std::numeric_limits<int64_t>::max() - examples) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("the shard's counters would overflow (version %d, %d examples seen)",
+                        version_, examples_seen_));
+  }
+  version_ += pushes;
+  examples_seen_ += examples;
+  return absl::OkStatus();
 }
 
 int64_t ParameterShard::version() const {

@@ -146,9 +146,22 @@ class ShardUpdate {
                                            int64_t computed_from_version, int64_t example_count,
                                            absl::Span<const float> gradients,
                                            absl::Span<const float> batch_stats);
+  // A synchronous step's update: the average of `pushes` (>= 1) workers' gradients (and
+  // of their batch statistics, or empty), `example_count` their examples together (in
+  // [1, pushes * kMaxExamplesPerPush]). Applied, it counts as that many pushes: the
+  // version and examples seen advance by all of them, and the moving statistics and the
+  // weight average decay as they would over `pushes` pushes (decay^pushes), so that both
+  // follow the examples seen as in asynchronous training. Otherwise as Check.
+  static absl::StatusOr<ShardUpdate> CheckAggregate(const ParameterShard& shard,
+                                                    absl::string_view what,
+                                                    int64_t computed_from_version, int64_t pushes,
+                                                    int64_t example_count,
+                                                    absl::Span<const float> gradients,
+                                                    absl::Span<const float> batch_stats);
 
   int64_t computed_from_version() const { return computed_from_version_; }
   int64_t example_count() const { return example_count_; }
+  int64_t pushes() const { return pushes_; }
   absl::Span<const float> gradients() const { return gradients_; }
   absl::Span<const float> batch_stats() const { return batch_stats_; }
 
@@ -159,6 +172,7 @@ class ShardUpdate {
   std::string what_;
   int64_t computed_from_version_ = 0;
   int64_t example_count_ = 0;
+  int64_t pushes_ = 1;
   absl::Span<const float> gradients_;
   absl::Span<const float> batch_stats_;
   float max_abs_gradient_ = 0.0f;
@@ -254,6 +268,13 @@ class ParameterShard {
   //   OutOfRange: the version or examples-seen counter would overflow.
   absl::StatusOr<AppliedUpdate> Apply(const ShardUpdate& update, int worker = -1);
 
+  // Counts `pushes` (>= 1) pushes of `examples` (in [1, pushes * kMaxExamplesPerPush])
+  // in the version and examples seen without changing any value: a synchronous step
+  // whose gradients this shard lost to a restart, so that its counters keep following
+  // the step leader's. OutOfRange when a counter would overflow; InvalidArgument for
+  // counts out of range.
+  absl::Status CountWithoutUpdate(int64_t pushes, int64_t examples);
+
   int64_t version() const;
   int64_t examples_seen() const;
   // The schedule's learning rate at examples_seen().
@@ -302,6 +323,9 @@ class ParameterShard {
                  int64_t parameter_count);
 
   static std::string Describe(const std::vector<Slice>& slices, int64_t i);
+
+  // The moving statistics' decay over `pushes` pushes: moving_average_decay^pushes.
+  float BatchNormDecay(int64_t pushes) const;
 
   // Pull's copy, under data_mu_: the weights (or their average) and, unless `state` is
   // empty, the moving statistics; returns their version. Sizes as Pull's (checked).

@@ -167,6 +167,46 @@ absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest
         "(weight_average)");
   }
   CheckPayloadDtype(errors, "parameters_dtype", request.parameters_dtype());
+  if (request.min_sync_step() < 0) {
+    errors.Add("min_sync_step: %d, expected >= 0", request.min_sync_step());
+  } else if (request.min_sync_step() > 0 && !(server.sync_replicas && server.shard_index == 0)) {
+    errors.Add("min_sync_step: %d, but only server 0 of a --sync_replicas cluster counts steps",
+               request.min_sync_step());
+  }
+  if (request.has_sync_decision()) {
+    const ps::v1::SyncDecision& decision = request.sync_decision();
+    if (request.worker_id() == kToolWorkerId) {
+      errors.Add("sync_decision: only a member relays server 0's decisions, not a tool");
+    } else if (!server.sync_replicas || server.shard_index == 0) {
+      errors.Add("sync_decision: server %d %s", server.shard_index,
+                 server.sync_replicas ? "makes the decisions" : "does not run --sync_replicas");
+    } else {
+      if (decision.step() < 0) errors.Add("sync_decision.step: %d, expected >= 0", decision.step());
+      if (decision.worker_ids_size() < 1 || decision.worker_ids_size() > server.num_workers ||
+          decision.examples_size() != decision.worker_ids_size()) {
+        errors.Add(
+            "sync_decision: %d workers with %d example counts, expected 1 to %d workers with one "
+            "count each",
+            decision.worker_ids_size(), decision.examples_size(), server.num_workers);
+      } else {
+        std::vector<bool> seen(server.num_workers, false);
+        for (int i = 0; i < decision.worker_ids_size(); ++i) {
+          const int32_t id = decision.worker_ids(i);
+          if (id < 0 || id >= server.num_workers || seen[id]) {
+            errors.Add("sync_decision.worker_ids[%d]: %d, expected distinct members [0, %d)", i, id,
+                       server.num_workers);
+            break;
+          }
+          seen[id] = true;
+          if (decision.examples(i) < 1 || decision.examples(i) > kMaxExamplesPerPush) {
+            errors.Add("sync_decision.examples[%d]: %d, expected 1 to %d", i, decision.examples(i),
+                       kMaxExamplesPerPush);
+            break;
+          }
+        }
+      }
+    }
+  }
   return errors.status();
 }
 
@@ -179,7 +219,19 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
   absl::Status plan = CheckPlan("Push", request.plan_fingerprint(), request.model(),
                                 request.num_shards(), request.shard_index(), true, server);
   if (!plan.ok()) return plan;
+  if (request.has_sync_step() != server.sync_replicas) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "Push: parameter server %d %s, but worker %d pushes %s; give every process the same "
+        "--sync_replicas",
+        server.shard_index,
+        server.sync_replicas ? "trains synchronously (--sync_replicas)" : "trains asynchronously",
+        request.worker_id(),
+        request.has_sync_step() ? "for a synchronous step" : "asynchronously"));
+  }
   FieldErrors errors("Push");
+  if (request.has_sync_step() && request.sync_step() < 0) {
+    errors.Add("sync_step: %d, expected >= 0", request.sync_step());
+  }
   CheckMember(errors, request.worker_id(), server);
   if (request.example_count() < 1 || request.example_count() > kMaxExamplesPerPush) {
     errors.Add("example_count: %d, expected 1 to %d", request.example_count(),
@@ -235,6 +287,7 @@ absl::StatusOr<ValidatedPush> ValidatePushRequest(const Caller& caller,
   push.request_id = request.request_id();
   push.reported_steps = request.worker_steps();
   push.images_per_sec = request.worker_images_per_sec();
+  push.sync_step = request.has_sync_step() ? request.sync_step() : -1;
   push.decoded = std::move(decoded);  // the spans stay valid: the buffer moves
   return push;
 }

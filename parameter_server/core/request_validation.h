@@ -16,6 +16,8 @@
 //      PayloadDtype values, payload sizes that are exactly the plan's in the payload's
 //      format, counts, versions and figures in range, the chief's rights:
 //      INVALID_ARGUMENT listing every field in error ("push: worker_id: ...; ...");
+//   1b. Push only: the mode: a push without sync_step to a --sync_replicas server, or
+//      with one to an asynchronous server: FAILED_PRECONDITION naming the flag;
 //   3. Push only: a server_incarnation of another run of this server: ABORTED (the
 //      weights were pulled before a restart; pull again);
 //   4. Push only: the payload values, decoded to float32 first (finite; variances not
@@ -46,6 +48,7 @@ struct ServerIdentity {
   uint64_t incarnation = 0;  // this run's PullResponse.server_incarnation (nonzero)
   bool keeps_weight_average = false;  // the shard's weight_ema_decay > 0
   int num_classes = -1;  // the model's, for class names; -1: unknown (a plan of bare layouts)
+  bool sync_replicas = false;  // --sync_replicas (sync_replicas.h)
 };
 
 // Tools (mobilenet-ctl) pull with this worker id.
@@ -53,7 +56,10 @@ inline constexpr int32_t kToolWorkerId = -1;
 
 // A Pull by a member (worker_id in [0, num_workers)) or a tool (kToolWorkerId); a
 // training pull only by a member, of the weights (not their average); in a known
-// PayloadDtype.
+// PayloadDtype. --sync_replicas: min_sync_step >= 0, and > 0 only to server 0 of a
+// synchronous cluster; a sync_decision only from a member, only to another server of a
+// synchronous cluster, with a step >= 0 and 1 to num_workers distinct members, each
+// with an example count in [1, kMaxExamplesPerPush].
 absl::Status ValidatePullRequest(const Caller& caller, const ps::v1::PullRequest& request,
                                  const ServerIdentity& server);
 
@@ -65,6 +71,7 @@ struct ValidatedPush {
   uint64_t request_id = 0;
   int64_t reported_steps = 0;     // >= 0
   double images_per_sec = 0.0;    // finite, >= 0
+  int64_t sync_step = -1;         // --sync_replicas: >= 0; -1 otherwise
   ShardUpdate update;
   std::vector<float> decoded;  // the payloads, when the request's bytes are not float32 views
 

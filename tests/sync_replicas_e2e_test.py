@@ -45,8 +45,9 @@ from e2e_common import (BATCH, NUM_PS, Cluster, check, answering, final_evaluati
                         run_main, server)
 
 SYNC_EPOCHS = 4             # of each worker's shard
-# The final accuracy a sync run must clear. Measured (see the commit that set it): N=2 of 3
-# workers, 4 epochs, 10 undisturbed runs ... ; the floor leaves room for the disturbed ones.
+# The final accuracy a sync run must clear. Measured: N=2 of 3 workers, 4 epochs, three
+# undisturbed runs 78.7%, 80.6%, 82.3% (a third of the gradients dropped as backups'); the
+# floor leaves room for the disturbed ones and the spread (few runs yet: revisit).
 ACCURACY_FLOOR = 75.0
 STOP_SECONDS = 10           # SIGSTOP of a worker
 SETTLE_SECONDS = 2          # a stopped worker's RPC in flight may still land this long after
@@ -270,7 +271,9 @@ def scenario_waits_without_quorum(ctx):
     live = during(taken, lambda s: sync_field(s, 0, LIVE), liveness + 2 * SETTLE_SECONDS)
     check(set(live) == {1}, "ps 0 counted %s live workers with worker 1 stopped for more "
           "than --worker_liveness_secs=%d; expected 1" % (sorted(set(live)), liveness))
-    said = [l for l in cluster.ps[0].log()[ps0_log_before:].splitlines() if "wait" in l.lower()]
+    # "step 132 waits: 1 of 2 gradients, ..." (not "wait" alone: the run folder's name,
+    # in every checkpoint line, holds it).
+    said = [l for l in cluster.ps[0].log()[ps0_log_before:].splitlines() if " waits: " in l]
     check(said, "ps 0's log said nothing of waiting while worker 1 was stopped (log %s)" %
           cluster.ps[0].log_path)
     print("ps 0's log while waiting: %s" % said[0][:300])

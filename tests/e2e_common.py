@@ -214,20 +214,24 @@ class Cluster:
     `metrics`, every process serves Prometheus metrics on a loopback port of its own
     (--metrics_address), kept across restarts: `metrics_addresses[name]` ("ps0",
     "worker1", ...). With `die_with_driver`, every process is killed when the driver dies.
+    `num_workers` other than NUM_WORKERS changes only the processes started and the
+    --worker_hosts list (the share and ledger checks below assume NUM_WORKERS).
     """
 
     def __init__(self, bin_dir, run_dir, ps_host="127.0.0.1", worker_prefix=None,
-                 ps_extra=(), worker_extra=(), metrics=False, die_with_driver=False):
+                 ps_extra=(), worker_extra=(), metrics=False, die_with_driver=False,
+                 num_workers=NUM_WORKERS):
         self.bin_dir = bin_dir
         self.run_dir = run_dir
-        names = ["ps%d" % t for t in range(NUM_PS)] + ["worker%d" % t for t in range(NUM_WORKERS)]
-        ports = free_ports(NUM_PS + NUM_WORKERS + (len(names) if metrics else 0))
+        self.num_workers = num_workers
+        names = ["ps%d" % t for t in range(NUM_PS)] + ["worker%d" % t for t in range(num_workers)]
+        ports = free_ports(NUM_PS + num_workers + (len(names) if metrics else 0))
         self.metrics_addresses = {name: "127.0.0.1:%d" % port
-                                  for name, port in zip(names, ports[NUM_PS + NUM_WORKERS:])}
+                                  for name, port in zip(names, ports[NUM_PS + num_workers:])}
         self.ps_addresses = ["%s:%d" % (ps_host, p) for p in ports[:NUM_PS]]
         self.ps_hosts = ",".join(self.ps_addresses)
         # Workers listen on nothing: only the number of entries counts.
-        self.worker_hosts = ",".join("127.0.0.1:%d" % p for p in ports[NUM_PS:NUM_PS + NUM_WORKERS])
+        self.worker_hosts = ",".join("127.0.0.1:%d" % p for p in ports[NUM_PS:NUM_PS + num_workers])
         self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
         self.onnx = os.path.join(run_dir, "model.onnx")
         self.worker_prefix = dict(worker_prefix or {})  # task -> command prefix
@@ -294,7 +298,7 @@ class Cluster:
     def start_all(self):
         for task in range(NUM_PS):
             self.start_ps(task)
-        for task in range(NUM_WORKERS):
+        for task in range(self.num_workers):
             self.start_worker(task)
 
     def signal(self, process, sig):

@@ -275,6 +275,9 @@ TEST(InProcessParameterClientTest, SynchronousStepsAgreeOnEveryServer) {
   std::vector<float> expected(17);
   InitializeAll(TinyParameters(), 3, expected.data());
   constexpr int kSteps = 4;
+  // Gradients counted by the servers before step s: 2 applied per step, and each step's
+  // dropped backup, named by the next step's decision (counted, never applied).
+  const auto counted_before = [](int64_t s) { return s == 0 ? 0 : 3 * s - 1; };
   for (int step = 0; step < kSteps; ++step) {
     // Every worker pulls step `step`; two of them (rotating) are counted, the third is the
     // backup whose gradients come too late.
@@ -286,7 +289,8 @@ TEST(InProcessParameterClientTest, SynchronousStepsAgreeOnEveryServer) {
       ASSERT_TRUE(version.ok()) << version.status();
       EXPECT_TRUE(version->sync_reached);
       EXPECT_EQ(version->sync_step, step);
-      EXPECT_EQ(version->shard_versions, (std::vector<int64_t>{2 * step, 2 * step}));
+      EXPECT_EQ(version->shard_versions,
+                (std::vector<int64_t>{counted_before(step), counted_before(step)}));
       for (int i = 0; i < 17; ++i) ASSERT_FLOAT_EQ(params[worker][i], expected[i]) << step;
       versions[worker] = *version;
     }
@@ -319,17 +323,19 @@ TEST(InProcessParameterClientTest, SynchronousStepsAgreeOnEveryServer) {
       absl::MakeSpan(params), {}, WeightsKind::kRaw, PullPurpose::kTraining, kSteps);
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_EQ(last->sync_step, kSteps);
-  EXPECT_EQ(last->shard_versions, (std::vector<int64_t>{2 * kSteps, 2 * kSteps}));
+  EXPECT_EQ(last->shard_versions,
+            (std::vector<int64_t>{counted_before(kSteps), counted_before(kSteps)}));
   for (int i = 0; i < 17; ++i) EXPECT_FLOAT_EQ(params[i], expected[i]) << i;
   for (const auto& core : servers.cores) {
     const ps::v1::StatusResponse status = core->GetStatus();
     EXPECT_EQ(status.sync_steps(), kSteps);
-    EXPECT_EQ(status.global_step(), 2 * kSteps);
-    EXPECT_EQ(status.examples_seen(), 2 * kSteps * 4);
+    EXPECT_EQ(status.global_step(), counted_before(kSteps));
+    EXPECT_EQ(status.examples_seen(), counted_before(kSteps) * 4);
     EXPECT_EQ(status.sync_steps_incomplete(), 0);
+    EXPECT_EQ(status.pushes_applied(), 2 * kSteps);
     int64_t pushes = 0;
     for (const ps::v1::WorkerStatus& worker : status.workers()) pushes += worker.pushes();
-    EXPECT_EQ(pushes, 2 * kSteps);
+    EXPECT_EQ(pushes, counted_before(kSteps));
   }
   EXPECT_EQ(servers.cores[0]->GetStatus().sync_pushes_dropped(), kSteps);
 }

@@ -1040,7 +1040,7 @@ TEST_F(ParameterShardTest, CountWithoutUpdateTakesExamplesUpToPushesTimesTheLimi
   // One example beyond 2 pushes' limit, as CheckAggregate refuses it.
   const std::vector<float> g(shard->parameter_count(), 0.0f);
   EXPECT_FALSE(
-      ShardUpdate::CheckAggregate(*shard, "x", 0, 2, 2 * kMaxExamplesPerPush + 1, g, {}).ok());
+      ShardUpdate::CheckAggregate(*shard, "x", 0, 2, 2, 2 * kMaxExamplesPerPush + 1, g, {}).ok());
   EXPECT_EQ(shard->CountWithoutUpdate(2, 2 * kMaxExamplesPerPush + 1).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(shard->CountWithoutUpdate(0, 1).code(), absl::StatusCode::kInvalidArgument);

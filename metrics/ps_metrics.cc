@@ -87,6 +87,30 @@ std::vector<MetricFamily> ParameterServerMetrics::Collect() const {
                          s.num_workers()));
   families.push_back(
       One("mobilenet_ps_uptime_seconds", "Since this server started.", kGauge, s.uptime_seconds()));
+  families.push_back(One("mobilenet_ps_live_workers",
+                         "Members heard from within --worker_liveness_secs, not finished.", kGauge,
+                         s.live_workers()));
+  if (s.sync_replicas()) {
+    families.push_back(One("mobilenet_ps_sync_steps",
+                           "Synchronous steps applied (server 0's step number).", kGauge,
+                           s.sync_steps()));
+    families.push_back(One("mobilenet_ps_sync_gradients_needed",
+                           "Gradients the open synchronous step needs (server 0).", kGauge,
+                           s.sync_gradients_needed()));
+    families.push_back(One("mobilenet_ps_sync_gradients_pending",
+                           "Gradients counted for the open synchronous step (server 0).", kGauge,
+                           s.sync_gradients_pending()));
+    families.push_back(One("mobilenet_ps_sync_waiting",
+                           "1 while the open step waits for workers that are not alive.", kGauge,
+                           s.sync_waiting().empty() ? 0 : 1));
+    families.push_back(One("mobilenet_ps_sync_pushes_dropped_total",
+                           "Gradients dropped as computed from a closed step (backups').",
+                           kCounter, s.sync_pushes_dropped()));
+    families.push_back(One("mobilenet_ps_sync_steps_incomplete_total",
+                           "Steps applied without some of the named gradients (lost to a "
+                           "restart).",
+                           kCounter, s.sync_steps_incomplete()));
+  }
 
   MetricFamily pushes{"mobilenet_ps_pushes_total",
                       "Pushes received by this run of the server, by result.",

@@ -19,7 +19,11 @@
 //   mobilenet_ps_eval_accuracy, mobilenet_ps_eval_loss, mobilenet_ps_eval_step
 //                                                     the chief's latest test evaluation
 //   mobilenet_ps_worker_last_seen_age_seconds{worker} members [0, num_workers) heard from
-//   mobilenet_ps_workers, mobilenet_ps_uptime_seconds
+//   mobilenet_ps_workers, mobilenet_ps_live_workers, mobilenet_ps_uptime_seconds
+//   mobilenet_ps_sync_steps, mobilenet_ps_sync_gradients_needed,
+//   mobilenet_ps_sync_gradients_pending, mobilenet_ps_sync_waiting (0/1)       gauges,
+//   mobilenet_ps_sync_pushes_dropped_total, mobilenet_ps_sync_steps_incomplete_total
+//                                                     --sync_replicas only
 // Series without a value yet (no checkpoint, no evaluation, a worker never heard from) are
 // left out rather than reported as a made-up number.
 #ifndef MOBILENET_METRICS_PS_METRICS_H_

@@ -22,7 +22,8 @@ the default preset, with --epochs=E, the cosine schedule following, --eval_every
 For each run:
   - images/s: the examples the workers trained (dropped gradients included) divided by
     the job's wall time (from the workers' start to the last worker's exit), and applied
-    images/s: the examples the servers applied (examples_seen) over the same time;
+    images/s: the share of them whose gradients the servers averaged (pushes_applied of
+    the global_step gradients counted) over the same time;
   - time to --target test accuracy: the chief (worker 0, never the straggler) evaluates
     every --eval_every_epochs epochs of its shard and at the end; its output is read live
     and each evaluation line timestamped from the workers' start. The first reaching the
@@ -212,12 +213,16 @@ def run_cluster(a, mode, condition, log_dir, tag):
     else:
         ps0 = status["parameter_servers"][0]
         if ps0.get("ok"):
-            result["examples_applied"] = int(ps0["examples_seen"])
-            result["applied_images_per_sec"] = int(ps0["examples_seen"]) / wall
-            result["global_step"] = int(ps0["global_step"])
-            if MODES[mode]:
-                result["sync_steps"] = int(ps0.get("sync_steps", 0))
-                result["sync_pushes_dropped"] = int(ps0.get("sync_pushes_dropped", 0))
+            # The servers count every gradient the workers computed (global_step; in sync
+            # mode the dropped ones too) and average pushes_applied of them.
+            counted = max(1, int(ps0["global_step"]))
+            applied = int(ps0["pushes_applied"])
+            result["global_step"] = counted
+            result["applied_images_per_sec"] = result["images_per_sec"] * min(1.0, applied / counted)
+            sync = ps0.get("sync")
+            if MODES[mode] and sync:
+                result["sync_steps"] = int(sync["steps"])
+                result["sync_pushes_dropped"] = int(sync["pushes_dropped"])
 
     raw, average = [], []  # (seconds, accuracy percent)
     for t, line in outputs[0].lines:

@@ -10,7 +10,9 @@
 # --help), e.g. --epochs=2; the model, optimizer, schedule and seed flags go to the
 # parameter servers as well (they hold the weights and apply the updates), and
 # mobilenet-ps's own flags (--staleness_policy, --max_staleness, --dc_lambda,
-# --checkpoint_every_secs, --keep_checkpoints) only to them.
+# --checkpoint_every_secs, --keep_checkpoints) only to them. Synchronous training
+# (--sync_replicas [--replicas_to_aggregate=N|all] [--worker_liveness_secs=S]) goes to
+# both, e.g. --sync_replicas --num_workers=3 --replicas_to_aggregate=2 (one backup).
 # Another data set: --data_dir=DIR [--data_format=image_folder|cifar|idx] go to the
 # workers; give --channels=3 for colour images and --classes=N when it has N != 10 classes
 # (both go to the parameter servers too, which hold a model of that shape).

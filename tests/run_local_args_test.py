@@ -53,6 +53,13 @@ def main():
           "weight decay is the workers' (they add it to the gradients)")
     check("--epochs" not in ps, "--epochs is a worker flag")
 
+    ps, workers = dry_run("--sync_replicas", "--replicas_to_aggregate=2",
+                          "--worker_liveness_secs=5")
+    for flag, value in (("--sync_replicas", ""), ("--replicas_to_aggregate", "2"),
+                        ("--worker_liveness_secs", "5")):
+        check(ps.get(flag) == value and workers.get(flag) == value,
+              "%s reaches servers and workers alike: %s / %s" % (flag, ps, workers))
+
     ps, workers = dry_run("--epochs=5")
     check(workers["--epochs"] == "5" and ps["--lr_cosine_epochs"] == "5" and
           workers["--lr_cosine_epochs"] == "5", "--epochs=5 moves the cosine's end: %s" % ps)

@@ -224,34 +224,7 @@ def run_cluster(a, mode, condition, log_dir, tag):
                 result["sync_steps"] = int(sync["steps"])
                 result["sync_pushes_dropped"] = int(sync["pushes_dropped"])
 
-    raw, average = [], []  # (seconds, accuracy percent)
-    for t, line in outputs[0].lines:
-        m = wire.EVALUATION.search(line)
-        if m:
-            raw.append((t, float(m.group(3))))
-            if m.group(4) is not None:
-                average.append((t, float(m.group(4))))
-            continue
-        m = wire.FINAL.search(line)
-        if m:
-            raw.append((t, float(m.group(1))))
-            continue
-        m = wire.FINAL_AVERAGE.search(line)
-        if m:
-            average.append((t, float(m.group(1))))
-    if not raw:
-        raise RuntimeError("the chief printed no test accuracy:\n" + outputs[0].text()[-3000:])
-
-    def first_reaching(points):
-        return next((t for t, acc in points if acc >= a.target), None)
-
-    result.update({
-        "evaluations": [{"seconds": t, "accuracy": acc} for t, acc in raw],
-        "average_evaluations": [{"seconds": t, "accuracy": acc} for t, acc in average],
-        "seconds_to_target_raw": first_reaching(raw),
-        "seconds_to_target_average": first_reaching(average) if average else None,
-        "final_accuracy_raw": raw[-1][1],
-        "final_accuracy_average": average[-1][1] if average else None})
+    result.update(wire.chief_accuracies(outputs[0], a.target))
     return result
 
 

@@ -343,36 +343,42 @@ def run_cluster(a, fmt, log_dir, tag):
                     parameters * (DTYPE_BYTES[pull] + DTYPE_BYTES[fmt]) + state * 4})
 
     if not a.synthetic:
-        chief = outputs[0].lines
-        raw, average = [], []  # (seconds, accuracy percent)
-        for t, line in chief:
-            m = EVALUATION.search(line)
-            if m:
-                raw.append((t, float(m.group(3))))
-                if m.group(4) is not None:
-                    average.append((t, float(m.group(4))))
-                continue
-            m = FINAL.search(line)
-            if m:
-                raw.append((t, float(m.group(1))))
-                continue
-            m = FINAL_AVERAGE.search(line)
-            if m:
-                average.append((t, float(m.group(1))))
-        if not raw:
-            raise RuntimeError("the chief printed no test accuracy:\n" + outputs[0].text()[-3000:])
-
-        def first_reaching(points):
-            return next((t for t, acc in points if acc >= a.target), None)
-
-        result.update({
-            "evaluations": [{"seconds": t, "accuracy": acc} for t, acc in raw],
-            "average_evaluations": [{"seconds": t, "accuracy": acc} for t, acc in average],
-            "seconds_to_target_raw": first_reaching(raw),
-            "seconds_to_target_average": first_reaching(average) if average else None,
-            "final_accuracy_raw": raw[-1][1],
-            "final_accuracy_average": average[-1][1] if average else None})
+        result.update(chief_accuracies(outputs[0], a.target))
     return result
+
+
+def chief_accuracies(chief, target):
+    """The chief's evaluations read live from `chief` (its timestamped output): every test
+    accuracy of the weights and of their average, the seconds to the first at or above
+    `target` (percent) and the final ones."""
+    raw, average = [], []  # (seconds, accuracy percent)
+    for t, line in chief.lines:
+        m = EVALUATION.search(line)
+        if m:
+            raw.append((t, float(m.group(3))))
+            if m.group(4) is not None:
+                average.append((t, float(m.group(4))))
+            continue
+        m = FINAL.search(line)
+        if m:
+            raw.append((t, float(m.group(1))))
+            continue
+        m = FINAL_AVERAGE.search(line)
+        if m:
+            average.append((t, float(m.group(1))))
+    if not raw:
+        raise RuntimeError("the chief printed no test accuracy:\n" + chief.text()[-3000:])
+
+    def first_reaching(points):
+        return next((t for t, acc in points if acc >= target), None)
+
+    return {
+        "evaluations": [{"seconds": t, "accuracy": acc} for t, acc in raw],
+        "average_evaluations": [{"seconds": t, "accuracy": acc} for t, acc in average],
+        "seconds_to_target_raw": first_reaching(raw),
+        "seconds_to_target_average": first_reaching(average) if average else None,
+        "final_accuracy_raw": raw[-1][1],
+        "final_accuracy_average": average[-1][1] if average else None}
 
 
 # ---------------------------------------------------------------------------------------

@@ -324,9 +324,12 @@ def scenario_exact_aggregation(ctx):
     applied = [int(s["pushes_applied"]) for s in shards]
     check(len(set(applied)) == 1, "the shards averaged different numbers of gradients: %s" %
           applied)
-    # N per step, fewer only in the last steps (the others' shares done).
+    # N per step, fewer only in the last steps: a backup whose gradient was dropped does
+    # not wait, so the workers' data drift apart by a few batches, and whoever is behind
+    # at the end steps alone once the others' shares are done (1% of the steps in a
+    # sample run: 13 of 1278). At most 5% here.
     check(sync_steps <= applied[0] <= sync_steps * replicas and
-          applied[0] >= (sync_steps - 5) * replicas,
+          sync_steps * replicas - applied[0] <= sync_steps // 20,
           "%d gradients averaged in %d sync steps of %d" % (applied[0], sync_steps, replicas))
     dropped = int(shards[0][DROPPED])
     named = global_step - applied[0]

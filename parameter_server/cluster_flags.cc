@@ -3,6 +3,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/optimizer.h"
 
 // Cluster.
@@ -60,6 +61,12 @@ ABSL_FLAG(std::string, replicas_to_aggregate, "",
 ABSL_FLAG(double, worker_liveness_secs, 30,
           "A worker not heard from for this long is not alive: the chief does not wait for "
           "it to finish, and with --sync_replicas a step says it waits for it.");
+ABSL_FLAG(int, max_workers, 0,
+          "Elastic workers: worker ids [0, N) may join the running job, also beyond "
+          "--worker_hosts (start one with --task_index=K); parameter server 0 hands the "
+          "training data out in blocks to whichever worker asks and takes back those of a "
+          "worker not heard from for --worker_liveness_secs. 0: the workers of "
+          "--worker_hosts, each training a fixed shard. Give it to every process.");
 ABSL_FLAG(int64_t, seed, 1,
           "Seed of the weight initialization (the same in every process of a cluster) and "
           "of the workers' data order.");
@@ -134,6 +141,18 @@ absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers) 
   if (!parsed.ok()) return parsed.status();
   config.replicas_to_aggregate = *parsed;
   return config;
+}
+
+absl::StatusOr<int> MaxWorkersFromSharedFlags(int num_workers) {
+  const int max_workers = absl::GetFlag(FLAGS_max_workers);
+  if (max_workers == 0) return 0;
+  if (max_workers < num_workers || max_workers > kMaxElasticWorkers) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--max_workers=%d: must be 0 (no elastic workers) or in [%d, %d] (at least the %d "
+        "workers of --worker_hosts)",
+        max_workers, num_workers, kMaxElasticWorkers, num_workers));
+  }
+  return max_workers;
 }
 
 }  // namespace mobilenet

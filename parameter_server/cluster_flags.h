@@ -41,6 +41,7 @@ ABSL_DECLARE_FLAG(double, weight_ema_decay);
 ABSL_DECLARE_FLAG(bool, sync_replicas);
 ABSL_DECLARE_FLAG(std::string, replicas_to_aggregate);
 ABSL_DECLARE_FLAG(double, worker_liveness_secs);
+ABSL_DECLARE_FLAG(int, max_workers);
 ABSL_DECLARE_FLAG(int64_t, seed);
 
 namespace mobilenet {
@@ -64,6 +65,15 @@ absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config);
 // --worker_liveness_secs. InvalidArgument naming the flag: a liveness <= 0, an N out of
 // range, or --replicas_to_aggregate without --sync_replicas.
 absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers);
+
+// The most member slots --max_workers may ask for (each costs the servers a ledger record
+// and, under delay compensation or --sync_replicas, a model-sized buffer when used).
+inline constexpr int kMaxElasticWorkers = 256;
+
+// --max_workers for a cluster whose --worker_hosts lists `num_workers`: 0 (no elastic
+// workers) or the member slots, in [num_workers, kMaxElasticWorkers]; InvalidArgument
+// naming the flag otherwise.
+absl::StatusOr<int> MaxWorkersFromSharedFlags(int num_workers);
 
 }  // namespace mobilenet
 

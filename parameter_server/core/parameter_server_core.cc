@@ -416,6 +416,15 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
   return absl::OkStatus();
 }
 
+absl::Status ParameterServerCore::LeaseData(const Caller& caller,
+                                            const ps::v1::LeaseRequest& request,
+                                            ps::v1::LeaseResponse& response) {
+  (void)caller;
+  (void)request;
+  (void)response;
+  return absl::UnimplementedError("LeaseData: not built yet");  // TODO(elastic): helper S
+}
+
 absl::Status ParameterServerCore::Finish(const Caller& caller,
                                          const ps::v1::FinishRequest& request) {
   const absl::Status valid = ValidateFinishRequest(caller, request, identity_);

@@ -135,6 +135,11 @@ class ParameterServerCore {
   // Records the worker's Finish; the chief's training_complete, or the last member's
   // Finish, ends the training (finishing() becomes true).
   absl::Status Finish(const Caller& caller, const ps::v1::FinishRequest& request);
+  // --max_workers, server 0: leases the caller the next block of the run's data, or says
+  // to wait or that the data is done (data_leases.h). Errors of ValidateLeaseRequest;
+  // FAILED_PRECONDITION on another server or without elastic workers.
+  absl::Status LeaseData(const Caller& caller, const ps::v1::LeaseRequest& request,
+                         ps::v1::LeaseResponse& response);
   // Counts a request the transport refused because it could not identify the caller.
   void CountUnauthenticated();
 

@@ -1,5 +1,6 @@
 #include "common/cluster_spec.h"
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/ascii.h"
@@ -175,7 +176,8 @@ std::string ClusterSpec::Describe() const {
                       "; workers: ", join(worker_hosts), ")");
 }
 
-absl::StatusOr<ClusterSpec> ValidateClusterDescription(const ClusterDescription& d) {
+absl::StatusOr<ClusterSpec> ValidateClusterDescription(const ClusterDescription& d,
+                                                       int max_workers) {
   ClusterSpec spec;
   if (!d.ps_hosts) {
     return absl::InvalidArgumentError(
@@ -218,17 +220,23 @@ absl::StatusOr<ClusterSpec> ValidateClusterDescription(const ClusterDescription&
   }
   spec.job = *job;
   spec.task_index = d.task_index.value_or(0);
-  const int size = spec.job == JobName::kParameterServer ? spec.num_ps() : spec.num_workers();
+  const int size = spec.job == JobName::kParameterServer
+                       ? spec.num_ps()
+                       : std::max(spec.num_workers(), max_workers);
   if (spec.task_index < 0 || spec.task_index >= size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        d.task_index_source, " is ", spec.task_index, ", out of range: job \"",
-        JobNameText(spec.job), "\" has ", size, " task(s), indices 0..", size - 1));
+    return absl::InvalidArgumentError(
+        absl::StrCat(d.task_index_source, " is ", spec.task_index, ", out of range: job \"",
+                     JobNameText(spec.job), "\" has ", size, " task(s), indices 0..", size - 1,
+                     spec.job == JobName::kWorker && max_workers == 0
+                         ? " (--max_workers lets workers join beyond --worker_hosts)"
+                         : ""));
   }
   return spec;
 }
 
 absl::StatusOr<std::optional<ClusterSpec>> ResolveClusterSpec(const ClusterDescription& flags,
-                                                              const char* env_json) {
+                                                              const char* env_json,
+                                                              int max_workers) {
   ClusterDescription merged;
   if (env_json != nullptr && !absl::StripAsciiWhitespace(env_json).empty()) {
     ASSIGN_OR_RETURN(merged, ParseClusterJson(env_json));
@@ -250,7 +258,7 @@ absl::StatusOr<std::optional<ClusterSpec>> ResolveClusterSpec(const ClusterDescr
     merged.task_index_source = flags.task_index_source;
   }
   if (merged.empty()) return std::optional<ClusterSpec>();
-  ASSIGN_OR_RETURN(ClusterSpec spec, ValidateClusterDescription(merged));
+  ASSIGN_OR_RETURN(ClusterSpec spec, ValidateClusterDescription(merged, max_workers));
   return std::optional<ClusterSpec>(std::move(spec));
 }
 

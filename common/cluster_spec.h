@@ -94,15 +94,18 @@ struct ClusterSpec {
 // Validates a complete description. InvalidArgument naming the source and the entry for:
 // a missing or empty host list, a malformed host:port or a port outside [1, 65535], an
 // address listed twice (in either job), a missing or unknown job name, a task index out
-// of its job's range. A missing task index means 0.
-absl::StatusOr<ClusterSpec> ValidateClusterDescription(const ClusterDescription& description);
+// of its job's range (a worker's range is [0, max(worker_hosts, max_workers)): elastic
+// workers, see --max_workers). A missing task index means 0.
+absl::StatusOr<ClusterSpec> ValidateClusterDescription(const ClusterDescription& description,
+                                                       int max_workers = 0);
 
 // The cluster of a process: `flags` (from ClusterDescriptionFromFlags) over the JSON of
 // MOBILENET_CLUSTER (`env_json`, null or empty when the variable is unset). Returns
 // nullopt when neither gives anything (not a cluster process); otherwise the validated
 // merge, or the first problem (InvalidArgument, naming the flag or the variable's key).
 absl::StatusOr<std::optional<ClusterSpec>> ResolveClusterSpec(const ClusterDescription& flags,
-                                                              const char* env_json);
+                                                              const char* env_json,
+                                                              int max_workers = 0);
 
 // Where a parameter server listens: `bind_flag` when non-empty (validated; "0.0.0.0:p"
 // or "[::]:p" bind every interface, only when asked for this way), otherwise its own

@@ -41,6 +41,11 @@ class BatchSource {
   // restarted worker resumes its data where its pushes end).
   virtual void SkipTo(int64_t examples) = 0;
 
+  // True: the stream never ends (a fixed shard, epoch after epoch; the training loop
+  // decides when to stop). False: NextBatch returns OutOfRange once the data is done
+  // (leased data), which ends the training loop.
+  virtual bool endless() const { return true; }
+
   // Examples handed out since creation.
   int64_t examples_seen() const { return epoch() * examples_per_epoch() + position(); }
 };

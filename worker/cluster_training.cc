@@ -25,6 +25,7 @@
 #include "worker/evaluation_reader.h"
 #include "worker/evaluator.h"
 #include "worker/idx_reader.h"
+#include "worker/leased_batch_source.h"
 #include "worker/model_export.h"
 #include "worker/synthetic_source.h"
 
@@ -65,6 +66,7 @@ class ProgressPublishingSource : public BatchSource {
   int64_t epoch() const override { return source_->epoch(); }
   int64_t position() const override { return source_->position(); }
   void SkipTo(int64_t examples) override { source_->SkipTo(examples); }
+  bool endless() const override { return source_->endless(); }
 
  private:
   BatchSource* source_;
@@ -86,6 +88,10 @@ absl::StatusOr<Data> LoadData(const ClusterTrainingOptions& options, MobileNetCo
   Data data;
   const int task = options.cluster.task_index;
   const int workers = options.cluster.num_workers();
+  if (options.synthetic && options.max_workers > 0) {
+    return absl::InvalidArgumentError(
+        "elastic workers (--max_workers) lease blocks of a data set: not with synthetic data");
+  }
   if (options.synthetic) {
     SyntheticConfig synthetic;
     synthetic.shape = {model.resolution, model.resolution, model.input_channels};
@@ -97,11 +103,13 @@ absl::StatusOr<Data> LoadData(const ClusterTrainingOptions& options, MobileNetCo
     data.train = data.synthetic_train.get();
     return data;
   }
-  if (options.data == nullptr || options.data->train == nullptr) {
+  if (options.data == nullptr || (options.max_workers > 0 ? !options.data->make_block_source
+                                                          : options.data->train == nullptr)) {
     return absl::InvalidArgumentError("cluster training: no training data");
   }
   model.num_classes = options.data->num_classes();
   data.train = options.data->train.get();
+  if (options.max_workers > 0) data.train = nullptr;  // leased: made once connected
   if (options.cluster.is_chief()) data.make_test_reader = options.data->make_test_reader;
   return data;
 }
@@ -228,6 +236,40 @@ class PeriodicEvaluator {
   std::thread thread_;
 };
 
+// The leased-data source of an elastic worker (options.max_workers > 0): the data set cut
+// into blocks of about data_block_examples, trained trainer.epochs epochs.
+absl::StatusOr<std::unique_ptr<LeasedBatchSource>> MakeLeasedSource(
+    const ClusterTrainingOptions& options, ParameterClient* client) {
+  const double epochs = options.trainer.epochs;
+  if (epochs < 1 || epochs != std::floor(epochs) || epochs > 1e6) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "elastic workers (--max_workers) train whole epochs of the data set: --epochs=%g", epochs));
+  }
+  if (options.data_block_examples < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--data_block_examples=%d: must be >= 1", options.data_block_examples));
+  }
+  const int64_t examples = options.data->train_examples;
+  LeasedDataOptions leased;
+  leased.plan.set_num_examples(examples);
+  leased.plan.set_blocks_per_epoch(static_cast<int32_t>(std::max<int64_t>(
+      1, (examples + options.data_block_examples - 1) / options.data_block_examples)));
+  leased.plan.set_epochs(static_cast<int32_t>(epochs));
+  leased.plan.set_seed(options.data_seed);
+  // Progress and the chief's evaluation cadence in the nominal share of --worker_hosts.
+  leased.examples_per_epoch = std::max<int64_t>(1, examples / options.cluster.num_workers());
+  leased.stop = options.stop;
+  const int32_t worker_id = options.cluster.task_index;
+  const ps::v1::DataPlan plan = leased.plan;
+  return LeasedBatchSource::Create(
+      [client, worker_id, plan](const std::vector<ps::v1::DataBlock>& completed,
+                                const std::vector<ps::v1::DataBlock>& held) {
+        return client->LeaseData(worker_id, plan, completed, held);
+      },
+      options.data->make_block_source, options.data->output_shape, options.data->num_classes(),
+      leased);
+}
+
 }  // namespace
 
 absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOptions& options,
@@ -256,13 +298,26 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
   // Join: wait for the servers (the client retries; a server of another plan ends it at
   // once), and learn from their ledgers how much of this worker's share is done.
   ASSIGN_OR_RETURN(const std::vector<ps::v1::StatusResponse> statuses, AllStatuses(*client));
+  const bool elastic = options.max_workers > 0;
   for (const ps::v1::StatusResponse& status : statuses) {
-    if (status.num_workers() != cluster.num_workers()) {
+    if (status.max_workers() != options.max_workers) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "parameter server %d was started with --max_workers=%d; this worker with %d: give "
+          "every process the same --max_workers",
+          status.shard_index(), status.max_workers(), options.max_workers));
+    }
+    const int members = elastic ? options.max_workers : cluster.num_workers();
+    if (status.num_workers() != members) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "parameter server %d serves a cluster of %d workers; this worker was told of %d: "
           "start every process with the same --worker_hosts",
-          status.shard_index(), status.num_workers(), cluster.num_workers()));
+          status.shard_index(), status.num_workers(), members));
     }
+  }
+  std::unique_ptr<LeasedBatchSource> leased;
+  if (elastic) {
+    ASSIGN_OR_RETURN(leased, MakeLeasedSource(options, client.get()));
+    data.train = leased.get();
   }
   const int64_t per_epoch = data.train->examples_per_epoch();
   TrainerConfig trainer_config = options.trainer;
@@ -280,28 +335,40 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
         servers_average ? "a" : "no", servers_average ? "both" : "the weights only"));
   }
   trainer_config.evaluate_weight_average = servers_average;
-  const EarlierProgress before = ProgressBefore(statuses, worker_id, cluster.num_workers());
+  // Leased data: where the run's data stands is server 0's to say.
+  const EarlierProgress before =
+      elastic ? EarlierProgress{} : ProgressBefore(statuses, worker_id, cluster.num_workers());
   const int64_t share = static_cast<int64_t>(std::llround(trainer_config.epochs * per_epoch));
   result.examples_before = before.examples();
-  const int64_t remaining = std::max<int64_t>(0, share - result.examples_before);
-  trainer_config.epochs = static_cast<double>(remaining) / per_epoch;
+  const int64_t remaining = elastic ? 1 : std::max<int64_t>(0, share - result.examples_before);
+  if (!elastic) {
+    trainer_config.epochs = static_cast<double>(remaining) / per_epoch;
+    // Continue this worker's data where its applied pushes end.
+    data.train->SkipTo(std::min(result.examples_before, share));
+  }
   result.epochs = trainer_config.epochs;
-  // Continue this worker's data where its applied pushes end.
-  data.train->SkipTo(std::min(result.examples_before, share));
-  PrintLine(absl::StrFormat(
-      "Joined as %s: shard of %d examples, %.3g epoch(s) of it to train%s; cluster at global "
-      "step %d",
-      cluster.Describe(), per_epoch, trainer_config.epochs,
-      absl::StrCat(before.own_examples > 0
-                       ? absl::StrFormat(" (%d examples in %d steps were pushed by an earlier run)",
-                                         before.own_examples, before.own_pushes)
-                       : "",
-                   before.unattributed_examples > 0
-                       ? absl::StrFormat(" (%d examples counted as done: the servers restored "
-                                         "progress no worker record holds)",
-                                         before.unattributed_examples)
-                       : ""),
-      GlobalStep(statuses)));
+  if (elastic) {
+    PrintLine(absl::StrFormat(
+        "Joined as elastic worker %d of at most %d: training the data blocks parameter server "
+        "0 leases (%d examples in %d blocks an epoch, %d epochs); cluster at global step %d",
+        worker_id, options.max_workers, options.data->train_examples,
+        leased->plan().blocks_per_epoch(), leased->plan().epochs(), GlobalStep(statuses)));
+  } else
+    PrintLine(absl::StrFormat(
+        "Joined as %s: shard of %d examples, %.3g epoch(s) of it to train%s; cluster at global "
+        "step %d",
+        cluster.Describe(), per_epoch, trainer_config.epochs,
+        absl::StrCat(
+            before.own_examples > 0
+                ? absl::StrFormat(" (%d examples in %d steps were pushed by an earlier run)",
+                                  before.own_examples, before.own_pushes)
+                : "",
+            before.unattributed_examples > 0
+                ? absl::StrFormat(" (%d examples counted as done: the servers restored "
+                                  "progress no worker record holds)",
+                                  before.unattributed_examples)
+                : ""),
+        GlobalStep(statuses)));
 
   // The chief's test set: one reader for the training thread, one for the timed evaluator.
   std::unique_ptr<EvaluationSource> test;
@@ -345,6 +412,18 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
   }
   timed.reset();
+  if (leased != nullptr) {
+    result.epochs = static_cast<double>(result.summary.examples) / per_epoch;
+    PrintLine(absl::StrFormat("Trained %d leased data blocks (%d examples)",
+                              leased->blocks_completed(), result.summary.examples));
+  }
+  if (result.summary.stopped && leased != nullptr) {
+    result.stopped = true;
+    PrintLine(
+        "Stopped on request; the block in progress goes back to parameter server 0 "
+        "(leased again to the next worker that asks once this one is not heard from)");
+    return result;
+  }
   if (result.summary.stopped) {
     result.stopped = true;
     PrintLine(absl::StrFormat(

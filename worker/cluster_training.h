@@ -3,6 +3,10 @@
 // mobilenet-worker, in-process in tests), on this worker's disjoint shard of the training
 // data.
 //
+// Elastic workers (max_workers > 0) share the data set instead: parameter server 0 leases
+// its blocks to whichever worker asks, so a worker may join at any time and the blocks of
+// a worker that left are trained by the others (see LeaseRequest).
+//
 // Every worker trains `epochs` epochs of its own shard (so the cluster as a whole trains
 // `epochs` epochs of the data set), less what it did before: the servers' ledgers count
 // the examples of every push they applied from it, and keep that count in their
@@ -58,6 +62,12 @@ struct ClusterTrainingOptions {
   absl::Duration wait_for_workers = absl::Minutes(10);
   absl::Duration worker_liveness = absl::Seconds(30);
   std::string export_onnx;         // chief only; empty: no export
+  // Elastic workers (--max_workers > 0): worker ids [0, max_workers) may train, also
+  // beyond cluster.worker_hosts; instead of a fixed shard, the worker trains the blocks of
+  // data->make_block_source that parameter server 0 leases it (worker/leased_batch_source.h),
+  // until the run's trainer.epochs (a whole number) epochs of the data set are trained.
+  int max_workers = 0;
+  int data_block_examples = 1024;  // examples per leased block (the same on every worker)
   bool quiet = false;              // no progress line
   // When *stop becomes true (e.g. on SIGTERM) the worker ends after its step in progress
   // (see Trainer::set_stop_flag); not owned, may be null.

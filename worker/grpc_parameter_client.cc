@@ -731,6 +731,27 @@ absl::Status GrpcParameterClient::Finish(int32_t worker_id, bool training_comple
       .FirstError();
 }
 
+absl::StatusOr<ps::v1::LeaseResponse> GrpcParameterClient::LeaseData(
+    int32_t worker_id, const ps::v1::DataPlan& data,
+    const std::vector<ps::v1::DataBlock>& completed, const std::vector<ps::v1::DataBlock>& held) {
+  // A retry after a lost answer is safe: the server leases a block this worker does not
+  // report as held to it again.
+  const ps::v1::LeaseRequest request = MakeLeaseRequest(plan_, worker_id, data, completed, held);
+  std::vector<ps::v1::LeaseResponse> responses(plan_.num_shards());
+  std::vector<bool> only(plan_.num_shards(), false);
+  only[0] = true;
+  const RetryPolicy policy = PolicyOf(options_, authorization_);
+  RETURN_IF_ERROR(
+      CallAll(
+          Names(), "LeaseData", policy, NextSeed(), options_.on_retry, options_.on_retry_cause,
+          [&](int i, grpc::ClientContext* context, std::function<void(grpc::Status)> done) {
+            shards_[i].stub->async()->LeaseData(context, &request, &responses[i], std::move(done));
+          },
+          only)
+          .FirstError());
+  return responses[0];
+}
+
 std::vector<absl::StatusOr<ps::v1::StatusResponse>> QueryParameterServerStatus(
     const std::vector<std::string>& addresses, absl::Duration timeout,
     const TransportSecurity& security) {

@@ -178,4 +178,14 @@ absl::Status InProcessParameterClient::Finish(int32_t worker_id, bool training_c
   return absl::OkStatus();
 }
 
+absl::StatusOr<ps::v1::LeaseResponse> InProcessParameterClient::LeaseData(
+    int32_t worker_id, const ps::v1::DataPlan& data,
+    const std::vector<ps::v1::DataBlock>& completed, const std::vector<ps::v1::DataBlock>& held) {
+  const ps::v1::LeaseRequest request = MakeLeaseRequest(plan_, worker_id, data, completed, held);
+  ps::v1::LeaseResponse response;
+  const absl::Status leased = cores_[0]->LeaseData(caller_, request, response);
+  if (!leased.ok()) return ServerError(0, "LeaseData", leased);
+  return response;
+}
+
 }  // namespace mobilenet

@@ -41,6 +41,10 @@ class InProcessParameterClient : public ParameterClient {
   std::vector<absl::StatusOr<ps::v1::StatusResponse>> GetStatus() override;
   absl::Status ReportEvaluation(int32_t worker_id, const EvaluationResult& result) override;
   absl::Status Finish(int32_t worker_id, bool training_complete) override;
+  absl::StatusOr<ps::v1::LeaseResponse> LeaseData(
+      int32_t worker_id, const ps::v1::DataPlan& data,
+      const std::vector<ps::v1::DataBlock>& completed,
+      const std::vector<ps::v1::DataBlock>& held) override;
   void set_progress(double images_per_sec, int64_t steps) override;
 
  private:

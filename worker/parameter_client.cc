@@ -120,6 +120,21 @@ ps::v1::FinishRequest MakeFinishRequest(const ShardingPlan& plan, int32_t worker
   return request;
 }
 
+ps::v1::LeaseRequest MakeLeaseRequest(const ShardingPlan& plan, int32_t worker_id,
+                                      const ps::v1::DataPlan& data,
+                                      const std::vector<ps::v1::DataBlock>& completed,
+                                      const std::vector<ps::v1::DataBlock>& held) {
+  ps::v1::LeaseRequest request;
+  request.set_plan_fingerprint(plan.fingerprint());
+  request.set_worker_id(worker_id);
+  request.set_model(plan.model());
+  request.set_num_shards(plan.num_shards());
+  *request.mutable_data() = data;
+  for (const ps::v1::DataBlock& block : completed) *request.add_completed() = block;
+  for (const ps::v1::DataBlock& block : held) *request.add_held() = block;
+  return request;
+}
+
 absl::StatusOr<std::vector<ps::v1::StatusResponse>> AllStatuses(ParameterClient& client) {
   std::vector<ps::v1::StatusResponse> statuses;
   for (absl::StatusOr<ps::v1::StatusResponse>& status : client.GetStatus()) {

@@ -166,6 +166,17 @@ class ParameterClient {
   // ends the training for everyone); the first server's error if any.
   virtual absl::Status Finish(int32_t worker_id, bool training_complete) = 0;
 
+  // --max_workers: asks parameter server 0 for the next block of the run's data `data`,
+  // reporting the blocks trained since the last call (`completed`) and those still being
+  // trained (`held`); see LeaseRequest. Server 0's error otherwise; Unimplemented for a
+  // client that cannot lease.
+  virtual absl::StatusOr<ps::v1::LeaseResponse> LeaseData(
+      int32_t worker_id, const ps::v1::DataPlan& data,
+      const std::vector<ps::v1::DataBlock>& completed, const std::vector<ps::v1::DataBlock>& held) {
+    (void)worker_id, (void)data, (void)completed, (void)held;
+    return absl::UnimplementedError("this parameter client cannot lease data");
+  }
+
   // The worker's own throughput and cumulative step count, sent with subsequent pushes
   // so that the servers' status shows them.
   virtual void set_progress(double images_per_sec, int64_t steps) = 0;
@@ -196,6 +207,11 @@ ps::v1::EvaluationReport MakeEvaluationReport(const ShardingPlan& plan, int32_t 
                                               const EvaluationResult& result);
 ps::v1::FinishRequest MakeFinishRequest(const ShardingPlan& plan, int32_t worker_id,
                                         bool training_complete);
+
+ps::v1::LeaseRequest MakeLeaseRequest(const ShardingPlan& plan, int32_t worker_id,
+                                      const ps::v1::DataPlan& data,
+                                      const std::vector<ps::v1::DataBlock>& completed,
+                                      const std::vector<ps::v1::DataBlock>& held);
 
 // The statuses of every server, or the first error among them.
 absl::StatusOr<std::vector<ps::v1::StatusResponse>> AllStatuses(ParameterClient& client);

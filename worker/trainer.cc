@@ -242,13 +242,17 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
   double next_eval_epoch = config_.eval_every_epochs > 0 ? config_.eval_every_epochs : 1e300;
   int64_t last_epoch = train_->epoch();
 
-  while (train_->examples_seen() - start_seen < total_examples) {
-    last_step_ = train_->examples_seen() - start_seen + config_.batch_size >= total_examples;
+  // Leased data (not endless) ends when the source says so, whatever config_.epochs says.
+  const bool endless = train_->endless();
+  while (!endless || train_->examples_seen() - start_seen < total_examples) {
+    last_step_ =
+        endless && train_->examples_seen() - start_seen + config_.batch_size >= total_examples;
     if (stop_ != nullptr && stop_->load()) {
       summary.stopped = true;
       break;
     }
     absl::StatusOr<TrainStepResult> stepped = Step();
+    if (!endless && absl::IsOutOfRange(stepped.status())) break;  // the data is done
     if (!stepped.ok() && stop_ != nullptr && stop_->load()) {
       // The client gave up its retries because of the stop: not a failure.
       summary.stopped = true;
@@ -278,7 +282,7 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
       const double span_s = absl::ToDoubleSeconds(now - window.front().time);
       if (window.size() >= 2 && span_s > 0) {
         snap.images_per_sec = (window.back().examples - window.front().examples) / span_s;
-        snap.eta_seconds = (total_examples - done) / snap.images_per_sec;
+        if (endless) snap.eta_seconds = (total_examples - done) / snap.images_per_sec;
       }
       snap.learning_rate = last_learning_rate_;
       snap.elapsed_seconds = absl::ToDoubleSeconds(now - start);
@@ -294,7 +298,8 @@ absl::StatusOr<TrainingSummary> Trainer::Run() {
       if (epoch_callback_) RETURN_IF_ERROR(epoch_callback_(static_cast<int>(last_epoch)));
     }
     const double epochs_done = static_cast<double>(done) / per_epoch;
-    if (evaluator_ != nullptr && epochs_done >= next_eval_epoch && done < total_examples) {
+    if (evaluator_ != nullptr && epochs_done >= next_eval_epoch &&
+        (!endless || done < total_examples)) {
       next_eval_epoch += config_.eval_every_epochs;
       ASSIGN_OR_RETURN(EvaluationResult eval, Evaluate());
       if (reporter_ != nullptr) {

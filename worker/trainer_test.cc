@@ -85,6 +85,47 @@ TEST_F(TrainerTest, RunTrainsTheRequestedEpochsAndCallsBackEachEpoch) {
   EXPECT_EQ(summary->final_evaluation.examples, 0);  // no test set given
 }
 
+// A source that ends (as leased data does) after `batches` batches of `inner`.
+class EndingSource : public BatchSource {
+ public:
+  EndingSource(BatchSource* inner, int batches) : inner_(inner), left_(batches) {}
+  absl::Status NextBatch(int batch_size, float* images, int* labels) override {
+    if (left_ == 0) return absl::OutOfRangeError("the run's data is trained");
+    --left_;
+    return inner_->NextBatch(batch_size, images, labels);
+  }
+  ImageShape output_shape() const override { return inner_->output_shape(); }
+  int num_classes() const override { return inner_->num_classes(); }
+  int64_t examples_per_epoch() const override { return inner_->examples_per_epoch(); }
+  int64_t epoch() const override { return inner_->epoch(); }
+  int64_t position() const override { return inner_->position(); }
+  void SkipTo(int64_t examples) override { inner_->SkipTo(examples); }
+  bool endless() const override { return false; }
+
+ private:
+  BatchSource* inner_;
+  int left_;
+};
+
+TEST_F(TrainerTest, RunOfAnEndingSourceTrainsUntilItEndsWhateverTheEpochsSay) {
+  trainer_config_.epochs = 1;  // 4 batches of the nominal epoch; the source has 10
+  for (bool overlap : {false, true}) {
+    ParameterShardConfig store;
+    store.learning_rate.examples_per_epoch = 32;
+    auto core = *ParameterServerCore::Create(*plan_, store, CoreOptions());
+    auto client = *InProcessParameterClient::Create(*plan_, {core.get()}, 0);
+    trainer_config_.overlap_communication = overlap;
+    EndingSource ending(source_.get(), 10);
+    Trainer trainer(trainer_config_, model_.get(), client.get(), &ending, nullptr, nullptr);
+    auto summary = trainer.Run();
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    EXPECT_EQ(summary->steps, 10) << "overlap " << overlap;
+    EXPECT_EQ(summary->examples, 80);
+    EXPECT_FALSE(summary->stopped);
+    EXPECT_EQ(core->shard().version(), 10) << "every step's push landed";
+  }
+}
+
 TEST_F(TrainerTest, AnEpochCallbackErrorStopsTraining) {
   trainer_config_.epochs = 3;
   Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);

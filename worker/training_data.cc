@@ -331,16 +331,31 @@ absl::StatusOr<TrainingData> OpenTrainingData(const TrainingDataOptions& options
   if (options.open_train) {
     const int train_size =
         train_source != nullptr ? train_source->size() : train_memory.dataset->size();
-    ASSIGN_OR_RETURN(const DataShard shard, DataShard::Create(train_size, options.shard_index,
-                                                              options.num_shards, options.seed));
+    data.train_examples = train_size;
     if (train_source == nullptr) {
-      ASSIGN_OR_RETURN(data.train,
-                       ShardBatchSource::Create(train_memory.dataset, shard, in_memory_config));
+      data.make_block_source =
+          [dataset = train_memory.dataset, config = in_memory_config](
+              const DataShard& shard) -> absl::StatusOr<std::unique_ptr<BatchSource>> {
+        ASSIGN_OR_RETURN(std::unique_ptr<ShardBatchSource> source,
+                         ShardBatchSource::Create(dataset, shard, config));
+        return std::unique_ptr<BatchSource>(std::move(source));
+      };
     } else {
-      ASSIGN_OR_RETURN(data.train, PrefetchingBatchSource::Create(
-                                       train_source, shard, data.output_shape, preprocessing.train,
-                                       PrefetchOptions{options.input_threads, options.batch_size,
-                                                       options.prefetch_batches}));
+      data.make_block_source =
+          [source = train_source, shape = data.output_shape, preprocess = preprocessing.train,
+           prefetch = PrefetchOptions{options.input_threads, options.batch_size,
+                                      options.prefetch_batches}](
+              const DataShard& shard) -> absl::StatusOr<std::unique_ptr<BatchSource>> {
+        ASSIGN_OR_RETURN(
+            std::unique_ptr<PrefetchingBatchSource> prefetching,
+            PrefetchingBatchSource::Create(source, shard, shape, preprocess, prefetch));
+        return std::unique_ptr<BatchSource>(std::move(prefetching));
+      };
+    }
+    if (!options.leased) {
+      ASSIGN_OR_RETURN(const DataShard shard, DataShard::Create(train_size, options.shard_index,
+                                                                options.num_shards, options.seed));
+      ASSIGN_OR_RETURN(data.train, data.make_block_source(shard));
     }
   }
   if (options.open_test) {

@@ -79,6 +79,9 @@ struct TrainingDataOptions {
   uint64_t seed = 1;
   int shard_index = 0;
   int num_shards = 1;
+  // Elastic workers (--max_workers): no fixed shard is opened (train stays null); the
+  // blocks parameter server 0 leases are served by make_block_source.
+  bool leased = false;
 
   bool open_train = true;  // false: only the test set (evaluation)
   bool open_test = true;   // false: no test set (cluster workers other than the chief)
@@ -89,7 +92,11 @@ struct TrainingData {
   TrainingDataFormat format = TrainingDataFormat::kIdx;  // as opened: never kAuto
   std::vector<std::string> class_names;                  // one per class
   ImageShape output_shape;                               // what the model gets
-  std::unique_ptr<BatchSource> train;                    // this shard; null unless open_train
+  std::unique_ptr<BatchSource> train;  // this shard; null unless open_train and not leased
+  // With open_train: the training set's size, and a new source serving any DataShard of it
+  // (as `train` serves its shard: same augmentation, threads and prefetching).
+  int train_examples = 0;
+  std::function<absl::StatusOr<std::unique_ptr<BatchSource>>(const DataShard&)> make_block_source;
   // A new reader of one pass over the test set; empty unless open_test. Each reader is
   // independent (one per evaluating thread).
   std::function<absl::StatusOr<std::unique_ptr<EvaluationSource>>()> make_test_reader;

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -78,6 +79,10 @@ ABSL_FLAG(bool, quiet, false, "No progress line.");
 // --checkpoint_dir is theirs too; --epochs are of this worker's shard of the data.
 ABSL_FLAG(double, eval_every_secs, 0,
           "Cluster chief: also evaluate every N seconds (0: only every --eval_every_epochs).");
+ABSL_FLAG(int, data_block_examples, 1024,
+          "Elastic workers (--max_workers): the training set is cut into blocks of about this "
+          "many examples, which parameter server 0 leases one at a time to whichever worker "
+          "asks. The same on every worker.");
 ABSL_FLAG(double, wait_for_workers_secs, 600,
           "Cluster chief: how long to wait for the other workers to finish before ending "
           "the training.");
@@ -165,8 +170,11 @@ absl::StatusOr<std::shared_ptr<mobilenet::TrainingData>> OpenData(
   if (!data.ok()) return data.status();
   for (const std::string& note : data->notes) printf("%s\n", note.c_str());
   printf("%d classes, %lld training examples%s\n", data->num_classes(),
-         static_cast<long long>(data->train->examples_per_epoch()),
-         options.num_shards > 1 ? " in this worker's shard" : "");
+         static_cast<long long>(options.leased ? data->train_examples
+                                               : data->train->examples_per_epoch()),
+         options.leased           ? " (leased in blocks by parameter server 0)"
+         : options.num_shards > 1 ? " in this worker's shard"
+                                  : "");
   fflush(stdout);
   return std::make_shared<mobilenet::TrainingData>(std::move(*data));
 }
@@ -179,11 +187,18 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
     return Fail("this is mobilenet-worker: --job_name must be \"worker\" (run mobilenet-ps "
                 "for parameter servers)");
   }
-  // Shard task_index of num_workers; only the chief evaluates.
-  data_options.shard_index = cluster.task_index;
-  data_options.num_shards = cluster.num_workers();
+  const absl::StatusOr<int> max_workers =
+      mobilenet::MaxWorkersFromSharedFlags(cluster.num_workers());
+  if (!max_workers.ok()) return Fail(std::string(max_workers.status().message()));
+  // Shard task_index of num_workers (or the blocks server 0 leases: elastic workers); only
+  // the chief evaluates.
+  data_options.shard_index = *max_workers > 0 ? 0 : cluster.task_index;
+  data_options.num_shards = *max_workers > 0 ? 1 : cluster.num_workers();
+  data_options.leased = *max_workers > 0;
   data_options.open_test = cluster.is_chief();
   mobilenet::ClusterTrainingOptions o;
+  o.max_workers = *max_workers;
+  o.data_block_examples = absl::GetFlag(FLAGS_data_block_examples);
   o.cluster = cluster;
   o.model = local.model;
   o.trainer = local.trainer;
@@ -197,7 +212,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
   o.trainer.overlap_communication = absl::GetFlag(FLAGS_overlap_communication);
   absl::StatusOr<mobilenet::SyncReplicasConfig> sync =
-      mobilenet::SyncReplicasFromSharedFlags(cluster.num_workers());
+      mobilenet::SyncReplicasFromSharedFlags(std::max(cluster.num_workers(), o.max_workers));
   if (!sync.ok()) return Fail(std::string(sync.status().message()));
   o.trainer.sync_replicas = sync->enabled;
   o.stop = &stop_requested;
@@ -379,9 +394,9 @@ int main(int argc, char** argv) {
   }
   if (o.trainer.weight_decay < 0) return Fail("--weight_decay must be >= 0");
 
-  auto cluster = mobilenet::ResolveClusterSpec(
-      mobilenet::ClusterDescriptionFromSharedFlags(),
-      getenv(mobilenet::kClusterEnvVariable));
+  auto cluster = mobilenet::ResolveClusterSpec(mobilenet::ClusterDescriptionFromSharedFlags(),
+                                               getenv(mobilenet::kClusterEnvVariable),
+                                               std::max(0, absl::GetFlag(FLAGS_max_workers)));
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
   if (cluster->has_value()) return RunClusterWorker(**cluster, o, data);
 

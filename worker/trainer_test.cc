@@ -303,17 +303,19 @@ TEST_F(TrainerTest, ARestartedWorkerWithTheSameIdIsNotTakenForRetries) {
 TEST_F(TrainerTest, OverlappedStepsPushEveryGradientOneStepStaler) {
   trainer_config_.overlap_communication = true;
   Trainer trainer(trainer_config_, model_.get(), client_.get(), source_.get(), nullptr, nullptr);
+  // Averages over the first and the last 40 steps: a stale step's loss jumps about, and
+  // how much depends on the BLAS kernels' rounding (OPENBLAS_CORETYPE).
   double first = 0, last = 0;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 400; ++i) {
     auto result = trainer.Step();
     ASSERT_TRUE(result.ok()) << result.status();
-    if (i < 4) first += result->loss / 4;
-    if (i >= 196) last += result->loss / 4;
+    if (i < 40) first += result->loss / 40;
+    if (i >= 360) last += result->loss / 40;
   }
   ASSERT_TRUE(trainer.Flush().ok());
   const ps::v1::StatusResponse status = core_->GetStatus();
-  EXPECT_EQ(status.global_step(), 200);
-  EXPECT_EQ(status.examples_seen(), 200 * 8);
+  EXPECT_EQ(status.global_step(), 400);
+  EXPECT_EQ(status.examples_seen(), 400 * 8);
   // Alone, each gradient was computed from weights that lacked only the previous push
   // (the first two both from version 0).
   EXPECT_EQ(status.staleness_max(), 1);

@@ -52,6 +52,7 @@ absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
   }
   const absl::Status names = CheckClassNames(state.class_names, /*num_classes=*/-1);
   if (!names.ok()) return absl::InvalidArgumentError(absl::StrCat("ledger: ", names.message()));
+  if (state.data_leases.has_value()) return CheckDataLeaseState(*state.data_leases);
   return absl::OkStatus();
 }
 

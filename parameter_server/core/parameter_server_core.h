@@ -32,6 +32,7 @@
 #include "parameter_server/core/caller.h"
 #include "parameter_server/core/cluster_ledger.h"
 #include "parameter_server/core/core_state.h"
+#include "parameter_server/core/data_leases.h"
 #include "parameter_server/core/duration_histogram.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "parameter_server/core/request_validation.h"
@@ -44,6 +45,9 @@ namespace mobilenet {
 struct CoreOptions {
   int shard_index = 0;  // this server's task in the plan
   int num_workers = 1;  // members of the cluster (--worker_hosts); >= 1
+  // --max_workers: elastic workers, with num_workers == max_workers member slots (workers
+  // join and leave; server 0 leases them the data, data_leases.h); 0: off (fixed members).
+  int max_workers = 0;
   // Identifies this run of the server in pulls (PullResponse.server_incarnation); 0: a
   // random nonzero value (tests may fix it).
   uint64_t incarnation = 0;
@@ -189,6 +193,11 @@ class ParameterServerCore {
   // incomplete), and records their pushes.
   void ApplySyncStep(const ps::v1::SyncDecision& decision, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(push_mu_);
+  bool elastic() const { return identity_.max_workers > 0; }
+  // Server 0 of an elastic cluster: takes back the data blocks of members that are not
+  // alive or finished, noting the count in their latest membership event.
+  void ReclaimLeasesLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(leases_mu_);
+
   // Counts a refused request (and a PERMISSION_DENIED one apart) and, for a member whose
   // identity is established, that it was heard from.
   void CountRefusal(Refusal refusal, const absl::Status& status, const Caller& caller,
@@ -224,6 +233,12 @@ class ParameterServerCore {
   // the next one names (kMaxDroppedPerDecision at a time).
   std::deque<std::pair<int32_t, int64_t>> sync_dropped_pending_ ABSL_GUARDED_BY(push_mu_);
   int64_t sync_incomplete_ ABSL_GUARDED_BY(push_mu_) = 0;
+
+  // Server 0 with --max_workers: the data leases. Acquired after push_mu_ and before the
+  // ledger's own lock. Mutable: members' blocks are taken back when they lapse, which a
+  // Status notices too.
+  mutable absl::Mutex leases_mu_;
+  mutable DataLeases leases_ ABSL_GUARDED_BY(leases_mu_);
 
   mutable absl::Mutex stats_mu_;
   int64_t pushes_applied_ ABSL_GUARDED_BY(stats_mu_) = 0;

@@ -599,7 +599,7 @@ class SyncParameterServerCoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<ParameterServerCore> MakeCore(int shard_index, int replicas_to_aggregate,
-                                                bool sync = true) const {
+                                                bool sync = true, int max_workers = 0) const {
     ParameterShardConfig config;
     config.seed = 3;
     config.optimizer.kind = OptimizerKind::kSgd;
@@ -613,6 +613,7 @@ class SyncParameterServerCoreTest : public ::testing::Test {
     options.incarnation = 500 + shard_index;
     options.sync.enabled = sync;
     options.sync.replicas_to_aggregate = replicas_to_aggregate;
+    options.max_workers = max_workers;
     absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
         ParameterServerCore::Create(*plan_, config, options);
     EXPECT_TRUE(core.ok()) << core.status();
@@ -922,6 +923,32 @@ TEST_F(SyncParameterServerCoreTest, AFinishedMemberLowersTheNeedOnlyBelowTheUnfi
   }
   ASSERT_TRUE(after.sync.decision.has_value());
   EXPECT_THAT(after.sync.decision->worker_ids(), ElementsAre(0));
+}
+
+TEST_F(SyncParameterServerCoreTest, AnElasticMemberWithoutDataIsNotWaitedFor) {
+  std::unique_ptr<ParameterServerCore> leader = MakeCore(0, 2, true, /*max_workers=*/3);
+  ps::v1::LeaseRequest lease;
+  lease.set_plan_fingerprint(plan_->fingerprint());
+  lease.mutable_data()->set_num_examples(10);
+  lease.mutable_data()->set_blocks_per_epoch(1);
+  lease.mutable_data()->set_epochs(1);
+  ps::v1::LeaseResponse response;
+  lease.set_worker_id(0);
+  ASSERT_TRUE(leader->LeaseData(Caller::Worker(0), lease, response).ok());
+  EXPECT_EQ(response.outcome(), ps::v1::LEASE_GRANTED);
+  // The only block is worker 0's: worker 1 waits, and has no share to push.
+  lease.set_worker_id(1);
+  ASSERT_TRUE(leader->LeaseData(Caller::Worker(1), lease, response).ok());
+  EXPECT_EQ(response.outcome(), ps::v1::LEASE_WAIT);
+  // N = 2, but worker 0 is the only one training (worker 2 never joined): its gradient
+  // closes the step alone. A push without last_of_share does not undo the lease's word.
+  ASSERT_TRUE(PushTo(*leader, 1, 0, 0).ok());
+  ASSERT_TRUE(PushTo(*leader, 0, 0, 0).ok());
+  EXPECT_EQ(leader->GetStatus().sync_steps(), 1);
+  ASSERT_TRUE(PushTo(*leader, 0, 1, 2).ok());
+  const ps::v1::StatusResponse status = leader->GetStatus();
+  EXPECT_EQ(status.sync_gradients_needed(), 1);
+  EXPECT_EQ(status.sync_steps(), 2);
 }
 
 TEST_F(SyncParameterServerCoreTest, TheStepCountSurvivesExportAndRestore) {

@@ -72,6 +72,19 @@ void ClusterLedger::RecordEventLocked(absl::Time when, int32_t worker_id,
   event.set_unix_seconds(absl::ToDoubleSeconds(when - absl::UnixEpoch()));
   event.set_worker_id(worker_id);
   event.set_kind(kind);
+  switch (kind) {
+    case ps::v1::MembershipEvent::JOINED:
+      ++event_totals_.joined;
+      break;
+    case ps::v1::MembershipEvent::LEFT:
+      ++event_totals_.left;
+      break;
+    case ps::v1::MembershipEvent::FINISHED:
+      ++event_totals_.finished;
+      break;
+    default:
+      break;
+  }
   while (static_cast<int>(events_.size()) > kMaxMembershipEvents) events_.pop_front();
 }
 
@@ -108,6 +121,12 @@ void ClusterLedger::SetLatestEventDetail(int32_t worker_id, const std::string& d
     it->set_detail(detail);
     return;
   }
+}
+
+MembershipEventTotals ClusterLedger::membership_event_totals(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  NoteDeparturesLocked(now);
+  return event_totals_;
 }
 
 std::vector<ps::v1::MembershipEvent> ClusterLedger::MembershipEvents() const {

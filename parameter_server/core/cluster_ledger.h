@@ -72,6 +72,13 @@ struct LedgerState {
 // Membership events a ledger keeps (the latest; older ones are dropped).
 inline constexpr int kMaxMembershipEvents = 64;
 
+// Membership events recorded since the server started, dropped ones included.
+struct MembershipEventTotals {
+  int64_t joined = 0;
+  int64_t left = 0;
+  int64_t finished = 0;
+};
+
 // What a remembered push answered, repeated for a retry.
 struct PushReceipt {
   int64_t version = 0;
@@ -152,6 +159,8 @@ class ClusterLedger {
   // The membership events kept, oldest first (at most kMaxMembershipEvents). Not
   // checkpointed.
   std::vector<ps::v1::MembershipEvent> MembershipEvents() const;
+  // Notes departures first, like MembershipEvents.
+  MembershipEventTotals membership_event_totals(absl::Time now) const;
 
   // Adds one WorkerStatus per member (in id order), the membership events and the
   // ledger's fields to `status`.
@@ -185,6 +194,7 @@ class ClusterLedger {
   // a departure comes with the clock alone and is noticed when read.
   mutable std::vector<bool> present_ ABSL_GUARDED_BY(mu_);
   mutable std::deque<ps::v1::MembershipEvent> events_ ABSL_GUARDED_BY(mu_);
+  mutable MembershipEventTotals event_totals_ ABSL_GUARDED_BY(mu_);
   int64_t unattributed_pushes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t unattributed_examples_ ABSL_GUARDED_BY(mu_) = 0;
   bool training_complete_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,6 +1,7 @@
 // One parameter server, free of any transport: the mobilenet.ps.v1.ParameterServer
-// protocol (Pull, Push, GetStatus, ReportEvaluation, Finish) over its shard of the model
-// (parameter_shard.h) and its ledger of the cluster (cluster_ledger.h). Every request is
+// protocol (Pull, Push, GetStatus, ReportEvaluation, Finish, LeaseData) over its shard of
+// the model (parameter_shard.h), its ledger of the cluster (cluster_ledger.h) and, on
+// server 0 of an elastic cluster, the data leases (data_leases.h). Every request is
 // validated first (request_validation.h); the gRPC service (parameter_service.h) and the
 // in-process client (worker/in_process_parameter_client.h) only carry messages to and
 // from it, so a whole cluster can run inside one test process.
@@ -133,6 +134,10 @@ class ParameterServerCore {
   // A copy of the staleness and apply-time distributions of the pushes applied by this
   // run of the server (a few dozen numbers).
   PushDistributions GetPushDistributions() const;
+  // Membership events this run of the server recorded, for metrics.
+  MembershipEventTotals GetMembershipEventTotals() const {
+    return ledger_.membership_event_totals(absl::Now());
+  }
   // The apply-time histogram's upper bounds, in seconds.
   static std::vector<double> ApplyTimeBounds();
   absl::Status ReportEvaluation(const Caller& caller, const ps::v1::EvaluationReport& request);

@@ -433,8 +433,10 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
 
 void ParameterServerCore::ReclaimLeasesLocked(absl::Time now) const {
   if (!elastic() || identity_.shard_index != 0 || !leases_.has_plan()) return;
-  for (const ReturnedBlocks& returned :
-       leases_.Reclaim(ledger_.Liveness(now), sync_.worker_liveness)) {
+  const std::vector<ReturnedBlocks> reclaimed =
+      leases_.Reclaim(ledger_.Liveness(now), sync_.worker_liveness);
+  if (!reclaimed.empty()) changes_.fetch_add(1, std::memory_order_release);
+  for (const ReturnedBlocks& returned : reclaimed) {
     ledger_.SetLatestEventDetail(returned.worker_id,
                                  absl::StrFormat("%d data block%s returned", returned.blocks,
                                                  returned.blocks == 1 ? "" : "s"));

@@ -251,7 +251,9 @@ class ParameterServerCore {
   int64_t pushes_invalid_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_duplicate_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_restarted_ ABSL_GUARDED_BY(stats_mu_) = 0;
-  std::atomic<int64_t> changes_{0};
+  // Mutable: a Status may take back a lapsed member's data blocks, which changes the
+  // leases' checkpointed counters.
+  mutable std::atomic<int64_t> changes_{0};
   int64_t requests_denied_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t requests_unauthenticated_ ABSL_GUARDED_BY(stats_mu_) = 0;
   StalenessHistogram staleness_ ABSL_GUARDED_BY(stats_mu_);

@@ -1019,13 +1019,15 @@ class ElasticParameterServerCoreTest : public ::testing::Test {
     plan_ = std::make_unique<ShardingPlan>(*plan);
   }
 
-  std::unique_ptr<ParameterServerCore> MakeCore(int shard_index, int max_workers) const {
+  std::unique_ptr<ParameterServerCore> MakeCore(int shard_index, int max_workers,
+                                                absl::Duration liveness = absl::Seconds(30)) const {
     ParameterShardConfig config;
     config.learning_rate.examples_per_epoch = 100;
     CoreOptions options;
     options.shard_index = shard_index;
     options.num_workers = 3;
     options.max_workers = max_workers;
+    options.sync.worker_liveness = liveness;
     options.incarnation = 700 + shard_index;
     absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
         ParameterServerCore::Create(*plan_, config, options);
@@ -1114,6 +1116,25 @@ TEST_F(ElasticParameterServerCoreTest, AFinishedMembersBlocksReturnWithItsEvent)
   // Worker 0 is leased the returned block.
   ASSERT_TRUE(core->LeaseData(Caller::Worker(0), Lease(0), response).ok());
   EXPECT_EQ(response.block().block(), 0);
+}
+
+TEST_F(ElasticParameterServerCoreTest, ASilentMembersBlockReturnsAndItsDepartureSaysSo) {
+  std::unique_ptr<ParameterServerCore> core = MakeCore(0, 3, absl::Milliseconds(100));
+  ps::v1::LeaseResponse response;
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(1), Lease(1), response).ok());
+  const int64_t changes = core->changes();
+  absl::SleepFor(absl::Milliseconds(250));
+  // No lease call since: the Status itself notices worker 1 left and takes its block back.
+  const ps::v1::StatusResponse status = core->GetStatus();
+  EXPECT_EQ(status.data_leases().held_size(), 0);
+  EXPECT_EQ(status.data_leases().blocks_returned(), 1);
+  EXPECT_GT(core->changes(), changes);  // the checkpointed counters changed
+  ASSERT_EQ(status.membership_events_size(), 2);
+  EXPECT_EQ(status.membership_events(1).kind(), ps::v1::MembershipEvent::LEFT);
+  EXPECT_EQ(status.membership_events(1).detail(), "1 data block returned");
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(2), Lease(2), response).ok());
+  EXPECT_EQ(response.block().block(), 0);
+  EXPECT_EQ(core->GetStatus().data_leases().blocks_reassigned(), 1);
 }
 
 TEST_F(ElasticParameterServerCoreTest, OtherServersServersWithoutMaxWorkersAndToolsAreRefused) {

@@ -90,6 +90,24 @@ std::vector<MetricFamily> ParameterServerMetrics::Collect() const {
   families.push_back(One("mobilenet_ps_live_workers",
                          "Members heard from within --worker_liveness_secs, not finished.", kGauge,
                          s.live_workers()));
+  const MembershipEventTotals events = core_->GetMembershipEventTotals();
+  families.push_back(MetricFamily{
+      "mobilenet_ps_membership_events_total",
+      "Members that joined (first heard from, or again after leaving), left (not heard from "
+      "for --worker_liveness_secs) or finished, as this server saw them.",
+      kCounter,
+      {Sample(events.joined, kCounter, {{"kind", "joined"}}),
+       Sample(events.left, kCounter, {{"kind", "left"}}),
+       Sample(events.finished, kCounter, {{"kind", "finished"}})}});
+  if (s.has_data_leases()) {
+    families.push_back(One("mobilenet_ps_data_blocks_completed",
+                           "Data blocks trained to completion (server 0, --max_workers).", kGauge,
+                           s.data_leases().blocks_completed()));
+    families.push_back(One("mobilenet_ps_data_blocks_reassigned_total",
+                           "Data blocks taken back from members that left or lost them "
+                           "(server 0, --max_workers).",
+                           kCounter, s.data_leases().blocks_reassigned()));
+  }
   if (s.sync_replicas()) {
     families.push_back(One("mobilenet_ps_sync_steps",
                            "Synchronous steps applied (server 0's step number).", kGauge,

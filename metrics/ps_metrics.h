@@ -24,6 +24,9 @@
 //   mobilenet_ps_sync_gradients_pending, mobilenet_ps_sync_waiting (0/1)       gauges,
 //   mobilenet_ps_sync_pushes_dropped_total, mobilenet_ps_sync_steps_incomplete_total
 //                                                     --sync_replicas only
+//   mobilenet_ps_membership_events_total{kind=joined|left|finished}
+//   mobilenet_ps_data_blocks_completed (gauge), mobilenet_ps_data_blocks_reassigned_total
+//                                                     server 0 with --max_workers only
 // Series without a value yet (no checkpoint, no evaluation, a worker never heard from) are
 // left out rather than reported as a made-up number.
 #ifndef MOBILENET_METRICS_PS_METRICS_H_

@@ -170,5 +170,43 @@ TEST_F(ParameterServerMetricsTest, ShowsCheckpointsAndTheChiefsEvaluation) {
   EXPECT_THAT(averaged, HasSubstr("mobilenet_ps_eval_average_loss 0.4\n"));
 }
 
+TEST_F(ParameterServerMetricsTest, CountsMembershipEventsAndServer0sDataBlocks) {
+  EXPECT_THAT(Scrape(), Not(HasSubstr("mobilenet_ps_data_blocks")));
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(plan_->fingerprint());
+  finish.set_worker_id(1);
+  ASSERT_TRUE(core_->Finish(Caller::Trusted(), finish).ok());
+  std::string text = Scrape();
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_membership_events_total{kind=\"joined\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_membership_events_total{kind=\"finished\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_membership_events_total{kind=\"left\"} 0\n"));
+
+  // Server 0 of an elastic cluster: its data blocks.
+  CoreOptions options;
+  options.num_workers = 2;
+  options.max_workers = 2;
+  ParameterShardConfig config;
+  config.learning_rate.examples_per_epoch = 100;
+  absl::StatusOr<std::unique_ptr<ParameterServerCore>> elastic =
+      ParameterServerCore::Create(*plan_, config, options);
+  ASSERT_TRUE(elastic.ok()) << elastic.status();
+  ps::v1::LeaseRequest lease;
+  lease.set_plan_fingerprint(plan_->fingerprint());
+  lease.set_worker_id(1);
+  lease.mutable_data()->set_num_examples(100);
+  lease.mutable_data()->set_blocks_per_epoch(4);
+  lease.mutable_data()->set_epochs(1);
+  ps::v1::LeaseResponse response;
+  ASSERT_TRUE((*elastic)->LeaseData(Caller::Trusted(), lease, response).ok());
+  *lease.add_completed() = response.block();
+  ASSERT_TRUE((*elastic)->LeaseData(Caller::Trusted(), lease, response).ok());
+  ASSERT_TRUE((*elastic)->Finish(Caller::Trusted(), finish).ok());  // its block returns
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, ParameterServerMetrics(elastic->get()).Collect());
+  text = out.str();
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_data_blocks_completed 1\n"));
+  EXPECT_THAT(text, HasSubstr("mobilenet_ps_data_blocks_reassigned_total 1\n"));
+}
+
 }  // namespace
 }  // namespace mobilenet

@@ -61,7 +61,7 @@ void WorkerMetrics::RecordStep(absl::Duration compute, absl::Duration pull_wait,
 
 void WorkerMetrics::RecordRetry(absl::string_view method, grpc::StatusCode code) {
   const bool known = method == "Pull" || method == "Push" || method == "GetStatus" ||
-                     method == "ReportEvaluation" || method == "Finish";
+                     method == "ReportEvaluation" || method == "Finish" || method == "LeaseData";
   retries_
       .Add({{"grpc_method", known ? std::string(method) : "unknown"},
             {"grpc_code", GrpcCodeLabel(code)}})

@@ -1,5 +1,7 @@
 #include "parameter_server/cluster_flags.h"
 
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -121,7 +123,7 @@ absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config) {
 
 namespace mobilenet {
 
-absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers) {
+absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers, int max_workers) {
   SyncReplicasConfig config;
   config.enabled = absl::GetFlag(FLAGS_sync_replicas);
   const double liveness = absl::GetFlag(FLAGS_worker_liveness_secs);
@@ -137,7 +139,10 @@ absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers) 
     }
     return config;
   }
-  absl::StatusOr<int> parsed = ParseReplicasToAggregate(n, num_workers);
+  // Elastic: N may count members that join later; by default, those of --worker_hosts.
+  absl::StatusOr<int> parsed =
+      n.empty() ? absl::StatusOr<int>(num_workers)
+                : ParseReplicasToAggregate(n, std::max(num_workers, max_workers));
   if (!parsed.ok()) return parsed.status();
   config.replicas_to_aggregate = *parsed;
   return config;

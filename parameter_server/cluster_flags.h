@@ -61,10 +61,13 @@ void ModelFromSharedFlags(MobileNetConfig& config);
 // naming --optimizer for an unknown optimizer; `config` is then unchanged.
 absl::Status ShardConfigFromSharedFlags(ParameterShardConfig& config);
 
-// --sync_replicas, --replicas_to_aggregate (for a cluster of `num_workers`) and
-// --worker_liveness_secs. InvalidArgument naming the flag: a liveness <= 0, an N out of
-// range, or --replicas_to_aggregate without --sync_replicas.
-absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers);
+// --sync_replicas, --replicas_to_aggregate (for a cluster of `num_workers`, or with
+// elastic workers of up to `max_workers` > 0 members: N at most that, and by default the
+// `num_workers` of --worker_hosts) and --worker_liveness_secs. InvalidArgument naming the
+// flag: a liveness <= 0, an N out of range, or --replicas_to_aggregate without
+// --sync_replicas.
+absl::StatusOr<SyncReplicasConfig> SyncReplicasFromSharedFlags(int num_workers,
+                                                               int max_workers = 0);
 
 // The most member slots --max_workers may ask for (each costs the servers a ledger record
 // and, under delay compensation or --sync_replicas, a model-sized buffer when used).

@@ -250,4 +250,14 @@ grpc::ServerUnaryReactor* ParameterService::Finish(grpc::CallbackServerContext* 
   return reactor;
 }
 
+grpc::ServerUnaryReactor* ParameterService::LeaseData(grpc::CallbackServerContext* context,
+                                                      const ps::v1::LeaseRequest* request,
+                                                      ps::v1::LeaseResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::StatusOr<Caller> caller = Identify(*context);
+  reactor->Finish(
+      ToGrpcStatus(caller.ok() ? core_->LeaseData(*caller, *request, *response) : caller.status()));
+  return reactor;
+}
+
 }  // namespace mobilenet

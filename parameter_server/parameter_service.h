@@ -51,6 +51,9 @@ class ParameterService final : public ps::v1::ParameterServer::WithRawCallbackMe
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
                                    const ps::v1::FinishRequest* request,
                                    ps::v1::FinishResponse* response) override;
+  grpc::ServerUnaryReactor* LeaseData(grpc::CallbackServerContext* context,
+                                      const ps::v1::LeaseRequest* request,
+                                      ps::v1::LeaseResponse* response) override;
 
  private:
   // The caller of the RPC of `context`; an UNAUTHENTICATED refusal is counted.

@@ -386,6 +386,20 @@ TEST_F(ParameterServiceTwoWorkersTest, FinishesWhenEveryWorkerHasFinished) {
   EXPECT_TRUE(core_->WaitForFinishWithTimeout(absl::Seconds(5)));
 }
 
+TEST_F(ParameterServiceTest, LeaseDataReachesTheCoreWhichRefusesItOnServer1) {
+  pb::LeaseRequest lease;
+  lease.set_plan_fingerprint(plan_->fingerprint());
+  lease.set_worker_id(3);
+  lease.mutable_data()->set_num_examples(100);
+  lease.mutable_data()->set_blocks_per_epoch(10);
+  lease.mutable_data()->set_epochs(1);
+  pb::LeaseResponse response;
+  auto context = Context();
+  const grpc::Status status = stub_->LeaseData(context.get(), lease, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(status.error_message(), HasSubstr("--max_workers"));
+}
+
 TEST_F(ParameterServiceTest, AMessageBeyondTheShardsLargestIsRefusedByTheTransport) {
   // The limit follows the plan: this shard's payload and a margin, not a flat 512 MiB.
   pb::PushRequest push = GoodPush(0.5f, 0, 1);

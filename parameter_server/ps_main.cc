@@ -136,6 +136,13 @@ int main(int argc, char** argv) {
   o.task_index = spec.task_index;
   o.num_ps = spec.num_ps();
   o.num_workers = spec.num_workers();  // the members: worker ids [0, num_workers)
+  absl::StatusOr<int> max_workers = MaxWorkersFromSharedFlags(spec.num_workers());
+  if (!max_workers.ok()) return Fail(std::string(max_workers.status().message()));
+  if (*max_workers > 0) {
+    // Elastic: the member slots are [0, --max_workers), whoever of them joins.
+    o.max_workers = *max_workers;
+    o.num_workers = *max_workers;
+  }
   o.bind_address = *bind;
   o.security = TransportSecurityFromFlags();
   o.health_address = absl::GetFlag(FLAGS_health_address);
@@ -145,7 +152,8 @@ int main(int argc, char** argv) {
 
   const absl::Status shared = ShardConfigFromSharedFlags(o.shard);
   if (!shared.ok()) return Fail(std::string(shared.message()));
-  absl::StatusOr<SyncReplicasConfig> sync = SyncReplicasFromSharedFlags(spec.num_workers());
+  absl::StatusOr<SyncReplicasConfig> sync =
+      SyncReplicasFromSharedFlags(spec.num_workers(), o.max_workers);
   if (!sync.ok()) return Fail(std::string(sync.status().message()));
   o.sync = *sync;
   auto policy = ParseStalenessPolicy(absl::GetFlag(FLAGS_staleness_policy));

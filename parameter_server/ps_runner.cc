@@ -42,6 +42,7 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
   CoreOptions core_options;
   core_options.shard_index = o.task_index;
   core_options.num_workers = o.num_workers;
+  core_options.max_workers = o.max_workers;
   core_options.sync = o.sync;
   const bool loopback = IsLoopbackAddress(o.bind_address);
   core_options.insecure = !loopback && !o.security.enabled();
@@ -49,6 +50,12 @@ absl::StatusOr<std::unique_ptr<ParameterServerRunner>> ParameterServerRunner::St
                                         ? o.security.Describe()
                                         : (loopback ? "none (loopback only)" : "none (--insecure)");
   ASSIGN_OR_RETURN(runner->core_, ParameterServerCore::Create(p, o.shard, core_options));
+  if (o.max_workers > 0) {
+    runner->Log(
+        absl::StrFormat("elastic workers: up to %d members, gone after %.0f s without contact%s",
+                        o.max_workers, absl::ToDoubleSeconds(o.sync.worker_liveness),
+                        o.task_index == 0 ? "; this server leases the training data" : ""));
+  }
   runner->Log(absl::StrFormat(
       "model %s, %d parameter server(s) (plan %s): this one holds %d slices, %.2f MB",
       p.model(), p.num_shards(), FormatFingerprint(p.fingerprint()),

@@ -40,6 +40,9 @@ struct ParameterServerRunnerOptions {
   int task_index = 0;            // this server's place in the plan, in [0, num_ps)
   int num_ps = 1;
   int num_workers = 1;           // members of the cluster (--worker_hosts), >= 1
+  // --max_workers: elastic workers with that many member slots (num_workers equals it);
+  // 0: off, the members are --worker_hosts.
+  int max_workers = 0;
   std::string bind_address;      // "host:port" exactly as to listen on (port 0: any free)
   // How callers are identified (checked: see CheckTransportSecurity and
   // CheckListeningAllowed: beyond loopback, security or `insecure` is required).

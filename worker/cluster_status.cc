@@ -83,7 +83,47 @@ std::string Fingerprint(uint64_t fingerprint) { return absl::StrFormat("%016x", 
 
 std::string Percent(double fraction) { return absl::StrFormat("%.2f%%", 100 * fraction); }
 
+const char* EventVerb(ps::v1::MembershipEvent::Kind kind) {
+  switch (kind) {
+    case ps::v1::MembershipEvent::JOINED:
+      return "joined";
+    case ps::v1::MembershipEvent::LEFT:
+      return "left";
+    case ps::v1::MembershipEvent::FINISHED:
+      return "finished";
+    default:
+      return "changed";
+  }
+}
+
+// Membership events shown in the text: the latest of server 0's.
+constexpr int kEventsShown = 5;
+
 }  // namespace
+
+std::string FormatDataLeases(const ps::v1::DataLeaseStatus& leases) {
+  if (!leases.has_data()) return "data: no worker has asked for data yet";
+  std::vector<std::string> held;
+  for (const ps::v1::DataLeaseStatus::Held& h : leases.held()) {
+    held.push_back(absl::StrFormat("worker %d: e%d b%d %s", h.worker_id(), h.block().epoch(),
+                                   h.block().block(), FormatDuration(h.seconds_held())));
+  }
+  return absl::StrFormat(
+      "data: epoch %d of %d, %d/%d blocks trained, %d leased%s, %d returned, %d reassigned%s",
+      leases.epoch(), leases.data().epochs(), leases.blocks_completed(), leases.blocks_total(),
+      leases.held_size(), held.empty() ? "" : absl::StrCat(" (", absl::StrJoin(held, ", "), ")"),
+      leases.blocks_returned(), leases.blocks_reassigned(),
+      leases.late_completions() > 0
+          ? absl::StrFormat(", %d completed late", leases.late_completions())
+          : "");
+}
+
+std::string FormatMembershipEvent(const ps::v1::MembershipEvent& event, absl::TimeZone zone) {
+  const absl::Time when = absl::UnixEpoch() + absl::Seconds(event.unix_seconds());
+  return absl::StrFormat("worker %d %s %s%s", event.worker_id(), EventVerb(event.kind()),
+                         absl::FormatTime("%H:%M:%S", when, zone),
+                         event.detail().empty() ? "" : absl::StrCat(" (", event.detail(), ")"));
+}
 
 std::string FormatBytes(int64_t bytes) {
   const double b = static_cast<double>(bytes);
@@ -200,6 +240,21 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
                                        : absl::StrCat("N = ", r.replicas_to_aggregate()),
         r.sync_pushes_dropped(), r.live_workers());
     if (!r.sync_waiting().empty()) absl::StrAppend(&out, "  WAITING: ", r.sync_waiting(), "\n");
+  }
+  for (const ParameterServerReport& report : reports) {
+    // Server 0 leases the data and sees every member.
+    if (!report.status.ok() || report.status->max_workers() <= 0 ||
+        report.status->shard_index() != 0) {
+      continue;
+    }
+    const ps::v1::StatusResponse& r = *report.status;
+    absl::StrAppendFormat(&out, "Elastic workers: up to %d, %d live\n  %s\n", r.max_workers(),
+                          r.live_workers(), FormatDataLeases(r.data_leases()));
+    const int events = r.membership_events_size();
+    for (int i = std::max(0, events - kEventsShown); i < events; ++i) {
+      absl::StrAppend(&out, "  ",
+                      FormatMembershipEvent(r.membership_events(i), absl::LocalTimeZone()), "\n");
+    }
   }
   if (s.finishing) {
     out += "Training has ended; the servers are shutting down.\n";
@@ -324,6 +379,39 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
                                     {"examples", absl::StrCat(w.examples())},
                                     {"finished", JsonBool(w.finished())}}));
     }
+    std::vector<std::string> events;
+    for (const ps::v1::MembershipEvent& e : r.membership_events()) {
+      events.push_back(JsonObject({{"unix_seconds", JsonNumber(e.unix_seconds())},
+                                   {"worker_id", absl::StrCat(e.worker_id())},
+                                   {"kind", JsonString(EventVerb(e.kind()))},
+                                   {"detail", JsonString(e.detail())}}));
+    }
+    std::string leases = "null";
+    if (r.has_data_leases()) {
+      const ps::v1::DataLeaseStatus& d = r.data_leases();
+      std::vector<std::string> held;
+      for (const ps::v1::DataLeaseStatus::Held& h : d.held()) {
+        held.push_back(JsonObject({{"worker_id", absl::StrCat(h.worker_id())},
+                                   {"epoch", absl::StrCat(h.block().epoch())},
+                                   {"block", absl::StrCat(h.block().block())},
+                                   {"seconds_held", JsonNumber(h.seconds_held())}}));
+      }
+      const std::string plan =
+          d.has_data()
+              ? JsonObject({{"num_examples", absl::StrCat(d.data().num_examples())},
+                            {"blocks_per_epoch", absl::StrCat(d.data().blocks_per_epoch())},
+                            {"epochs", absl::StrCat(d.data().epochs())},
+                            {"seed", absl::StrCat(d.data().seed())}})
+              : "null";
+      leases = JsonObject({{"plan", plan},
+                           {"epoch", absl::StrCat(d.epoch())},
+                           {"blocks_completed", absl::StrCat(d.blocks_completed())},
+                           {"blocks_total", absl::StrCat(d.blocks_total())},
+                           {"held", JsonArray(held)},
+                           {"blocks_returned", absl::StrCat(d.blocks_returned())},
+                           {"blocks_reassigned", absl::StrCat(d.blocks_reassigned())},
+                           {"late_completions", absl::StrCat(d.late_completions())}});
+    }
     std::string checkpoint = "null";
     if (r.last_checkpoint_unix_seconds() > 0) {
       checkpoint = JsonObject({{"unix_seconds", JsonNumber(r.last_checkpoint_unix_seconds())},
@@ -368,6 +456,9 @@ std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& re
         {"workers", JsonArray(workers)},
         {"finishing", JsonBool(r.finishing())},
         {"live_workers", absl::StrCat(r.live_workers())},
+        {"max_workers", absl::StrCat(r.max_workers())},
+        {"data_leases", leases},
+        {"membership_events", JsonArray(events)},
         {"sync", r.sync_replicas()
                      ? JsonObject({
                            {"replicas_to_aggregate", absl::StrCat(r.replicas_to_aggregate())},

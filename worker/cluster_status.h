@@ -74,6 +74,12 @@ std::string FormatClusterStatusText(const std::vector<ParameterServerReport>& re
 std::string FormatClusterStatusJson(const std::vector<ParameterServerReport>& reports,
                                     absl::Time now);
 
+// Server 0's data leases on one line: "data: epoch 3 of 10, 143/600 blocks trained, 2
+// leased (worker 0: e3 b17 4s, ...), 0 returned, 3 reassigned".
+std::string FormatDataLeases(const ps::v1::DataLeaseStatus& leases);
+// "worker 2 left 12:04:10 (2 data blocks returned)", the time of day in `zone`.
+std::string FormatMembershipEvent(const ps::v1::MembershipEvent& event, absl::TimeZone zone);
+
 // "1.5 KB", "17.2 MB", "3.1 GB" (powers of 1024).
 std::string FormatBytes(int64_t bytes);
 

@@ -1,5 +1,7 @@
 #include "worker/cluster_status.h"
 
+#include <tuple>
+
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -299,6 +301,96 @@ TEST(FormatClusterStatusTest, ShowsTheWeightAverageWhenEvaluated) {
                 .at("weight_average")
                 .kind_case(),
             google::protobuf::Value::kNullValue);
+}
+
+// Server 0 of an elastic cluster with two blocks leased and worker 2 gone.
+std::vector<ParameterServerReport> ElasticServers() {
+  std::vector<ParameterServerReport> reports = TwoServers();
+  for (ParameterServerReport& report : reports) report.status->set_max_workers(8);
+  ps::v1::StatusResponse& r = *reports[0].status;
+  r.set_live_workers(2);
+  ps::v1::DataLeaseStatus& d = *r.mutable_data_leases();
+  d.mutable_data()->set_num_examples(60000);
+  d.mutable_data()->set_blocks_per_epoch(60);
+  d.mutable_data()->set_epochs(10);
+  d.mutable_data()->set_seed(7);
+  d.set_epoch(3);
+  d.set_blocks_completed(143);
+  d.set_blocks_total(600);
+  for (const auto& [worker, block, seconds] :
+       {std::make_tuple(0, 17, 4.0), std::make_tuple(4, 18, 1.0)}) {
+    ps::v1::DataLeaseStatus::Held* held = d.add_held();
+    held->set_worker_id(worker);
+    held->mutable_block()->set_epoch(3);
+    held->mutable_block()->set_block(block);
+    held->set_seconds_held(seconds);
+  }
+  d.set_blocks_reassigned(3);
+  for (int i = 0; i < 7; ++i) {
+    ps::v1::MembershipEvent* e = r.add_membership_events();
+    e->set_unix_seconds(Unix(kNow) - 100 + i);
+    e->set_worker_id(i);
+    e->set_kind(ps::v1::MembershipEvent::JOINED);
+  }
+  ps::v1::MembershipEvent* left = r.add_membership_events();
+  left->set_unix_seconds(Unix(kNow) - 10);
+  left->set_worker_id(2);
+  left->set_kind(ps::v1::MembershipEvent::LEFT);
+  left->set_detail("2 data blocks returned");
+  return reports;
+}
+
+TEST(FormatClusterStatusTextTest, ShowsServer0sDataLeasesAndTheLatestMembershipEvents) {
+  const std::string text = FormatClusterStatusText(ElasticServers(), kNow);
+  EXPECT_THAT(text, HasSubstr("Elastic workers: up to 8, 2 live\n"));
+  EXPECT_THAT(text, HasSubstr("data: epoch 3 of 10, 143/600 blocks trained, 2 leased (worker 0: "
+                              "e3 b17 4s, worker 4: e3 b18 1s), 0 returned, 3 reassigned\n"));
+  const std::string left =
+      absl::FormatTime("%H:%M:%S", kNow - absl::Seconds(10), absl::LocalTimeZone());
+  EXPECT_THAT(text,
+              HasSubstr(absl::StrCat("  worker 2 left ", left, " (2 data blocks returned)\n")));
+  EXPECT_THAT(text, HasSubstr("  worker 6 joined "));
+  EXPECT_THAT(text, HasSubstr("  worker 3 joined "));
+  EXPECT_THAT(text, Not(HasSubstr("worker 2 joined")));  // only the latest 5
+  EXPECT_THAT(FormatClusterStatusText(TwoServers(), kNow), Not(HasSubstr("Elastic")));
+}
+
+TEST(FormatClusterStatusTextTest, FormatsEventsAndLeasesWithoutAPlan) {
+  ps::v1::MembershipEvent e;
+  e.set_unix_seconds(
+      Unix(absl::FromCivil(absl::CivilSecond(2026, 1, 2, 12, 3, 5), absl::UTCTimeZone())));
+  e.set_worker_id(4);
+  e.set_kind(ps::v1::MembershipEvent::FINISHED);
+  EXPECT_EQ(FormatMembershipEvent(e, absl::UTCTimeZone()), "worker 4 finished 12:03:05");
+  EXPECT_EQ(FormatDataLeases(ps::v1::DataLeaseStatus()), "data: no worker has asked for data yet");
+}
+
+TEST(FormatClusterStatusJsonTest, IncludesDataLeasesAndMembershipEvents) {
+  const std::string json = FormatClusterStatusJson(ElasticServers(), kNow);
+  google::protobuf::Struct root;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &root).ok()) << json;
+  const auto& servers = root.fields().at("parameter_servers").list_value().values();
+  const auto& ps0 = servers[0].struct_value().fields();
+  EXPECT_EQ(ps0.at("max_workers").number_value(), 8);
+  const auto& leases = ps0.at("data_leases").struct_value().fields();
+  EXPECT_EQ(leases.at("blocks_completed").number_value(), 143);
+  EXPECT_EQ(leases.at("plan").struct_value().fields().at("epochs").number_value(), 10);
+  ASSERT_EQ(leases.at("held").list_value().values_size(), 2);
+  EXPECT_EQ(leases.at("held")
+                .list_value()
+                .values(1)
+                .struct_value()
+                .fields()
+                .at("worker_id")
+                .number_value(),
+            4);
+  const auto& events = ps0.at("membership_events").list_value().values();
+  ASSERT_EQ(events.size(), 8);
+  EXPECT_EQ(events[7].struct_value().fields().at("kind").string_value(), "left");
+  EXPECT_EQ(events[7].struct_value().fields().at("detail").string_value(),
+            "2 data blocks returned");
+  const auto& ps1 = servers[1].struct_value().fields();
+  EXPECT_EQ(ps1.at("data_leases").kind_case(), google::protobuf::Value::kNullValue);
 }
 
 TEST(FormatBytesTest, UsesBinaryUnits) {

@@ -52,15 +52,86 @@ absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
   }
   const absl::Status names = CheckClassNames(state.class_names, /*num_classes=*/-1);
   if (!names.ok()) return absl::InvalidArgumentError(absl::StrCat("ledger: ", names.message()));
+  if (state.data_leases.has_value()) return CheckDataLeaseState(*state.data_leases);
   return absl::OkStatus();
 }
 
-ClusterLedger::ClusterLedger(int num_workers, int remembered_receipts)
-    : num_workers_(num_workers), remembered_receipts_(remembered_receipts) {
+ClusterLedger::ClusterLedger(int num_workers, int remembered_receipts, absl::Duration liveness)
+    : num_workers_(num_workers), remembered_receipts_(remembered_receipts), liveness_(liveness) {
   MOBILENET_CHECK(num_workers >= 1);
   MOBILENET_CHECK(remembered_receipts >= 1);
+  MOBILENET_CHECK(liveness > absl::ZeroDuration());
   absl::MutexLock lock(&mu_);
   members_.resize(num_workers);
+  present_.assign(num_workers, false);
+}
+
+void ClusterLedger::RecordEventLocked(absl::Time when, int32_t worker_id,
+                                      ps::v1::MembershipEvent::Kind kind) const {
+  ps::v1::MembershipEvent& event = events_.emplace_back();
+  event.set_unix_seconds(absl::ToDoubleSeconds(when - absl::UnixEpoch()));
+  event.set_worker_id(worker_id);
+  event.set_kind(kind);
+  switch (kind) {
+    case ps::v1::MembershipEvent::JOINED:
+      ++event_totals_.joined;
+      break;
+    case ps::v1::MembershipEvent::LEFT:
+      ++event_totals_.left;
+      break;
+    case ps::v1::MembershipEvent::FINISHED:
+      ++event_totals_.finished;
+      break;
+    default:
+      break;
+  }
+  while (static_cast<int>(events_.size()) > kMaxMembershipEvents) events_.pop_front();
+}
+
+void ClusterLedger::NoteDeparturesLocked(absl::Time now) const {
+  for (int id = 0; id < num_workers_; ++id) {
+    const absl::Time last_seen = members_[id].last_seen;
+    if (!present_[id] || last_seen == absl::InfinitePast() || now - last_seen < liveness_) {
+      continue;
+    }
+    present_[id] = false;
+    RecordEventLocked(last_seen + liveness_, id, ps::v1::MembershipEvent::LEFT);
+  }
+}
+
+void ClusterLedger::SeenLocked(int32_t worker_id, absl::Time now) {
+  // Gone quiet since its last contact: it left before it came back.
+  NoteDeparturesLocked(now);
+  members_[worker_id].last_seen = now;
+  if (!present_[worker_id]) {
+    present_[worker_id] = true;
+    RecordEventLocked(now, worker_id, ps::v1::MembershipEvent::JOINED);
+  }
+}
+
+void ClusterLedger::NoteDepartures(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  NoteDeparturesLocked(now);
+}
+
+void ClusterLedger::SetLatestEventDetail(int32_t worker_id, const std::string& detail) const {
+  absl::MutexLock lock(&mu_);
+  for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
+    if (it->worker_id() != worker_id) continue;
+    it->set_detail(detail);
+    return;
+  }
+}
+
+MembershipEventTotals ClusterLedger::membership_event_totals(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  NoteDeparturesLocked(now);
+  return event_totals_;
+}
+
+std::vector<ps::v1::MembershipEvent> ClusterLedger::MembershipEvents() const {
+  absl::MutexLock lock(&mu_);
+  return std::vector<ps::v1::MembershipEvent>(events_.begin(), events_.end());
 }
 
 std::optional<PushReceipt> ClusterLedger::FindReceipt(int32_t worker_id,
@@ -84,7 +155,8 @@ void ClusterLedger::RecordPush(int32_t worker_id, uint64_t request_id,
   member.progress.reported_steps = reported_steps;
   member.progress.finished = false;
   member.images_per_sec = images_per_sec;
-  member.last_seen = member.last_push = now;
+  SeenLocked(worker_id, now);
+  member.last_push = now;
   member.receipt_order.push_back(request_id);
   member.receipts[request_id] = receipt;
   if (static_cast<int>(member.receipt_order.size()) > remembered_receipts_) {
@@ -102,14 +174,17 @@ void ClusterLedger::RecordShareDone(int32_t worker_id, bool done) {
 void ClusterLedger::RecordContact(int32_t worker_id, absl::Time now) {
   MOBILENET_CHECK(IsMember(worker_id));
   absl::MutexLock lock(&mu_);
-  members_[worker_id].last_seen = now;
+  SeenLocked(worker_id, now);
 }
 
 bool ClusterLedger::RecordFinish(int32_t worker_id, bool training_complete, absl::Time now) {
   MOBILENET_CHECK(IsMember(worker_id));
   absl::MutexLock lock(&mu_);
-  members_[worker_id].last_seen = now;
+  SeenLocked(worker_id, now);
   members_[worker_id].progress.finished = true;
+  // Finished, not present: heard from again, it joins again.
+  present_[worker_id] = false;
+  RecordEventLocked(now, worker_id, ps::v1::MembershipEvent::FINISHED);
   if (training_complete) {
     training_complete_ = true;
     return true;
@@ -165,6 +240,7 @@ void ClusterLedger::SetSyncSteps(int64_t steps) {
 std::vector<MemberLiveness> ClusterLedger::Liveness(absl::Time now) const {
   std::vector<MemberLiveness> members;
   absl::MutexLock lock(&mu_);
+  NoteDeparturesLocked(now);
   for (int id = 0; id < num_workers_; ++id) {
     const Member& member = members_[id];
     MemberLiveness& liveness = members.emplace_back();
@@ -194,6 +270,7 @@ absl::Status ClusterLedger::Restore(const LedgerState& state) {
   for (int i = 0; i < num_workers_; ++i) {
     members_[i] = Member();
     members_[i].progress = mapped.workers[i];
+    present_[i] = false;
   }
   unattributed_pushes_ = mapped.unattributed_pushes;
   unattributed_examples_ = mapped.unattributed_examples;
@@ -223,6 +300,8 @@ void ClusterLedger::FillStatus(absl::Time now, ps::v1::StatusResponse& status) c
     return then == absl::InfinitePast() ? -1.0 : absl::ToDoubleSeconds(now - then);
   };
   absl::MutexLock lock(&mu_);
+  NoteDeparturesLocked(now);
+  for (const ps::v1::MembershipEvent& event : events_) *status.add_membership_events() = event;
   status.set_num_workers(num_workers_);
   for (int id = 0; id < num_workers_; ++id) {
     const Member& member = members_[id];

@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "mobilenet/ps/v1/parameter_server.pb.h"
+#include "parameter_server/core/data_leases.h"
 #include "parameter_server/core/sync_replicas.h"
 
 namespace mobilenet {
@@ -63,6 +64,19 @@ struct LedgerState {
   std::vector<std::string> class_names;
   // --sync_replicas: synchronous steps applied (server 0's step number); >= 0.
   int64_t sync_steps = 0;
+  // --max_workers, server 0: its data leases (data_leases.h); none before the first lease
+  // or elsewhere. Kept here for checkpoints; the core restores them, not the ledger.
+  std::optional<DataLeaseState> data_leases;
+};
+
+// Membership events a ledger keeps (the latest; older ones are dropped).
+inline constexpr int kMaxMembershipEvents = 64;
+
+// Membership events recorded since the server started, dropped ones included.
+struct MembershipEventTotals {
+  int64_t joined = 0;
+  int64_t left = 0;
+  int64_t finished = 0;
 };
 
 // What a remembered push answered, repeated for a retry.
@@ -76,8 +90,10 @@ struct PushReceipt {
 class ClusterLedger {
  public:
   // A ledger for workers [0, num_workers) (>= 1), remembering each one's last
-  // `remembered_receipts` (>= 1) push receipts. Both checked.
-  ClusterLedger(int num_workers, int remembered_receipts);
+  // `remembered_receipts` (>= 1) push receipts; a member not heard from for `liveness`
+  // (> 0) has left. All checked.
+  ClusterLedger(int num_workers, int remembered_receipts,
+                absl::Duration liveness = absl::Seconds(30));
 
   int num_workers() const { return num_workers_; }
   bool IsMember(int64_t worker_id) const { return worker_id >= 0 && worker_id < num_workers_; }
@@ -91,7 +107,8 @@ class ClusterLedger {
                   int64_t examples, int64_t reported_steps, double images_per_sec,
                   absl::Time now);
 
-  // Notes that member `worker_id` was heard from.
+  // Notes that member `worker_id` was heard from (a JOINED event when it was not present:
+  // first heard from, or again after it left or finished).
   void RecordContact(int32_t worker_id, absl::Time now);
   // Notes that member `worker_id`'s share of this run is done (PushRequest.last_of_share)
   // or not (a later push without it: a restarted worker). Not checkpointed.
@@ -128,10 +145,25 @@ class ClusterLedger {
   int64_t sync_steps() const;
   void SetSyncSteps(int64_t steps);
 
-  // Each member's liveness and whether it finished, in id order (sync_replicas.h).
+  // Each member's liveness and whether it finished, in id order (sync_replicas.h). Notes
+  // departures first (see NoteDepartures).
   std::vector<MemberLiveness> Liveness(absl::Time now) const;
 
-  // Adds one WorkerStatus per member (in id order) and the ledger's fields to `status`.
+  // Records a LEFT event (at its last contact plus the liveness) for each present member
+  // not heard from within the liveness by `now`. Departures are noticed lazily: by this,
+  // Liveness and FillStatus.
+  void NoteDepartures(absl::Time now) const;
+  // Sets the detail of member `worker_id`'s latest event (e.g. "2 data blocks returned");
+  // nothing when it has none among those kept.
+  void SetLatestEventDetail(int32_t worker_id, const std::string& detail) const;
+  // The membership events kept, oldest first (at most kMaxMembershipEvents). Not
+  // checkpointed.
+  std::vector<ps::v1::MembershipEvent> MembershipEvents() const;
+  // Notes departures first, like MembershipEvents.
+  MembershipEventTotals membership_event_totals(absl::Time now) const;
+
+  // Adds one WorkerStatus per member (in id order), the membership events and the
+  // ledger's fields to `status`.
   void FillStatus(absl::Time now, ps::v1::StatusResponse& status) const;
 
  private:
@@ -145,11 +177,24 @@ class ClusterLedger {
     absl::flat_hash_map<uint64_t, PushReceipt> receipts;
   };
 
+  void RecordEventLocked(absl::Time when, int32_t worker_id,
+                         ps::v1::MembershipEvent::Kind kind) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NoteDeparturesLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks `member` heard from at `now`, joining when it was not present.
+  void SeenLocked(int32_t worker_id, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const int num_workers_;
   const int remembered_receipts_;
+  const absl::Duration liveness_;
 
   mutable absl::Mutex mu_;
   std::vector<Member> members_ ABSL_GUARDED_BY(mu_);
+  // Per member: joined and has neither left nor finished since. Mutable, like the events:
+  // a departure comes with the clock alone and is noticed when read.
+  mutable std::vector<bool> present_ ABSL_GUARDED_BY(mu_);
+  mutable std::deque<ps::v1::MembershipEvent> events_ ABSL_GUARDED_BY(mu_);
+  mutable MembershipEventTotals event_totals_ ABSL_GUARDED_BY(mu_);
   int64_t unattributed_pushes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t unattributed_examples_ ABSL_GUARDED_BY(mu_) = 0;
   bool training_complete_ ABSL_GUARDED_BY(mu_) = false;

@@ -157,5 +157,60 @@ TEST(ClusterLedgerTest, ImpossibleStatesAreRefusedAndChangeNothing) {
   EXPECT_EQ(ledger.total_examples(), 8);
 }
 
+TEST(ClusterLedgerTest, MembershipEventsJoinLeaveFinishAndJoinAgain) {
+  ClusterLedger ledger(3, 4, absl::Seconds(10));
+  ledger.RecordContact(1, kStart);
+  ledger.RecordContact(1, kStart + absl::Seconds(5));  // still present: no event
+  ledger.RecordContact(2, kStart + absl::Seconds(6));
+  ledger.RecordFinish(2, false, kStart + absl::Seconds(7));
+  // Worker 1 last heard from at +5: it left at +15, noticed when read at +20.
+  ledger.NoteDepartures(kStart + absl::Seconds(20));
+  ledger.SetLatestEventDetail(1, "2 data blocks returned");
+  ledger.RecordContact(1, kStart + absl::Seconds(30));
+  const ps::v1::StatusResponse status = StatusAt(ledger, kStart + absl::Seconds(31));
+  using Kind = ps::v1::MembershipEvent;
+  ASSERT_EQ(status.membership_events_size(), 5);
+  const auto expect = [&](int i, int worker, Kind::Kind kind, double seconds) {
+    const ps::v1::MembershipEvent& e = status.membership_events(i);
+    EXPECT_EQ(e.worker_id(), worker) << i;
+    EXPECT_EQ(e.kind(), kind) << i;
+    EXPECT_DOUBLE_EQ(e.unix_seconds(), 1000 + seconds) << i;
+  };
+  expect(0, 1, Kind::JOINED, 0);
+  expect(1, 2, Kind::JOINED, 6);
+  expect(2, 2, Kind::FINISHED, 7);
+  expect(3, 1, Kind::LEFT, 15);
+  expect(4, 1, Kind::JOINED, 30);
+  EXPECT_EQ(status.membership_events(3).detail(), "2 data blocks returned");
+  // A finished member is not present: it does not leave, and joins again when heard from.
+  EXPECT_EQ(ledger.MembershipEvents().size(), 5u);
+}
+
+TEST(ClusterLedgerTest, MembershipEventsKeepTheLatest64) {
+  ClusterLedger ledger(1, 4, absl::Seconds(1));
+  for (int i = 0; i < 40; ++i) {
+    ledger.RecordContact(0, kStart + absl::Seconds(10 * i));  // each one after a departure
+  }
+  const std::vector<ps::v1::MembershipEvent> events = ledger.MembershipEvents();
+  ASSERT_EQ(events.size(), static_cast<size_t>(kMaxMembershipEvents));
+  // 40 joins and 39 departures: the oldest 15 dropped, the latest kept.
+  EXPECT_EQ(events.back().kind(), ps::v1::MembershipEvent::JOINED);
+  EXPECT_DOUBLE_EQ(events.back().unix_seconds(), 1000 + 390);
+  EXPECT_EQ(events.front().kind(), ps::v1::MembershipEvent::LEFT);
+}
+
+TEST(ClusterLedgerTest, LivenessNoticesDeparturesAndRestoreForgetsPresence) {
+  ClusterLedger ledger(2, 4, absl::Seconds(10));
+  ledger.RecordContact(0, kStart);
+  ledger.Liveness(kStart + absl::Seconds(11));
+  ASSERT_EQ(ledger.MembershipEvents().size(), 2u);
+  EXPECT_EQ(ledger.MembershipEvents()[1].kind(), ps::v1::MembershipEvent::LEFT);
+  ledger.RecordContact(1, kStart);
+  ASSERT_TRUE(ledger.Restore(ledger.Export()).ok());
+  ledger.RecordContact(1, kStart + absl::Seconds(1));  // joins again after the restore
+  EXPECT_EQ(ledger.MembershipEvents().back().kind(), ps::v1::MembershipEvent::JOINED);
+  EXPECT_EQ(ledger.MembershipEvents().size(), 4u);
+}
+
 }  // namespace
 }  // namespace mobilenet

@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/checkpoint_series.h"
@@ -165,6 +168,69 @@ std::string WorkerKey(size_t worker, const char* field) {
   return absl::StrCat("ledger.worker.", worker, ".", field);
 }
 
+// Server 0's data leases (elastic workers): counters "leases.*" and metadata
+// "leases.open_blocks", the global indices of the blocks not completed below next_block,
+// comma-separated and ascending. Absent: no plan was fixed.
+constexpr char kLeasesNextBlock[] = "leases.next_block";
+constexpr char kLeasesOpenBlocks[] = "leases.open_blocks";
+
+void PutDataLeases(const DataLeaseState& leases, Checkpoint* checkpoint) {
+  auto& counters = checkpoint->counters;
+  counters["leases.num_examples"] = leases.plan.num_examples();
+  counters["leases.blocks_per_epoch"] = leases.plan.blocks_per_epoch();
+  counters["leases.epochs"] = leases.plan.epochs();
+  // The seed's 64 bits, as the counter's.
+  counters["leases.seed"] = static_cast<int64_t>(leases.plan.seed());
+  counters[kLeasesNextBlock] = leases.next_block;
+  counters["leases.reassigned"] = leases.blocks_reassigned;
+  counters["leases.late_completions"] = leases.late_completions;
+  checkpoint->metadata[kLeasesOpenBlocks] = absl::StrJoin(leases.open_blocks, ",");
+}
+
+absl::StatusOr<std::optional<DataLeaseState>> GetDataLeases(const Checkpoint& checkpoint,
+                                                            const std::string& path) {
+  const auto& counters = checkpoint.counters;
+  if (counters.count(kLeasesNextBlock) == 0) return std::optional<DataLeaseState>();
+  auto counter = [&](const std::string& key) -> absl::StatusOr<int64_t> {
+    auto it = counters.find(key);
+    if (it == counters.end()) return MissingKey(path, key);
+    return it->second;
+  };
+  auto int32_counter = [&](const std::string& key) -> absl::StatusOr<int32_t> {
+    ASSIGN_OR_RETURN(const int64_t value, counter(key));
+    if (value < 0 || value > std::numeric_limits<int32_t>::max()) {
+      return BadValue(path, key, absl::StrCat(value));
+    }
+    return static_cast<int32_t>(value);
+  };
+  DataLeaseState leases;
+  ASSIGN_OR_RETURN(const int64_t num_examples, counter("leases.num_examples"));
+  leases.plan.set_num_examples(num_examples);
+  ASSIGN_OR_RETURN(const int32_t blocks_per_epoch, int32_counter("leases.blocks_per_epoch"));
+  leases.plan.set_blocks_per_epoch(blocks_per_epoch);
+  ASSIGN_OR_RETURN(const int32_t epochs, int32_counter("leases.epochs"));
+  leases.plan.set_epochs(epochs);
+  ASSIGN_OR_RETURN(const int64_t seed, counter("leases.seed"));
+  leases.plan.set_seed(static_cast<uint64_t>(seed));
+  ASSIGN_OR_RETURN(leases.next_block, counter(kLeasesNextBlock));
+  ASSIGN_OR_RETURN(leases.blocks_reassigned, counter("leases.reassigned"));
+  ASSIGN_OR_RETURN(leases.late_completions, counter("leases.late_completions"));
+  ASSIGN_OR_RETURN(const std::string open, GetKey(checkpoint, path, kLeasesOpenBlocks));
+  if (!open.empty()) {
+    for (absl::string_view piece : absl::StrSplit(open, ',')) {
+      int64_t block = 0;
+      if (!absl::SimpleAtoi(piece, &block) || piece.empty() || piece[0] == '+' || piece[0] == ' ' ||
+          piece.back() == ' ') {
+        return BadValue(path, kLeasesOpenBlocks, open);
+      }
+      leases.open_blocks.push_back(block);
+    }
+  }
+  const absl::Status valid = CheckDataLeaseState(leases);
+  if (!valid.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", valid.message()));
+  return std::optional<DataLeaseState>(std::move(leases));
+}
+
 }  // namespace
 
 void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
@@ -197,12 +263,14 @@ void PutLedger(const LedgerState& ledger, Checkpoint* checkpoint) {
           absl::StrFormat("%.17g", ledger.evaluation->average_loss);
     }
   }
+  if (ledger.data_leases.has_value()) PutDataLeases(*ledger.data_leases, checkpoint);
 }
 
 absl::StatusOr<LedgerState> GetLedger(const Checkpoint& checkpoint, const std::string& path,
                                       int64_t version, int64_t examples_seen) {
   LedgerState ledger;
   ASSIGN_OR_RETURN(ledger.class_names, GetClassNames(checkpoint, path, /*num_classes=*/-1));
+  ASSIGN_OR_RETURN(ledger.data_leases, GetDataLeases(checkpoint, path));
   const auto& counters = checkpoint.counters;
   auto workers = counters.find(kLedgerWorkers);
   if (workers == counters.end()) {

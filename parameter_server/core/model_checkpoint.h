@@ -9,7 +9,9 @@
 // A parameter server's ledger (cluster_ledger.h) is stored as counters "ledger.*" and
 // "evaluation.*"; a checkpoint without them (written before they existed) restores with
 // all its progress unattributed. The class names the chief reported, when known, are
-// metadata "class_names", one per line (common/class_names.h).
+// metadata "class_names", one per line (common/class_names.h). Server 0's data leases
+// (elastic workers, data_leases.h) are counters "leases.*" and metadata
+// "leases.open_blocks" (comma-separated global block indices); none: no plan fixed yet.
 #ifndef MOBILENET_PARAMETER_SERVER_CORE_MODEL_CHECKPOINT_H_
 #define MOBILENET_PARAMETER_SERVER_CORE_MODEL_CHECKPOINT_H_
 

@@ -8,6 +8,7 @@
 
 #include "common/checkpoint_series.h"
 #include "common/class_names.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "model/mobilenet_v1.h"
 
@@ -265,6 +266,69 @@ TEST_F(ModelCheckpointTest, TheLedgerRoundTripsAndAnOldCheckpointHasItUnattribut
   EXPECT_TRUE(old->workers.empty());
   EXPECT_EQ(old->unattributed_pushes, 12);
   EXPECT_EQ(old->unattributed_examples, 768);
+}
+
+TEST_F(ModelCheckpointTest, DataLeasesRoundTripAndCorruptOnesAreRefusedNamingTheKey) {
+  LedgerState ledger;
+  ledger.workers = {{0, 0, 0, false}};
+  Checkpoint without;
+  PutLedger(ledger, &without);
+  absl::StatusOr<LedgerState> none = GetLedger(without, "x.mnck", 0, 0);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->data_leases.has_value());
+
+  DataLeaseState leases;
+  leases.plan.set_num_examples(60000);
+  leases.plan.set_blocks_per_epoch(600);
+  leases.plan.set_epochs(10);
+  leases.plan.set_seed(0xfedcba9876543210u);  // all 64 bits
+  leases.next_block = 1817;
+  leases.open_blocks = {3, 1800, 1816};
+  leases.blocks_reassigned = 4;
+  leases.late_completions = 1;
+  ledger.data_leases = leases;
+  Checkpoint c;
+  PutLedger(ledger, &c);
+  EXPECT_EQ(c.metadata.at("leases.open_blocks"), "3,1800,1816");
+  absl::StatusOr<LedgerState> back = GetLedger(c, "x.mnck", 0, 0);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->data_leases.has_value());
+  EXPECT_EQ(back->data_leases->plan.SerializeAsString(), leases.plan.SerializeAsString());
+  EXPECT_EQ(back->data_leases->next_block, 1817);
+  EXPECT_EQ(back->data_leases->open_blocks, leases.open_blocks);
+  EXPECT_EQ(back->data_leases->blocks_reassigned, 4);
+  EXPECT_EQ(back->data_leases->late_completions, 1);
+
+  // Nothing open.
+  ledger.data_leases->open_blocks.clear();
+  Checkpoint empty_open;
+  PutLedger(ledger, &empty_open);
+  back = GetLedger(empty_open, "x.mnck", 0, 0);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->data_leases->open_blocks.empty());
+
+  for (const std::string bad : {"3,,5", "3,x", "3, 5", ",", "3,1817", "5,3", "3,3", "+3"}) {
+    Checkpoint corrupt = c;
+    corrupt.metadata["leases.open_blocks"] = bad;
+    const absl::Status status = GetLedger(corrupt, "x.mnck", 0, 0).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("x.mnck")) << bad;
+  }
+  Checkpoint corrupt = c;
+  corrupt.metadata["leases.open_blocks"] = "3,x";
+  EXPECT_THAT(std::string(GetLedger(corrupt, "x.mnck", 0, 0).status().message()),
+              ::testing::HasSubstr("leases.open_blocks"));
+  corrupt = c;
+  corrupt.counters["leases.next_block"] = 6001;  // beyond 10 * 600
+  EXPECT_EQ(GetLedger(corrupt, "x.mnck", 0, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  corrupt = c;
+  corrupt.counters.erase("leases.epochs");
+  EXPECT_THAT(std::string(GetLedger(corrupt, "x.mnck", 0, 0).status().message()),
+              ::testing::HasSubstr("leases.epochs"));
+  corrupt = c;
+  corrupt.counters["leases.blocks_per_epoch"] = int64_t{1} << 40;
+  EXPECT_THAT(std::string(GetLedger(corrupt, "x.mnck", 0, 0).status().message()),
+              ::testing::HasSubstr("leases.blocks_per_epoch"));
 }
 
 TEST_F(ModelCheckpointTest, TheServerCodecKeepsShardAndLedgerAndRefusesAnotherModel) {

@@ -41,6 +41,14 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
     return absl::InvalidArgumentError(
         absl::StrFormat("a cluster of %d workers; expected at least 1", options.num_workers));
   }
+  if (options.max_workers != 0 && options.max_workers != options.num_workers) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--max_workers=%d: elastic clusters have that many member slots, not %d",
+                        options.max_workers, options.num_workers));
+  }
+  if (options.max_workers != 0 && !(options.sync.worker_liveness > absl::ZeroDuration())) {
+    return absl::InvalidArgumentError("--worker_liveness_secs must be > 0");
+  }
   if (options.remembered_receipts_per_worker < 1) {
     return absl::InvalidArgumentError(
         absl::StrFormat("remembered_receipts_per_worker must be >= 1, got %d",
@@ -76,6 +84,7 @@ absl::StatusOr<std::unique_ptr<ParameterServerCore>> ParameterServerCore::Create
   identity.incarnation = options.incarnation != 0 ? options.incarnation : RandomIncarnation();
   identity.keeps_weight_average = shard->keeps_weight_average();
   identity.sync_replicas = options.sync.enabled;
+  identity.max_workers = options.max_workers;
   if (absl::StatusOr<MobileNetConfig> model = ParseModelConfigString(plan.model()); model.ok()) {
     identity.num_classes = model->num_classes;
   }
@@ -89,7 +98,9 @@ ParameterServerCore::ParameterServerCore(const ShardingPlan& plan, ServerIdentit
     : plan_(plan),
       identity_(std::move(identity)),
       shard_(std::move(shard)),
-      ledger_(options.num_workers, options.remembered_receipts_per_worker),
+      ledger_(options.num_workers, options.remembered_receipts_per_worker,
+              options.sync.worker_liveness > absl::ZeroDuration() ? options.sync.worker_liveness
+                                                                  : absl::Seconds(30)),
       start_time_(absl::Now()),
       transport_security_(options.transport_security),
       insecure_(options.insecure),
@@ -247,7 +258,11 @@ bool ParameterServerCore::PrepareSyncPull(const ps::v1::PullRequest& request, Sy
 absl::Status ParameterServerCore::PushSync(const ValidatedPush& push, absl::Time now,
                                            ps::v1::PushResponse& response) {
   ledger_.RecordContact(push.worker_id, now);
-  ledger_.RecordShareDone(push.worker_id, push.last_of_share);
+  // With elastic workers the leases say whether a worker has data left; a push only says
+  // when its last block's gradients are in.
+  if (!elastic() || push.last_of_share) {
+    ledger_.RecordShareDone(push.worker_id, push.last_of_share);
+  }
   if (sync_leader()) {
     if (push.sync_step < sync_step_) {
       // Dropped, but its last_of_share still counts: the steps stop waiting for it.
@@ -416,13 +431,54 @@ absl::Status ParameterServerCore::ReportEvaluation(const Caller& caller,
   return absl::OkStatus();
 }
 
+void ParameterServerCore::ReclaimLeasesLocked(absl::Time now) const {
+  if (!elastic() || identity_.shard_index != 0 || !leases_.has_plan()) return;
+  const std::vector<ReturnedBlocks> reclaimed =
+      leases_.Reclaim(ledger_.Liveness(now), sync_.worker_liveness);
+  if (!reclaimed.empty()) changes_.fetch_add(1, std::memory_order_release);
+  for (const ReturnedBlocks& returned : reclaimed) {
+    ledger_.SetLatestEventDetail(returned.worker_id,
+                                 absl::StrFormat("%d data block%s returned", returned.blocks,
+                                                 returned.blocks == 1 ? "" : "s"));
+  }
+}
+
 absl::Status ParameterServerCore::LeaseData(const Caller& caller,
                                             const ps::v1::LeaseRequest& request,
                                             ps::v1::LeaseResponse& response) {
-  (void)caller;
-  (void)request;
-  (void)response;
-  return absl::UnimplementedError("LeaseData: not built yet");  // TODO(elastic): helper S
+  response.Clear();
+  const absl::Status valid = ValidateLeaseRequest(caller, request, identity_);
+  if (!valid.ok()) {
+    CountRefusal(Refusal::kOther, valid, caller, request.worker_id());
+    return valid;
+  }
+  const int32_t worker = request.worker_id();
+  const absl::Time now = absl::Now();
+  ledger_.RecordContact(worker, now);
+  bool share_done = false;
+  {
+    absl::MutexLock lock(&leases_mu_);
+    ReclaimLeasesLocked(now);
+    // At most kMaxLeaseBlocksListed each (validated).
+    const std::vector<ps::v1::DataBlock> completed(request.completed().begin(),
+                                                   request.completed().end());
+    const std::vector<ps::v1::DataBlock> held(request.held().begin(), request.held().end());
+    const absl::Status leased =
+        leases_.Lease(worker, request.data(), completed, held, now, response);
+    if (!leased.ok()) {
+      CountRefusal(Refusal::kOther, leased, caller, worker);
+      return leased;
+    }
+    // No block left to train: a synchronous step no longer waits for this worker.
+    share_done = leases_.HeldBy(worker) == 0;
+  }
+  ledger_.RecordShareDone(worker, share_done);
+  changes_.fetch_add(1, std::memory_order_release);
+  if (sync_leader()) {
+    absl::MutexLock push_lock(&push_mu_);
+    TryCloseStep(now);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParameterServerCore::Finish(const Caller& caller,
@@ -434,6 +490,11 @@ absl::Status ParameterServerCore::Finish(const Caller& caller,
   }
   const bool ends =
       ledger_.RecordFinish(request.worker_id(), request.training_complete(), absl::Now());
+  {
+    // A finished member's blocks are leased to others.
+    absl::MutexLock lock(&leases_mu_);
+    ReclaimLeasesLocked(absl::Now());
+  }
   changes_.fetch_add(1, std::memory_order_release);
   if (sync_leader()) {
     // A finished member is no longer waited for.
@@ -475,6 +536,12 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
   response.set_pushes_uncompensated(dc.uncompensated);
 
   const absl::Time now = absl::Now();
+  response.set_max_workers(identity_.max_workers);
+  if (elastic() && identity_.shard_index == 0) {
+    absl::MutexLock lock(&leases_mu_);
+    ReclaimLeasesLocked(now);
+    leases_.FillStatus(now, *response.mutable_data_leases());
+  }
   ledger_.FillStatus(now, response);
   int live = 0;
   for (const MemberLiveness& member : ledger_.Liveness(now)) {
@@ -569,6 +636,8 @@ CoreState ParameterServerCore::ExportState() const {
   CoreState state;
   state.shard = shard_->ExportState();
   state.ledger = ledger_.Export();
+  absl::MutexLock lock(&leases_mu_);
+  state.ledger.data_leases = leases_.Export();
   return state;
 }
 
@@ -580,6 +649,11 @@ absl::Status ParameterServerCore::RestoreState(const CoreState& state) {
   RETURN_IF_ERROR(shard_->RestoreState(state.shard));
   const absl::Status ledger = ledger_.Restore(state.ledger);
   MOBILENET_CHECK(ledger.ok());
+  {
+    absl::MutexLock lock(&leases_mu_);
+    const absl::Status leases = leases_.Restore(state.ledger.data_leases);
+    MOBILENET_CHECK(leases.ok());  // checked with the ledger
+  }
   sync_step_ = state.ledger.sync_steps;
   sync_counted_.clear();
   sync_dropped_pending_.clear();

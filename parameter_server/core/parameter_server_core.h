@@ -1,6 +1,7 @@
 // One parameter server, free of any transport: the mobilenet.ps.v1.ParameterServer
-// protocol (Pull, Push, GetStatus, ReportEvaluation, Finish) over its shard of the model
-// (parameter_shard.h) and its ledger of the cluster (cluster_ledger.h). Every request is
+// protocol (Pull, Push, GetStatus, ReportEvaluation, Finish, LeaseData) over its shard of
+// the model (parameter_shard.h), its ledger of the cluster (cluster_ledger.h) and, on
+// server 0 of an elastic cluster, the data leases (data_leases.h). Every request is
 // validated first (request_validation.h); the gRPC service (parameter_service.h) and the
 // in-process client (worker/in_process_parameter_client.h) only carry messages to and
 // from it, so a whole cluster can run inside one test process.
@@ -32,6 +33,7 @@
 #include "parameter_server/core/caller.h"
 #include "parameter_server/core/cluster_ledger.h"
 #include "parameter_server/core/core_state.h"
+#include "parameter_server/core/data_leases.h"
 #include "parameter_server/core/duration_histogram.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "parameter_server/core/request_validation.h"
@@ -44,6 +46,9 @@ namespace mobilenet {
 struct CoreOptions {
   int shard_index = 0;  // this server's task in the plan
   int num_workers = 1;  // members of the cluster (--worker_hosts); >= 1
+  // --max_workers: elastic workers, with num_workers == max_workers member slots (workers
+  // join and leave; server 0 leases them the data, data_leases.h); 0: off (fixed members).
+  int max_workers = 0;
   // Identifies this run of the server in pulls (PullResponse.server_incarnation); 0: a
   // random nonzero value (tests may fix it).
   uint64_t incarnation = 0;
@@ -129,6 +134,10 @@ class ParameterServerCore {
   // A copy of the staleness and apply-time distributions of the pushes applied by this
   // run of the server (a few dozen numbers).
   PushDistributions GetPushDistributions() const;
+  // Membership events this run of the server recorded, for metrics.
+  MembershipEventTotals GetMembershipEventTotals() const {
+    return ledger_.membership_event_totals(absl::Now());
+  }
   // The apply-time histogram's upper bounds, in seconds.
   static std::vector<double> ApplyTimeBounds();
   absl::Status ReportEvaluation(const Caller& caller, const ps::v1::EvaluationReport& request);
@@ -189,6 +198,11 @@ class ParameterServerCore {
   // incomplete), and records their pushes.
   void ApplySyncStep(const ps::v1::SyncDecision& decision, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(push_mu_);
+  bool elastic() const { return identity_.max_workers > 0; }
+  // Server 0 of an elastic cluster: takes back the data blocks of members that are not
+  // alive or finished, noting the count in their latest membership event.
+  void ReclaimLeasesLocked(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(leases_mu_);
+
   // Counts a refused request (and a PERMISSION_DENIED one apart) and, for a member whose
   // identity is established, that it was heard from.
   void CountRefusal(Refusal refusal, const absl::Status& status, const Caller& caller,
@@ -225,13 +239,21 @@ class ParameterServerCore {
   std::deque<std::pair<int32_t, int64_t>> sync_dropped_pending_ ABSL_GUARDED_BY(push_mu_);
   int64_t sync_incomplete_ ABSL_GUARDED_BY(push_mu_) = 0;
 
+  // Server 0 with --max_workers: the data leases. Acquired after push_mu_ and before the
+  // ledger's own lock. Mutable: members' blocks are taken back when they lapse, which a
+  // Status notices too.
+  mutable absl::Mutex leases_mu_;
+  mutable DataLeases leases_ ABSL_GUARDED_BY(leases_mu_);
+
   mutable absl::Mutex stats_mu_;
   int64_t pushes_applied_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_rejected_stale_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_invalid_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_duplicate_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t pushes_restarted_ ABSL_GUARDED_BY(stats_mu_) = 0;
-  std::atomic<int64_t> changes_{0};
+  // Mutable: a Status may take back a lapsed member's data blocks, which changes the
+  // leases' checkpointed counters.
+  mutable std::atomic<int64_t> changes_{0};
   int64_t requests_denied_ ABSL_GUARDED_BY(stats_mu_) = 0;
   int64_t requests_unauthenticated_ ABSL_GUARDED_BY(stats_mu_) = 0;
   StalenessHistogram staleness_ ABSL_GUARDED_BY(stats_mu_);

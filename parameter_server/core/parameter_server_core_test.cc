@@ -599,7 +599,7 @@ class SyncParameterServerCoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<ParameterServerCore> MakeCore(int shard_index, int replicas_to_aggregate,
-                                                bool sync = true) const {
+                                                bool sync = true, int max_workers = 0) const {
     ParameterShardConfig config;
     config.seed = 3;
     config.optimizer.kind = OptimizerKind::kSgd;
@@ -613,6 +613,7 @@ class SyncParameterServerCoreTest : public ::testing::Test {
     options.incarnation = 500 + shard_index;
     options.sync.enabled = sync;
     options.sync.replicas_to_aggregate = replicas_to_aggregate;
+    options.max_workers = max_workers;
     absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
         ParameterServerCore::Create(*plan_, config, options);
     EXPECT_TRUE(core.ok()) << core.status();
@@ -924,6 +925,32 @@ TEST_F(SyncParameterServerCoreTest, AFinishedMemberLowersTheNeedOnlyBelowTheUnfi
   EXPECT_THAT(after.sync.decision->worker_ids(), ElementsAre(0));
 }
 
+TEST_F(SyncParameterServerCoreTest, AnElasticMemberWithoutDataIsNotWaitedFor) {
+  std::unique_ptr<ParameterServerCore> leader = MakeCore(0, 2, true, /*max_workers=*/3);
+  ps::v1::LeaseRequest lease;
+  lease.set_plan_fingerprint(plan_->fingerprint());
+  lease.mutable_data()->set_num_examples(10);
+  lease.mutable_data()->set_blocks_per_epoch(1);
+  lease.mutable_data()->set_epochs(1);
+  ps::v1::LeaseResponse response;
+  lease.set_worker_id(0);
+  ASSERT_TRUE(leader->LeaseData(Caller::Worker(0), lease, response).ok());
+  EXPECT_EQ(response.outcome(), ps::v1::LEASE_GRANTED);
+  // The only block is worker 0's: worker 1 waits, and has no share to push.
+  lease.set_worker_id(1);
+  ASSERT_TRUE(leader->LeaseData(Caller::Worker(1), lease, response).ok());
+  EXPECT_EQ(response.outcome(), ps::v1::LEASE_WAIT);
+  // N = 2, but worker 0 is the only one training (worker 2 never joined): its gradient
+  // closes the step alone. A push without last_of_share does not undo the lease's word.
+  ASSERT_TRUE(PushTo(*leader, 1, 0, 0).ok());
+  ASSERT_TRUE(PushTo(*leader, 0, 0, 0).ok());
+  EXPECT_EQ(leader->GetStatus().sync_steps(), 1);
+  ASSERT_TRUE(PushTo(*leader, 0, 1, 2).ok());
+  const ps::v1::StatusResponse status = leader->GetStatus();
+  EXPECT_EQ(status.sync_gradients_needed(), 1);
+  EXPECT_EQ(status.sync_steps(), 2);
+}
+
 TEST_F(SyncParameterServerCoreTest, TheStepCountSurvivesExportAndRestore) {
   ParameterServerCore& leader = *cores_[0];
   ASSERT_TRUE(PushTo(leader, 0, 0, 0).ok());
@@ -974,6 +1001,203 @@ TEST_F(SyncParameterServerCoreTest, ARestartedServerDoesNotCountTheDecisionItChe
   EXPECT_EQ(status.global_step(), 2);
   EXPECT_EQ(status.examples_seen(), 2 * kExamples);
   EXPECT_EQ(status.sync_steps_incomplete(), 0);
+}
+
+}  // namespace
+}  // namespace mobilenet
+
+namespace mobilenet {
+namespace {
+
+// Two servers of the tiny model for an elastic cluster of up to 3 workers.
+class ElasticParameterServerCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<ShardingPlan> plan =
+        ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 2, "tiny");
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    plan_ = std::make_unique<ShardingPlan>(*plan);
+  }
+
+  std::unique_ptr<ParameterServerCore> MakeCore(int shard_index, int max_workers,
+                                                absl::Duration liveness = absl::Seconds(30)) const {
+    ParameterShardConfig config;
+    config.learning_rate.examples_per_epoch = 100;
+    CoreOptions options;
+    options.shard_index = shard_index;
+    options.num_workers = 3;
+    options.max_workers = max_workers;
+    options.sync.worker_liveness = liveness;
+    options.incarnation = 700 + shard_index;
+    absl::StatusOr<std::unique_ptr<ParameterServerCore>> core =
+        ParameterServerCore::Create(*plan_, config, options);
+    EXPECT_TRUE(core.ok()) << core.status();
+    return core.ok() ? std::move(*core) : nullptr;
+  }
+
+  ps::v1::LeaseRequest Lease(int32_t worker, std::vector<std::pair<int, int>> completed = {},
+                             std::vector<std::pair<int, int>> held = {}) const {
+    ps::v1::LeaseRequest request;
+    request.set_plan_fingerprint(plan_->fingerprint());
+    request.set_worker_id(worker);
+    request.mutable_data()->set_num_examples(100);
+    request.mutable_data()->set_blocks_per_epoch(4);
+    request.mutable_data()->set_epochs(2);
+    request.mutable_data()->set_seed(9);
+    for (const auto& [e, b] : completed) {
+      ps::v1::DataBlock* block = request.add_completed();
+      block->set_epoch(e);
+      block->set_block(b);
+    }
+    for (const auto& [e, b] : held) {
+      ps::v1::DataBlock* block = request.add_held();
+      block->set_epoch(e);
+      block->set_block(b);
+    }
+    return request;
+  }
+
+  std::unique_ptr<ShardingPlan> plan_;
+};
+
+TEST_F(ElasticParameterServerCoreTest, Server0LeasesBlocksAndStatusShowsThem) {
+  std::unique_ptr<ParameterServerCore> core = MakeCore(0, 3);
+  ps::v1::LeaseResponse response;
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(2), Lease(2), response).ok());
+  EXPECT_EQ(response.outcome(), ps::v1::LEASE_GRANTED);
+  EXPECT_EQ(response.block().epoch(), 0);
+  EXPECT_EQ(response.block().block(), 0);
+  EXPECT_EQ(response.blocks_total(), 8);
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(1), Lease(1), response).ok());
+  EXPECT_EQ(response.block().block(), 1);
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(2), Lease(2, {{0, 0}}), response).ok());
+  EXPECT_EQ(response.block().block(), 2);
+  EXPECT_EQ(response.blocks_completed(), 1);
+
+  const ps::v1::StatusResponse status = core->GetStatus();
+  EXPECT_EQ(status.max_workers(), 3);
+  EXPECT_EQ(status.num_workers(), 3);
+  ASSERT_TRUE(status.has_data_leases());
+  EXPECT_EQ(status.data_leases().data().epochs(), 2);
+  EXPECT_EQ(status.data_leases().blocks_completed(), 1);
+  EXPECT_EQ(status.data_leases().blocks_total(), 8);
+  ASSERT_EQ(status.data_leases().held_size(), 2);
+  EXPECT_EQ(status.data_leases().held(0).worker_id(), 1);
+  EXPECT_EQ(status.data_leases().held(1).worker_id(), 2);
+  ASSERT_EQ(status.membership_events_size(), 2);
+  EXPECT_EQ(status.membership_events(0).worker_id(), 2);
+  EXPECT_EQ(status.membership_events(0).kind(), ps::v1::MembershipEvent::JOINED);
+  EXPECT_EQ(status.workers(2).seconds_since_last_seen() >= 0, true);
+
+  // Another data plan is refused and changes nothing.
+  ps::v1::LeaseRequest other = Lease(1);
+  other.mutable_data()->set_epochs(5);
+  const absl::Status refused = core->LeaseData(Caller::Worker(1), other, response);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), AllOf(HasSubstr("5 epochs"), HasSubstr("2 epochs")));
+  EXPECT_EQ(core->GetStatus().data_leases().held_size(), 2);
+}
+
+TEST_F(ElasticParameterServerCoreTest, AFinishedMembersBlocksReturnWithItsEvent) {
+  std::unique_ptr<ParameterServerCore> core = MakeCore(0, 3);
+  ps::v1::LeaseResponse response;
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(1), Lease(1), response).ok());
+  ps::v1::FinishRequest finish;
+  finish.set_plan_fingerprint(plan_->fingerprint());
+  finish.set_worker_id(1);
+  ASSERT_TRUE(core->Finish(Caller::Worker(1), finish).ok());
+  const ps::v1::StatusResponse status = core->GetStatus();
+  EXPECT_EQ(status.data_leases().held_size(), 0);
+  EXPECT_EQ(status.data_leases().blocks_returned(), 1);
+  EXPECT_EQ(status.data_leases().blocks_reassigned(), 1);
+  ASSERT_EQ(status.membership_events_size(), 2);
+  EXPECT_EQ(status.membership_events(1).kind(), ps::v1::MembershipEvent::FINISHED);
+  EXPECT_EQ(status.membership_events(1).detail(), "1 data block returned");
+  // Worker 0 is leased the returned block.
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(0), Lease(0), response).ok());
+  EXPECT_EQ(response.block().block(), 0);
+}
+
+TEST_F(ElasticParameterServerCoreTest, ASilentMembersBlockReturnsAndItsDepartureSaysSo) {
+  std::unique_ptr<ParameterServerCore> core = MakeCore(0, 3, absl::Milliseconds(100));
+  ps::v1::LeaseResponse response;
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(1), Lease(1), response).ok());
+  const int64_t changes = core->changes();
+  absl::SleepFor(absl::Milliseconds(250));
+  // No lease call since: the Status itself notices worker 1 left and takes its block back.
+  const ps::v1::StatusResponse status = core->GetStatus();
+  EXPECT_EQ(status.data_leases().held_size(), 0);
+  EXPECT_EQ(status.data_leases().blocks_returned(), 1);
+  EXPECT_GT(core->changes(), changes);  // the checkpointed counters changed
+  ASSERT_EQ(status.membership_events_size(), 2);
+  EXPECT_EQ(status.membership_events(1).kind(), ps::v1::MembershipEvent::LEFT);
+  EXPECT_EQ(status.membership_events(1).detail(), "1 data block returned");
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(2), Lease(2), response).ok());
+  EXPECT_EQ(response.block().block(), 0);
+  EXPECT_EQ(core->GetStatus().data_leases().blocks_reassigned(), 1);
+}
+
+TEST_F(ElasticParameterServerCoreTest, OtherServersServersWithoutMaxWorkersAndToolsAreRefused) {
+  ps::v1::LeaseResponse response;
+  std::unique_ptr<ParameterServerCore> second = MakeCore(1, 3);
+  absl::Status status = second->LeaseData(Caller::Worker(1), Lease(1), response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("server 0"), HasSubstr("--max_workers")));
+  EXPECT_FALSE(second->GetStatus().has_data_leases());
+  EXPECT_EQ(second->GetStatus().max_workers(), 3);
+
+  std::unique_ptr<ParameterServerCore> fixed = MakeCore(0, 0);
+  status = fixed->LeaseData(Caller::Worker(1), Lease(1), response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("--max_workers"));
+  EXPECT_FALSE(fixed->GetStatus().has_data_leases());
+  EXPECT_EQ(fixed->GetStatus().max_workers(), 0);
+
+  std::unique_ptr<ParameterServerCore> core = MakeCore(0, 3);
+  EXPECT_EQ(core->LeaseData(Caller::Monitor(), Lease(1), response).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core->LeaseData(Caller::Worker(0), Lease(1), response).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(core->LeaseData(Caller::Trusted(), Lease(kToolWorkerId), response).code(),
+            absl::StatusCode::kInvalidArgument);
+  const ps::v1::StatusResponse after = core->GetStatus();
+  EXPECT_EQ(after.data_leases().blocks_total(), 0);  // no plan fixed by a refused request
+  EXPECT_EQ(after.requests_denied(), 2);
+}
+
+TEST_F(ElasticParameterServerCoreTest, LeasesSurviveExportAndRestoreAsReturnedBlocks) {
+  std::unique_ptr<ParameterServerCore> core = MakeCore(0, 3);
+  ps::v1::LeaseResponse response;
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(1), Lease(1), response).ok());
+  ASSERT_TRUE(core->LeaseData(Caller::Worker(1), Lease(1, {{0, 0}}), response).ok());
+  const CoreState state = core->ExportState();
+  ASSERT_TRUE(state.ledger.data_leases.has_value());
+  EXPECT_EQ(state.ledger.data_leases->next_block, 2);
+
+  std::unique_ptr<ParameterServerCore> restarted = MakeCore(0, 3);
+  ASSERT_TRUE(restarted->RestoreState(state).ok());
+  const ps::v1::StatusResponse status = restarted->GetStatus();
+  EXPECT_EQ(status.data_leases().blocks_completed(), 1);
+  EXPECT_EQ(status.data_leases().blocks_returned(), 1);
+  ASSERT_TRUE(restarted->LeaseData(Caller::Worker(2), Lease(2), response).ok());
+  EXPECT_EQ(response.block().block(), 1);
+
+  CoreState corrupt = state;
+  corrupt.ledger.data_leases->open_blocks = {5};
+  EXPECT_EQ(restarted->RestoreState(corrupt).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ElasticParameterServerCoreCreateTest, MaxWorkersIsTheNumberOfMembers) {
+  absl::StatusOr<ShardingPlan> plan =
+      ShardingPlan::CreateForLayouts(TinyParameters(), TinyState(), 1, "tiny");
+  ASSERT_TRUE(plan.ok());
+  CoreOptions options;
+  options.num_workers = 2;
+  options.max_workers = 4;
+  ParameterShardConfig config;
+  config.learning_rate.examples_per_epoch = 100;
+  EXPECT_EQ(ParameterServerCore::Create(*plan, config, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

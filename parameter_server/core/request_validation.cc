@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "common/class_names.h"
 #include "common/float_conversion.h"
+#include "parameter_server/core/data_leases.h"
 #include "parameter_server/core/payload_dtype.h"
 #include "parameter_server/core/sharding_plan.h"
 #include "parameter_server/core/sync_replicas.h"
@@ -370,6 +372,61 @@ absl::Status ValidateFinishRequest(const Caller& caller, const ps::v1::FinishReq
   if (request.training_complete() && request.worker_id() != 0) {
     errors.Add("training_complete: only the chief (worker 0) ends the training, not worker %d",
                request.worker_id());
+  }
+  return errors.status();
+}
+
+absl::Status ValidateLeaseRequest(const Caller& caller, const ps::v1::LeaseRequest& request,
+                                  const ServerIdentity& server) {
+  absl::Status rights = CheckActsAsItself("LeaseData", caller, request.worker_id(), "lease data");
+  if (!rights.ok()) return rights;
+  if (server.max_workers <= 0 || server.shard_index != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "LeaseData: parameter server %d %s; data is leased only by server 0 of a cluster with "
+        "elastic workers (--max_workers)",
+        server.shard_index,
+        server.max_workers <= 0 ? "runs without --max_workers" : "is not server 0"));
+  }
+  absl::Status plan = CheckPlan("LeaseData", request.plan_fingerprint(), request.model(),
+                                request.num_shards(), -1, false, server);
+  if (!plan.ok()) return plan;
+  FieldErrors errors("LeaseData");
+  CheckMember(errors, request.worker_id(), server);
+  const ps::v1::DataPlan& data = request.data();
+  if (data.num_examples() < 1) {
+    errors.Add("data.num_examples: %d, expected >= 1", data.num_examples());
+  }
+  if (data.blocks_per_epoch() < 1 || data.blocks_per_epoch() > data.num_examples()) {
+    errors.Add("data.blocks_per_epoch: %d, expected 1 to num_examples (%d)",
+               data.blocks_per_epoch(), data.num_examples());
+  }
+  if (data.epochs() < 1) errors.Add("data.epochs: %d, expected >= 1", data.epochs());
+  if (static_cast<int64_t>(data.epochs()) * data.blocks_per_epoch() > kMaxDataBlocks) {
+    errors.Add("data: %d epochs of %d blocks, expected at most %d blocks in all", data.epochs(),
+               data.blocks_per_epoch(), kMaxDataBlocks);
+  }
+  std::set<std::pair<int32_t, int32_t>> completed;
+  for (const auto& [field, blocks] : {std::make_pair("completed", &request.completed()),
+                                      std::make_pair("held", &request.held())}) {
+    if (blocks->size() > kMaxLeaseBlocksListed) {
+      errors.Add("%s: %d blocks, expected at most %d", field, blocks->size(),
+                 kMaxLeaseBlocksListed);
+      continue;
+    }
+    std::set<std::pair<int32_t, int32_t>> listed;
+    for (const ps::v1::DataBlock& block : *blocks) {
+      if (block.epoch() < 0 || block.block() < 0) {
+        errors.Add("%s: block %d of epoch %d, expected both >= 0", field, block.block(),
+                   block.epoch());
+      }
+      const std::pair<int32_t, int32_t> key(block.epoch(), block.block());
+      if (!listed.insert(key).second) {
+        errors.Add("%s: block %d of epoch %d listed twice", field, block.block(), block.epoch());
+      } else if (blocks == &request.held() && completed.count(key) > 0) {
+        errors.Add("held: block %d of epoch %d is also completed", block.block(), block.epoch());
+      }
+    }
+    if (blocks == &request.completed()) completed = std::move(listed);
   }
   return errors.status();
 }

@@ -49,6 +49,7 @@ struct ServerIdentity {
   bool keeps_weight_average = false;  // the shard's weight_ema_decay > 0
   int num_classes = -1;  // the model's, for class names; -1: unknown (a plan of bare layouts)
   bool sync_replicas = false;  // --sync_replicas (sync_replicas.h)
+  int max_workers = 0;         // --max_workers (elastic workers; then num_workers too); 0: off
 };
 
 // Tools (mobilenet-ctl) pull with this worker id.
@@ -98,6 +99,18 @@ absl::Status ValidateEvaluationReport(const Caller& caller, const ps::v1::Evalua
 // A Finish by a member; training_complete only from the chief.
 absl::Status ValidateFinishRequest(const Caller& caller, const ps::v1::FinishRequest& request,
                                    const ServerIdentity& server);
+
+// The most blocks a LeaseRequest may list as completed, and as held.
+inline constexpr int kMaxLeaseBlocksListed = 16;
+
+// A LeaseData by a member as itself (tools cannot lease), to server 0 of a cluster with
+// --max_workers (FAILED_PRECONDITION naming both otherwise), under this server's plan;
+// a DataPlan in range (num_examples >= 1, blocks_per_epoch in [1, num_examples],
+// epochs >= 1, at most kMaxDataBlocks blocks); completed and held each at most
+// kMaxLeaseBlocksListed blocks with epoch and block >= 0, without duplicates and none in
+// both. Whether the blocks lie inside the run's plan is DataLeases::Lease's check.
+absl::Status ValidateLeaseRequest(const Caller& caller, const ps::v1::LeaseRequest& request,
+                                  const ServerIdentity& server);
 
 }  // namespace mobilenet
 

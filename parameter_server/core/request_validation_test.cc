@@ -547,5 +547,95 @@ TEST_F(RequestValidationTest, ARelayedDecisionNamesDistinctMembersWithTheirExamp
               HasSubstr(absl::StrCat("sync_decision.examples[0]: ", kMaxExamplesPerPush + 1)));
 }
 
+ps::v1::LeaseRequest GoodLease(const ServerIdentity& server) {
+  ps::v1::LeaseRequest lease;
+  lease.set_plan_fingerprint(server.plan_fingerprint);
+  lease.set_worker_id(1);
+  lease.mutable_data()->set_num_examples(100);
+  lease.mutable_data()->set_blocks_per_epoch(10);
+  lease.mutable_data()->set_epochs(3);
+  ps::v1::DataBlock* done = lease.add_completed();
+  done->set_epoch(0);
+  done->set_block(4);
+  ps::v1::DataBlock* held = lease.add_held();
+  held->set_epoch(0);
+  held->set_block(5);
+  return lease;
+}
+
+TEST_F(RequestValidationTest, LeasesGoOnlyToServer0OfAnElasticClusterNamingTheFlag) {
+  server_.shard_index = 0;
+  const ps::v1::LeaseRequest lease = GoodLease(server_);
+  absl::Status status = ValidateLeaseRequest(trusted_, lease, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("--max_workers"), HasSubstr("server 0")));
+  server_.max_workers = 2;
+  EXPECT_TRUE(ValidateLeaseRequest(trusted_, lease, server_).ok());
+  server_.shard_index = 1;
+  status = ValidateLeaseRequest(trusted_, lease, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("is not server 0"), HasSubstr("--max_workers")));
+}
+
+TEST_F(RequestValidationTest, LeasesAreForMembersAsThemselvesUnderThisPlan) {
+  server_.shard_index = 0;
+  server_.max_workers = 2;
+  ps::v1::LeaseRequest lease = GoodLease(server_);
+  EXPECT_TRUE(ValidateLeaseRequest(Caller::Worker(1), lease, server_).ok());
+  for (const Caller& caller : {Caller::Worker(0), Caller::Monitor(), Caller::ParameterServer(1)}) {
+    EXPECT_EQ(ValidateLeaseRequest(caller, lease, server_).code(),
+              absl::StatusCode::kPermissionDenied)
+        << caller.name();
+  }
+  lease.set_worker_id(kToolWorkerId);
+  absl::Status status = ValidateLeaseRequest(trusted_, lease, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("worker_id"));
+  lease.set_worker_id(2);
+  EXPECT_EQ(ValidateLeaseRequest(trusted_, lease, server_).code(),
+            absl::StatusCode::kInvalidArgument);
+  lease = GoodLease(server_);
+  lease.set_plan_fingerprint(0x1234);
+  lease.set_model("alpha=1");
+  status = ValidateLeaseRequest(trusted_, lease, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("sharding plan mismatch"), HasSubstr("alpha=1")));
+}
+
+TEST_F(RequestValidationTest, LeaseFieldsOutOfRangeAreListedTogether) {
+  server_.shard_index = 0;
+  server_.max_workers = 2;
+  ps::v1::LeaseRequest lease = GoodLease(server_);
+  lease.mutable_data()->set_num_examples(0);
+  lease.mutable_data()->set_epochs(0);
+  absl::Status status = ValidateLeaseRequest(trusted_, lease, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("data.num_examples: 0"), HasSubstr("data.blocks_per_epoch: 10"),
+                    HasSubstr("data.epochs: 0")));
+  lease = GoodLease(server_);
+  lease.mutable_data()->set_num_examples(int64_t{1} << 40);
+  lease.mutable_data()->set_blocks_per_epoch(1'000'000);
+  lease.mutable_data()->set_epochs(11);
+  EXPECT_THAT(ValidateLeaseRequest(trusted_, lease, server_).message(),
+              HasSubstr("at most 10000000 blocks"));
+  lease.mutable_data()->set_epochs(10);
+  EXPECT_TRUE(ValidateLeaseRequest(trusted_, lease, server_).ok());
+
+  lease = GoodLease(server_);
+  *lease.add_completed() = lease.completed(0);  // twice
+  *lease.add_held() = lease.completed(0);       // also completed
+  lease.add_held()->set_epoch(-1);
+  status = ValidateLeaseRequest(trusted_, lease, server_);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr("completed: block 4 of epoch 0 listed twice"),
+                                      HasSubstr("held: block 4 of epoch 0 is also completed"),
+                                      HasSubstr("expected both >= 0")));
+  lease = GoodLease(server_);
+  for (int i = 0; i < kMaxLeaseBlocksListed; ++i) lease.add_held()->set_block(10 + i);
+  EXPECT_THAT(ValidateLeaseRequest(trusted_, lease, server_).message(),
+              HasSubstr("held: 17 blocks, expected at most 16"));
+}
+
 }  // namespace
 }  // namespace mobilenet

@@ -152,6 +152,11 @@ def join_and_leave(ctx, sync):
     cluster.finish(timeout=TRAINING_TIMEOUT)
     final = cluster.raw[0].data_leases
     print("final leases: %s (killed at %d completed)" % (describe(final), completed_at_kill))
+    kinds = cluster.pb.MembershipEvent.Kind
+    print("ps 0's membership events: %s" % "; ".join(
+        "%.1fs worker %d %s%s" % (e.unix_seconds - cluster.begin, e.worker_id, kinds.Name(e.kind),
+                                 " (%s)" % e.detail if e.detail else "")
+        for e in cluster.raw[0].membership_events))
     check(final.blocks_completed == final.blocks_total,
           "the run ended with %d of %d blocks completed" % (final.blocks_completed,
                                                             final.blocks_total))

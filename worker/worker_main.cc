@@ -212,7 +212,7 @@ int RunClusterWorker(const mobilenet::ClusterSpec& cluster,
   o.eval_every_secs = absl::GetFlag(FLAGS_eval_every_secs);
   o.trainer.overlap_communication = absl::GetFlag(FLAGS_overlap_communication);
   absl::StatusOr<mobilenet::SyncReplicasConfig> sync =
-      mobilenet::SyncReplicasFromSharedFlags(std::max(cluster.num_workers(), o.max_workers));
+      mobilenet::SyncReplicasFromSharedFlags(cluster.num_workers(), o.max_workers);
   if (!sync.ok()) return Fail(std::string(sync.status().message()));
   o.trainer.sync_replicas = sync->enabled;
   o.stop = &stop_requested;

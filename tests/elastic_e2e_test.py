@@ -37,9 +37,11 @@ BLOCK_EXAMPLES = 1024       # --data_block_examples: 59 blocks an epoch of Fashi
 MAX_WORKERS = 4
 LIVENESS_SECS = 4
 JOINER = 3                  # a worker id beyond --worker_hosts (0, 1)
-# 3 epochs of the data set at alpha 0.25, 28x28: undisturbed runs reach 84-86%; the floor
-# leaves room for the disturbance and the spread.
-ACCURACY_FLOOR = 78.0
+# The final accuracy a run must clear after 3 epochs of the data set at alpha 0.25, 28x28.
+# Measured with the disturbance: asynchronous 83.1%; synchronous (each step averages the
+# 2-3 live workers' gradients, so fewer steps) 78.6%, 80.1%, 81.1%. The floors leave room
+# for the spread (few runs yet: revisit).
+ACCURACY_FLOOR = {False: 78.0, True: 74.0}  # by --sync_replicas
 TRAINING_TIMEOUT = 420      # generous: 2 busy cores
 
 
@@ -165,10 +167,11 @@ def join_and_leave(ctx, sync):
     check("Joined as elastic worker %d" % JOINER in joiner_log,
           "worker %d's log does not say it joined" % JOINER)
     evaluation = final_evaluation(cluster.workers[0].log_path)
+    floor = ACCURACY_FLOOR[sync]
     print("final accuracy %.2f%% (floor %.1f%%); took %.0f s" %
-          (evaluation["accuracy"], ACCURACY_FLOOR, time.time() - cluster.begin))
-    check(evaluation["accuracy"] > ACCURACY_FLOOR, "final accuracy %.2f%% is not above %.1f%%" %
-          (evaluation["accuracy"], ACCURACY_FLOOR))
+          (evaluation["accuracy"], floor, time.time() - cluster.begin))
+    check(evaluation["accuracy"] > floor, "final accuracy %.2f%% is not above %.1f%%" %
+          (evaluation["accuracy"], floor))
     check(os.path.exists(cluster.onnx) and os.path.getsize(cluster.onnx) > 0,
           "the chief wrote no ONNX model")
 

@@ -10,7 +10,9 @@
 #include "gtest/gtest.h"
 #include "parameter_server/ps_runner.h"
 #include "worker/grpc_parameter_client.h"
+#include "worker/batch_source.h"
 #include "worker/in_process_parameter_client.h"
+#include "worker/training_data.h"
 
 namespace mobilenet {
 namespace {
@@ -261,6 +263,103 @@ TEST_F(InProcessClusterTest, AStoppedWorkerEndsWithoutFinishingAndResumesLater) 
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->examples_before, done);
   EXPECT_EQ(resumed->summary.steps, 2);
+}
+
+// Elastic workers in one process: three member slots for a --worker_hosts of two, the
+// training data leased in blocks by server 0.
+class ElasticInProcessClusterTest : public InProcessClusterTest {
+ protected:
+  void SetUp() override {
+    plan_ = std::make_unique<ShardingPlan>(*ShardingPlan::Create(Model(), 2));
+    ParameterShardConfig config;
+    config.learning_rate.initial_learning_rate = 0.01f;
+    config.learning_rate.examples_per_epoch = 200;
+    for (int i = 0; i < 2; ++i) {
+      CoreOptions options;
+      options.shard_index = i;
+      options.num_workers = 3;
+      options.max_workers = 3;
+      options.sync.worker_liveness = absl::Milliseconds(300);
+      cores_.push_back(*ParameterServerCore::Create(*plan_, config, options));
+    }
+    // 200 examples of the model's shape: 10 blocks of 20 an epoch.
+    const ImageShape shape{32, 32, 1};
+    std::vector<uint8_t> pixels(200 * shape.elements());
+    std::vector<int> labels(200);
+    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 13);
+    for (int i = 0; i < 200; ++i) labels[i] = i % 10;
+    auto dataset = std::make_shared<const Dataset>(
+        *Dataset::Create(shape, 10, std::move(pixels), std::move(labels)));
+    data_ = std::make_shared<TrainingData>();
+    for (int c = 0; c < 10; ++c) data_->class_names.push_back(absl::StrCat("class", c));
+    data_->output_shape = shape;
+    data_->train_examples = 200;
+    data_->make_block_source =
+        [dataset](const DataShard& shard) -> absl::StatusOr<std::unique_ptr<BatchSource>> {
+      auto source = ShardBatchSource::Create(dataset, shard, PreprocessingConfig());
+      if (!source.ok()) return source.status();
+      return std::unique_ptr<BatchSource>(std::move(*source));
+    };
+  }
+
+  ClusterTrainingOptions Elastic(int task) {
+    ClusterTrainingOptions o = Worker(task, 2);  // 2 epochs of the data set, 20 blocks
+    o.synthetic = false;
+    o.data = data_;
+    o.max_workers = 3;
+    o.data_block_examples = 20;
+    o.worker_liveness = absl::Milliseconds(300);
+    return o;
+  }
+
+  std::shared_ptr<TrainingData> data_;
+};
+
+TEST_F(ElasticInProcessClusterTest, AJoinerBeyondTheHostsTrainsBlocksAndALeaversBlockIsRetrained) {
+  // Worker 2 (not in --worker_hosts) joins first, and leaves for good (stopped) after 3
+  // blocks, holding a fourth.
+  std::atomic<bool> stop{false};
+  ClusterTrainingOptions joiner = Elastic(2);
+  joiner.stop = &stop;
+  std::thread stopper([&] {
+    while (cores_[0]->GetStatus().data_leases().blocks_completed() < 3) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    stop = true;
+  });
+  absl::StatusOr<ClusterTrainingResult> left = RunClusterTraining(joiner, InProcess(2));
+  stopper.join();
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_TRUE(left->stopped);
+  EXPECT_GE(cores_[0]->GetStatus().workers(2).examples(), 3 * 20);
+
+  // Workers 0 and 1 train the rest; the leaver's block comes back once it is silent.
+  absl::StatusOr<ClusterTrainingResult> other;
+  std::thread worker([&] { other = RunClusterTraining(Elastic(1), InProcess(1)); });
+  absl::StatusOr<ClusterTrainingResult> chief = RunClusterTraining(Elastic(0), InProcess(0));
+  worker.join();
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(chief.ok()) << chief.status();
+  const ps::v1::StatusResponse status = cores_[0]->GetStatus();
+  EXPECT_TRUE(status.training_complete());
+  EXPECT_EQ(status.max_workers(), 3);
+  EXPECT_EQ(status.data_leases().blocks_total(), 20);
+  EXPECT_EQ(status.data_leases().blocks_completed(), 20);
+  EXPECT_EQ(status.data_leases().held_size(), 0);
+  EXPECT_GE(status.data_leases().blocks_reassigned(), 1);
+  // Every example of both epochs was trained (the leaver's half-trained block again),
+  // plus at most a topped-up last batch per worker and the leaver's partial block.
+  int64_t examples = 0;
+  for (const ps::v1::WorkerStatus& w : status.workers()) examples += w.examples();
+  EXPECT_GE(examples, 400);
+  EXPECT_LE(examples, 400 + 20 + 3 * 15);
+  bool joined = false, departed = false;
+  for (const ps::v1::MembershipEvent& e : status.membership_events()) {
+    joined |= e.worker_id() == 2 && e.kind() == ps::v1::MembershipEvent::JOINED;
+    departed |= e.worker_id() == 2 && e.kind() == ps::v1::MembershipEvent::LEFT;
+  }
+  EXPECT_TRUE(joined);
+  EXPECT_TRUE(departed);
 }
 
 }  // namespace

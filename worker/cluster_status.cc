@@ -108,9 +108,10 @@ std::string FormatDataLeases(const ps::v1::DataLeaseStatus& leases) {
     held.push_back(absl::StrFormat("worker %d: e%d b%d %s", h.worker_id(), h.block().epoch(),
                                    h.block().block(), FormatDuration(h.seconds_held())));
   }
+  // The epoch in training counted from 1 (the blocks' labels count from 0, as leased).
   return absl::StrFormat(
       "data: epoch %d of %d, %d/%d blocks trained, %d leased%s, %d returned, %d reassigned%s",
-      leases.epoch(), leases.data().epochs(), leases.blocks_completed(), leases.blocks_total(),
+      std::min(leases.epoch() + 1, leases.data().epochs()), leases.data().epochs(), leases.blocks_completed(), leases.blocks_total(),
       leases.held_size(), held.empty() ? "" : absl::StrCat(" (", absl::StrJoin(held, ", "), ")"),
       leases.blocks_returned(), leases.blocks_reassigned(),
       leases.late_completions() > 0

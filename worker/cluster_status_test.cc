@@ -314,7 +314,7 @@ std::vector<ParameterServerReport> ElasticServers() {
   d.mutable_data()->set_blocks_per_epoch(60);
   d.mutable_data()->set_epochs(10);
   d.mutable_data()->set_seed(7);
-  d.set_epoch(3);
+  d.set_epoch(2);  // 0-based: the third epoch
   d.set_blocks_completed(143);
   d.set_blocks_total(600);
   for (const auto& [worker, block, seconds] :

@@ -51,6 +51,12 @@ num_workers=$(awk '$1 == "completions:" { print $2; exit }' "$here/cluster-size.
   echo "$0: no replicas/completions in $here/cluster-size.yaml (run set_cluster_size.sh)" >&2
   exit 1
 }
+# Elastic workers: a certificate for every slot a worker may join (MAX_WORKERS in
+# kustomization.yaml's mobilenet-training literals), not only the Job's completions.
+max_workers=$(awk -F= '$1 ~ /^ *- MAX_WORKERS$/ { print $2; exit }' "$here/kustomization.yaml")
+if [[ "$max_workers" =~ ^[0-9]+$ ]] && ((max_workers > num_workers)); then
+  num_workers=$max_workers
+fi
 # Its messages go to stderr: stdout is the YAML.
 "$here/../make_certs.sh" "$dir" "$num_ps" "$num_workers" \
   ${make_certs_options[@]+"${make_certs_options[@]}"} >&2

@@ -54,8 +54,9 @@ Scenarios (one ctest entry each, see tests/fuzz_and_hostile.cmake):
                           restart the plan and completed blocks are kept and the blocks held
                           are leased again first; a member silent for --worker_liveness_secs
                           loses its block to the next lease; a 6-block plan ends in DONE only
-                          once every block is completed (WAIT while one is held). (Before:
-                          new RPC.)
+                          once every block is completed (WAIT while one is held); a plan of
+                          2^62 examples (no worker can train it) is refused. (Before: new
+                          RPC.)
 
 Usage: hostile_requests_test.py --bin_dir DIR --scenario NAME [--proto_dir DIR] [--keep]
 Exit 0 when it passes, 1 when it fails.
@@ -1150,6 +1151,24 @@ def scenario_leases(run):
     print("(e) 6 blocks of 2 epochs DONE; WAIT while another worker held a block")
     stop(run, ps, "(e)")
 
+    # (f) A plan of 2^62 examples, as the first request of a run: no worker can train it
+    # (worker/data_shard.h counts examples in an int), so it must be refused, not fix the
+    # run's plan (which would then refuse every real worker's plan for good, checkpoints
+    # included). Last, on a server of its own: when it is accepted, the rest has run.
+    ps = run.server("huge-plan", extra=["--max_workers=3", "--checkpoint_every_secs=600"])
+    client, info, _ = run.start(ps)
+    rss_before = pst.rss_bytes(ps.pid)
+    for blocks, epochs in ((10, 3), (1, 1)):
+        huge = data_plan(run, num_examples=2**62, blocks_per_epoch=blocks, epochs=epochs)
+        out = lease(run, client, info, 0, huge)
+        status = client.status()
+        check(ps.running() and pst.rss_bytes(ps.pid) < rss_before + LEASE_RSS_MARGIN,
+              "(f) the plan of 2^62 examples grew the server's RSS or ended it")
+        expect(out, codes.INVALID_ARGUMENT, "(f) a plan of %s" % describe_plan(huge),
+               ["data.num_examples: %d" % 2**62])
+        check(not status.data_leases.HasField("data"),
+              "(f) the refused plan of 2^62 examples was fixed: %s" % status.data_leases)
+    stop(run, ps, "(f)")
 
 
 SCENARIOS = {

@@ -18,7 +18,7 @@ set_tests_properties(ps_fuzz PROPERTIES LABELS fuzz TIMEOUT 300)
 # resident memory while 8 clients push 400 MiB each (3.2 GB in the test process): it
 # shares the cluster tests' lock so that no other heavy test disturbs the figures.
 foreach(scenario huge_gradients example_count_overflow oversized_burst unknown_workers
-                 corrupt_checkpoints shape_mismatch wire_formats)
+                 corrupt_checkpoints shape_mismatch wire_formats leases)
   add_test(NAME hostile_requests_${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/hostile_requests_test.py
                    --bin_dir $<TARGET_FILE_DIR:mobilenet-ps>

@@ -38,6 +38,25 @@ Scenarios (one ctest entry each, see tests/fuzz_and_hostile.cmake):
   shape_mismatch          a worker started for 2 parameter servers against one started for 1
                           fails at once naming both plans, instead of waiting out its
                           patience (300 s) for the second server.
+  leases                  LeaseData (elastic workers, --max_workers): a server without
+                          --max_workers and server 1 of 2 refuse it (FAILED_PRECONDITION
+                          naming --max_workers / server 0). On server 0 of --max_workers=3:
+                          tool and unknown worker ids, a wrong fingerprint, plans out of
+                          range (0 or negative counts, blocks_per_epoch > num_examples,
+                          2^31-1 epochs: more than 10,000,000 blocks), 17 listed blocks,
+                          duplicates, a block both completed and held, negative blocks,
+                          blocks outside the plan and random bytes are refused with their
+                          code and a message naming the field, before and after the plan is
+                          fixed: data_leases unchanged, no plan fixed, the RSS flat. Valid
+                          leases: 2 blocks at most (then WAIT), another plan refused naming
+                          both, completions of blocks not held count as late completions
+                          only, worker 2 (beyond --worker_hosts) joins; after SIGTERM and a
+                          restart the plan and completed blocks are kept and the blocks held
+                          are leased again first; a member silent for --worker_liveness_secs
+                          loses its block to the next lease; a 6-block plan ends in DONE only
+                          once every block is completed (WAIT while one is held); a plan of
+                          2^62 examples (no worker can train it) is refused. (Before: new
+                          RPC.)
 
 Usage: hostile_requests_test.py --bin_dir DIR --scenario NAME [--proto_dir DIR] [--keep]
 Exit 0 when it passes, 1 when it fails.
@@ -56,6 +75,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import zlib
 
 try:
@@ -731,6 +751,426 @@ def scenario_shape_mismatch(run):
     stop(run, ps, "shape_mismatch")
 
 
+# ---- data leases (LeaseData, --max_workers)
+
+
+def data_plan(run, num_examples=1000, blocks_per_epoch=10, epochs=3, seed=7):
+    return run.pb.DataPlan(num_examples=num_examples, blocks_per_epoch=blocks_per_epoch,
+                           epochs=epochs, seed=seed)
+
+
+def describe_plan(plan):
+    """As the server's DescribeDataPlan writes it."""
+    return "%d epochs of %d blocks of %d examples (seed %d)" % (
+        plan.epochs, plan.blocks_per_epoch, plan.num_examples, plan.seed)
+
+
+def lease_request(run, info, worker_id, plan, completed=(), held=(), **fields):
+    """A LeaseRequest of `worker_id` under `plan`; blocks as (epoch, block)."""
+    values = dict(plan_fingerprint=info.fingerprint, worker_id=worker_id, model=info.model,
+                  num_shards=info.num_shards, data=plan,
+                  completed=[run.pb.DataBlock(epoch=e, block=b) for e, b in completed],
+                  held=[run.pb.DataBlock(epoch=e, block=b) for e, b in held])
+    values.update(fields)
+    return run.pb.LeaseRequest(**values)
+
+
+def lease(run, client, info, worker_id, plan, completed=(), held=(), **fields):
+    return client.call("LeaseData", lease_request(run, info, worker_id, plan, completed, held,
+                                                  **fields))
+
+
+def expect_lease(run, out, outcome, what, block=None):
+    """An OK LeaseData answered `outcome` (LEASE_GRANTED with `block` (epoch, block))."""
+    expect(out, run.codes.OK, what)
+    got = run.pb.LeaseOutcome.Name(out.response.outcome)
+    granted = (out.response.block.epoch, out.response.block.block)
+    check(got == outcome and (block is None or granted == block),
+          "%s: expected %s%s, got %s%s" % (what, outcome, "" if block is None else
+                                         " of block %s" % (block,), got,
+                                         " of block %s" % (granted,)
+                                         if got == "LEASE_GRANTED" else ""))
+    return out.response
+
+
+def leases_of(status):
+    """Status' data_leases without the clock (seconds_held), for before/after comparisons."""
+    leases = type(status.data_leases)()
+    leases.CopyFrom(status.data_leases)
+    for held in leases.held:
+        held.seconds_held = 0
+    return leases
+
+
+def holders(status):
+    """{(epoch, block): worker} of Status' data_leases.held."""
+    return {(h.block.epoch, h.block.block): h.worker_id for h in status.data_leases.held}
+
+
+def lease_refusals(run, info, plan):
+    """(what, request, code, mentions): LeaseData requests to be refused as they are by a
+    server with --max_workers=3 whose run plan is `plan` (or not fixed yet)."""
+    codes = run.codes
+    p = dict(num_examples=plan.num_examples, blocks_per_epoch=plan.blocks_per_epoch,
+             epochs=plan.epochs, seed=plan.seed)
+
+    def other(**fields):
+        return run.pb.DataPlan(**dict(p, **fields))
+
+    def req(worker_id=0, data=plan, completed=(), held=(), **fields):
+        return lease_request(run, info, worker_id, data, completed, held, **fields)
+
+    refusals = []
+    for worker in (-1, 3, -2, INT32_MAX, -2**31):
+        refusals.append(("worker %d" % worker, req(worker_id=worker), codes.INVALID_ARGUMENT,
+                         ["worker_id: %d is not a worker" % worker, "ids 0 to 2"]))
+    refusals += [
+        ("a wrong plan fingerprint", req(plan_fingerprint=info.fingerprint ^ 1),
+         codes.FAILED_PRECONDITION, ["sharding plan mismatch", "%016x" % info.fingerprint]),
+        ("num_examples 0", req(data=other(num_examples=0, blocks_per_epoch=1)),
+         codes.INVALID_ARGUMENT, ["data.num_examples: 0"]),
+        ("num_examples -1", req(data=other(num_examples=-1, blocks_per_epoch=1)),
+         codes.INVALID_ARGUMENT, ["data.num_examples: -1"]),
+        ("blocks_per_epoch 0", req(data=other(blocks_per_epoch=0)),
+         codes.INVALID_ARGUMENT, ["data.blocks_per_epoch: 0"]),
+        ("blocks_per_epoch > num_examples",
+         req(data=other(blocks_per_epoch=plan.num_examples + 1)), codes.INVALID_ARGUMENT,
+         ["data.blocks_per_epoch: %d" % (plan.num_examples + 1),
+          "num_examples (%d)" % plan.num_examples]),
+        ("blocks_per_epoch 2^31-1 of 2^30 examples",
+         req(data=other(num_examples=2**30, blocks_per_epoch=INT32_MAX, epochs=1)),
+         codes.INVALID_ARGUMENT, ["data.blocks_per_epoch: %d" % INT32_MAX]),
+        ("epochs 0", req(data=other(epochs=0)), codes.INVALID_ARGUMENT, ["data.epochs: 0"]),
+        ("epochs -1", req(data=other(epochs=-1)), codes.INVALID_ARGUMENT, ["data.epochs: -1"]),
+        ("2^31-1 epochs", req(data=other(epochs=INT32_MAX)), codes.INVALID_ARGUMENT,
+         ["data: %d epochs of %d blocks" % (INT32_MAX, plan.blocks_per_epoch),
+          "at most 10000000 blocks"]),
+        ("10,000,001 blocks", req(data=other(num_examples=10**7 + 1,
+                                             blocks_per_epoch=10**7 + 1, epochs=1)),
+         codes.INVALID_ARGUMENT, ["at most 10000000 blocks"]),
+        ("2^31-1 epochs of 2^31-1 blocks",
+         req(data=other(num_examples=2**62, blocks_per_epoch=INT32_MAX, epochs=INT32_MAX)),
+         codes.INVALID_ARGUMENT, ["at most 10000000 blocks"]),
+        ("17 completed", req(completed=[(0, b) for b in range(17)]), codes.INVALID_ARGUMENT,
+         ["completed: 17 blocks, expected at most 16"]),
+        ("17 held", req(held=[(1, b % 10) if b < 10 else (2, b - 10) for b in range(17)]),
+         codes.INVALID_ARGUMENT, ["held: 17 blocks, expected at most 16"]),
+        ("a completed block twice", req(completed=[(0, 1), (0, 2), (0, 1)]),
+         codes.INVALID_ARGUMENT, ["completed: block 1 of epoch 0 listed twice"]),
+        ("a held block twice", req(held=[(1, 4), (1, 4)]), codes.INVALID_ARGUMENT,
+         ["held: block 4 of epoch 1 listed twice"]),
+        ("a block both completed and held", req(completed=[(0, 3)], held=[(0, 3)]),
+         codes.INVALID_ARGUMENT, ["held: block 3 of epoch 0 is also completed"]),
+        ("a negative epoch", req(completed=[(-1, 0)]), codes.INVALID_ARGUMENT,
+         ["completed: block 0 of epoch -1, expected both >= 0"]),
+        ("a negative block", req(held=[(0, -3)]), codes.INVALID_ARGUMENT,
+         ["held: block -3 of epoch 0, expected both >= 0"]),
+        ("INT32 min epoch and block", req(held=[(-2**31, -2**31)]), codes.INVALID_ARGUMENT,
+         ["held: block %d of epoch %d" % (-2**31, -2**31)]),
+        ("an epoch past the plan", req(held=[(plan.epochs, 0)]), codes.INVALID_ARGUMENT,
+         ["held: block 0 of epoch %d lies outside the data plan" % plan.epochs,
+          describe_plan(plan)]),
+        ("a block past the plan", req(completed=[(0, plan.blocks_per_epoch)]),
+         codes.INVALID_ARGUMENT,
+         ["completed: block %d of epoch 0 lies outside the data plan" % plan.blocks_per_epoch]),
+        ("epoch 2^31-1", req(completed=[(INT32_MAX, 0)]), codes.INVALID_ARGUMENT,
+         ["completed: block 0 of epoch %d lies outside" % INT32_MAX]),
+    ]
+    return refusals
+
+
+def unparsable(run, rng, count):
+    """`count` random byte strings that are no LeaseRequest (Python's protobuf, the same
+    C++ library as the server's, says so)."""
+    found = []
+    # The protobuf library logs each string of invalid UTF-8 to stderr: not the test's
+    # output.
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            while len(found) < count:
+                data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 200)))
+                try:
+                    run.pb.LeaseRequest.FromString(data)
+                except Exception:  # google.protobuf.message.DecodeError
+                    found.append(data)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return found
+
+
+def check_lease_refusals(run, ps, client, info, plan, what):
+    """Every refusal of lease_refusals and random bytes, answered with its code and message;
+    data_leases identical before and after; the resident memory stays low."""
+    before = client.status()
+    rss_before = pst.rss_bytes(ps.pid)
+    sampler = RssSampler(ps.pid)
+    sampler.start()
+    refusals = lease_refusals(run, info, plan)
+    for name, request, code, mentions in refusals:
+        out = client.call("LeaseData", request)
+        expect(out, code, "%s: %s" % (what, name), mentions)
+    for data in unparsable(run, random.Random(13), 20):
+        out = client.raw("LeaseData", data)
+        check(out.code in (run.codes.UNIMPLEMENTED, run.codes.INVALID_ARGUMENT),
+              "%s: %d random bytes: expected UNIMPLEMENTED or INVALID_ARGUMENT, got %s %s" %
+              (what, len(data), out.code.name, out.details[:300]))
+    sampler.stopped.set()
+    sampler.join()
+    check(ps.running(), "%s: the server died:\n%s" % (what, ps.tail()))
+    after = client.status()
+    check(leases_of(after) == leases_of(before),
+          "%s: refused requests changed data_leases:\nbefore %s\nafter %s" %
+          (what, leases_of(before), leases_of(after)))
+    check(sampler.peak < rss_before + LEASE_RSS_MARGIN,
+          "%s: RSS peaked at %.0f MiB (%.0f MiB before): a refused plan allocated memory" %
+          (what, sampler.peak / MiB, rss_before / MiB))
+    print("%s: %d refusals and 20 unparsable requests answered as expected; data_leases "
+          "unchanged; RSS %.0f MiB before, peak %.0f MiB" %
+          (what, len(refusals), rss_before / MiB, sampler.peak / MiB))
+
+
+# A plan's worth of memory for the largest plan refused (2^31-1 blocks) would be GBs; the
+# server's own churn in a second of requests is a few MiB.
+LEASE_RSS_MARGIN = 64 * MiB
+LIVENESS_SECS = 2
+
+
+def scenario_leases(run):
+    codes = run.codes
+    GRANTED, WAIT, DONE = "LEASE_GRANTED", "LEASE_WAIT", "LEASE_DONE"
+
+    # (a) A server without --max_workers leases nothing.
+    plain = run.server("plain", extra=["--checkpoint_every_secs=600"])
+    client, info, status = run.start(plain)
+    check(status.max_workers == 0 and not status.HasField("data_leases"),
+          "(a) without --max_workers: Status max_workers %d, data_leases %s" %
+          (status.max_workers, status.data_leases))
+    out = lease(run, client, info, 0, data_plan(run))
+    expect(out, codes.FAILED_PRECONDITION, "(a) a lease without --max_workers",
+           ["runs without --max_workers"])
+    print("(a) without --max_workers: %s %s" % (out.code.name, out.details))
+    stop(run, plain, "(a)")
+    # Server 1 of 2, with --max_workers: only server 0 leases.
+    hosts = ",".join("127.0.0.1:%d" % port for port in free_ports(2))
+    shard1 = PsProcess(run.bin_dir, run.run_dir, os.path.join(run.run_dir, "shard1-checkpoints"),
+                       name="shard1", ps_hosts=hosts, task_index=1,
+                       extra=["--max_workers=3", "--checkpoint_every_secs=600"])
+    run.servers.append(shard1)
+    client, info, status = run.start(shard1)
+    check(status.shard_index == 1 and not status.HasField("data_leases"),
+          "(a) server 1: shard_index %d, data_leases %s" % (status.shard_index,
+                                                            status.data_leases))
+    out = lease(run, client, info, 0, data_plan(run))
+    expect(out, codes.FAILED_PRECONDITION, "(a) a lease from server 1", ["is not server 0"])
+    print("(a) server 1 of 2: %s %s" % (out.code.name, out.details))
+    stop(run, shard1, "(a) server 1")
+
+    # (b) Refusals on server 0 of --max_workers=3 (2 --worker_hosts), before any plan is
+    # fixed: none fixes one.
+    ps = run.server("elastic", extra=["--max_workers=3", "--worker_liveness_secs=60",
+                                      "--checkpoint_every_secs=600"])
+    client, info, status = run.start(ps)
+    check(status.max_workers == 3 and status.num_workers == 3,
+          "(b) Status: max_workers %d, num_workers %d; expected 3 member slots" %
+          (status.max_workers, status.num_workers))
+    plan = data_plan(run)  # 30 blocks: 3 epochs of 10
+    check_lease_refusals(run, ps, client, info, plan, "(b) no plan yet")
+    status = client.status()
+    check(not status.data_leases.HasField("data") and status.data_leases.blocks_total == 0,
+          "(b) a refused request fixed a plan: %s" % status.data_leases)
+
+    # (c) The valid sequence.
+    r = expect_lease(run, lease(run, client, info, 0, plan), GRANTED, "(c) worker 0's first ask",
+                     (0, 0))
+    check(r.blocks_completed == 0 and r.blocks_total == 30,
+          "(c) first grant: %d of %d blocks completed, expected 0 of 30" %
+          (r.blocks_completed, r.blocks_total))
+    status = client.status()
+    check(status.data_leases.data == plan and status.data_leases.blocks_total == 30,
+          "(c) the first lease did not fix the plan: %s" % status.data_leases)
+    expect_lease(run, lease(run, client, info, 0, plan, held=[(0, 0)]), GRANTED,
+                 "(c) worker 0 asks holding 1", (0, 1))
+    before = client.status()
+    expect_lease(run, lease(run, client, info, 0, plan, held=[(0, 0), (0, 1)]), WAIT,
+                 "(c) worker 0 asks holding 2")
+    after = client.status()
+    check(leases_of(after) == leases_of(before) and
+          holders(after) == {(0, 0): 0, (0, 1): 0},
+          "(c) a WAIT changed the leases: %s" % after.data_leases)
+    # Another plan, any field differing: FAILED_PRECONDITION naming both; nothing changes.
+    for field, value in (("num_examples", 1001), ("blocks_per_epoch", 9), ("epochs", 4),
+                         ("seed", 8), ("seed", 2**64 - 1)):
+        different = data_plan(run, **{field: value})
+        out = lease(run, client, info, 1, different)
+        expect(out, codes.FAILED_PRECONDITION, "(c) a plan with %s %d" % (field, value),
+               [describe_plan(plan), describe_plan(different)])
+    print("(c) another plan: %s" % out.details)
+    # Refusals again, now that a plan is fixed.
+    check_lease_refusals(run, ps, client, info, plan, "(c) plan fixed")
+    # Completing both: new grants.
+    r = expect_lease(run, lease(run, client, info, 0, plan, completed=[(0, 0), (0, 1)]),
+                     GRANTED, "(c) worker 0 completes both", (0, 2))
+    check(r.blocks_completed == 2, "(c) %d blocks completed after 2" % r.blocks_completed)
+    expect_lease(run, lease(run, client, info, 0, plan, held=[(0, 2)]), GRANTED,
+                 "(c) worker 0 asks holding 1 again", (0, 3))
+    expect_lease(run, lease(run, client, info, 1, plan), GRANTED, "(c) worker 1's first ask",
+                 (0, 4))
+    # Completions of blocks worker 0 does not hold (worker 1's, one never leased, one it
+    # completed already): late completions, nothing else changes.
+    before = client.status()
+    expect_lease(run, lease(run, client, info, 0, plan, completed=[(0, 4), (2, 9), (0, 0)],
+                            held=[(0, 2), (0, 3)]), WAIT,
+                 "(c) worker 0 completes blocks it does not hold")
+    after = client.status()
+    expected = leases_of(before)
+    expected.late_completions += 3
+    check(leases_of(after) == expected,
+          "(c) completions of blocks not held: expected only late_completions +3:\n"
+          "before %s\nafter %s" % (leases_of(before), leases_of(after)))
+    check(holders(after) == {(0, 2): 0, (0, 3): 0, (0, 4): 1},
+          "(c) holders after the late completions: %s" % holders(after))
+    # Worker 2, beyond the 2 --worker_hosts, joins.
+    expect_lease(run, lease(run, client, info, 2, plan), GRANTED, "(c) worker 2's first ask",
+                 (0, 5))
+    status = client.status()
+    joined = [e for e in status.membership_events
+              if e.worker_id == 2 and e.kind == run.pb.MembershipEvent.JOINED]
+    check(joined, "(c) no JOINED event of worker 2: %s" % list(status.membership_events))
+    check(holders(status) == {(0, 2): 0, (0, 3): 0, (0, 4): 1, (0, 5): 2} and
+          status.data_leases.blocks_completed == 2 and status.data_leases.epoch == 0,
+          "(c) before the restart: %s" % status.data_leases)
+    print("(c) grants, WAIT at 2 held, 3 late completions, worker 2 joined: held %s" %
+          sorted(holders(status).items()))
+
+    # (d) SIGTERM and restart on the same folder: the plan, blocks_completed and the late
+    # completions kept; the 4 blocks held come back to the pool and are leased before
+    # any never leased; no completed block is leased again.
+    stop(run, ps, "(d)")
+    client, info, status = run.start(ps)
+    leases = status.data_leases
+    check(leases.data == plan and leases.blocks_completed == 2 and leases.blocks_total == 30 and
+          leases.blocks_returned == 4 and not leases.held and leases.late_completions == 3,
+          "(d) restored data_leases: expected the plan, 2 of 30 completed, 4 returned, none "
+          "held, 3 late completions; got %s" % leases)
+    out = lease(run, client, info, 1, data_plan(run, epochs=5))
+    expect(out, codes.FAILED_PRECONDITION, "(d) another plan after the restart",
+           [describe_plan(plan), describe_plan(data_plan(run, epochs=5))])
+    check(leases_of(client.status()) == leases_of(status),
+          "(d) the refused plan changed data_leases")
+    granted = []
+    for worker, held in ((1, []), (1, [(0, 2)]), (0, []), (2, []), (2, [(0, 5)])):
+        r = expect_lease(run, lease(run, client, info, worker, plan, held=held), GRANTED,
+                         "(d) worker %d asks after the restart holding %s" % (worker, held))
+        granted.append((r.block.epoch, r.block.block))
+    check(granted == [(0, 2), (0, 3), (0, 4), (0, 5), (0, 6)],
+          "(d) after the restart the grants were %s; expected the 4 returned blocks (0, 2) "
+          "to (0, 5) first, lowest first, then the first never leased (0, 6)" % granted)
+    status = client.status()
+    check(status.data_leases.blocks_returned == 0 and status.data_leases.blocks_completed == 2,
+          "(d) after the grants: %s" % status.data_leases)
+    print("(d) restarted: plan kept, 2 completed, 4 returned and leased again first: %s" %
+          granted)
+    stop(run, ps, "(d) restarted")
+
+    # (e) A silent member's blocks return to the pool; a small plan driven to DONE.
+    ps = run.server("liveness", extra=["--max_workers=3",
+                                       "--worker_liveness_secs=%d" % LIVENESS_SECS,
+                                       "--checkpoint_every_secs=600"])
+    client, info, status = run.start(ps)
+    small = data_plan(run, num_examples=60, blocks_per_epoch=3, epochs=2, seed=3)  # 6 blocks
+    expect_lease(run, lease(run, client, info, 1, small), GRANTED, "(e) worker 1", (0, 0))
+    expect_lease(run, lease(run, client, info, 0, small), GRANTED, "(e) worker 0", (0, 1))
+    expect_lease(run, lease(run, client, info, 0, small, held=[(0, 1)]), GRANTED,
+                 "(e) worker 0 holding 1", (0, 2))
+    # Worker 1 goes silent; worker 0 keeps asking (WAIT: it holds 2).
+    silent_since = time.time()
+    deadline = silent_since + LIVENESS_SECS + 8
+    while True:
+        expect_lease(run, lease(run, client, info, 0, small, held=[(0, 1), (0, 2)]), WAIT,
+                     "(e) worker 0 holding 2 while worker 1 is silent")
+        status = client.status()
+        if status.data_leases.blocks_returned or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    took = time.time() - silent_since
+    leases = status.data_leases
+    check(leases.blocks_returned == 1 and leases.blocks_reassigned == 1 and
+          holders(status) == {(0, 1): 0, (0, 2): 0},
+          "(e) %.1fs after worker 1 went silent (--worker_liveness_secs=%d): expected its "
+          "block back (1 returned, 1 reassigned, worker 0 holding (0, 1) and (0, 2)), got %s" %
+          (took, LIVENESS_SECS, leases))
+    check(took >= LIVENESS_SECS - 0.5, "(e) worker 1's block taken back after %.1fs, "
+          "before --worker_liveness_secs=%d" % (took, LIVENESS_SECS))
+    left = [e for e in status.membership_events
+            if e.worker_id == 1 and e.kind == run.pb.MembershipEvent.LEFT]
+    check(left and "1 data block returned" in left[-1].detail,
+          "(e) no LEFT event of worker 1 naming its returned block: %s" %
+          list(status.membership_events))
+    print("(e) worker 1's block returned %.1fs after it went silent: %s" %
+          (took, left[-1].detail))
+    # The returned block goes first (lowest), before the next never leased (1, 0).
+    r = expect_lease(run, lease(run, client, info, 0, small, completed=[(0, 1)],
+                                held=[(0, 2)]), GRANTED, "(e) worker 0 after the return",
+                     (0, 0))
+    check(r.blocks_completed == 1, "(e) %d blocks completed, expected 1" % r.blocks_completed)
+    expect_lease(run, lease(run, client, info, 0, small, completed=[(0, 0), (0, 2)]), GRANTED,
+                 "(e) worker 0 completes epoch 0", (1, 0))
+    expect_lease(run, lease(run, client, info, 2, small), GRANTED, "(e) worker 2", (1, 1))
+    expect_lease(run, lease(run, client, info, 2, small, held=[(1, 1)]), GRANTED,
+                 "(e) worker 2 holding 1", (1, 2))
+    # Nothing left to lease, blocks still held by others: WAIT, never DONE.
+    r = expect_lease(run, lease(run, client, info, 0, small, completed=[(1, 0)]), WAIT,
+                     "(e) worker 0 with nothing left while worker 2 holds 2")
+    check(r.blocks_completed == 4, "(e) %d completed, expected 4" % r.blocks_completed)
+    expect_lease(run, lease(run, client, info, 2, small, completed=[(1, 1)], held=[(1, 2)]),
+                 WAIT, "(e) worker 2 still holding its last")
+    expect_lease(run, lease(run, client, info, 0, small), WAIT,
+                 "(e) worker 0 while worker 2 holds the last block")
+    r = expect_lease(run, lease(run, client, info, 2, small, completed=[(1, 2)]), DONE,
+                     "(e) worker 2 completes the last block")
+    check(r.blocks_completed == 6 and r.blocks_total == 6,
+          "(e) DONE with %d of %d blocks completed" % (r.blocks_completed, r.blocks_total))
+    expect_lease(run, lease(run, client, info, 0, small), DONE, "(e) worker 0 after the end")
+    # Worker 1 comes back and reports the block it lost: a late completion, still DONE.
+    r = expect_lease(run, lease(run, client, info, 1, small, completed=[(0, 0)]), DONE,
+                     "(e) worker 1 back, completing the block taken from it")
+    status = client.status()
+    leases = status.data_leases
+    check(leases.blocks_completed == 6 and not leases.held and leases.blocks_returned == 0 and
+          leases.late_completions == 1 and leases.blocks_reassigned == 1 and
+          leases.epoch == 2,
+          "(e) at the end: expected 6 of 6 completed, none held or returned, 1 late "
+          "completion, 1 reassigned; got %s" % leases)
+    print("(e) 6 blocks of 2 epochs DONE; WAIT while another worker held a block")
+    stop(run, ps, "(e)")
+
+    # (f) A plan of 2^62 examples, as the first request of a run: no worker can train it
+    # (worker/data_shard.h counts examples in an int), so it must be refused, not fix the
+    # run's plan (which would then refuse every real worker's plan for good, checkpoints
+    # included). Last, on a server of its own: when it is accepted, the rest has run.
+    ps = run.server("huge-plan", extra=["--max_workers=3", "--checkpoint_every_secs=600"])
+    client, info, _ = run.start(ps)
+    rss_before = pst.rss_bytes(ps.pid)
+    for blocks, epochs in ((10, 3), (1, 1)):
+        huge = data_plan(run, num_examples=2**62, blocks_per_epoch=blocks, epochs=epochs)
+        out = lease(run, client, info, 0, huge)
+        status = client.status()
+        check(ps.running() and pst.rss_bytes(ps.pid) < rss_before + LEASE_RSS_MARGIN,
+              "(f) the plan of 2^62 examples grew the server's RSS or ended it")
+        expect(out, codes.INVALID_ARGUMENT, "(f) a plan of %s" % describe_plan(huge),
+               ["data.num_examples: %d" % 2**62])
+        check(not status.data_leases.HasField("data"),
+              "(f) the refused plan of 2^62 examples was fixed: %s" % status.data_leases)
+    stop(run, ps, "(f)")
+
+
 SCENARIOS = {
     "huge_gradients": scenario_huge_gradients,
     "example_count_overflow": scenario_example_count_overflow,
@@ -739,6 +1179,7 @@ SCENARIOS = {
     "corrupt_checkpoints": scenario_corrupt_checkpoints,
     "shape_mismatch": scenario_shape_mismatch,
     "wire_formats": scenario_wire_formats,
+    "leases": scenario_leases,
 }
 
 

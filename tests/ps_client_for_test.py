@@ -24,7 +24,7 @@ from e2e_common import Failure, check, free_ports
 MODEL_FLAGS = ["--alpha=0.25", "--resolution=28"]
 NUM_WORKERS = 2
 SERVICE = "/mobilenet.ps.v1.ParameterServer/"
-RPCS = ("Pull", "Push", "GetStatus", "ReportEvaluation", "Finish")
+RPCS = ("Pull", "Push", "GetStatus", "ReportEvaluation", "Finish", "LeaseData")
 PROTO_FILE = "mobilenet/ps/v1/parameter_server.proto"
 # Far above any limit the server sets, so that the client sends what the test builds and
 # the server's own limits are what refuses it.

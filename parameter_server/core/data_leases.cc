@@ -26,11 +26,12 @@ std::string DescribeDataPlan(const ps::v1::DataPlan& plan) {
 
 absl::Status CheckDataLeaseState(const DataLeaseState& state) {
   const ps::v1::DataPlan& plan = state.plan;
-  if (plan.num_examples() < 1 || plan.blocks_per_epoch() < 1 ||
+  if (plan.num_examples() < 1 || plan.num_examples() > kMaxDataExamples ||
+      plan.blocks_per_epoch() < 1 ||
       plan.blocks_per_epoch() > plan.num_examples() || plan.epochs() < 1 ||
       BlocksOf(plan) > kMaxDataBlocks) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "data leases: plan of %s is out of range (expected num_examples >= 1, blocks_per_epoch "
+        "data leases: plan of %s is out of range (expected num_examples in [1, 2^31 - 1], blocks_per_epoch "
         "in [1, num_examples], epochs >= 1, at most %d blocks)",
         DescribeDataPlan(plan), kMaxDataBlocks));
   }

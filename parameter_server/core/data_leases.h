@@ -33,6 +33,8 @@ namespace mobilenet {
 inline constexpr int kMaxHeldBlocks = 2;
 // The most blocks a plan may have (epochs * blocks_per_epoch).
 inline constexpr int64_t kMaxDataBlocks = 10'000'000;
+// The most examples a plan may have: a worker numbers them with int (DataShard).
+inline constexpr int64_t kMaxDataExamples = 2'147'483'647;
 
 // What a checkpoint holds of the leases.
 struct DataLeaseState {

@@ -393,8 +393,9 @@ absl::Status ValidateLeaseRequest(const Caller& caller, const ps::v1::LeaseReque
   FieldErrors errors("LeaseData");
   CheckMember(errors, request.worker_id(), server);
   const ps::v1::DataPlan& data = request.data();
-  if (data.num_examples() < 1) {
-    errors.Add("data.num_examples: %d, expected >= 1", data.num_examples());
+  if (data.num_examples() < 1 || data.num_examples() > kMaxDataExamples) {
+    errors.Add("data.num_examples: %d, expected 1 to %d (a worker numbers examples with int)",
+               data.num_examples(), kMaxDataExamples);
   }
   if (data.blocks_per_epoch() < 1 || data.blocks_per_epoch() > data.num_examples()) {
     errors.Add("data.blocks_per_epoch: %d, expected 1 to num_examples (%d)",

@@ -614,7 +614,10 @@ TEST_F(RequestValidationTest, LeaseFieldsOutOfRangeAreListedTogether) {
               AllOf(HasSubstr("data.num_examples: 0"), HasSubstr("data.blocks_per_epoch: 10"),
                     HasSubstr("data.epochs: 0")));
   lease = GoodLease(server_);
-  lease.mutable_data()->set_num_examples(int64_t{1} << 40);
+  lease.mutable_data()->set_num_examples(int64_t{1} << 31);  // no worker can number them
+  EXPECT_THAT(ValidateLeaseRequest(trusted_, lease, server_).message(),
+              HasSubstr("data.num_examples: 2147483648, expected 1 to 2147483647"));
+  lease.mutable_data()->set_num_examples(2'147'483'647);  // 2^31 - 1
   lease.mutable_data()->set_blocks_per_epoch(1'000'000);
   lease.mutable_data()->set_epochs(11);
   EXPECT_THAT(ValidateLeaseRequest(trusted_, lease, server_).message(),

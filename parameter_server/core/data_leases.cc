@@ -134,11 +134,9 @@ absl::Status DataLeases::Lease(int32_t worker_id, const ps::v1::DataPlan& plan,
 
 std::vector<ReturnedBlocks> DataLeases::Reclaim(absl::Span<const MemberLiveness> members,
                                                 absl::Duration liveness) {
-  const double liveness_seconds = absl::ToDoubleSeconds(liveness);
   absl::flat_hash_set<int32_t> gone;
   for (const MemberLiveness& m : members) {
-    const bool alive = m.seconds_since_seen >= 0 && m.seconds_since_seen < liveness_seconds;
-    if (!alive || m.finished) gone.insert(m.worker_id);
+    if (!IsAlive(m, liveness) || m.finished) gone.insert(m.worker_id);
   }
   std::map<int32_t, int64_t> returned_by;
   for (auto it = leased_.begin(); it != leased_.end();) {

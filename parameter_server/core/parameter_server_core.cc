@@ -545,8 +545,7 @@ ps::v1::StatusResponse ParameterServerCore::GetStatus() const {
   ledger_.FillStatus(now, response);
   int live = 0;
   for (const MemberLiveness& member : ledger_.Liveness(now)) {
-    live += !member.finished && member.seconds_since_seen >= 0 &&
-            member.seconds_since_seen < absl::ToDoubleSeconds(sync_.worker_liveness);
+    live += !member.finished && IsAlive(member, sync_.worker_liveness);
   }
   response.set_live_workers(live);
   if (sync_.enabled) {

@@ -12,8 +12,7 @@ namespace mobilenet {
 namespace {
 
 bool Alive(const SyncReplicasConfig& config, const MemberLiveness& member) {
-  return member.seconds_since_seen >= 0 &&
-         member.seconds_since_seen < absl::ToDoubleSeconds(config.worker_liveness);
+  return IsAlive(member, config.worker_liveness);
 }
 
 }  // namespace

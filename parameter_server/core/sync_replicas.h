@@ -58,6 +58,13 @@ struct MemberLiveness {
   bool share_done = false;  // pushed the last gradient of its share (and waits or ends)
 };
 
+// Heard from within `liveness` (and since the server started). The one liveness rule of
+// the servers: sync steps, Status' live_workers, the data leases.
+inline bool IsAlive(const MemberLiveness& member, absl::Duration liveness) {
+  return member.seconds_since_seen >= 0 &&
+         member.seconds_since_seen < absl::ToDoubleSeconds(liveness);
+}
+
 // The gradients the open step needs: the configured N, but never more than the members
 // still training (not finished, share not done) together with those already counted for
 // it (`counted`), so the last steps of a run close; with replicas_to_aggregate 0, the

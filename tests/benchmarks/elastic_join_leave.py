@@ -7,6 +7,8 @@ the default preset, with --epochs=E, the cosine schedule following, --eval_every
 and --threads=1) on 2 parameter servers, on loopback (plaintext gRPC), twice:
 
   fixed    --worker_hosts of 2, each worker trains its fixed half of the data set
+  leased   the elastic flags below, but workers 0 and 1 throughout (no join, no leave):
+           what leasing blocks costs or gains by itself (--runs leased; not by default)
   elastic  --max_workers=3 with --worker_hosts of 2: parameter server 0 leases the data
            in blocks of --data_block_examples. Workers 0 and 1 start; once the servers
            have seen --join_at of the job's examples, worker 2 (beyond --worker_hosts)
@@ -82,7 +84,7 @@ def commands(a, run):
     cluster = [f"--ps_hosts={ps_hosts}",
                f"--worker_hosts={','.join(f'127.0.0.1:{p}' for p in ports[NUM_PS:])}"]
     elastic = (["--max_workers=3", f"--worker_liveness_secs={a.worker_liveness_secs:g}"]
-               if run == "elastic" else [])
+               if run in ("elastic", "leased") else [])
     servers = [[os.path.join(a.bin_dir, "mobilenet-ps"), "--job_name=ps", f"--task_index={i}",
                 f"--bind_address={ps_addresses[i]}", "--log_every_secs=0",
                 "--exit_after_training=false"] + cluster + ps_flags + elastic
@@ -164,7 +166,9 @@ def run_cluster(a, run, log_dir):
     points = evaluations(outputs[0])
     bounds = [0.0] + [t for t, _ in events] + [wall]
     names = (["2 workers (0, 1)", f"3 workers (0, 1, {JOINER})", f"2 workers (0, {JOINER})"]
-             if run == "elastic" else ["2 workers (0, 1), fixed shards"])
+             if run == "elastic" else
+             ["2 workers (0, 1), leased blocks" if run == "leased" else
+              "2 workers (0, 1), fixed shards"])
     phases = []
     for k in range(len(bounds) - 1):
         begin, end = bounds[k], bounds[k + 1]
@@ -231,8 +235,8 @@ def parse_args(argv=None):
     p.add_argument("--log_dir", default="")
     a = p.parse_args(argv)
     a.runs = [r.strip() for r in a.runs.split(",") if r.strip()]
-    if not a.runs or any(r not in ("elastic", "fixed") for r in a.runs):
-        p.error("--runs: elastic and/or fixed")
+    if not a.runs or any(r not in ("elastic", "leased", "fixed") for r in a.runs):
+        p.error("--runs: of elastic, leased, fixed")
     if a.epochs < 1:
         p.error("--epochs must be >= 1")
     if not a.eval_every_secs > 0:

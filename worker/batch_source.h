@@ -50,6 +50,30 @@ class BatchSource {
   int64_t examples_seen() const { return epoch() * examples_per_epoch() + position(); }
 };
 
+// Hands every call to `inner` (not owned; it must outlive this): the base of decorators
+// that change one thing, e.g. watch each batch.
+class ForwardingBatchSource : public BatchSource {
+ public:
+  explicit ForwardingBatchSource(BatchSource* inner) : inner_(inner) {}
+
+  absl::Status NextBatch(int batch_size, float* images, int* labels) override {
+    return inner_->NextBatch(batch_size, images, labels);
+  }
+  ImageShape output_shape() const override { return inner_->output_shape(); }
+  int num_classes() const override { return inner_->num_classes(); }
+  int64_t examples_per_epoch() const override { return inner_->examples_per_epoch(); }
+  int64_t epoch() const override { return inner_->epoch(); }
+  int64_t position() const override { return inner_->position(); }
+  void SkipTo(int64_t examples) override { inner_->SkipTo(examples); }
+  bool endless() const override { return inner_->endless(); }
+
+ protected:
+  BatchSource* inner() const { return inner_; }
+
+ private:
+  BatchSource* inner_;
+};
+
 // The argument check of BatchSource::NextBatch: InvalidArgument if batch_size < 1 or a
 // pointer is null.
 absl::Status CheckNextBatchArguments(int batch_size, const float* images, const int* labels);

@@ -41,13 +41,13 @@ void PrintLine(const std::string& line) {
 
 // Tells the servers this worker's cumulative steps and recent images/s with every push:
 // a BatchSource decorator, since the Trainer draws exactly one batch per step.
-class ProgressPublishingSource : public BatchSource {
+class ProgressPublishingSource : public ForwardingBatchSource {
  public:
   ProgressPublishingSource(BatchSource* source, ParameterClient* client, int64_t steps_before)
-      : source_(source), client_(client), steps_(steps_before) {}
+      : ForwardingBatchSource(source), client_(client), steps_(steps_before) {}
 
   absl::Status NextBatch(int batch_size, float* images, int* labels) override {
-    RETURN_IF_ERROR(source_->NextBatch(batch_size, images, labels));
+    RETURN_IF_ERROR(inner()->NextBatch(batch_size, images, labels));
     const absl::Time now = absl::Now();
     examples_ += batch_size;
     ++steps_;
@@ -60,16 +60,8 @@ class ProgressPublishingSource : public BatchSource {
     client_->set_progress(rate, steps_);
     return absl::OkStatus();
   }
-  ImageShape output_shape() const override { return source_->output_shape(); }
-  int num_classes() const override { return source_->num_classes(); }
-  int64_t examples_per_epoch() const override { return source_->examples_per_epoch(); }
-  int64_t epoch() const override { return source_->epoch(); }
-  int64_t position() const override { return source_->position(); }
-  void SkipTo(int64_t examples) override { source_->SkipTo(examples); }
-  bool endless() const override { return source_->endless(); }
 
  private:
-  BatchSource* source_;
   ParameterClient* client_;
   int64_t steps_;
   int64_t examples_ = 0;

@@ -86,24 +86,17 @@ TEST_F(TrainerTest, RunTrainsTheRequestedEpochsAndCallsBackEachEpoch) {
 }
 
 // A source that ends (as leased data does) after `batches` batches of `inner`.
-class EndingSource : public BatchSource {
+class EndingSource : public ForwardingBatchSource {
  public:
-  EndingSource(BatchSource* inner, int batches) : inner_(inner), left_(batches) {}
+  EndingSource(BatchSource* inner, int batches) : ForwardingBatchSource(inner), left_(batches) {}
   absl::Status NextBatch(int batch_size, float* images, int* labels) override {
     if (left_ == 0) return absl::OutOfRangeError("the run's data is trained");
     --left_;
-    return inner_->NextBatch(batch_size, images, labels);
+    return inner()->NextBatch(batch_size, images, labels);
   }
-  ImageShape output_shape() const override { return inner_->output_shape(); }
-  int num_classes() const override { return inner_->num_classes(); }
-  int64_t examples_per_epoch() const override { return inner_->examples_per_epoch(); }
-  int64_t epoch() const override { return inner_->epoch(); }
-  int64_t position() const override { return inner_->position(); }
-  void SkipTo(int64_t examples) override { inner_->SkipTo(examples); }
   bool endless() const override { return false; }
 
  private:
-  BatchSource* inner_;
   int left_;
 };
 
@@ -437,22 +430,16 @@ TEST_F(TrainerTest, AStopRequestEndsRunAfterTheStepInProgressWithEveryPushWhole)
   trainer_config_.epochs = 10;
   trainer_config_.overlap_communication = true;
   std::atomic<bool> stop{false};
-  class StoppingSource : public BatchSource {
+  class StoppingSource : public ForwardingBatchSource {
    public:
-    StoppingSource(BatchSource* inner, std::atomic<bool>* stop) : inner_(inner), stop_(stop) {}
+    StoppingSource(BatchSource* inner, std::atomic<bool>* stop)
+        : ForwardingBatchSource(inner), stop_(stop) {}
     absl::Status NextBatch(int batch_size, float* images, int* labels) override {
       if (++batches_ == 3) *stop_ = true;
-      return inner_->NextBatch(batch_size, images, labels);
+      return inner()->NextBatch(batch_size, images, labels);
     }
-    ImageShape output_shape() const override { return inner_->output_shape(); }
-    int num_classes() const override { return inner_->num_classes(); }
-    int64_t examples_per_epoch() const override { return inner_->examples_per_epoch(); }
-    int64_t epoch() const override { return inner_->epoch(); }
-    int64_t position() const override { return inner_->position(); }
-    void SkipTo(int64_t examples) override { inner_->SkipTo(examples); }
 
    private:
-    BatchSource* inner_;
     std::atomic<bool>* stop_;
     int batches_ = 0;
   } source(source_.get(), &stop);

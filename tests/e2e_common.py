@@ -102,6 +102,16 @@ def configuration():
             "num_ps": NUM_PS, "num_workers": NUM_WORKERS}
 
 
+def check_flag_known(bin_dir, flag, feature):
+    """mobilenet-ps and mobilenet-worker in `bin_dir` know `flag`: a clear failure naming
+    `feature` rather than a flag error from the first process started."""
+    for binary in ("mobilenet-ps", "mobilenet-worker"):
+        out = subprocess.run([os.path.join(bin_dir, binary), "--helpfull"], capture_output=True,
+                             text=True, timeout=60)
+        check(flag in out.stdout + out.stderr, "%s in %s has no %s flag (built before %s?)" %
+              (binary, bin_dir, flag, feature))
+
+
 def listen_flags(address):
     """The flags that make a PS listen on `address` (host:port). mobilenet-ps refuses a
     non-loopback address without transport security; these suites test the training, not

@@ -30,7 +30,8 @@ import sys
 import tempfile
 import time
 
-from e2e_common import NUM_PS, Cluster, check, answering, final_evaluation, run_main
+from e2e_common import (Cluster, check, check_flag_known, answering, final_evaluation,
+                        run_main)
 
 ELASTIC_EPOCHS = 3          # of the whole data set, leased in blocks
 BLOCK_EXAMPLES = 1024       # --data_block_examples: 59 blocks an epoch of Fashion-MNIST
@@ -92,17 +93,8 @@ def describe(leases):
              leases.blocks_returned, leases.blocks_reassigned, leases.late_completions))
 
 
-def check_supported(bin_dir):
-    for binary in ("mobilenet-ps", "mobilenet-worker"):
-        out = subprocess.run([os.path.join(bin_dir, binary), "--helpfull"], capture_output=True,
-                             text=True, timeout=60)
-        check("--max_workers" in out.stdout + out.stderr,
-              "%s in %s has no --max_workers flag (built before elastic workers?)" %
-              (binary, bin_dir))
-
-
 def join_and_leave(ctx, sync):
-    check_supported(ctx.bin_dir)
+    check_flag_known(ctx.bin_dir, "--max_workers", "elastic workers")
     flags = ["--max_workers=%d" % MAX_WORKERS, "--worker_liveness_secs=%d" % LIVENESS_SECS]
     if sync:
         flags += ["--sync_replicas", "--replicas_to_aggregate=all"]

@@ -36,13 +36,12 @@ Exit 77 (skipped) when the Fashion-MNIST files are not installed.
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
-from e2e_common import (BATCH, NUM_PS, Cluster, check, answering, final_evaluation, ledger_row,
-                        run_main, server)
+from e2e_common import (BATCH, NUM_PS, Cluster, check, check_flag_known, answering,
+                        final_evaluation, ledger_row, run_main, server)
 
 SYNC_EPOCHS = 4             # of each worker's shard
 # The final accuracy a sync run must clear. Measured: N=2 of 3 workers, 4 epochs, three
@@ -100,7 +99,7 @@ def sync_flags(replicas, liveness_secs):
 def sync_cluster(ctx, num_workers, replicas, liveness_secs=30, ps_extra=()):
     """A started cluster of NUM_PS servers and `num_workers` workers training
     synchronously, SYNC_EPOCHS of each worker's shard."""
-    check_supported(ctx.bin_dir)
+    check_flag_known(ctx.bin_dir, "--sync_replicas", "synchronous training")
     flags = sync_flags(replicas, liveness_secs)
     cluster = ctx.cluster = SyncCluster(
         ctx.bin_dir, ctx.run_dir, num_workers=num_workers, die_with_driver=True,
@@ -110,16 +109,6 @@ def sync_cluster(ctx, num_workers, replicas, liveness_secs=30, ps_extra=()):
           "of each worker's shard" % (num_workers, replicas, liveness_secs, SYNC_EPOCHS))
     cluster.start_all()
     return cluster
-
-
-def check_supported(bin_dir):
-    """The binaries know --sync_replicas (a clear failure rather than a flag error)."""
-    for binary in ("mobilenet-ps", "mobilenet-worker"):
-        out = subprocess.run([os.path.join(bin_dir, binary), "--helpfull"], capture_output=True,
-                             text=True, timeout=60)
-        check("--sync_replicas" in out.stdout + out.stderr,
-              "%s in %s has no --sync_replicas flag (built before synchronous training?)" %
-              (binary, bin_dir))
 
 
 def sync_field(status, task, field):

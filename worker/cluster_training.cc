@@ -135,14 +135,19 @@ EarlierProgress ProgressBefore(const std::vector<ps::v1::StatusResponse>& status
   return progress;
 }
 
-// The smallest global step the servers that answer report; -1 when none answers.
-int64_t CurrentGlobalStep(ParameterClient& client) {
-  int64_t step = -1;
+// Whether the servers that answer still hold global step `step` (the step of an
+// evaluation). Asynchronous: their smallest step (a server restored from an older
+// checkpoint stays behind for good). Synchronous: every server's, since server 0 closes a
+// step before the others apply it (when a pull relays the decision), so a step closed
+// after the evaluation shows on server 0 only.
+bool ServersAt(ParameterClient& client, int64_t step, bool sync_replicas) {
+  int64_t smallest = -1;
   for (const absl::StatusOr<ps::v1::StatusResponse>& status : client.GetStatus()) {
     if (!status.ok()) continue;
-    step = step < 0 ? status->global_step() : std::min(step, status->global_step());
+    if (sync_replicas && status->global_step() != step) return false;
+    smallest = smallest < 0 ? status->global_step() : std::min(smallest, status->global_step());
   }
-  return step;
+  return smallest < 0 || smallest == step;
 }
 
 // Workers other than `self` that the servers saw within `liveness` and that have not
@@ -460,11 +465,17 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
     absl::SleepFor(absl::Seconds(1));
   }
   // The final evaluation is of the final weights: evaluated again when pushes landed
-  // after it (while the chief waited, or during its end-of-share evaluation).
-  if (test != nullptr &&
-      (waited || result.summary.final_evaluation.examples == 0 ||
-       result.summary.final_evaluation.global_step != CurrentGlobalStep(*client))) {
-    ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
+  // after it (while the chief waited, or during its end-of-share evaluation), until every
+  // server holds the evaluated step (a few tries: the others have finished).
+  if (test != nullptr) {
+    for (int tries = 0; tries < 3; ++tries) {
+      const bool current = !waited && result.summary.final_evaluation.examples > 0 &&
+                           ServersAt(*client, result.summary.final_evaluation.global_step,
+                                     trainer_config.sync_replicas);
+      if (current) break;
+      ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());
+      waited = false;
+    }
   }
 
   if (!options.export_onnx.empty()) {

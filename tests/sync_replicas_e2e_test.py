@@ -45,9 +45,10 @@ from e2e_common import (BATCH, NUM_PS, Cluster, check, check_flag_known, answeri
 
 SYNC_EPOCHS = 4             # of each worker's shard
 # The final accuracy a sync run must clear. Measured: N=2 of 3 workers, 4 epochs, three
-# undisturbed runs 78.7%, 80.6%, 82.3% (a third of the gradients dropped as backups'); the
-# floor leaves room for the disturbed ones and the spread (few runs yet: revisit).
-ACCURACY_FLOOR = 75.0
+# undisturbed runs 78.7%, 80.6%, 82.3% (a third of the gradients dropped as backups');
+# killed_worker (worker 2 gone after 100-250 steps) 73.5% once, 79.5% to 81.3% in four
+# other runs. The floor catches training that does not work (chance is 10%), not the spread.
+ACCURACY_FLOOR = 70.0
 STOP_SECONDS = 10           # SIGSTOP of a worker
 SETTLE_SECONDS = 2          # a stopped worker's RPC in flight may still land this long after
 TRAINING_TIMEOUT = 300      # generous: 2 busy cores; a run takes 20-60 s when quiet

@@ -40,9 +40,10 @@ LIVENESS_SECS = 4
 JOINER = 3                  # a worker id beyond --worker_hosts (0, 1)
 # The final accuracy a run must clear after 3 epochs of the data set at alpha 0.25, 28x28.
 # Measured with the disturbance: asynchronous 83.1%; synchronous (each step averages the
-# 2-3 live workers' gradients, so fewer steps) 78.6%, 80.1%, 81.1%. The floors leave room
-# for the spread (few runs yet: revisit).
-ACCURACY_FLOOR = {False: 78.0, True: 74.0}  # by --sync_replicas
+# 2-3 live workers' gradients, so fewer steps) 78.2% to 81.1% in five runs. The floors
+# catch training that does not work (chance is 10%), not the spread: a 4-epoch sync run
+# of tests/sync_replicas_e2e_test.py once ended 7 points below its others.
+ACCURACY_FLOOR = {False: 72.0, True: 70.0}  # by --sync_replicas
 TRAINING_TIMEOUT = 420      # generous: 2 busy cores
 
 

@@ -1,5 +1,6 @@
 #include "parameter_server/core/cluster_ledger.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -9,6 +10,17 @@
 #include "common/class_names.h"
 
 namespace mobilenet {
+namespace {
+
+// Seconds from `then` to `now`: -1 for never (InfinitePast), and 0 for a contact recorded
+// after `now` was read (by another thread while this reader waited for the lock), which
+// is as fresh as can be, not "never".
+double SecondsSince(absl::Time now, absl::Time then) {
+  if (then == absl::InfinitePast()) return -1.0;
+  return std::max(0.0, absl::ToDoubleSeconds(now - then));
+}
+
+}  // namespace
 
 absl::Status CheckLedgerState(const LedgerState& state, int num_workers) {
   if (static_cast<int>(state.workers.size()) != num_workers) {
@@ -245,9 +257,7 @@ std::vector<MemberLiveness> ClusterLedger::Liveness(absl::Time now) const {
     const Member& member = members_[id];
     MemberLiveness& liveness = members.emplace_back();
     liveness.worker_id = id;
-    liveness.seconds_since_seen = member.last_seen == absl::InfinitePast()
-                                      ? -1.0
-                                      : absl::ToDoubleSeconds(now - member.last_seen);
+    liveness.seconds_since_seen = SecondsSince(now, member.last_seen);
     liveness.finished = member.progress.finished;
     liveness.share_done = member.share_done;
   }
@@ -296,9 +306,6 @@ int64_t ClusterLedger::total_examples() const {
 }
 
 void ClusterLedger::FillStatus(absl::Time now, ps::v1::StatusResponse& status) const {
-  const auto seconds_since = [now](absl::Time then) {
-    return then == absl::InfinitePast() ? -1.0 : absl::ToDoubleSeconds(now - then);
-  };
   absl::MutexLock lock(&mu_);
   NoteDeparturesLocked(now);
   for (const ps::v1::MembershipEvent& event : events_) *status.add_membership_events() = event;
@@ -307,8 +314,8 @@ void ClusterLedger::FillStatus(absl::Time now, ps::v1::StatusResponse& status) c
     const Member& member = members_[id];
     ps::v1::WorkerStatus* worker = status.add_workers();
     worker->set_worker_id(id);
-    worker->set_seconds_since_last_seen(seconds_since(member.last_seen));
-    worker->set_seconds_since_last_push(seconds_since(member.last_push));
+    worker->set_seconds_since_last_seen(SecondsSince(now, member.last_seen));
+    worker->set_seconds_since_last_push(SecondsSince(now, member.last_push));
     worker->set_steps(member.progress.reported_steps);
     worker->set_images_per_sec(member.images_per_sec);
     worker->set_pushes(member.progress.pushes);

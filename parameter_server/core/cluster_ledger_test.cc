@@ -37,6 +37,19 @@ TEST(ClusterLedgerTest, EveryMemberIsListedAndNobodyElse) {
   }
 }
 
+TEST(ClusterLedgerTest, AContactRecordedAfterTheReadersClockIsFreshNotNever) {
+  // A reader (Status, the data leases) reads the clock, then waits for the lock while a
+  // worker's request records its contact a moment later.
+  ClusterLedger ledger(2, 4, absl::Seconds(30));
+  ledger.RecordContact(1, kStart + absl::Milliseconds(5));
+  const std::vector<MemberLiveness> members = ledger.Liveness(kStart);
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_EQ(members[0].seconds_since_seen, -1);  // never
+  EXPECT_EQ(members[1].seconds_since_seen, 0);
+  EXPECT_TRUE(IsAlive(members[1], absl::Seconds(30)));
+  EXPECT_EQ(StatusAt(ledger, kStart).workers(1).seconds_since_last_seen(), 0);
+}
+
 TEST(ClusterLedgerTest, PushesAccumulateProgressAndReceipts) {
   ClusterLedger ledger(2, 4);
   ledger.RecordPush(1, 77, {5, 2, 0.1f}, 64, 10, 123.5, kStart);

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "parameter_server/core/data_leases.h"
 
 namespace mobilenet {
 
@@ -18,14 +19,7 @@ absl::StatusOr<std::unique_ptr<LeasedBatchSource>> LeasedBatchSource::Create(
   if (options.examples_per_epoch < 1) {
     return absl::InvalidArgumentError("leased batch source: examples_per_epoch must be >= 1");
   }
-  const ps::v1::DataPlan& plan = options.plan;
-  if (plan.num_examples() < 1 || plan.num_examples() > (int64_t{1} << 31) - 1 ||
-      plan.blocks_per_epoch() < 1 || plan.blocks_per_epoch() > plan.num_examples() ||
-      plan.epochs() < 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "leased batch source: a data plan of %d examples in %d blocks for %d epochs",
-        plan.num_examples(), plan.blocks_per_epoch(), plan.epochs()));
-  }
+  RETURN_IF_ERROR(CheckDataPlan(options.plan));
   return std::unique_ptr<LeasedBatchSource>(
       new LeasedBatchSource(std::move(lease), std::move(make_block), shape, num_classes, options));
 }

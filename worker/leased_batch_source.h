@@ -53,7 +53,7 @@ struct LeasedDataOptions {
 // Not thread-safe, like every BatchSource.
 class LeasedBatchSource : public BatchSource {
  public:
-  // InvalidArgument for a plan out of range (DataShard's checks), a missing function or
+  // InvalidArgument for a plan out of range (CheckDataPlan), a missing function or
   // examples_per_epoch < 1. `shape` and `num_classes` are what the block sources serve.
   static absl::StatusOr<std::unique_ptr<LeasedBatchSource>> Create(
       LeaseFunction lease, BlockSourceFactory make_block, ImageShape shape, int num_classes,

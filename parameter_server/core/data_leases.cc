@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace mobilenet {
@@ -24,16 +25,22 @@ std::string DescribeDataPlan(const ps::v1::DataPlan& plan) {
                          plan.blocks_per_epoch(), plan.num_examples(), plan.seed());
 }
 
+absl::Status CheckDataPlan(const ps::v1::DataPlan& plan) {
+  if (plan.num_examples() < 1 || plan.num_examples() > kMaxDataExamples ||
+      plan.blocks_per_epoch() < 1 || plan.blocks_per_epoch() > plan.num_examples() ||
+      plan.epochs() < 1 || BlocksOf(plan) > kMaxDataBlocks) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("data plan of %s is out of range (expected num_examples in [1, 2^31 - 1], "
+                        "blocks_per_epoch in [1, num_examples], epochs >= 1, at most %d blocks)",
+                        DescribeDataPlan(plan), kMaxDataBlocks));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckDataLeaseState(const DataLeaseState& state) {
   const ps::v1::DataPlan& plan = state.plan;
-  if (plan.num_examples() < 1 || plan.num_examples() > kMaxDataExamples ||
-      plan.blocks_per_epoch() < 1 ||
-      plan.blocks_per_epoch() > plan.num_examples() || plan.epochs() < 1 ||
-      BlocksOf(plan) > kMaxDataBlocks) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "data leases: plan of %s is out of range (expected num_examples in [1, 2^31 - 1], blocks_per_epoch "
-        "in [1, num_examples], epochs >= 1, at most %d blocks)",
-        DescribeDataPlan(plan), kMaxDataBlocks));
+  if (absl::Status valid = CheckDataPlan(plan); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("data leases: ", valid.message()));
   }
   if (state.next_block < 0 || state.next_block > BlocksOf(plan)) {
     return absl::InvalidArgumentError(absl::StrFormat("data leases: next block %d outside [0, %d]",

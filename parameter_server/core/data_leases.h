@@ -45,6 +45,11 @@ struct DataLeaseState {
   int64_t late_completions = 0;
 };
 
+// InvalidArgument naming `plan` unless it is in range: num_examples in [1,
+// kMaxDataExamples], blocks_per_epoch in [1, num_examples], epochs >= 1, at most
+// kMaxDataBlocks blocks. The one range rule of the servers' checkpoints and the workers.
+absl::Status CheckDataPlan(const ps::v1::DataPlan& plan);
+
 // InvalidArgument naming the first violation of: a plan in range (num_examples >= 1,
 // blocks_per_epoch in [1, num_examples], epochs >= 1, at most kMaxDataBlocks blocks);
 // 0 <= next_block <= the plan's blocks; open blocks ascending without duplicates, each in

@@ -337,7 +337,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
       elastic ? EarlierProgress{} : ProgressBefore(statuses, worker_id, cluster.num_workers());
   const int64_t share = static_cast<int64_t>(std::llround(trainer_config.epochs * per_epoch));
   result.examples_before = before.examples();
-  const int64_t remaining = elastic ? 1 : std::max<int64_t>(0, share - result.examples_before);
+  const int64_t remaining = std::max<int64_t>(0, share - result.examples_before);
   if (!elastic) {
     trainer_config.epochs = static_cast<double>(remaining) / per_epoch;
     // Continue this worker's data where its applied pushes end.
@@ -350,7 +350,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
         "0 leases (%d examples in %d blocks an epoch, %d epochs); cluster at global step %d",
         worker_id, options.max_workers, options.data->train_examples,
         leased->plan().blocks_per_epoch(), leased->plan().epochs(), GlobalStep(statuses)));
-  } else
+  } else {
     PrintLine(absl::StrFormat(
         "Joined as %s: shard of %d examples, %.3g epoch(s) of it to train%s; cluster at global "
         "step %d",
@@ -366,6 +366,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
                                   before.unattributed_examples)
                 : ""),
         GlobalStep(statuses)));
+  }
 
   // The chief's test set: one reader for the training thread, one for the timed evaluator.
   std::unique_ptr<EvaluationSource> test;
@@ -403,7 +404,7 @@ absl::StatusOr<ClusterTrainingResult> RunClusterTraining(const ClusterTrainingOp
         });
   }
 
-  if (remaining > 0) {
+  if (elastic || remaining > 0) {  // leased data: until server 0 says it is done
     ASSIGN_OR_RETURN(result.summary, trainer.Run());
   } else if (test != nullptr) {
     ASSIGN_OR_RETURN(result.summary.final_evaluation, trainer.Evaluate());

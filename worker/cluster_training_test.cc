@@ -362,5 +362,19 @@ TEST_F(ElasticInProcessClusterTest, AJoinerBeyondTheHostsTrainsBlocksAndALeavers
   EXPECT_TRUE(departed);
 }
 
+TEST_F(ElasticInProcessClusterTest, FractionalEpochsAndEmptyBlocksAreRefusedNamingTheFlag) {
+  ClusterTrainingOptions o = Elastic(1);
+  o.trainer.epochs = 1.5;
+  absl::StatusOr<ClusterTrainingResult> result = RunClusterTraining(o, InProcess(1));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("--epochs=1.5"));
+  o = Elastic(1);
+  o.data_block_examples = 0;
+  result = RunClusterTraining(o, InProcess(1));
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr("--data_block_examples=0"));
+  EXPECT_FALSE(cores_[0]->GetStatus().data_leases().has_data());  // nothing leased
+}
+
 }  // namespace
 }  // namespace mobilenet

@@ -99,10 +99,7 @@ absl::StatusOr<CifarVariant> DetectCifarVariant(const std::string& dir) {
 }
 
 absl::StatusOr<LabeledImages> ReadCifar(const std::string& dir, const std::string& split) {
-  if (split != "train" && split != "test") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CIFAR split must be \"train\" or \"test\", got \"", split, "\""));
-  }
+  RETURN_IF_ERROR(CheckSplit("CIFAR split", split));
   ASSIGN_OR_RETURN(const CifarVariant variant, DetectCifarVariant(dir));
   const CifarFormat& format = GetCifarFormat(variant);
   LabeledImages images;

@@ -126,10 +126,7 @@ absl::Status WriteImageFolder(const LabeledImages& images, const std::string& ou
 
 absl::Status WriteCifar(const LabeledImages& images, const std::string& out_dir,
                         const std::string& split) {
-  if (split != "train" && split != "test") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CIFAR split must be \"train\" or \"test\", got \"", split, "\""));
-  }
+  RETURN_IF_ERROR(CheckSplit("CIFAR split", split));
   const int num_classes = static_cast<int>(images.class_names.size());
   if (num_classes != 10 && num_classes != 100) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -15,6 +15,7 @@
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "input/image_decoder.h"
+#include "input/labeled_images.h"
 
 namespace mobilenet {
 namespace {
@@ -82,10 +83,7 @@ bool HasImageExtension(const std::string& file_name) {
 
 absl::StatusOr<std::unique_ptr<ImageFolderSource>> ImageFolderSource::Open(
     const std::string& data_dir, const std::string& split, int channels) {
-  if (split != "train" && split != "test") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("image folder split must be \"train\" or \"test\", got \"", split, "\""));
-  }
+  RETURN_IF_ERROR(CheckSplit("image folder split", split));
   if (channels != 1 && channels != 3) {
     return absl::InvalidArgumentError(
         absl::StrCat("image folder channels must be 1 or 3, got ", channels));

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
 namespace mobilenet {
 
 struct LabeledImages {
@@ -22,6 +26,14 @@ struct LabeledImages {
   int64_t image_bytes() const { return static_cast<int64_t>(height) * width * channels; }
   const uint8_t* image(int i) const { return pixels.data() + i * image_bytes(); }
 };
+
+// A data set's two splits: OK for "train" and "test"; otherwise InvalidArgument naming
+// `what` (e.g. "CIFAR split") and the split given.
+inline absl::Status CheckSplit(absl::string_view what, absl::string_view split) {
+  if (split == "train" || split == "test") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " must be \"train\" or \"test\", got \"", split, "\""));
+}
 
 }  // namespace mobilenet
 

@@ -11,7 +11,7 @@
 #include "common/json_text.h"
 #include "common/status_macros.h"
 #include "input/image_decoder.h"
-#include "worker/preprocessing.h"
+#include "worker/training_data.h"
 
 namespace mobilenet {
 namespace {
@@ -34,10 +34,8 @@ InceptionPreprocessingConfig ImagePredictionPreprocessing(const MobileNetConfig&
   pre.output_height = pre.output_width = config.resolution;
   pre.channels = config.input_channels;
   pre.training = false;
-  if (config.input_channels != 3) {
-    pre.mean = {kFashionMnistMean};
-    pre.stddev = {kFashionMnistStd};
-  }
+  pre.mean = DefaultMean(config.input_channels);
+  pre.stddev = DefaultStddev(config.input_channels);
   return pre;
 }
 

@@ -152,12 +152,8 @@ struct Normalization {
 
 Normalization NormalizationFor(const TrainingDataOptions& options, int data_channels) {
   Normalization n{options.mean, options.stddev};
-  if (n.mean.empty()) {
-    n.mean = data_channels == 3 ? ImageNetMean() : std::vector<float>{kFashionMnistMean};
-  }
-  if (n.stddev.empty()) {
-    n.stddev = data_channels == 3 ? ImageNetStddev() : std::vector<float>{kFashionMnistStd};
-  }
+  if (n.mean.empty()) n.mean = DefaultMean(data_channels);
+  if (n.stddev.empty()) n.stddev = DefaultStddev(data_channels);
   return n;
 }
 
@@ -185,24 +181,15 @@ absl::StatusOr<Preprocessing> MakePreprocessing(const TrainingDataOptions& optio
   return preprocessing;
 }
 
-absl::Status CheckOptions(const TrainingDataOptions& o) {
-  if (o.resolution < 1 || o.channels < 1) {
-    return absl::InvalidArgumentError("training data: resolution and channels must be >= 1");
-  }
-  if (o.num_classes < 0) return absl::InvalidArgumentError("training data: classes must be >= 0");
-  if (o.input_threads < 1 || o.input_threads > 64) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--input_threads must be in [1, 64], got ", o.input_threads));
-  }
-  if (o.prefetch_batches < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--prefetch_batches must be >= 1, got ", o.prefetch_batches));
-  }
-  if (o.eval_examples < 0) return absl::InvalidArgumentError("--eval_examples must be >= 0");
-  return absl::OkStatus();
+}  // namespace
+
+std::vector<float> DefaultMean(int channels) {
+  return channels == 3 ? ImageNetMean() : std::vector<float>{kFashionMnistMean};
 }
 
-}  // namespace
+std::vector<float> DefaultStddev(int channels) {
+  return channels == 3 ? ImageNetStddev() : std::vector<float>{kFashionMnistStd};
+}
 
 absl::StatusOr<TrainingDataFormat> ParseTrainingDataFormat(const std::string& name) {
   if (name == "auto") return TrainingDataFormat::kAuto;
@@ -252,8 +239,31 @@ const std::vector<std::string>& FashionMnistClassNames() {
   return *kNames;
 }
 
+absl::Status CheckTrainingDataOptions(const TrainingDataOptions& o) {
+  if (o.resolution < 1 || o.channels < 1) {
+    return absl::InvalidArgumentError("training data: resolution and channels must be >= 1");
+  }
+  if (o.num_classes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--classes must be >= 0, got ", o.num_classes));
+  }
+  if (o.crop_padding < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--crop_padding must be >= 0, got ", o.crop_padding));
+  }
+  if (o.input_threads < 1 || o.input_threads > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--input_threads must be in [1, 64], got ", o.input_threads));
+  }
+  if (o.prefetch_batches < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--prefetch_batches must be >= 1, got ", o.prefetch_batches));
+  }
+  if (o.eval_examples < 0) return absl::InvalidArgumentError("--eval_examples must be >= 0");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TrainingData> OpenTrainingData(const TrainingDataOptions& options) {
-  RETURN_IF_ERROR(CheckOptions(options));
+  RETURN_IF_ERROR(CheckTrainingDataOptions(options));
   TrainingData data;
   data.format = options.format;
   if (data.format == TrainingDataFormat::kAuto) {

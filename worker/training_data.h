@@ -106,6 +106,15 @@ struct TrainingData {
   int num_classes() const { return static_cast<int>(class_names.size()); }
 };
 
+// The normalization used when --mean and --stddev are not given, in training,
+// evaluation and prediction alike: ImageNet's for 3 channels, Fashion-MNIST's otherwise.
+std::vector<float> DefaultMean(int channels);
+std::vector<float> DefaultStddev(int channels);
+
+// The checks of `options` that need no files: InvalidArgument naming the flag (e.g.
+// "--crop_padding must be >= 0, got -1"). OpenTrainingData makes them first.
+absl::Status CheckTrainingDataOptions(const TrainingDataOptions& options);
+
 // Opens the data as `options` say. Errors: of detection, of the readers (naming the file
 // or folder); InvalidArgument naming both values when num_classes (if given) differs from
 // the data set's, when CIFAR's 3 channels differ from `channels`, or an option is out of

@@ -12,7 +12,9 @@
 #include "gtest/gtest.h"
 #include "input/dataset_writer.h"
 #include "input/image_folder_testing.h"
+#include "input/inception_preprocessing.h"
 #include "input/labeled_images.h"
+#include "worker/preprocessing.h"
 
 namespace mobilenet {
 namespace {
@@ -68,6 +70,36 @@ TEST(TrainingDataFormatTest, ParsesNames) {
   EXPECT_THAT(ParseTrainingDataFormat("jpeg").status().message(), HasSubstr("image_folder"));
   EXPECT_EQ(*ParsePreprocessingKind("pad_crop"), PreprocessingKind::kPadCrop);
   EXPECT_FALSE(ParsePreprocessingKind("random").ok());
+}
+
+TEST(TrainingDataOptionsTest, OutOfRangeOptionsAreRefusedNamingTheFlag) {
+  TrainingDataOptions options;
+  options.resolution = 28;
+  options.channels = 1;
+  EXPECT_TRUE(CheckTrainingDataOptions(options).ok()) << CheckTrainingDataOptions(options);
+  options.num_classes = -1;
+  EXPECT_THAT(CheckTrainingDataOptions(options).message(),
+              HasSubstr("--classes must be >= 0, got -1"));
+  options.num_classes = 0;
+  options.crop_padding = -2;
+  EXPECT_THAT(CheckTrainingDataOptions(options).message(),
+              HasSubstr("--crop_padding must be >= 0, got -2"));
+}
+
+TEST(TrainingDataOptionsTest, DefaultNormalizationFollowsTheChannels) {
+  EXPECT_EQ(DefaultMean(3), ImageNetMean());
+  EXPECT_EQ(DefaultStddev(3), ImageNetStddev());
+  EXPECT_EQ(DefaultMean(1), std::vector<float>{kFashionMnistMean});
+  EXPECT_EQ(DefaultStddev(1), std::vector<float>{kFashionMnistStd});
+}
+
+TEST(SplitTest, OnlyTrainAndTestAreSplits) {
+  EXPECT_TRUE(CheckSplit("CIFAR split", "train").ok());
+  EXPECT_TRUE(CheckSplit("CIFAR split", "test").ok());
+  const absl::Status val = CheckSplit("image folder split", "val");
+  EXPECT_EQ(val.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(val.message(), HasSubstr("image folder split must be \"train\" or \"test\", "
+                                       "got \"val\""));
 }
 
 TEST(TrainingDataFormatTest, DetectsEachFormat) {

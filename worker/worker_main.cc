@@ -387,8 +387,9 @@ int main(int argc, char** argv) {
   data.eval_examples = absl::GetFlag(FLAGS_eval_examples);
   data.batch_size = o.trainer.batch_size;
   data.seed = o.data_seed;
-  if (data.crop_padding < 0) return Fail("--crop_padding must be >= 0");
-  if (data.num_classes < 0) return Fail("--classes must be >= 0");
+  if (const absl::Status checked = mobilenet::CheckTrainingDataOptions(data); !checked.ok()) {
+    return Fail(std::string(checked.message()));
+  }
   if (o.trainer.label_smoothing < 0 || o.trainer.label_smoothing >= 1) {
     return Fail("--label_smoothing must be in [0, 1)");
   }

@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "common/benchmark_timing.h"
 #include "model/initializer.h"
+#include "model/layers/blas_kernels.h"
 #include "model/layers/compute_threads.h"
 #include "model/mobilenet_v1.h"
 #include "model/model_description.h"
@@ -160,6 +161,7 @@ int Benchmark(const BenchOptions& o, bool json) {
                 o.config.alpha, o.config.resolution, o.config.resolution,
                 o.config.input_channels, o.config.num_classes,
                 o.config.shallow ? " (shallow)" : "", o.batch, o.threads);
+    std::printf("OpenBLAS kernels: %s\n", BlasCoreName().c_str());
     std::printf("params (paper count): %.3fM, mult-adds: %.1fM per image\n",
                 description.params / 1e6, description.mult_adds / 1e6);
     std::printf("training  (forward+backward): %8.2f images/s  (median step %.1f ms over %d)\n",
@@ -187,5 +189,8 @@ int main(int argc, char** argv) {
   }
   const bool json = absl::GetFlag(FLAGS_json);
   if (absl::GetFlag(FLAGS_describe)) return mobilenet::PrintDescription(*options, json);
+  if (const std::string blas = mobilenet::SlowBlasKernelWarning(); !blas.empty()) {
+    std::fprintf(stderr, "mobilenet-bench: warning: %s\n", blas.c_str());
+  }
   return mobilenet::Benchmark(*options, json);
 }

@@ -26,6 +26,7 @@
 #include "common/float_conversion.h"
 #include "metrics/metrics_endpoint.h"
 #include "metrics/worker_metrics.h"
+#include "model/layers/blas_kernels.h"
 #include "parameter_server/cluster_flags.h"
 #include "parameter_server/core/parameter_shard.h"
 #include "security/security_flags.h"
@@ -329,6 +330,9 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   using mobilenet::LocalTrainingOptions;
   InstallStopSignals();
+  if (const std::string blas = mobilenet::SlowBlasKernelWarning(); !blas.empty()) {
+    fprintf(stderr, "mobilenet-worker: warning: %s\n", blas.c_str());
+  }
   if (absl::GetFlag(FLAGS_stop_exit_code) < 0 || absl::GetFlag(FLAGS_stop_exit_code) > 255) {
     return Fail("--stop_exit_code must be in [0, 255]");
   }
